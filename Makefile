@@ -1,0 +1,49 @@
+# The two commands of the quickstart: `make run` and `make test`.
+# Everything else here serves them; the virtualenv is rebuilt whenever the lock changes.
+
+VENV := .venv
+PY := $(VENV)/bin/python
+UV_VERSION := 0.13.8
+STAMP := $(VENV)/.synced
+
+.DEFAULT_GOAL := help
+.PHONY: help run test lint format migrate shell bench clean
+
+help:
+	@echo "make run     start web, worker and Kie simulator on http://127.0.0.1:$${PORT:-8000}/"
+	@echo "make test    run the whole test suite"
+	@echo "make lint    ruff (lint + format check) and mypy"
+	@echo "make format  apply ruff's fixes and formatting"
+
+# Django 6 needs Python >= 3.12: bin/find-python looks on PATH first, then in pyenv.
+$(PY):
+	@interpreter=$$(bin/find-python) && echo "Using $$interpreter" && "$$interpreter" -m venv $(VENV)
+
+$(STAMP): $(PY) pyproject.toml uv.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(VENV)/bin/uv sync --locked --inexact --python $(PY)
+	@touch $@
+
+run: $(STAMP)
+	exec $(PY) manage.py run_local
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+migrate: $(STAMP)
+	$(PY) manage.py migrate
+
+shell: $(STAMP)
+	$(PY) manage.py shell
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,98 @@
+"""Who may see what: every view that touches team-owned data goes through these helpers.
+
+Outsiders get 404 (they must not learn that a thing exists); members without the needed role
+get 403.
+"""
+
+import functools
+from collections.abc import Callable
+from typing import Concatenate
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db.models import Model, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+
+from apps.accounts.models import Membership, Role, User
+
+SESSION_KEY = "current_team"
+
+
+class AuthedRequest(HttpRequest):
+    """A request from a signed-in person (views behind `login_required`)."""
+
+    user: User
+
+
+class MemberRequest(AuthedRequest):
+    """A request from a signed-in person acting in their current team."""
+
+    membership: Membership
+
+
+def get_for_member[M: Model](user: User, queryset: QuerySet[M], **lookup: object) -> M:
+    """Fetches one team-owned object (it has a `team` field) that `user` belongs to, else 404."""
+    if not user.is_authenticated:
+        raise Http404
+    return get_object_or_404(queryset.filter(team__memberships__user=user), **lookup)
+
+
+def get_membership_or_404(user: User, team_public_id: object) -> Membership:
+    return get_object_or_404(
+        Membership.objects.select_related("team"), user=user, team__public_id=team_public_id
+    )
+
+
+def require_role(membership: Membership, *roles: Role) -> None:
+    if membership.role not in roles:
+        raise PermissionDenied
+
+
+def current_membership(request: HttpRequest) -> Membership | None:
+    """The membership of the team the person is acting in, remembered in the session.
+
+    Falls back to their personal team, then to their oldest membership, when the remembered
+    team is gone (they left or were removed).
+    """
+    if hasattr(request, "_current_membership"):
+        return request._current_membership
+    membership = None
+    user = request.user
+    if user.is_authenticated:
+        memberships = Membership.objects.select_related("team").filter(user=user)
+        remembered = request.session.get(SESSION_KEY)
+        if remembered:
+            membership = memberships.filter(team__public_id=remembered).first()
+        if membership is None:
+            membership = memberships.order_by("-team__is_personal", "created_at", "id").first()
+            if membership is not None:
+                remember_team(request, membership)
+    request._current_membership = membership  # type: ignore[attr-defined]
+    return membership
+
+
+def remember_team(request: HttpRequest, membership: Membership) -> None:
+    request.session[SESSION_KEY] = str(membership.team.public_id)
+    request._current_membership = membership  # type: ignore[attr-defined]
+
+
+type MemberView[**P] = Callable[Concatenate[MemberRequest, P], HttpResponse]
+type PlainView[**P] = Callable[Concatenate[HttpRequest, P], HttpResponse]
+
+
+def member_required[**P](view: MemberView[P]) -> PlainView[P]:
+    """Signs the person in if needed and sets `request.membership` to their current team's.
+
+    Someone in no team at all (they left every team) is sent to the teams page to make one.
+    """
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: P.args, **kwargs: P.kwargs) -> HttpResponse:
+        membership = current_membership(request)
+        if membership is None:
+            return redirect("accounts:teams")
+        request.membership = membership  # type: ignore[attr-defined]
+        return view(request, *args, **kwargs)  # type: ignore[arg-type]
+
+    return login_required(wrapper)

@@ -1,0 +1,107 @@
+"""`make run`: the whole app in the foreground — web server, task worker (and Kie simulator).
+
+Each child runs in its own process group so that Ctrl-C reaches only this supervisor, which
+then stops every child through its main process. (A SIGTERM delivered to django-q2's whole
+process group makes its cluster hang; its main process must be asked to stop alone.)
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from types import FrameType
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+STOP_TIMEOUT_SECONDS = 15
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def start(self, env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(self.argv, env=env, start_new_session=True)  # noqa: S603
+
+    def exited(self) -> bool:
+        return self.process is not None and self.process.poll() is not None
+
+
+class Command(BaseCommand):
+    help = "Runs the web server and a task worker together for local use (make run)."
+
+    def add_arguments(self, parser) -> None:  # type: ignore[no-untyped-def]
+        parser.add_argument("--port", type=int, default=settings.PORT)
+
+    def handle(self, *args: object, **options: object) -> None:
+        if settings.PRODUCTION:
+            raise CommandError("run_local is for local use; production runs gunicorn and qcluster.")
+        port = int(options["port"])  # type: ignore[call-overload]
+        call_command("migrate", interactive=False, verbosity=0)
+        call_command("createcachetable", verbosity=0)
+        call_command("ensure_local_admin")
+
+        manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
+        children = [
+            Child(
+                "web",
+                [
+                    sys.executable, "-m", "gunicorn", "config.wsgi",
+                    "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4",
+                    "--access-logfile", "-", "--graceful-timeout", "5", "--no-control-socket",
+                ],
+            ),
+            Child("worker", [*manage, "qcluster"]),
+        ]  # fmt: skip
+        env = dict(os.environ)
+        for child in children:
+            child.start(env)
+
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"\nUnmark is running on http://127.0.0.1:{port}/  (Ctrl-C stops it)\n"
+            )
+        )
+        self._supervise(children)
+
+    def _supervise(self, children: list[Child]) -> None:
+        stopping = False
+
+        def request_stop(signum: int, frame: FrameType | None) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, request_stop)
+        signal.signal(signal.SIGTERM, request_stop)
+        failed = None
+        while not stopping:
+            failed = next((child for child in children if child.exited()), None)
+            if failed:
+                self.stderr.write(f"The {failed.name} process stopped unexpectedly; stopping all.")
+                break
+            time.sleep(0.3)
+        self._stop(children)
+        if failed:
+            raise CommandError(f"{failed.name} exited with status {failed.process.returncode}")  # type: ignore[union-attr]
+        self.stdout.write("Stopped.")
+
+    def _stop(self, children: list[Child]) -> None:
+        for child in children:
+            if child.process and not child.exited():
+                child.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+        for child in children:
+            if child.process is None:
+                continue
+            try:
+                child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.stderr.write(f"The {child.name} process did not stop in time; killing it.")
+                os.killpg(child.process.pid, signal.SIGKILL)
+                child.process.wait()

@@ -1,0 +1,16 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+
+from config import views
+
+admin.site.site_header = "Unmark operations"
+admin.site.site_title = "Unmark admin"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("accounts/", include("allauth.urls")),
+    path("teams/", include("apps.accounts.urls")),
+    path("", include("apps.jobs.urls")),
+    path(settings.ADMIN_URL, admin.site.urls),
+]

@@ -1,0 +1,58 @@
+from collections.abc import Callable
+
+import pytest
+from django.core.cache import cache
+from django.test import Client
+
+from apps.accounts.models import Role, Team, User
+from tests.factories import UserFactory, add_member, make_team
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    # Rate-limit counters live in the cache; every test starts with none.
+    cache.clear()
+
+
+@pytest.fixture
+def alice(db: None) -> User:
+    """Owner of the Acme team (and of her personal team)."""
+    return UserFactory.create(email="alice@example.com")
+
+
+@pytest.fixture
+def bob(db: None) -> User:
+    """Admin of the Acme team."""
+    return UserFactory.create(email="bob@example.com")
+
+
+@pytest.fixture
+def carol(db: None) -> User:
+    """Plain member of the Acme team."""
+    return UserFactory.create(email="carol@example.com")
+
+
+@pytest.fixture
+def charlie(db: None) -> User:
+    """An outsider: has only his personal team."""
+    return UserFactory.create(email="charlie@example.com")
+
+
+@pytest.fixture
+def acme(alice: User, bob: User, carol: User) -> Team:
+    team = make_team("Acme", owner=alice)
+    add_member(team, bob, Role.ADMIN)
+    add_member(team, carol, Role.MEMBER)
+    return team
+
+
+@pytest.fixture
+def login(db: None) -> Callable[[User], Client]:
+    """`login(alice)` gives a test client signed in as Alice."""
+
+    def signed_in(user: User) -> Client:
+        client = Client()
+        client.force_login(user)
+        return client
+
+    return signed_in

@@ -1,0 +1,123 @@
+"""Settings are checked in fresh processes: they are read once, at start-up."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SANE_PRODUCTION_ENV = {
+    "DJANGO_ENV": "production",
+    "SECRET_KEY": "k" * 60 + "-production-like-secret-for-the-deploy-check",
+    "ALLOWED_HOSTS": "unmark.example",
+    "DATABASE_URL": "postgres://unmark@127.0.0.1:5432/unmark",
+    "EMAIL_HOST": "smtp.example",
+    "PUBLIC_BASE_URL": "https://unmark.example",
+}
+
+
+def run_manage(*args: str, env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    clean = {key: value for key, value in os.environ.items() if key not in SANE_PRODUCTION_ENV}
+    clean.pop("REDIS_URL", None)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**clean, "VAR_DIR": str(tmp_path), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def show_setting(name: str) -> tuple[str, ...]:
+    return (
+        "shell",
+        "--no-imports",
+        "-c",
+        f"from django.conf import settings; print(settings.{name})",
+    )
+
+
+def test_production_refuses_to_start_without_a_secret_key(tmp_path):
+    env = {k: v for k, v in SANE_PRODUCTION_ENV.items() if k != "SECRET_KEY"}
+
+    result = run_manage("check", env=env, tmp_path=tmp_path)
+
+    assert result.returncode != 0
+    assert "Set SECRET_KEY" in result.stderr
+
+
+def test_production_accepts_the_secret_key_from_a_file(tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text(SANE_PRODUCTION_ENV["SECRET_KEY"] + "\n")
+    env = {k: v for k, v in SANE_PRODUCTION_ENV.items() if k != "SECRET_KEY"}
+
+    result = run_manage("check", env={**env, "SECRET_KEY_FILE": str(secret)}, tmp_path=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_production_refuses_debug(tmp_path):
+    result = run_manage("check", env={**SANE_PRODUCTION_ENV, "DEBUG": "1"}, tmp_path=tmp_path)
+
+    assert result.returncode != 0
+    assert "DEBUG must stay off in production" in result.stderr
+
+
+def test_a_malformed_boolean_stops_start_up_with_its_name(tmp_path):
+    result = run_manage("check", env={"DEBUG": "maybe"}, tmp_path=tmp_path)
+
+    assert result.returncode != 0
+    assert "DEBUG='maybe' is not a boolean" in result.stderr
+
+
+def test_the_deploy_check_is_clean_with_a_sane_production_env(tmp_path):
+    result = run_manage(
+        "check", "--deploy", "--fail-level", "DEBUG", env=SANE_PRODUCTION_ENV, tmp_path=tmp_path
+    )
+
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "no issues" in result.stdout
+
+
+def test_production_makes_email_verification_mandatory(tmp_path):
+    result = run_manage(
+        *show_setting("ACCOUNT_EMAIL_VERIFICATION"),
+        env=SANE_PRODUCTION_ENV,
+        tmp_path=tmp_path,
+    )
+
+    assert result.stdout.strip() == "mandatory", result.stderr
+
+
+def test_local_mode_makes_and_keeps_its_own_secret_key(tmp_path):
+    show = show_setting("SECRET_KEY")
+
+    first = run_manage(*show, env={"DJANGO_ENV": "local"}, tmp_path=tmp_path)
+    second = run_manage(*show, env={"DJANGO_ENV": "local"}, tmp_path=tmp_path)
+
+    assert first.returncode == 0, first.stderr
+    assert len(first.stdout.strip()) >= 50
+    assert first.stdout == second.stdout
+    assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+
+
+def test_healthz_answers_503_when_the_broker_is_down(tmp_path):
+    script = (
+        "from django.core.management import call_command; call_command('migrate', verbosity=0);"
+        "from django.test import Client; r = Client().get('/healthz');"
+        "print(r.status_code, r.json()['checks']['broker']['status'])"
+    )
+
+    result = run_manage(
+        "shell",
+        "--no-imports",
+        "-c",
+        script,
+        env={"DJANGO_ENV": "local", "REDIS_URL": "redis://127.0.0.1:1/0"},
+        tmp_path=tmp_path,
+    )
+
+    assert result.stdout.split()[-2:] == ["503", "error"], result.stderr
