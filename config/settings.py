@@ -195,7 +195,7 @@ if KIE_SIMULATOR:
     KIE_API_KEY = KIE_SIMULATOR_API_KEY
     KIE_BASE_URL = f"http://127.0.0.1:{KIE_SIMULATOR_PORT}"
 else:
-    KIE_BASE_URL = env_str("KIE_BASE_URL", "https://api.kie.ai").rstrip("/")
+    KIE_BASE_URL = (env_str("KIE_BASE_URL") or "https://api.kie.ai").rstrip("/")
 # Set when the Kie account has a webhook HMAC key: callbacks must then be signed with it.
 KIE_WEBHOOK_HMAC_KEY = env_str("KIE_WEBHOOK_HMAC_KEY")
 KIE_CALLBACK_MAX_AGE_SECONDS = env_int("KIE_CALLBACK_MAX_AGE_SECONDS", 300, minimum=1)
