@@ -26,7 +26,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,8 @@ CHUNK_BYTES = 64 * 1024
 API_FAULTS = ("", "malformed", "html")
 RESULT_FAULTS = ("", "missing", "html")
 
-# What Kie says for each envelope code, used when a drill forces a code without a message.
+# The meaning of each envelope code in the contract table, as the message of a drill that
+# forces a code (`forced_code`) without giving one.
 CODE_MESSAGES = {
     400: "Bad request",
     401: "You do not have access permissions: the API key is missing or invalid",
@@ -149,7 +150,6 @@ class Reply:
     body: bytes | Iterable[bytes] = b""
     content_type: str = "application/json"
     length: int | None = None  # required when `body` is streamed in chunks
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 def envelope(code: int, msg: str, data: object = None) -> Reply:
@@ -511,8 +511,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(reply.status)
         self.send_header("Content-Type", reply.content_type)
         self.send_header("Content-Length", str(length))
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
         self.end_headers()
         for chunk in chunks:
             self.wfile.write(chunk)

@@ -84,6 +84,7 @@ class Command(BaseCommand):
         try:
             simulator.serve_forever()
         except KeyboardInterrupt:
+            simulator.stop()  # cancels callbacks not yet sent
             self.stdout.write("Kie simulator stopped.")
 
 
