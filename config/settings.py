@@ -58,8 +58,11 @@ else:
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 PORT = env_int("PORT", 8000, minimum=1)
-# The address the outside world (Kie's callbacks, links in emails) reaches the app on.
-PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL").rstrip("/")
+# The address the outside world (Kie's callbacks, links in emails) reaches the app on. Local
+# runs default to the loopback address, which is where the local Kie simulator calls back.
+PUBLIC_BASE_URL = (
+    env_str("PUBLIC_BASE_URL") or (f"http://127.0.0.1:{PORT}" if LOCAL else "")
+).rstrip("/")
 
 INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
@@ -179,6 +182,25 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
     Q_CLUSTER["poll"] = 0.1
+
+# --- Kie.ai, the watermark-removal provider (contract: shared/kie-api.md) ------------------
+KIE_SIMULATOR_PORT = env_int("KIE_SIMULATOR_PORT", 8765, minimum=1)
+# The key the simulator started by `make run` accepts; it opens nothing anywhere else.
+KIE_SIMULATOR_API_KEY = "simulator-key"
+KIE_API_KEY = env_required("KIE_API_KEY") if PRODUCTION else env_str("KIE_API_KEY")
+# Without a key, local and test runs talk to the Kie simulator on loopback; the job pipeline
+# then also accepts result links on the simulator's loopback address.
+KIE_SIMULATOR = not PRODUCTION and not KIE_API_KEY
+if KIE_SIMULATOR:
+    KIE_API_KEY = KIE_SIMULATOR_API_KEY
+    KIE_BASE_URL = f"http://127.0.0.1:{KIE_SIMULATOR_PORT}"
+else:
+    KIE_BASE_URL = (env_str("KIE_BASE_URL") or "https://api.kie.ai").rstrip("/")
+# Set when the Kie account has a webhook HMAC key: callbacks must then be signed with it.
+KIE_WEBHOOK_HMAC_KEY = env_str("KIE_WEBHOOK_HMAC_KEY")
+KIE_CALLBACK_MAX_AGE_SECONDS = env_int("KIE_CALLBACK_MAX_AGE_SECONDS", 300, minimum=1)
+KIE_UPLOAD_METHOD = env_choice("KIE_UPLOAD_METHOD", ("s3", "oss"), "s3")
+KIE_TIMEOUT_SECONDS = env_int("KIE_TIMEOUT_SECONDS", 30, minimum=1)
 
 # --- Auth and accounts ----------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

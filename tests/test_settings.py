@@ -14,6 +14,7 @@ SANE_PRODUCTION_ENV = {
     "DATABASE_URL": "postgres://unmark@127.0.0.1:5432/unmark",
     "EMAIL_HOST": "smtp.example",
     "PUBLIC_BASE_URL": "https://unmark.example",
+    "KIE_API_KEY": "kie-production-key",
 }
 
 

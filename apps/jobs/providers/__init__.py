@@ -1,0 +1,49 @@
+"""Watermark-removal providers. The job pipeline asks `get_provider()` and nothing else."""
+
+import os
+import threading
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+from apps.jobs.providers.base import RemovalProvider
+from apps.jobs.providers.kie import KieProvider
+
+# Keyed by process id: a worker forked from a process that already built a provider must not
+# reuse its pooled connections, which belong to the parent.
+_built: dict[int, KieProvider] = {}
+_lock = threading.Lock()
+
+
+def get_provider() -> RemovalProvider:
+    """The provider configured in settings (Kie, or the Kie simulator), built once per process."""
+    pid = os.getpid()
+    with _lock:
+        if pid not in _built:
+            _built.clear()
+            _built[pid] = KieProvider(
+                api_key=settings.KIE_API_KEY,
+                base_url=settings.KIE_BASE_URL,
+                upload_method=settings.KIE_UPLOAD_METHOD,
+                webhook_hmac_key=settings.KIE_WEBHOOK_HMAC_KEY,
+                callback_max_age_seconds=settings.KIE_CALLBACK_MAX_AGE_SECONDS,
+                timeout_seconds=settings.KIE_TIMEOUT_SECONDS,
+            )
+        return _built[pid]
+
+
+def reset_provider() -> None:
+    """Forgets the built provider, so the next `get_provider()` reads settings again."""
+    with _lock:
+        provider = _built.pop(os.getpid(), None)
+        _built.clear()
+    if provider is not None:
+        provider.close()
+
+
+@receiver(setting_changed)
+def _forget_provider_when_kie_settings_change(*, setting: str, **kwargs: object) -> None:
+    # Tests point KIE_BASE_URL at a simulator on an ephemeral port with `settings` overrides.
+    if setting.startswith("KIE_"):
+        reset_provider()

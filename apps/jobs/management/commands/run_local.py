@@ -34,7 +34,7 @@ class Child:
 
 
 class Command(BaseCommand):
-    help = "Runs the web server and a task worker together for local use (make run)."
+    help = "Runs the web server, a task worker and the Kie simulator for local use (make run)."
 
     def add_arguments(self, parser) -> None:  # type: ignore[no-untyped-def]
         parser.add_argument("--port", type=int, default=settings.PORT)
@@ -59,16 +59,28 @@ class Command(BaseCommand):
             ),
             Child("worker", [*manage, "qcluster"]),
         ]  # fmt: skip
-        env = dict(os.environ)
+        if settings.KIE_SIMULATOR:
+            # Started first, so it listens before the worker sends it anything.
+            children.insert(0, Child("kie-simulator", self._simulator_argv(manage)))
+        # Children read settings again: with --port, their default PUBLIC_BASE_URL (where the
+        # simulator calls back) must name the port the web server really listens on.
+        env = {**os.environ, "PORT": str(port)}
         for child in children:
             child.start(env)
 
+        simulator = f"; Kie simulator on {settings.KIE_BASE_URL}/" if settings.KIE_SIMULATOR else ""
         self.stdout.write(
             self.style.SUCCESS(
-                f"\nUnmark is running on http://127.0.0.1:{port}/  (Ctrl-C stops it)\n"
+                f"\nUnmark is running on http://127.0.0.1:{port}/{simulator}  (Ctrl-C stops it)\n"
             )
         )
         self._supervise(children)
+
+    def _simulator_argv(self, manage: list[str]) -> list[str]:
+        argv = [*manage, "kie_simulator", "--port", str(settings.KIE_SIMULATOR_PORT)]
+        if settings.KIE_WEBHOOK_HMAC_KEY:
+            argv += ["--hmac-key", settings.KIE_WEBHOOK_HMAC_KEY]
+        return argv
 
     def _supervise(self, children: list[Child]) -> None:
         stopping = False

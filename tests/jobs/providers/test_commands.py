@@ -1,0 +1,105 @@
+"""`kie_simulator`, `kie_status` and `make run`'s supervisor, run as the commands they are."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from django.core.management import CommandError, call_command
+
+from tests.jobs.providers.conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[3]
+MANAGE = [sys.executable, str(ROOT / "manage.py")]
+
+
+def command_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """A clean environment: SQLite under tmp_path, no Redis, no Kie key (so: the simulator)."""
+    ignored = ("DATABASE_URL", "REDIS_URL", "PUBLIC_BASE_URL", "PORT")
+    env = {k: v for k, v in os.environ.items() if k not in ignored and not k.startswith("KIE_")}
+    return {**env, "DJANGO_ENV": "test", "VAR_DIR": str(tmp_path), **extra}
+
+
+def wait_for(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            httpx.get(url, timeout=1)
+        except httpx.TransportError:
+            time.sleep(0.1)
+            continue
+        return
+    pytest.fail(f"{url} never answered:\n{log.read_text()}")
+
+
+def stop(process: subprocess.Popen[bytes], signum: int) -> int:
+    if process.poll() is None:
+        process.send_signal(signum)
+    return process.wait(timeout=30)
+
+
+def test_the_simulator_command_refuses_a_public_address():
+    with pytest.raises(CommandError, match="loopback only"):
+        call_command("kie_simulator", "--host", "0.0.0.0", "--port", "0")  # noqa: S104
+
+
+def test_kie_status_says_when_the_key_is_rejected(simulator, settings, capsys):
+    settings.KIE_BASE_URL = simulator.url
+    settings.KIE_API_KEY = "not-the-key"
+
+    with pytest.raises(CommandError, match="Kie refused the request"):
+        call_command("kie_status")
+
+    assert "API key: rejected" in capsys.readouterr().out
+
+
+def test_kie_status_says_when_kie_cannot_be_reached(settings):
+    settings.KIE_BASE_URL = f"http://127.0.0.1:{free_port()}"
+
+    with pytest.raises(CommandError, match="Could not reach Kie"):
+        call_command("kie_status")
+
+
+def test_make_run_starts_the_simulator_and_the_app_talks_to_it(tmp_path):
+    web_port, simulator_port = free_port(), free_port()
+    env = command_env(
+        tmp_path, DJANGO_ENV="local", PORT=str(web_port), KIE_SIMULATOR_PORT=str(simulator_port)
+    )
+    log = tmp_path / "run_local.log"
+    with log.open("wb") as out:
+        run = subprocess.Popen(
+            [*MANAGE, "run_local"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_for(f"http://127.0.0.1:{simulator_port}/__sim__/tasks", run, log)
+        wait_for(f"http://127.0.0.1:{web_port}/healthz", run, log)
+        # A fresh process reading the same environment, as the worker does.
+        status = subprocess.run(
+            [*MANAGE, "kie_status"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        returncode = stop(run, signal.SIGINT)
+
+    assert status.returncode == 0, status.stderr
+    assert status.stdout.splitlines() == [
+        f"Endpoint: http://127.0.0.1:{simulator_port} (the local Kie simulator)",
+        "API key: works",
+        "Remaining Kie credits: 10000000 (enough for 1000000 videos)",
+    ]
+    assert returncode == 0, log.read_text()
+    output = log.read_text()
+    assert f"Kie simulator on http://127.0.0.1:{simulator_port}/" in output
+    assert "Kie simulator stopped." in output  # it too stopped cleanly on the supervisor's TERM
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{simulator_port}/__sim__/tasks")
