@@ -10,7 +10,10 @@ class CheckoutForm(forms.Form):
     pack = forms.TypedChoiceField(
         coerce=int,
         choices=[],
-        error_messages={"invalid_choice": "Choose one of the credit packs."},
+        error_messages={
+            "required": "Choose one of the credit packs.",
+            "invalid_choice": "Choose one of the credit packs.",
+        },
     )
 
     def __init__(self, *args: object, **kwargs: object) -> None:
