@@ -173,7 +173,8 @@ def hold(
     """Reserves `credits` of the team's available credits. Idempotent by `key`.
 
     Raises `InsufficientCredits` or `TeamFrozen` (and reserves nothing) when the one conditional
-    UPDATE finds the wallet short or frozen.
+    UPDATE finds the wallet short or frozen. Only a hold linked to a `job` can be settled by
+    `capture` / `release`; the job pipeline uses `hold_for_jobs`, which always links them.
     """
     _require_positive(credits)
     if job is not None:

@@ -64,7 +64,7 @@ class Wallet(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Wallet of team {self.team_id}"
+        return f"Wallet of {self.team}"
 
     @property
     def available(self) -> int:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import stripe
 from django.conf import settings
 
+from apps.billing import ledger
 from apps.billing.models import Wallet
 
 if TYPE_CHECKING:
@@ -105,13 +106,12 @@ class WebhookEvent:
     id: str
     type: str
     livemode: bool
-    object: Mapping[str, Any]  # the event's data.object
     payload: dict[str, Any]  # the whole event, as received
 
 
 def ensure_customer(*, team: Team, email: str) -> str:
     """The team's one Stripe Customer id, created (and remembered on its wallet) the first time."""
-    wallet, _ = Wallet.objects.get_or_create(team=team)
+    wallet = ledger.open_wallet(team)
     if wallet.stripe_customer_id:
         return wallet.stripe_customer_id
     try:
@@ -202,7 +202,6 @@ def parse_webhook(*, payload: bytes, signature: str | None) -> WebhookEvent:
         id=event["id"],
         type=event["type"],
         livemode=bool(event.get("livemode")),
-        object=data["object"],
         payload=event,
     )
 
