@@ -11,6 +11,7 @@ and to S3 storage with `AWS_STORAGE_BUCKET_NAME`. The README lists every variabl
 """
 
 import secrets
+from decimal import Decimal
 from pathlib import Path
 
 import dj_database_url
@@ -114,6 +115,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "apps.accounts.context_processors.teams",
+                "apps.billing.context_processors.balance",
             ],
             "builtins": ["django_htmx.templatetags.django_htmx"],
         },
@@ -258,6 +260,30 @@ elif PRODUCTION:
     raise ImproperlyConfigured("Set EMAIL_HOST (SMTP) so verification emails can be delivered.")
 else:
     MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
+
+# --- Credits and Stripe ---------------------------------------------------------------------
+# Credits are whole numbers; money is computed from them on the server, in integer cents.
+SIGNUP_CREDITS = env_int("SIGNUP_CREDITS", 30, minimum=0)
+CREDITS_PER_VIDEO = 10
+USD_PER_CREDIT = Decimal("0.005")
+MIN_TOPUP_CREDITS = env_int("MIN_TOPUP_CREDITS", 1000, minimum=1)
+try:
+    CREDIT_PACKS = sorted({int(n) for n in env_list("CREDIT_PACKS", ["1000", "5000", "20000"])})
+except ValueError:
+    raise ImproperlyConfigured("CREDIT_PACKS must be whole numbers of credits.") from None
+if not CREDIT_PACKS or min(CREDIT_PACKS) < MIN_TOPUP_CREDITS:
+    raise ImproperlyConfigured(f"Every credit pack must be at least {MIN_TOPUP_CREDITS} credits.")
+if any((credits * USD_PER_CREDIT * 100) % 1 for credits in CREDIT_PACKS):
+    raise ImproperlyConfigured("Every credit pack must cost a whole number of cents.")
+# Shown to teams whose credits are frozen by a payment dispute.
+SUPPORT_EMAIL = env_str("SUPPORT_EMAIL", "support@unmark.localhost")
+STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
+STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
+if PRODUCTION and STRIPE_SECRET_KEY and not STRIPE_WEBHOOK_SECRET:
+    # Without it no payment could be verified, so no top-up would ever be credited.
+    raise ImproperlyConfigured(
+        "Set STRIPE_WEBHOOK_SECRET (or _FILE) when STRIPE_SECRET_KEY is set."
+    )
 
 # --- Static files and media -----------------------------------------------------------------
 STATIC_URL = "/static/"

@@ -2,6 +2,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
+from apps.billing.views import stripe_webhook
 from config import views
 
 admin.site.site_header = "Unmark operations"
@@ -11,6 +12,8 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("accounts/", include("allauth.urls")),
     path("teams/", include("apps.accounts.urls")),
+    path("billing/", include("apps.billing.urls")),
+    path("hooks/stripe/", stripe_webhook, name="stripe_webhook"),
     path("", include("apps.jobs.urls")),
     path(settings.ADMIN_URL, admin.site.urls),
 ]

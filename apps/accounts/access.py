@@ -11,7 +11,7 @@ from typing import Concatenate
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect
 
 from apps.accounts.models import Membership, Role, User
@@ -77,8 +77,8 @@ def remember_team(request: HttpRequest, membership: Membership) -> None:
     request._current_membership = membership  # type: ignore[attr-defined]
 
 
-type MemberView[**P] = Callable[Concatenate[MemberRequest, P], HttpResponse]
-type PlainView[**P] = Callable[Concatenate[HttpRequest, P], HttpResponse]
+type MemberView[**P] = Callable[Concatenate[MemberRequest, P], HttpResponseBase]
+type PlainView[**P] = Callable[Concatenate[HttpRequest, P], HttpResponseBase]
 
 
 def member_required[**P](view: MemberView[P]) -> PlainView[P]:
@@ -88,7 +88,7 @@ def member_required[**P](view: MemberView[P]) -> PlainView[P]:
     """
 
     @functools.wraps(view)
-    def wrapper(request: HttpRequest, *args: P.args, **kwargs: P.kwargs) -> HttpResponse:
+    def wrapper(request: HttpRequest, *args: P.args, **kwargs: P.kwargs) -> HttpResponseBase:
         membership = current_membership(request)
         if membership is None:
             return redirect("accounts:teams")

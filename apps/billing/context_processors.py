@@ -1,0 +1,23 @@
+from django.conf import settings
+from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject
+
+from apps.accounts.access import current_membership
+from apps.billing.models import Wallet
+
+
+def balance(request: HttpRequest) -> dict[str, object]:
+    """The current team's wallet for the header chip and the dispute banner: one query, if used."""
+    if not request.user.is_authenticated:
+        return {}
+
+    def current_wallet() -> Wallet | None:
+        membership = current_membership(request)
+        if membership is None:
+            return None
+        return Wallet.objects.filter(team_id=membership.team_id).first()
+
+    return {
+        "team_wallet": SimpleLazyObject(current_wallet),
+        "support_email": settings.SUPPORT_EMAIL,
+    }

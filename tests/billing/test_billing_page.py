@@ -1,0 +1,155 @@
+import csv
+import io
+import re
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from apps.billing import ledger
+from tests.billing.conftest import make_job
+
+pytestmark = pytest.mark.django_db
+
+
+def in_acme(login, user, acme):
+    client = login(user)
+    client.post(reverse("accounts:switch_team"), {"team": acme.public_id})
+    return client
+
+
+def text_of(response) -> str:
+    return " ".join(re.sub(r"<[^>]+>", " ", response.text).split())
+
+
+def test_the_page_shows_available_and_held_credits_and_what_they_buy(login, alice, acme):
+    ledger.grant(team=acme, credits=1000, key="promo:acme", memo="Launch promo")
+    ledger.hold_for_jobs(team=acme, jobs=[make_job(acme), make_job(acme)])
+
+    page = text_of(in_acme(login, alice, acme).get(reverse("billing:overview")))
+
+    assert "980 credits available" in page
+    assert "Enough for 98 videos." in page
+    assert "20 more credits are held for videos in progress" in page
+
+
+def test_owners_see_the_packs_with_server_computed_prices(login, alice, acme, stripe_on):
+    response = in_acme(login, alice, acme).get(reverse("billing:overview"))
+
+    page = text_of(response)
+    assert "1,000 credits · 100 videos $5.00" in page
+    assert "5,000 credits · 500 videos $25.00" in page
+    assert "20,000 credits · 2,000 videos $100.00" in page
+    assert 'action="/billing/checkout/"' in response.text
+
+
+def test_members_see_the_balance_but_no_buy_form(login, carol, acme, stripe_on):
+    response = in_acme(login, carol, acme).get(reverse("billing:overview"))
+
+    assert response.status_code == 200
+    assert "credits available" in response.text
+    assert 'action="/billing/checkout/"' not in response.text
+    assert "Team owners and admins buy credits." in response.text
+
+
+def test_without_stripe_keys_the_page_says_top_ups_are_not_configured(login, alice, acme):
+    response = in_acme(login, alice, acme).get(reverse("billing:overview"))
+
+    assert "Top-ups are not configured on this server." in response.text
+    assert 'action="/billing/checkout/"' not in response.text
+
+
+def test_the_header_shows_the_current_teams_available_credits(login, alice, acme):
+    ledger.grant(team=acme, credits=1000, key="promo:acme", memo="Launch promo")
+    client = login(alice)
+
+    personal = client.get(reverse("jobs:dashboard")).text
+    client.post(reverse("accounts:switch_team"), {"team": acme.public_id})
+    team = client.get(reverse("jobs:dashboard")).text
+
+    assert re.search(r'class="balance-chip"[^>]*><strong>30</strong> credits', personal)
+    assert re.search(r'class="balance-chip"[^>]*><strong>1000</strong> credits', team)
+
+
+def test_the_header_balance_looks_low_below_three_videos(login, alice):
+    personal = alice.memberships.get().team
+    ledger.hold_for_jobs(team=personal, jobs=[make_job(personal)])
+
+    page = login(alice).get(reverse("jobs:dashboard")).text
+
+    assert re.search(r'class="balance-chip is-low"[^>]*><strong>20</strong> credits', page)
+
+
+def test_the_header_balance_costs_one_query(login, alice):
+    client = login(alice)
+
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(reverse("jobs:dashboard"))
+
+    assert "balance-chip" in response.text
+    assert len([q for q in queries if "billing_wallet" in q["sql"]]) == 1
+
+
+def test_the_history_is_paginated_and_htmx_gets_just_the_table(login, alice, acme):
+    for n in range(30):
+        ledger.grant(team=acme, credits=n + 1, key=f"promo:{n}", memo=f"Promo number {n + 1}")
+    client = in_acme(login, alice, acme)
+
+    first = client.get(reverse("billing:overview"))
+    second = client.get(reverse("billing:overview"), {"page": 2}, headers={"HX-Request": "true"})
+
+    assert "Promo number 30" in first.text
+    assert "Promo number 5<" not in first.text
+    assert 'hx-get="?page=2"' in first.text
+    assert "Promo number 5<" in second.text
+    assert "Promo number 30" not in second.text
+    assert second.text.lstrip().startswith('<section class="card" id="ledger"')
+    assert "<html" not in second.text
+
+
+@pytest.mark.parametrize("page", ["0", "-1", "abc", "99999", "1e9", ""])
+def test_a_bad_page_number_never_fails(login, alice, acme, page):
+    response = in_acme(login, alice, acme).get(reverse("billing:overview"), {"page": page})
+
+    assert response.status_code == 200
+
+
+def test_the_csv_has_the_current_teams_entries_only(login, alice, acme):
+    ledger.grant(team=acme, credits=1000, key="promo:acme", memo="=HYPERLINK(evil)")
+    job = make_job(acme)
+    ledger.hold_for_jobs(team=acme, jobs=[job])
+
+    response = in_acme(login, alice, acme).get(reverse("billing:ledger_csv"))
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert "attachment" in response["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [(r["kind"], r["amount"], r["available_change"]) for r in rows] == [
+        ("grant", "1000", "1000"),
+        ("hold", "10", "-10"),
+    ]
+    assert rows[0]["memo"] == "'=HYPERLINK(evil)"
+    assert rows[1]["video"] == str(job.public_id)
+
+
+def test_an_outsider_never_sees_another_teams_credits(login, charlie, acme):
+    ledger.grant(team=acme, credits=1000, key="promo:acme", memo="Acme launch promo")
+    client = login(charlie)
+
+    switched = client.post(reverse("accounts:switch_team"), {"team": acme.public_id})
+    page = client.get(reverse("billing:overview")).text
+    exported = b"".join(client.get(reverse("billing:ledger_csv")).streaming_content).decode()
+
+    assert switched.status_code == 404
+    assert "Acme launch promo" not in page
+    assert "Acme launch promo" not in exported
+    assert "Welcome credits" in exported
+
+
+def test_signed_out_visitors_are_sent_to_sign_in(client):
+    for name in ("billing:overview", "billing:ledger_csv"):
+        response = client.get(reverse(name))
+        assert response.status_code == 302
+        assert response["Location"].startswith(reverse("account_login"))
