@@ -20,10 +20,10 @@ def site_url(request: HttpRequest) -> str:
 
 
 def _send(template: str, context: dict[str, object], to: str) -> None:
-    subject = render_to_string(f"accounts/email/{template}_subject.txt", context)
+    subject_line = render_to_string(f"accounts/email/{template}_subject.txt", context)
     body = render_to_string(f"accounts/email/{template}_message.txt", context)
     # A subject is one line, whatever the template's trailing newline.
-    subject = settings.ACCOUNT_EMAIL_SUBJECT_PREFIX + " ".join(subject.split())
+    subject = settings.ACCOUNT_EMAIL_SUBJECT_PREFIX + " ".join(subject_line.split())
     send_mail(subject, body, None, [to])
 
 

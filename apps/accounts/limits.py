@@ -48,7 +48,7 @@ def credits_used_this_month_by_member(*, team: Team) -> dict[int, int]:
         .annotate(total=Sum("credits"))
         .values_list("created_by", "total")
     )
-    return {user_id: total for user_id, total in rows}
+    return dict(rows)
 
 
 def credits_used_this_month(*, membership: Membership) -> int:
@@ -97,6 +97,4 @@ def check_monthly_limit(*, membership: Membership, credits: int) -> None:
         return
     used = credits_used_this_month(membership=locked)
     if used + credits > locked.monthly_credit_limit:
-        raise MonthlyLimitReached(
-            limit=locked.monthly_credit_limit, used=used, requested=credits
-        )
+        raise MonthlyLimitReached(limit=locked.monthly_credit_limit, used=used, requested=credits)

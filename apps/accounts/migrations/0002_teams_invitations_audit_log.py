@@ -7,68 +7,199 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='membership',
-            name='monthly_credit_limit',
-            field=models.PositiveIntegerField(blank=True, help_text='Most credits this person may spend in this team per calendar month (UTC); empty means no limit.', null=True),
+            model_name="membership",
+            name="monthly_credit_limit",
+            field=models.PositiveIntegerField(
+                blank=True,
+                help_text="Most credits this person may spend in this team per calendar month (UTC); empty means no limit.",
+                null=True,
+            ),
         ),
         migrations.AddField(
-            model_name='team',
-            name='archived_at',
+            model_name="team",
+            name="archived_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.CreateModel(
-            name='OwnershipOffer',
+            name="OwnershipOffer",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('offered_by', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.membership')),
-                ('offered_to', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.membership')),
-                ('team', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='ownership_offer', to='accounts.team')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "offered_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="accounts.membership",
+                    ),
+                ),
+                (
+                    "offered_to",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="accounts.membership",
+                    ),
+                ),
+                (
+                    "team",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="ownership_offer",
+                        to="accounts.team",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Invitation',
+            name="Invitation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('email', models.EmailField(help_text='Stored lowercase.', max_length=254)),
-                ('role', models.CharField(choices=[('admin', 'Admin'), ('member', 'Member')], max_length=10)),
-                ('token_hash', models.CharField(editable=False, max_length=64, unique=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('last_sent_at', models.DateTimeField()),
-                ('expires_at', models.DateTimeField()),
-                ('accepted_at', models.DateTimeField(blank=True, null=True)),
-                ('revoked_at', models.DateTimeField(blank=True, null=True)),
-                ('accepted_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('invited_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('team', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='invitations', to='accounts.team')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("email", models.EmailField(help_text="Stored lowercase.", max_length=254)),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[("admin", "Admin"), ("member", "Member")], max_length=10
+                    ),
+                ),
+                ("token_hash", models.CharField(editable=False, max_length=64, unique=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("last_sent_at", models.DateTimeField()),
+                ("expires_at", models.DateTimeField()),
+                ("accepted_at", models.DateTimeField(blank=True, null=True)),
+                ("revoked_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "accepted_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "invited_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "team",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="invitations",
+                        to="accounts.team",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('accepted_at__isnull', True), ('revoked_at__isnull', True)), fields=('team', 'email'), name='invitation_one_open_per_team_email'), models.CheckConstraint(condition=models.Q(('role__in', ['admin', 'member'])), name='invitation_role_never_owner')],
+                "ordering": ["-created_at", "-id"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(
+                            ("accepted_at__isnull", True), ("revoked_at__isnull", True)
+                        ),
+                        fields=("team", "email"),
+                        name="invitation_one_open_per_team_email",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("role__in", ["admin", "member"])),
+                        name="invitation_role_never_owner",
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='TeamEvent',
+            name="TeamEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('created', 'Team created'), ('renamed', 'Team renamed'), ('invited', 'Invited'), ('invitation_resent', 'Invitation resent'), ('invitation_revoked', 'Invitation revoked'), ('joined', 'Joined'), ('role_changed', 'Role changed'), ('removed', 'Removed'), ('left', 'Left'), ('ownership_offered', 'Ownership offered'), ('ownership_offer_closed', 'Ownership offer withdrawn'), ('ownership_transferred', 'Ownership transferred'), ('limit_changed', 'Monthly limit changed'), ('credits_granted', 'Credits granted'), ('archived', 'Team deleted')], max_length=30)),
-                ('actor_email', models.CharField(blank=True, help_text='Empty when staff or the system acted.', max_length=254)),
-                ('subject_email', models.CharField(blank=True, max_length=254)),
-                ('detail', models.CharField(blank=True, max_length=300)),
-                ('created_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('team', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='events', to='accounts.team')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("created", "Team created"),
+                            ("renamed", "Team renamed"),
+                            ("invited", "Invited"),
+                            ("invitation_resent", "Invitation resent"),
+                            ("invitation_revoked", "Invitation revoked"),
+                            ("joined", "Joined"),
+                            ("role_changed", "Role changed"),
+                            ("removed", "Removed"),
+                            ("left", "Left"),
+                            ("ownership_offered", "Ownership offered"),
+                            ("ownership_offer_closed", "Ownership offer withdrawn"),
+                            ("ownership_transferred", "Ownership transferred"),
+                            ("limit_changed", "Monthly limit changed"),
+                            ("credits_granted", "Credits granted"),
+                            ("archived", "Team deleted"),
+                        ],
+                        max_length=30,
+                    ),
+                ),
+                (
+                    "actor_email",
+                    models.CharField(
+                        blank=True,
+                        help_text="Empty when staff or the system acted.",
+                        max_length=254,
+                    ),
+                ),
+                ("subject_email", models.CharField(blank=True, max_length=254)),
+                ("detail", models.CharField(blank=True, max_length=300)),
+                (
+                    "created_at",
+                    models.DateTimeField(db_index=True, default=django.utils.timezone.now),
+                ),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "team",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="events",
+                        to="accounts.team",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'indexes': [models.Index(fields=['team', '-created_at'], name='teamevent_team_recent')],
+                "ordering": ["-created_at", "-id"],
+                "indexes": [
+                    models.Index(fields=["team", "-created_at"], name="teamevent_team_recent")
+                ],
             },
         ),
     ]
