@@ -1,5 +1,7 @@
 """Helpers for the team tests."""
 
+import re
+
 from apps.accounts.models import Invitation, Membership, OwnershipOffer, Team, TeamEvent
 
 
@@ -27,3 +29,10 @@ def team_state(team: Team) -> dict[str, object]:
 
 def membership(team: Team, user) -> Membership:
     return Membership.objects.get(team=team, user=user)
+
+
+def first_match(pattern: str, text: object) -> str:
+    """Group 1 of the first match of `pattern` in `text`; fails the test when there is none."""
+    match = re.search(pattern, str(text))
+    assert match, f"{pattern!r} not found"
+    return match.group(1)
