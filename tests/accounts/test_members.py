@@ -34,7 +34,7 @@ def job(team, user, *, state=JobState.SUCCEEDED, credits=10) -> Job:
 
 def row_of(page_text: str, email: str) -> str:
     """The members table's row for `email`."""
-    return page_text.split(f'<td class="truncate">{email}', 1)[1].split("</tr>", 1)[0]
+    return page_text.split(f'<td class="email">{email}', 1)[1].split("</tr>", 1)[0]
 
 
 # --- The members page ----------------------------------------------------------------------
