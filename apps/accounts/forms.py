@@ -19,11 +19,7 @@ class TeamNameForm(forms.Form):
 
 
 class DeleteTeamForm(forms.Form):
-    confirm_name = forms.CharField(
-        max_length=80,
-        label="Type the team's name to confirm",
-        help_text="Deleting cannot be undone by you: the team disappears for every member.",
-    )
+    confirm_name = forms.CharField(max_length=80, label="Type the team's name to confirm")
 
     def __init__(self, *args: Any, team: Team, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

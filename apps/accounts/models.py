@@ -260,11 +260,14 @@ class Invitation(models.Model):
             return Refusal.EXPIRED
         if user is None:
             return None
-        addresses = EmailAddress.objects.filter(user=user, email__iexact=self.email)
-        if not addresses.exists():
-            return Refusal.WRONG_EMAIL
-        if not addresses.filter(verified=True).exists():
-            return Refusal.UNVERIFIED
+        confirmed = EmailAddress.objects.filter(user=user, email__iexact=self.email).values_list(
+            "verified", flat=True
+        )
+        if not any(confirmed):
+            # Accounts made outside sign-up (createsuperuser) have no allauth record of their
+            # address yet: it is still theirs, it only needs confirming.
+            theirs = bool(confirmed) or user.email.lower() == self.email
+            return Refusal.UNVERIFIED if theirs else Refusal.WRONG_EMAIL
         if self.team.memberships.filter(user=user).exists():
             return Refusal.ALREADY_MEMBER
         return None

@@ -42,6 +42,7 @@ def record_team_event(
         actor=actor,
         actor_email=actor.email if actor else "",
         subject_email=subject_email,
+        # A long free-text reason (a staff grant, say) must not fail the action it records.
         detail=detail[:300],
     )
 
@@ -107,21 +108,22 @@ def _target_as_it_is_now(locked: dict[int, Membership], membership: Membership) 
     return fresh
 
 
-def _ensure_an_owner_remains(locked: dict[int, Membership], *, losing: Membership) -> None:
+def _ensure_an_owner_remains(
+    locked: dict[int, Membership], *, losing: Membership, actor: Membership
+) -> None:
     """Refuses a change that would take away the team's last owner (`losing` stops owning)."""
-    if not losing.is_owner:
+    if not losing.is_owner or any(m.is_owner and m.pk != losing.pk for m in locked.values()):
         return
-    other_owners = [m for m in locked.values() if m.is_owner and m.pk != losing.pk]
-    if other_owners:
-        return
-    team = losing.team.name
+    team = losing.team
     if len(locked) == 1:
         raise ActionRefused(
-            f"You are the only member of {team}, and a team can't be left without an owner."
+            f"You are the only member of {team.name}, and a team can't be left without an owner."
+            + ("" if team.is_personal else " Delete the team instead.")
         )
+    who = "You are" if losing.pk == actor.pk else f"{losing.user.email} is"
     raise ActionRefused(
-        f"{losing.user.email} is the only owner of {team}. Transfer ownership to another member"
-        " first: a team always has at least one owner."
+        f"{who} the only owner of {team.name}. Transfer ownership to another member first:"
+        " a team always has at least one owner."
     )
 
 
@@ -136,7 +138,7 @@ def change_role(*, actor: Membership, target: Membership, role: Role) -> None:
             raise PermissionDenied
         if target.role == role:
             return
-        _ensure_an_owner_remains(locked, losing=target)
+        _ensure_an_owner_remains(locked, losing=target, actor=actor)
         old_role = target.get_role_display()
         target.role = role
         target.save(update_fields=["role"])
@@ -180,7 +182,7 @@ def remove_member(*, actor: Membership, target: Membership) -> None:
         target = _target_as_it_is_now(locked, target)
         if not actor.can_remove(target):
             raise PermissionDenied
-        _ensure_an_owner_remains(locked, losing=target)
+        _ensure_an_owner_remains(locked, losing=target, actor=actor)
         target.delete()
         record_team_event(
             team=target.team,
@@ -195,19 +197,7 @@ def leave_team(*, membership: Membership) -> None:
     with transaction.atomic():
         locked = _lock_memberships(membership.team)
         membership = _as_it_is_now(locked, membership)
-        if membership.is_owner and not any(
-            m.is_owner and m.pk != membership.pk for m in locked.values()
-        ):
-            # Worded for the person leaving, unlike the general last-owner message.
-            if len(locked) == 1:
-                raise ActionRefused(
-                    f"You are the only member of {membership.team.name}, so you can't leave it."
-                    + ("" if membership.team.is_personal else " Delete the team instead.")
-                )
-            raise ActionRefused(
-                f"You are the only owner of {membership.team.name}. Transfer ownership to"
-                " another member before you leave."
-            )
+        _ensure_an_owner_remains(locked, losing=membership, actor=membership)
         membership.delete()
         record_team_event(
             team=membership.team,

@@ -4,13 +4,13 @@ the services re-check under their locks.
 """
 
 from dataclasses import dataclass
-from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.forms import Form
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -30,7 +30,6 @@ from apps.accounts.access import (
 )
 from apps.accounts.emails import site_url
 from apps.accounts.forms import (
-    ROLE_CHOICES,
     ChangeRoleForm,
     DeleteTeamForm,
     InviteForm,
@@ -59,8 +58,8 @@ MANAGERS = (Role.OWNER, Role.ADMIN)
 EVENTS_PER_PAGE = 50
 
 
-def _first_error(form: Any) -> str:
-    return next(iter(form.errors.values()))[0]
+def _first_error(form: Form) -> str:
+    return str(next(iter(form.errors.values()))[0])
 
 
 # --- Your teams -----------------------------------------------------------------------------
@@ -263,7 +262,6 @@ def member(request: MemberRequest, membership_id: int) -> HttpResponse:
             "limit_form": MonthlyLimitForm(
                 initial={"monthly_credit_limit": target.monthly_credit_limit}
             ),
-            "role_choices": ROLE_CHOICES,
             "offer": offer,
             "can_remove": me.can_remove(target),
             "can_offer_ownership": me.is_owner and not target.is_owner and offer is None,

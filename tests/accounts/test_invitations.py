@@ -395,6 +395,37 @@ def test_accepting_with_an_unconfirmed_address_fails_clearly(login, acme, bob, c
     assert team_state(acme) == before
 
 
+def test_an_account_made_without_sign_up_is_asked_to_confirm_its_address(login, acme, bob, charlie):
+    """Like the local staff account: allauth has no record of the address yet."""
+    make_invitation(acme, "charlie@example.com", invited_by=bob)
+    before = team_state(acme)
+
+    response = accept(login(charlie))
+
+    assert response.status_code == 403
+    assert "Confirm your email address before joining." in response.text
+    assert team_state(acme) == before
+
+
+@pytest.mark.parametrize("recorded", [True, False], ids=["unconfirmed", "unrecorded"])
+def test_the_resend_confirmation_button_sends_a_confirmation_link(
+    login, acme, bob, charlie, recorded
+):
+    if recorded:
+        confirm_email(charlie, verified=False)
+    make_invitation(acme, "charlie@example.com", invited_by=bob)
+    client = login(charlie)
+    page = client.get(reverse("accounts:invitation", args=[TOKEN]))
+    form = first_match(r'(?s)(<form method="post" action="/accounts/email/">.*?</form>)', page.text)
+    assert 'name="email" value="charlie@example.com"' in form
+
+    client.post(reverse("account_email"), {"email": "charlie@example.com", "action_send": ""})
+
+    (message,) = mail.outbox
+    assert message.to == ["charlie@example.com"]
+    assert "/accounts/confirm-email/" in message.body
+
+
 def test_accepting_an_expired_invitation_fails_clearly(login, acme, charlie, charlie_invited):
     before = team_state(acme)
 
