@@ -96,6 +96,8 @@ class Role(models.TextChoices):
     MEMBER = "member", "Member"
 
 
+# Owners and admins invite, remove, change roles, set limits and buy credits.
+MANAGER_ROLES = (Role.OWNER, Role.ADMIN)
 # Roles an invitation or a role change may give; ownership only ever passes by an accepted offer.
 ASSIGNABLE_ROLES = (Role.ADMIN, Role.MEMBER)
 
@@ -104,9 +106,6 @@ class MembershipQuerySet(models.QuerySet["Membership"]):
     def active(self) -> "MembershipQuerySet":
         """Memberships of teams that are not archived."""
         return self.filter(team__archived_at__isnull=True)
-
-    def owners(self) -> "MembershipQuerySet":
-        return self.filter(role=Role.OWNER)
 
     def in_rank_order(self) -> "MembershipQuerySet":
         """Owners first, then admins, then members; alphabetical by email within a role."""
@@ -147,8 +146,7 @@ class Membership(models.Model):
 
     @property
     def can_manage(self) -> bool:
-        """Owners and admins invite, remove, set limits and buy credits."""
-        return self.role in (Role.OWNER, Role.ADMIN)
+        return self.role in MANAGER_ROLES
 
     def can_manage_member(self, other: "Membership") -> bool:
         """Whether this person may change `other`'s role or limit, or remove them.

@@ -44,6 +44,7 @@ from apps.accounts.limits import (
     start_of_month,
 )
 from apps.accounts.models import (
+    MANAGER_ROLES,
     Invitation,
     Membership,
     OwnershipOffer,
@@ -54,7 +55,6 @@ from apps.accounts.models import (
 )
 from apps.accounts.services import ActionRefused
 
-MANAGERS = (Role.OWNER, Role.ADMIN)
 EVENTS_PER_PAGE = 50
 
 
@@ -166,7 +166,7 @@ def members(request: MemberRequest) -> HttpResponse:
 @team_member_required
 @require_POST
 def invite(request: MemberRequest) -> HttpResponse:
-    require_role(request.membership, *MANAGERS)
+    require_role(request.membership, *MANAGER_ROLES)
     form = InviteForm(request.POST)
     if form.is_valid():
         try:
@@ -197,7 +197,7 @@ def _get_team_invitation(request: MemberRequest, invitation_id: int) -> Invitati
 @team_member_required
 @require_POST
 def resend_invitation(request: MemberRequest, invitation_id: int) -> HttpResponse:
-    require_role(request.membership, *MANAGERS)
+    require_role(request.membership, *MANAGER_ROLES)
     invitation = _get_team_invitation(request, invitation_id)
     try:
         invitations.resend_invitation(
@@ -215,7 +215,7 @@ def resend_invitation(request: MemberRequest, invitation_id: int) -> HttpRespons
 @team_member_required
 @require_POST
 def revoke_invitation(request: MemberRequest, invitation_id: int) -> HttpResponse:
-    require_role(request.membership, *MANAGERS)
+    require_role(request.membership, *MANAGER_ROLES)
     invitation = _get_team_invitation(request, invitation_id)
     try:
         invitations.revoke_invitation(invitation=invitation, actor=request.user)
@@ -405,7 +405,7 @@ def close_ownership_offer(request: MemberRequest) -> HttpResponse:
 
 @team_member_required
 def activity(request: MemberRequest) -> HttpResponse:
-    require_role(request.membership, *MANAGERS)
+    require_role(request.membership, *MANAGER_ROLES)
     events = TeamEvent.objects.filter(team=request.membership.team)
     page = Paginator(events, EVENTS_PER_PAGE).get_page(request.GET.get("page"))
     return TemplateResponse(
@@ -439,7 +439,7 @@ def team_settings(request: MemberRequest) -> HttpResponse:
 @team_member_required
 @require_POST
 def rename_team(request: MemberRequest) -> HttpResponse:
-    require_role(request.membership, *MANAGERS)
+    require_role(request.membership, *MANAGER_ROLES)
     form = TeamNameForm(request.POST)
     if not form.is_valid():
         return _settings_page(request, rename_form=form)

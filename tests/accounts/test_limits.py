@@ -217,6 +217,6 @@ def test_two_owners_demoting_each_other_at_once_leave_one_owner(acme, alice, bob
 
     assert first is None
     assert isinstance(second, PermissionDenied)
-    assert list(Membership.objects.filter(team=acme).owners().values_list("user", flat=True)) == [
-        alice.pk
-    ]
+    assert list(
+        Membership.objects.filter(team=acme).filter(role=Role.OWNER).values_list("user", flat=True)
+    ) == [alice.pk]
