@@ -2,10 +2,20 @@ from collections.abc import Callable
 
 import pytest
 from django.core.cache import cache
+from django.db import connection
 from django.test import Client
 
 from apps.accounts.models import Role, Team, User
 from tests.factories import UserFactory, add_member, make_team
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # `@pytest.mark.postgres` tests need real row locks and concurrent connections.
+    if connection.vendor != "postgresql":
+        skip = pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL)")
+        for item in items:
+            if "postgres" in item.keywords:
+                item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)

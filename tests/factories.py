@@ -1,11 +1,22 @@
 """Test data made the way the app makes it (people get their personal team on sign-up)."""
 
 import factory
+from allauth.account.models import EmailAddress
+from django.utils import timezone
 
-from apps.accounts.models import Membership, Role, Team, User
+from apps.accounts.models import (
+    INVITATION_LIFETIME,
+    Invitation,
+    Membership,
+    Role,
+    Team,
+    User,
+    hash_token,
+)
 from apps.accounts.services import create_team, onboard_new_user
 
 PASSWORD = "correct-horse-battery-staple"
+INVITATION_TOKEN = "an-invitation-token"
 
 
 class UserFactory(factory.django.DjangoModelFactory[User]):
@@ -28,3 +39,31 @@ def make_team(name: str, owner: User) -> Team:
 
 def add_member(team: Team, user: User, role: Role = Role.MEMBER) -> Membership:
     return Membership.objects.create(team=team, user=user, role=role)
+
+
+def confirm_email(user: User, email: str | None = None, *, verified: bool = True) -> EmailAddress:
+    """Gives `user` an email address as allauth records it: confirmed, unless told otherwise."""
+    return EmailAddress.objects.create(
+        user=user, email=email or user.email, verified=verified, primary=email is None
+    )
+
+
+def make_invitation(
+    team: Team,
+    email: str,
+    *,
+    invited_by: User | None,
+    role: Role = Role.MEMBER,
+    token: str = INVITATION_TOKEN,
+) -> Invitation:
+    """An invitation as `invite()` leaves it, minus the email; `token` is the link's secret."""
+    now = timezone.now()
+    return Invitation.objects.create(
+        team=team,
+        email=email,
+        role=role,
+        invited_by=invited_by,
+        token_hash=hash_token(token),
+        last_sent_at=now,
+        expires_at=now + INVITATION_LIFETIME,
+    )

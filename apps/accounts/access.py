@@ -1,18 +1,20 @@
 """Who may see what: every view that touches team-owned data goes through these helpers.
 
 Outsiders get 404 (they must not learn that a thing exists); members without the needed role
-get 403.
+get 403. Archived (deleted) teams are treated as if they did not exist, here and only here.
 """
 
 import functools
 from collections.abc import Callable
 from typing import Concatenate
+from uuid import UUID
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect
+from django_htmx.middleware import HtmxDetails
 
 from apps.accounts.models import Membership, Role, User
 
@@ -23,6 +25,7 @@ class AuthedRequest(HttpRequest):
     """A request from a signed-in person (views behind `login_required`)."""
 
     user: User
+    htmx: HtmxDetails
 
 
 class MemberRequest(AuthedRequest):
@@ -35,12 +38,16 @@ def get_for_member[M: Model](user: User, queryset: QuerySet[M], **lookup: object
     """Fetches one team-owned object (it has a `team` field) that `user` belongs to, else 404."""
     if not user.is_authenticated:
         raise Http404
-    return get_object_or_404(queryset.filter(team__memberships__user=user), **lookup)
+    return get_object_or_404(
+        queryset.filter(team__memberships__user=user, team__archived_at__isnull=True), **lookup
+    )
 
 
 def get_membership_or_404(user: User, team_public_id: object) -> Membership:
     return get_object_or_404(
-        Membership.objects.select_related("team"), user=user, team__public_id=team_public_id
+        Membership.objects.active().select_related("team"),
+        user=user,
+        team__public_id=team_public_id,
     )
 
 
@@ -53,14 +60,14 @@ def current_membership(request: HttpRequest) -> Membership | None:
     """The membership of the team the person is acting in, remembered in the session.
 
     Falls back to their personal team, then to their oldest membership, when the remembered
-    team is gone (they left or were removed).
+    team is gone (they left or were removed, or the team was deleted).
     """
     if hasattr(request, "_current_membership"):
         return request._current_membership
     membership = None
     user = request.user
     if user.is_authenticated:
-        memberships = Membership.objects.select_related("team").filter(user=user)
+        memberships = Membership.objects.active().select_related("team").filter(user=user)
         remembered = request.session.get(SESSION_KEY)
         if remembered:
             membership = memberships.filter(team__public_id=remembered).first()
@@ -73,7 +80,9 @@ def current_membership(request: HttpRequest) -> Membership | None:
 
 
 def remember_team(request: HttpRequest, membership: Membership) -> None:
-    request.session[SESSION_KEY] = str(membership.team.public_id)
+    team_id = str(membership.team.public_id)
+    if request.session.get(SESSION_KEY) != team_id:  # saves a session write on every page
+        request.session[SESSION_KEY] = team_id
     request._current_membership = membership  # type: ignore[attr-defined]
 
 
@@ -92,6 +101,29 @@ def member_required[**P](view: MemberView[P]) -> PlainView[P]:
         membership = current_membership(request)
         if membership is None:
             return redirect("accounts:teams")
+        request.membership = membership  # type: ignore[attr-defined]
+        return view(request, *args, **kwargs)  # type: ignore[arg-type]
+
+    return login_required(wrapper)
+
+
+type TeamView[**P] = Callable[Concatenate[HttpRequest, UUID, P], HttpResponse]
+
+
+def team_member_required[**P](view: MemberView[P]) -> TeamView[P]:
+    """For views under `/teams/<team_id>/`: signs the person in, 404s unless they are a member
+    of that team, and sets `request.membership` to their membership of it.
+
+    The team whose page you open becomes the team you work in, so the header's switcher always
+    names the team the page is about.
+    """
+
+    @functools.wraps(view)
+    def wrapper(
+        request: HttpRequest, team_id: UUID, *args: P.args, **kwargs: P.kwargs
+    ) -> HttpResponse:
+        membership = get_membership_or_404(request.user, team_id)  # type: ignore[arg-type]
+        remember_team(request, membership)
         request.membership = membership  # type: ignore[attr-defined]
         return view(request, *args, **kwargs)  # type: ignore[arg-type]
 

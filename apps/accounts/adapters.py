@@ -1,9 +1,11 @@
 from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.account.models import EmailAddress
 from django.db import transaction
 from django.http import HttpRequest
 
+from apps.accounts.invitations import RETURN_TO_INVITATION_SESSION_KEY
 from apps.accounts.models import User
 from apps.accounts.services import onboard_new_user
 
@@ -16,3 +18,10 @@ class AccountAdapter(DefaultAccountAdapter):
             if commit:
                 onboard_new_user(user=saved)
         return saved
+
+    def get_email_verification_redirect_url(self, email_address: EmailAddress) -> str:
+        # Someone who opened an invitation before confirming their address goes back to it.
+        invitation_path = self.request.session.pop(RETURN_TO_INVITATION_SESSION_KEY, None)
+        if invitation_path and self.request.user.is_authenticated:
+            return str(invitation_path)
+        return str(super().get_email_verification_redirect_url(email_address))

@@ -1,7 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.db.models import Model
+from django.http import HttpRequest
 
-from apps.accounts.models import Membership, Team, User
+from apps.accounts.models import Invitation, Membership, Team, TeamEvent, User
 
 
 @admin.register(User)
@@ -29,8 +31,40 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
-    list_display = ["name", "is_personal", "created_at"]
-    list_filter = ["is_personal"]
+    list_display = ["name", "is_personal", "created_at", "archived_at"]
+    list_filter = ["is_personal", ("archived_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "public_id", "memberships__user__email"]
     readonly_fields = ["public_id", "created_at"]
     inlines = [MembershipInline]
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """For records of what happened: staff read them, the app alone writes them."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+
+@admin.register(Invitation)
+class InvitationAdmin(ReadOnlyAdmin):
+    list_display = ["email", "team", "role", "status", "invited_by", "created_at", "expires_at"]
+    list_filter = ["role"]
+    list_select_related = ["team", "invited_by"]
+    search_fields = ["email", "team__name", "invited_by__email"]
+    exclude = ["token_hash"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(TeamEvent)
+class TeamEventAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "team", "kind", "actor_email", "subject_email", "detail"]
+    list_filter = ["kind"]
+    list_select_related = ["team"]
+    search_fields = ["team__name", "actor_email", "subject_email", "detail"]
+    date_hierarchy = "created_at"

@@ -13,6 +13,6 @@ def teams(request: HttpRequest) -> dict[str, object]:
     return {
         "current_membership": current_membership(request),
         "user_memberships": SimpleLazyObject(
-            lambda: list(Membership.objects.select_related("team").filter(user=user))
+            lambda: list(Membership.objects.active().select_related("team").filter(user=user))
         ),
     }

@@ -1,6 +1,52 @@
+from typing import Any
+
 from django import forms
+
+from apps.accounts.models import ASSIGNABLE_ROLES, Team
+
+ROLE_CHOICES = [(role.value, role.label) for role in ASSIGNABLE_ROLES]
 
 
 class SwitchTeamForm(forms.Form):
     team = forms.UUIDField()
     next = forms.CharField(required=False, max_length=2000)
+
+
+class TeamNameForm(forms.Form):
+    """Names a new team, or renames one."""
+
+    name = forms.CharField(max_length=80, label="Team name")
+
+
+class DeleteTeamForm(forms.Form):
+    confirm_name = forms.CharField(max_length=80, label="Type the team's name to confirm")
+
+    def __init__(self, *args: Any, team: Team, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.team = team
+
+    def clean_confirm_name(self) -> str:
+        typed: str = self.cleaned_data["confirm_name"]
+        if typed != self.team.name:
+            raise forms.ValidationError(f"Type {self.team.name} exactly to delete the team.")
+        return typed
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(label="Email address")
+    role = forms.ChoiceField(choices=ROLE_CHOICES, initial=ROLE_CHOICES[-1][0])
+
+
+class ChangeRoleForm(forms.Form):
+    # Never "owner": ownership passes only by an offer the new owner accepts.
+    role = forms.ChoiceField(choices=ROLE_CHOICES)
+
+
+class MonthlyLimitForm(forms.Form):
+    monthly_credit_limit = forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=10_000_000,
+        label="Monthly credit limit",
+        help_text="Credits per calendar month (10 per video). Leave empty for no limit.",
+    )

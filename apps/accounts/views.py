@@ -1,31 +1,95 @@
+"""Team pages. Each view under /teams/<team_id>/ goes through `team_member_required` (404 for
+anyone outside the team) and checks the role its action needs (403) before touching anything;
+the services re-check under their locks.
+"""
+
+from dataclasses import dataclass
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
-from django.shortcuts import redirect
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.forms import Form
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
-from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_POST
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.views.decorators.http import require_http_methods, require_POST
 
+from apps.accounts import invitations, services
 from apps.accounts.access import (
     AuthedRequest,
+    MemberRequest,
     current_membership,
     get_membership_or_404,
     remember_team,
+    require_role,
+    team_member_required,
 )
-from apps.accounts.forms import SwitchTeamForm
-from apps.accounts.models import Membership
+from apps.accounts.emails import site_url
+from apps.accounts.forms import (
+    ChangeRoleForm,
+    DeleteTeamForm,
+    InviteForm,
+    MonthlyLimitForm,
+    SwitchTeamForm,
+    TeamNameForm,
+)
+from apps.accounts.invitations import RETURN_TO_INVITATION_SESSION_KEY, InvitationRefused
+from apps.accounts.limits import (
+    credits_used_this_month,
+    credits_used_this_month_by_member,
+    start_of_month,
+)
+from apps.accounts.models import (
+    MANAGER_ROLES,
+    Invitation,
+    Membership,
+    OwnershipOffer,
+    Refusal,
+    Role,
+    TeamEvent,
+    User,
+)
+from apps.accounts.services import ActionRefused
+
+EVENTS_PER_PAGE = 50
+
+
+def _first_error(form: Form) -> str:
+    return str(next(iter(form.errors.values()))[0])
+
+
+# --- Your teams -----------------------------------------------------------------------------
 
 
 @login_required
 def teams(request: AuthedRequest) -> HttpResponse:
     memberships = (
-        Membership.objects.select_related("team").filter(user=request.user).order_by("team__name")
+        Membership.objects.active()
+        .select_related("team")
+        .filter(user=request.user)
+        .order_by("team__name")
     )
     return TemplateResponse(
         request,
         "accounts/teams.html",
         {"memberships": memberships, "current": current_membership(request)},
     )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def create_team(request: AuthedRequest) -> HttpResponse:
+    form = TeamNameForm(request.POST if request.method == "POST" else None)
+    if form.is_valid():
+        team = services.create_team(name=form.cleaned_data["name"], owner=request.user)
+        remember_team(request, get_membership_or_404(request.user, team.public_id))
+        messages.success(request, f"Created {team.name}. You are now working in it.")
+        return redirect("accounts:members", team_id=team.public_id)
+    return TemplateResponse(request, "accounts/create_team.html", {"form": form})
 
 
 @login_required
@@ -44,3 +108,428 @@ def switch_team(request: AuthedRequest) -> HttpResponse:
     ):
         next_url = "jobs:dashboard"
     return redirect(next_url)
+
+
+# --- Members and invitations ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MemberRow:
+    membership: Membership
+    credits_used: int
+    can_manage: bool
+
+
+def _members_context(request: MemberRequest, **extra: object) -> dict[str, object]:
+    me = request.membership
+    team = me.team
+    usage = credits_used_this_month_by_member(team=team)
+    rows = [
+        MemberRow(member, usage.get(member.user_id, 0), me.can_manage_member(member))
+        for member in Membership.objects.filter(team=team).select_related("user").in_rank_order()
+    ]
+    context: dict[str, object] = {
+        "team": team,
+        "me": me,
+        "rows": rows,
+        "month_start": start_of_month(),
+        "offer": OwnershipOffer.objects.filter(team=team)
+        .select_related("offered_by__user", "offered_to__user")
+        .first(),
+    }
+    if me.can_manage:
+        context["invitations"] = team.invitations.open().select_related("invited_by")
+        context["invite_form"] = InviteForm()
+    return context | extra
+
+
+def _members_page(request: MemberRequest, **extra: object) -> HttpResponse:
+    """The members page, or only its invitations section for an HTMX request from it."""
+    template = "accounts/members.html"
+    if request.htmx:
+        template += "#invitations"
+    return TemplateResponse(request, template, _members_context(request, **extra))
+
+
+def _after_invitation_change(request: MemberRequest, *, notice: str, ok: bool) -> HttpResponse:
+    if request.htmx:
+        return _members_page(request, notice=notice, notice_ok=ok)
+    (messages.success if ok else messages.error)(request, notice)
+    return redirect("accounts:members", team_id=request.membership.team.public_id)
+
+
+@team_member_required
+def members(request: MemberRequest) -> HttpResponse:
+    return _members_page(request)
+
+
+@team_member_required
+@require_POST
+def invite(request: MemberRequest) -> HttpResponse:
+    require_role(request.membership, *MANAGER_ROLES)
+    form = InviteForm(request.POST)
+    if form.is_valid():
+        try:
+            invitation = invitations.invite(
+                team=request.membership.team,
+                email=form.cleaned_data["email"],
+                role=Role(form.cleaned_data["role"]),
+                invited_by=request.user,
+                site_url=site_url(request),
+            )
+        except ActionRefused as refusal:
+            form.add_error(None, str(refusal))
+        else:
+            return _after_invitation_change(
+                request, notice=f"Invitation sent to {invitation.email}.", ok=True
+            )
+    return _members_page(request, invite_form=form)
+
+
+def _get_team_invitation(request: MemberRequest, invitation_id: int) -> Invitation:
+    return get_object_or_404(
+        Invitation.objects.select_related("team"),
+        team=request.membership.team,
+        pk=invitation_id,
+    )
+
+
+@team_member_required
+@require_POST
+def resend_invitation(request: MemberRequest, invitation_id: int) -> HttpResponse:
+    require_role(request.membership, *MANAGER_ROLES)
+    invitation = _get_team_invitation(request, invitation_id)
+    try:
+        invitations.resend_invitation(
+            invitation=invitation, actor=request.user, site_url=site_url(request)
+        )
+    except ActionRefused as refusal:
+        return _after_invitation_change(request, notice=str(refusal), ok=False)
+    return _after_invitation_change(
+        request,
+        notice=f"Sent a new link to {invitation.email}; the previous one no longer works.",
+        ok=True,
+    )
+
+
+@team_member_required
+@require_POST
+def revoke_invitation(request: MemberRequest, invitation_id: int) -> HttpResponse:
+    require_role(request.membership, *MANAGER_ROLES)
+    invitation = _get_team_invitation(request, invitation_id)
+    try:
+        invitations.revoke_invitation(invitation=invitation, actor=request.user)
+    except ActionRefused as refusal:
+        return _after_invitation_change(request, notice=str(refusal), ok=False)
+    return _after_invitation_change(
+        request, notice=f"Revoked the invitation to {invitation.email}.", ok=True
+    )
+
+
+# --- One member -----------------------------------------------------------------------------
+
+
+def _get_managed_member(request: MemberRequest, membership_id: int) -> Membership:
+    """A member of this team whom the person may manage: 404 if no such member, else 403."""
+    target = get_object_or_404(
+        Membership.objects.select_related("user", "team"),
+        team=request.membership.team,
+        pk=membership_id,
+    )
+    if not request.membership.can_manage_member(target):
+        raise PermissionDenied
+    return target
+
+
+def _back_to_member(target: Membership) -> HttpResponse:
+    return redirect("accounts:member", team_id=target.team.public_id, membership_id=target.pk)
+
+
+@team_member_required
+def member(request: MemberRequest, membership_id: int) -> HttpResponse:
+    target = _get_managed_member(request, membership_id)
+    me = request.membership
+    offer = OwnershipOffer.objects.filter(team=me.team).select_related("offered_to__user").first()
+    return TemplateResponse(
+        request,
+        "accounts/member.html",
+        {
+            "team": me.team,
+            "me": me,
+            "target": target,
+            "credits_used": credits_used_this_month(membership=target),
+            "role_form": ChangeRoleForm(initial={"role": target.role}),
+            "limit_form": MonthlyLimitForm(
+                initial={"monthly_credit_limit": target.monthly_credit_limit}
+            ),
+            "offer": offer,
+            "can_remove": me.can_remove(target),
+            "can_offer_ownership": me.is_owner and not target.is_owner and offer is None,
+        },
+    )
+
+
+@team_member_required
+@require_POST
+def change_role(request: MemberRequest, membership_id: int) -> HttpResponse:
+    target = _get_managed_member(request, membership_id)
+    form = ChangeRoleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _first_error(form))
+        return _back_to_member(target)
+    role = Role(form.cleaned_data["role"])
+    try:
+        services.change_role(actor=request.membership, target=target, role=role)
+    except ActionRefused as refusal:
+        messages.error(request, str(refusal))
+        return _back_to_member(target)
+    messages.success(request, f"{target.user.email} is now {role.label.lower()}.")
+    return redirect("accounts:members", team_id=target.team.public_id)
+
+
+@team_member_required
+@require_POST
+def set_limit(request: MemberRequest, membership_id: int) -> HttpResponse:
+    target = _get_managed_member(request, membership_id)
+    form = MonthlyLimitForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _first_error(form))
+        return _back_to_member(target)
+    limit: int | None = form.cleaned_data["monthly_credit_limit"]
+    try:
+        services.set_monthly_limit(actor=request.membership, target=target, limit=limit)
+    except ActionRefused as refusal:
+        messages.error(request, str(refusal))
+        return redirect("accounts:members", team_id=target.team.public_id)
+    if limit is None:
+        messages.success(request, f"{target.user.email} has no monthly limit.")
+    else:
+        messages.success(request, f"{target.user.email} may use {limit} credits a month.")
+    return redirect("accounts:members", team_id=target.team.public_id)
+
+
+@team_member_required
+@require_POST
+def remove_member(request: MemberRequest, membership_id: int) -> HttpResponse:
+    target = _get_managed_member(request, membership_id)
+    if not request.membership.can_remove(target):
+        raise PermissionDenied  # yourself: leaving has its own page and rules
+    try:
+        services.remove_member(actor=request.membership, target=target)
+    except ActionRefused as refusal:
+        messages.error(request, str(refusal))
+        return _back_to_member(target)
+    messages.success(
+        request, f"Removed {target.user.email}. Their videos stay in {target.team.name}."
+    )
+    return redirect("accounts:members", team_id=target.team.public_id)
+
+
+# --- Ownership transfer ---------------------------------------------------------------------
+
+
+def _get_open_offer(request: MemberRequest) -> OwnershipOffer:
+    return get_object_or_404(
+        OwnershipOffer.objects.select_related("team", "offered_by__user", "offered_to__user"),
+        team=request.membership.team,
+    )
+
+
+@team_member_required
+@require_POST
+def offer_ownership(request: MemberRequest, membership_id: int) -> HttpResponse:
+    require_role(request.membership, Role.OWNER)
+    target = _get_managed_member(request, membership_id)
+    try:
+        services.offer_ownership(
+            actor=request.membership, target=target, site_url=site_url(request)
+        )
+    except ActionRefused as refusal:
+        messages.error(request, str(refusal))
+        return _back_to_member(target)
+    messages.success(
+        request,
+        f"Offered ownership to {target.user.email}. They become an owner (and you an admin)"
+        " when they accept.",
+    )
+    return redirect("accounts:members", team_id=target.team.public_id)
+
+
+@team_member_required
+def ownership_offer(request: MemberRequest) -> HttpResponse:
+    """The page the "ownership offered" email links to: only for the person offered it."""
+    offer = _get_open_offer(request)
+    if offer.offered_to_id != request.membership.pk:
+        raise PermissionDenied
+    return TemplateResponse(
+        request, "accounts/ownership_offer.html", {"offer": offer, "team": offer.team}
+    )
+
+
+@team_member_required
+@require_POST
+def accept_ownership(request: MemberRequest) -> HttpResponse:
+    offer = _get_open_offer(request)
+    if offer.offered_to_id != request.membership.pk:
+        raise PermissionDenied
+    try:
+        services.accept_ownership(membership=request.membership)
+    except ActionRefused as refusal:
+        messages.error(request, str(refusal))
+    else:
+        messages.success(request, f"You are now an owner of {offer.team.name}.")
+    return redirect("accounts:members", team_id=offer.team.public_id)
+
+
+@team_member_required
+@require_POST
+def close_ownership_offer(request: MemberRequest) -> HttpResponse:
+    """An owner cancels the open offer, or the person offered it declines."""
+    offer = _get_open_offer(request)
+    declining = offer.offered_to_id == request.membership.pk
+    if not (declining or request.membership.is_owner):
+        raise PermissionDenied
+    try:
+        services.close_ownership_offer(offer=offer, by=request.membership)
+    except ActionRefused as refusal:
+        messages.error(request, str(refusal))
+    else:
+        messages.success(
+            request, "You declined the offer." if declining else "The offer is canceled."
+        )
+    return redirect("accounts:members", team_id=offer.team.public_id)
+
+
+# --- Activity and settings ------------------------------------------------------------------
+
+
+@team_member_required
+def activity(request: MemberRequest) -> HttpResponse:
+    require_role(request.membership, *MANAGER_ROLES)
+    events = TeamEvent.objects.filter(team=request.membership.team)
+    page = Paginator(events, EVENTS_PER_PAGE).get_page(request.GET.get("page"))
+    return TemplateResponse(
+        request,
+        "accounts/activity.html",
+        {"team": request.membership.team, "me": request.membership, "page": page},
+    )
+
+
+def _settings_page(
+    request: MemberRequest,
+    *,
+    rename_form: TeamNameForm | None = None,
+    delete_form: DeleteTeamForm | None = None,
+) -> HttpResponse:
+    me = request.membership
+    team = me.team
+    context: dict[str, object] = {"team": team, "me": me}
+    if me.can_manage:
+        context["rename_form"] = rename_form or TeamNameForm(initial={"name": team.name})
+    if me.is_owner and not team.is_personal:
+        context["delete_form"] = delete_form or DeleteTeamForm(team=team)
+    return TemplateResponse(request, "accounts/team_settings.html", context)
+
+
+@team_member_required
+def team_settings(request: MemberRequest) -> HttpResponse:
+    return _settings_page(request)
+
+
+@team_member_required
+@require_POST
+def rename_team(request: MemberRequest) -> HttpResponse:
+    require_role(request.membership, *MANAGER_ROLES)
+    form = TeamNameForm(request.POST)
+    if not form.is_valid():
+        return _settings_page(request, rename_form=form)
+    team = request.membership.team
+    services.rename_team(team=team, name=form.cleaned_data["name"], actor=request.user)
+    messages.success(request, f"The team is now called {team.name}.")
+    return redirect("accounts:team_settings", team_id=team.public_id)
+
+
+@team_member_required
+@require_POST
+def delete_team(request: MemberRequest) -> HttpResponse:
+    require_role(request.membership, Role.OWNER)
+    team = request.membership.team
+    form = DeleteTeamForm(request.POST, team=team)
+    if not form.is_valid():
+        return _settings_page(request, delete_form=form)
+    try:
+        services.archive_team(team=team, actor=request.membership)
+    except ActionRefused as refusal:
+        messages.error(request, str(refusal))
+        return redirect("accounts:team_settings", team_id=team.public_id)
+    messages.success(request, f"Deleted {team.name}.")
+    return redirect("accounts:teams")
+
+
+@team_member_required
+@require_POST
+def leave_team(request: MemberRequest) -> HttpResponse:
+    team = request.membership.team
+    try:
+        services.leave_team(membership=request.membership)
+    except ActionRefused as refusal:
+        messages.error(request, str(refusal))
+        return redirect("accounts:team_settings", team_id=team.public_id)
+    messages.success(request, f"You left {team.name}.")
+    return redirect("accounts:teams")
+
+
+# --- Accepting an invitation ----------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+def invitation(request: HttpRequest, token: str) -> HttpResponse:
+    """The emailed link: explains the invitation, and joins the team on POST.
+
+    Anyone holding the link sees what it invites to; only the signed-in owner of the invited,
+    confirmed address can accept it.
+    """
+    found = invitations.find_invitation(token)
+    user = request.user if isinstance(request.user, User) else None
+    if request.method == "POST":
+        if user is None:
+            return redirect_to_login(request.path)
+        try:
+            membership = invitations.accept_invitation(
+                token=token, user=user, site_url=site_url(request)
+            )
+        except InvitationRefused as refused:
+            return _invitation_page(request, found, user, refused.refusal, status=403)
+        remember_team(request, membership)
+        messages.success(request, f"Welcome to {membership.team.name}! You are working in it now.")
+        return redirect("jobs:dashboard")
+    refusal = found.refusal_for(user) if found else Refusal.UNKNOWN
+    return _invitation_page(request, found, user, refusal, status=200)
+
+
+def _invitation_page(
+    request: HttpRequest,
+    found: Invitation | None,
+    user: User | None,
+    refusal: Refusal | None,
+    *,
+    status: int,
+) -> HttpResponse:
+    if found is None:
+        status = 404
+    elif refusal == Refusal.UNVERIFIED or (user is None and refusal is None):
+        # Confirming their address is the step between this person and the team: bring them
+        # back here once they have (AccountAdapter reads this).
+        request.session[RETURN_TO_INVITATION_SESSION_KEY] = request.path
+    back_here = urlencode({"next": request.path})
+    return TemplateResponse(
+        request,
+        "accounts/invitation.html",
+        {
+            "invitation": found,
+            "refusal": refusal,
+            "signup_url": f"{reverse('account_signup')}?{back_here}",
+            "login_url": f"{reverse('account_login')}?{back_here}",
+        },
+        status=status,
+    )

@@ -1,0 +1,100 @@
+"""Monthly credit limits per member: what each person has used this month, and the check the
+job submission makes before it holds credits.
+
+A month is the calendar month in UTC. Jobs that failed or were canceled cost nothing (their
+hold is released), so they do not count against anyone's limit.
+"""
+
+from datetime import UTC, datetime
+
+from django.db import transaction
+from django.db.models import QuerySet, Sum
+from django.utils import timezone
+
+from apps.accounts.models import Membership, Team
+from apps.jobs.models import Job, JobState
+
+UNCHARGED_STATES = (JobState.FAILED, JobState.CANCELED)
+
+
+def start_of_month(now: datetime | None = None) -> datetime:
+    moment = (now or timezone.now()).astimezone(UTC)
+    return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def start_of_next_month(now: datetime | None = None) -> datetime:
+    start = start_of_month(now)
+    if start.month == 12:
+        return start.replace(year=start.year + 1, month=1)
+    return start.replace(month=start.month + 1)
+
+
+def _charged_jobs_this_month(team_id: int) -> QuerySet[Job]:
+    return Job.objects.filter(team_id=team_id, created_at__gte=start_of_month()).exclude(
+        state__in=UNCHARGED_STATES
+    )
+
+
+def credits_used_this_month_by_member(*, team: Team) -> dict[int, int]:
+    """Credits each person has spent in `team` this month, keyed by user id, in one query.
+
+    People who used nothing are absent from the result.
+    """
+    rows = (
+        _charged_jobs_this_month(team.pk)
+        .filter(created_by__isnull=False)
+        .order_by()
+        .values("created_by")
+        .annotate(total=Sum("credits"))
+        .values_list("created_by", "total")
+    )
+    return dict(rows)
+
+
+def credits_used_this_month(*, membership: Membership) -> int:
+    used = (
+        _charged_jobs_this_month(membership.team_id)
+        .filter(created_by_id=membership.user_id)
+        .aggregate(total=Sum("credits"))["total"]
+    )
+    return used or 0
+
+
+class MonthlyLimitReached(Exception):
+    """Submitting `requested` more credits would take a member past their monthly limit."""
+
+    def __init__(self, *, limit: int, used: int, requested: int) -> None:
+        self.limit = limit
+        self.used = used
+        self.requested = requested
+        self.remaining = max(limit - used, 0)
+        self.resets_at = start_of_next_month()
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        if self.remaining == 0:
+            return (
+                f"You have used all {self.limit} credits of your monthly limit. It resets on"
+                f" {self.resets_at.day} {self.resets_at:%B}."
+            )
+        return f"You can use {self.remaining} more credits this month (your limit is {self.limit})."
+
+
+def check_monthly_limit(*, membership: Membership, credits: int) -> None:
+    """Raises `MonthlyLimitReached` unless the member may spend `credits` more this month.
+
+    Call it inside the submission's transaction, right before holding the credits and creating
+    the jobs: it locks the membership row until that transaction ends, so two submissions by
+    the same person queue up here and the second one sees the first one's jobs.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise transaction.TransactionManagementError(
+            "check_monthly_limit() must run inside the transaction that creates the jobs."
+        )
+    locked = Membership.objects.select_for_update().get(pk=membership.pk)
+    if locked.monthly_credit_limit is None:
+        return
+    used = credits_used_this_month(membership=locked)
+    if used + credits > locked.monthly_credit_limit:
+        raise MonthlyLimitReached(limit=locked.monthly_credit_limit, used=used, requested=credits)
