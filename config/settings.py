@@ -123,27 +123,25 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------------
-if env_str("DATABASE_URL"):
-    DATABASES = {
-        "default": dj_database_url.parse(
-            env_str("DATABASE_URL"), conn_max_age=60, conn_health_checks=True
-        )
-    }
-else:
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}",
+        conn_max_age=60,
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(parents=True, exist_ok=True)
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": str(VAR_DIR / "db.sqlite3"),
-            "OPTIONS": {
-                # WAL lets the web server read while a worker writes; IMMEDIATE takes the write
-                # lock at BEGIN so two writers queue up instead of failing mid-transaction.
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 20,
-            },
-        }
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        # WAL lets the web server read while a worker writes; IMMEDIATE takes the write lock
+        # at BEGIN so two writers queue up instead of failing mid-transaction.
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
     }
+    # A file, not memory: tests that run a real worker process share the test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache and task queue -------------------------------------------------------------------
@@ -156,10 +154,9 @@ if REDIS_URL:
             "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "unmark"),
         }
     }
-elif TESTING:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 else:
-    # Web and worker processes must share rate-limit counters: the database is what they share.
+    # Web and worker processes share rate-limit counters and locks: without Redis, the
+    # database is what they share.
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.db.DatabaseCache",
@@ -169,7 +166,8 @@ else:
 
 Q_CLUSTER: dict[str, object] = {
     "name": "unmark",
-    "workers": env_int("Q_WORKERS", 2, minimum=1),
+    # Tasks mostly wait on the network, so more processes than cores keep throughput up.
+    "workers": env_int("Q_WORKERS", 4, minimum=1),
     # A task may stream a large video; the broker re-delivers only after `retry` seconds.
     "timeout": 600,
     "retry": 660,
@@ -203,6 +201,21 @@ KIE_WEBHOOK_HMAC_KEY = env_str("KIE_WEBHOOK_HMAC_KEY")
 KIE_CALLBACK_MAX_AGE_SECONDS = env_int("KIE_CALLBACK_MAX_AGE_SECONDS", 300, minimum=1)
 KIE_UPLOAD_METHOD = env_choice("KIE_UPLOAD_METHOD", ("s3", "oss"), "s3")
 KIE_TIMEOUT_SECONDS = env_int("KIE_TIMEOUT_SECONDS", 30, minimum=1)
+
+# --- Jobs ---------------------------------------------------------------------------------------
+MAX_LINKS_PER_SUBMIT = env_int("MAX_LINKS_PER_SUBMIT", 50, minimum=1)
+RESULT_RETENTION_DAYS = env_int("RESULT_RETENTION_DAYS", 7, minimum=1)
+RESULT_MAX_BYTES = env_int("RESULT_MAX_MB", 1024, minimum=1) * 1024 * 1024
+# Partial downloads live here until complete; on the media disk, finished files are moved
+# into place rather than copied.
+DOWNLOAD_TEMP_DIR = env_str("DOWNLOAD_TEMP_DIR") or str(VAR_DIR / "tmp")
+JOB_GIVE_UP_SECONDS = env_int("JOB_GIVE_UP_SECONDS", 15 * 60, minimum=60)
+# A worker step that has not reported for this long is presumed dead and is run again.
+JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 60, minimum=5)
+MAX_SEND_ATTEMPTS = 5
+MAX_DOWNLOAD_ATTEMPTS = 3
+POLLER_RUN_SECONDS = 55
+POLLER_INTERVAL_SECONDS = 1.0
 
 # --- Auth and accounts ----------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

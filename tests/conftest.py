@@ -19,9 +19,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_cache() -> None:
-    # Rate-limit counters live in the cache; every test starts with none.
-    cache.clear()
+def _fresh_cache(request: pytest.FixtureRequest) -> None:
+    # Rate-limit counters and locks live in the cache (a database table without Redis):
+    # every test that touches the database starts with none.
+    wanted = [name for name in ("transactional_db", "db") if name in request.fixturenames]
+    if wanted:
+        request.getfixturevalue(wanted[0])
+    if wanted or request.node.get_closest_marker("django_db"):
+        cache.clear()
 
 
 @pytest.fixture

@@ -107,7 +107,7 @@ def member_required[**P](view: MemberView[P]) -> PlainView[P]:
     return login_required(wrapper)
 
 
-type TeamView[**P] = Callable[Concatenate[HttpRequest, UUID, P], HttpResponse]
+type TeamView[**P] = Callable[Concatenate[HttpRequest, UUID, P], HttpResponseBase]
 
 
 def team_member_required[**P](view: MemberView[P]) -> TeamView[P]:
@@ -121,7 +121,7 @@ def team_member_required[**P](view: MemberView[P]) -> TeamView[P]:
     @functools.wraps(view)
     def wrapper(
         request: HttpRequest, team_id: UUID, *args: P.args, **kwargs: P.kwargs
-    ) -> HttpResponse:
+    ) -> HttpResponseBase:
         membership = get_membership_or_404(request.user, team_id)  # type: ignore[arg-type]
         remember_team(request, membership)
         request.membership = membership  # type: ignore[attr-defined]

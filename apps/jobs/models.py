@@ -1,9 +1,16 @@
+import logging
 import secrets
 import uuid
-from typing import ClassVar
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
+from django.db.models import Count, Max, Q
+from django.utils import timezone
+
+logger = logging.getLogger("unmark.jobs")
 
 
 class JobState(models.TextChoices):
@@ -17,6 +24,18 @@ class JobState(models.TextChoices):
     EXPIRED = "expired", "Expired"
 
 
+# How far along each state is, for the progress bar people watch.
+PROGRESS = {
+    JobState.QUEUED: 5,
+    JobState.SUBMITTED: 25,
+    JobState.PROCESSING: 55,
+    JobState.DOWNLOADING: 85,
+    JobState.SUCCEEDED: 100,
+    JobState.FAILED: 100,
+    JobState.CANCELED: 100,
+    JobState.EXPIRED: 100,
+}
+
 # States a job never leaves (but for EXPIRED, which only a succeeded job enters).
 FINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED, JobState.EXPIRED})
 IN_FLIGHT_STATES = frozenset(
@@ -26,6 +45,36 @@ IN_FLIGHT_STATES = frozenset(
 
 def new_callback_token() -> str:
     return secrets.token_urlsafe(24)
+
+
+class JobQuerySet(models.QuerySet["Job"]):
+    def in_flight(self) -> "JobQuerySet":
+        return self.filter(state__in=IN_FLIGHT_STATES)
+
+    def due(self, now: datetime) -> "JobQuerySet":
+        return self.in_flight().filter(next_check_at__lte=now)
+
+    def pulse(self) -> "JobsPulse":
+        """A summary that changes whenever any job in the set changes: lets pages skip
+        refreshing, and stop refreshing once nothing is in flight."""
+        summary = self.aggregate(
+            count=Count("id"),
+            active=Count("id", filter=Q(state__in=IN_FLIGHT_STATES)),
+            latest=Max("updated_at"),
+        )
+        latest = summary["latest"].timestamp() if summary["latest"] else 0.0
+        return JobsPulse(summary["count"], summary["active"], latest)
+
+
+@dataclass(frozen=True)
+class JobsPulse:
+    count: int
+    active: int
+    latest: float
+
+    @property
+    def fingerprint(self) -> str:
+        return f"{self.count}-{self.active}-{self.latest:.6f}"
 
 
 class Job(models.Model):
@@ -58,7 +107,11 @@ class Job(models.Model):
     checks = models.PositiveIntegerField(
         default=0, help_text="Times the provider has been asked for this job's status."
     )
-    next_check_at = models.DateTimeField(null=True, blank=True)
+    download_attempts = models.PositiveSmallIntegerField(default=0)
+    next_check_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the worker should next look at this job."
+    )
+    result_url = models.URLField(max_length=2000, blank=True, help_text="Provider's result link.")
 
     failure_code = models.CharField(max_length=40, blank=True)
     failure_message = models.CharField(max_length=300, blank=True)
@@ -76,6 +129,8 @@ class Job(models.Model):
         null=True, blank=True, help_text="When the stored result is deleted."
     )
 
+    objects = JobQuerySet.as_manager()
+
     class Meta:
         ordering: ClassVar[list[str]] = ["-created_at", "-id"]
         indexes: ClassVar[list[models.Index]] = [
@@ -85,6 +140,59 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return f"Job {self.public_id} ({self.state})"
+
+    @property
+    def is_in_flight(self) -> bool:
+        return self.state in IN_FLIGHT_STATES
+
+    @property
+    def progress(self) -> int:
+        return PROGRESS[JobState(self.state)]
+
+    @property
+    def video_id(self) -> str:
+        """The `s_…` part of the share link: how people recognise their video."""
+        return self.source_url.rsplit("/", 1)[-1].split("?")[0]
+
+    @property
+    def download_name(self) -> str:
+        return f"sora-{self.video_id[:40]}-unmarked.mp4"
+
+    def move(self, to_state: JobState, *, detail: str = "", **fields: Any) -> bool:
+        """Moves the job on from the state it was read in, unless someone else already did.
+
+        One conditional UPDATE decides the race between workers, callbacks and the sweep;
+        the winner records the step in the timeline. Returns whether this call moved it.
+        """
+        from_state = self.state
+        now = timezone.now()
+        with transaction.atomic():
+            moved = Job.objects.filter(pk=self.pk, state=from_state).update(
+                state=to_state, updated_at=now, **fields
+            )
+            if not moved:
+                return False
+            JobEvent.objects.create(
+                job=self, from_state=from_state, to_state=to_state, detail=detail[:300]
+            )
+        self.state, self.updated_at = to_state, now
+        for name, value in fields.items():
+            setattr(self, name, value)
+        logger.info(
+            "job state changed",
+            extra={"job": self.public_id, "team": self.team_id, "from": from_state, "to": to_state},
+        )
+        return True
+
+    def touch(self, **fields: Any) -> bool:
+        """Updates fields without a state change, only while the job is still in its state."""
+        now = timezone.now()
+        updated = Job.objects.filter(pk=self.pk, state=self.state).update(updated_at=now, **fields)
+        if updated:
+            self.updated_at = now
+            for name, value in fields.items():
+                setattr(self, name, value)
+        return bool(updated)
 
 
 class JobEvent(models.Model):
@@ -101,3 +209,31 @@ class JobEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.from_state or '∅'} → {self.to_state}"
+
+
+class ProviderAlert(models.Model):
+    """The provider refused all work (paused, out of credits, bad key): users and staff are told.
+
+    One open alert per provider and kind; it closes when the provider accepts a task again.
+    """
+
+    provider = models.CharField(max_length=20)
+    kind = models.CharField(max_length=20)
+    message = models.CharField(max_length=300)
+    occurrences = models.PositiveIntegerField(default=1)
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["-last_seen_at"]
+        constraints: ClassVar[list[models.BaseConstraint]] = [
+            models.UniqueConstraint(
+                fields=["provider", "kind"],
+                condition=Q(resolved_at__isnull=True),
+                name="provideralert_one_open_per_kind",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.kind}: {self.message}"

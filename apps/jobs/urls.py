@@ -6,4 +6,12 @@ app_name = "jobs"
 
 urlpatterns = [
     path("dashboard/", views.dashboard, name="dashboard"),
+    path("jobs/", views.submit, name="submit"),
+    path("jobs/table/", views.jobs_table, name="table"),
+    path("jobs/<uuid:public_id>/", views.job_detail, name="detail"),
+    path("jobs/<uuid:public_id>/retry/", views.retry, name="retry"),
+    path("jobs/<uuid:public_id>/cancel/", views.cancel, name="cancel"),
+    path("jobs/<uuid:public_id>/download/", views.download, name="download"),
+    path("jobs/<uuid:public_id>/video/", views.preview, name="preview"),
+    path("hooks/kie/<str:token>/", views.kie_callback, name="kie_callback"),
 ]

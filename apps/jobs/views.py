@@ -1,9 +1,282 @@
-from django.http import HttpResponse
-from django.template.response import TemplateResponse
+import json
+import logging
 
-from apps.accounts.access import MemberRequest, member_required
+from django.conf import settings
+from django.contrib import messages
+from django.core.files.storage import default_storage
+from django.core.paginator import Page, Paginator
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    JsonResponse,
+)
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from apps.accounts.access import MemberRequest, get_for_member, member_required
+from apps.accounts.limits import MonthlyLimitReached
+from apps.accounts.models import Membership
+from apps.billing import ledger
+from apps.jobs import queue, services
+from apps.jobs.forms import JobFilterForm, SubmitLinksForm
+from apps.jobs.links import LineError
+from apps.jobs.models import Job, JobQuerySet, JobState, ProviderAlert
+from apps.jobs.providers import get_provider
+from apps.jobs.providers.base import CallbackRejected
+
+logger = logging.getLogger("unmark.jobs")
+
+JOBS_PER_PAGE = 20
+NO_CHANGE = 204  # htmx leaves the page alone on 204: the cheap answer of a live refresh
+FROZEN_MESSAGE = "New videos are paused for this team because of a payment dispute."
+
+
+# --- Dashboard ---------------------------------------------------------------------------------
+@member_required
+@require_GET
+def dashboard(request: MemberRequest) -> HttpResponse:
+    return _dashboard(request, SubmitLinksForm())
 
 
 @member_required
-def dashboard(request: MemberRequest) -> HttpResponse:
-    return TemplateResponse(request, "jobs/dashboard.html", {"team": request.membership.team})
+@require_POST
+def submit(request: MemberRequest) -> HttpResponse:
+    form = SubmitLinksForm(request.POST)
+    line_errors: list[LineError] = []
+    created: list[Job] = []
+    if form.is_valid():
+        paste = form.paste
+        line_errors = paste.errors
+        if paste.links:
+            try:
+                created = services.submit_links(membership=request.membership, links=paste.links)
+            except ledger.InsufficientCredits as exc:
+                form.add_error(None, _missing_credits_message(exc, len(paste.links)))
+            except ledger.TeamFrozen:
+                form.add_error(
+                    None, "New videos are paused for this team because of a payment dispute."
+                )
+            except MonthlyLimitReached as exc:
+                form.add_error(None, str(exc))
+    if created and not line_errors and not request.htmx:
+        count = len(created)
+        messages.success(request, f"{count} video{'s' if count != 1 else ''} added.")
+        return redirect("jobs:dashboard")
+    if created:
+        # Keep only the lines that need fixing in the box; the rest of the form starts afresh.
+        form = SubmitLinksForm(initial={"links": "\n".join(error.text for error in line_errors)})
+    return _dashboard(request, form, line_errors=line_errors, just_created=len(created))
+
+
+def _missing_credits_message(exc: ledger.InsufficientCredits, videos: int) -> str:
+    return (
+        f"{videos} video{'s' if videos != 1 else ''} need {exc.needed:,} credits, but your team "
+        f"has {max(exc.available, 0):,} available: {exc.missing:,} more credits are needed. "
+        "Nothing was submitted."
+    )
+
+
+def _dashboard(
+    request: MemberRequest,
+    form: SubmitLinksForm,
+    *,
+    line_errors: list[LineError] | None = None,
+    just_created: int = 0,
+) -> HttpResponse:
+    context = {
+        "form": form,
+        "line_errors": line_errors or [],
+        "just_created": just_created,
+        "max_links": settings.MAX_LINKS_PER_SUBMIT,
+        "credits_per_video": settings.CREDITS_PER_VIDEO,
+        "provider_alert": _open_provider_alert(),
+        **_jobs_table_context(request),
+    }
+    if request.htmx:
+        # The form is swapped in place; the table, flash messages and balance follow out of band.
+        context["oob"] = True
+        return TemplateResponse(request, "jobs/dashboard.html#submit_response", context)
+    return TemplateResponse(request, "jobs/dashboard.html", context)
+
+
+def _open_provider_alert() -> ProviderAlert | None:
+    return ProviderAlert.objects.filter(resolved_at__isnull=True).order_by("-last_seen_at").first()
+
+
+# --- Jobs table (with its live refresh) --------------------------------------------------------
+@member_required
+@require_GET
+def jobs_table(request: MemberRequest) -> HttpResponse:
+    pulse = Job.objects.filter(team=request.membership.team).pulse()
+    if request.GET.get("since") == pulse.fingerprint:
+        return HttpResponse(status=NO_CHANGE)
+    return TemplateResponse(request, "jobs/dashboard.html#jobs_table", _jobs_table_context(request))
+
+
+def _jobs_table_context(request: MemberRequest) -> dict[str, object]:
+    team = request.membership.team
+    members = list(
+        Membership.objects.filter(team=team)
+        .select_related("user")
+        .order_by("user__email")
+        .values_list("user_id", "user__email")
+    )
+    filters = JobFilterForm(request.GET, members=members)
+    filters.is_valid()  # invalid values are shown as errors and ignored
+    jobs: JobQuerySet = Job.objects.filter(team=team)
+    pulse = jobs.pulse()
+    if state := filters.cleaned_data.get("state"):
+        jobs = jobs.filter(state=state)
+    if by := filters.cleaned_data.get("by"):
+        jobs = jobs.filter(created_by_id=by)
+    page: Page[Job] = Paginator(jobs.select_related("created_by"), JOBS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    query = request.GET.copy()
+    query.pop("page", None)
+    query.pop("since", None)
+    return {
+        "filters": filters,
+        "page": page,
+        "query": query.urlencode(),
+        "fingerprint": pulse.fingerprint,
+        "live": pulse.active > 0,
+    }
+
+
+# --- One job ---------------------------------------------------------------------------------
+def _get_job(request: MemberRequest, public_id: object) -> Job:
+    return get_for_member(
+        request.user, Job.objects.select_related("created_by", "team"), public_id=public_id
+    )
+
+
+@member_required
+@require_GET
+def job_detail(request: MemberRequest, public_id: str) -> HttpResponse:
+    job = _get_job(request, public_id)
+    if request.htmx:
+        if request.GET.get("since") == _job_fingerprint(job):
+            return HttpResponse(status=NO_CHANGE)
+        template = "jobs/job_detail.html#job_status"
+    else:
+        template = "jobs/job_detail.html"
+    return TemplateResponse(
+        request,
+        template,
+        {
+            "job": job,
+            "events": job.events.all(),
+            "fingerprint": _job_fingerprint(job),
+            "provider_alert": _open_provider_alert() if job.is_in_flight else None,
+        },
+    )
+
+
+def _job_fingerprint(job: Job) -> str:
+    return f"{job.state}-{job.updated_at.timestamp():.6f}"
+
+
+@member_required
+@require_POST
+def retry(request: MemberRequest, public_id: str) -> HttpResponse:
+    job = _get_job(request, public_id)
+    if job.state not in (JobState.FAILED, JobState.CANCELED):
+        messages.error(request, "Only a failed or canceled video can be tried again.")
+        return redirect(job_url(job))
+    # The retry is charged to the job's own team, whichever team is current.
+    membership = get_object_or_404(Membership, team=job.team, user=request.user)
+    try:
+        new_job = services.retry_job(membership=membership, job=job)
+    except ledger.InsufficientCredits as exc:
+        messages.error(request, _missing_credits_message(exc, 1))
+        return redirect(job_url(job))
+    except ledger.TeamFrozen:
+        messages.error(request, FROZEN_MESSAGE)
+        return redirect(job_url(job))
+    except MonthlyLimitReached as exc:
+        messages.error(request, str(exc))
+        return redirect(job_url(job))
+    messages.success(request, "Trying again as a new job. Credits are held until it finishes.")
+    return redirect(job_url(new_job))
+
+
+@member_required
+@require_POST
+def cancel(request: MemberRequest, public_id: str) -> HttpResponse:
+    job = _get_job(request, public_id)
+    if services.cancel_job(job=job):
+        messages.success(request, "Canceled. Its credits are available again.")
+    else:
+        messages.error(request, "This video was already sent to Kie and can no longer be canceled.")
+    return redirect(job_url(job))
+
+
+def job_url(job: Job) -> str:
+    return reverse("jobs:detail", args=[job.public_id])
+
+
+@member_required
+@require_GET
+def download(request: MemberRequest, public_id: str) -> HttpResponseBase:
+    return _serve_result(_get_job(request, public_id), attachment=True)
+
+
+@member_required
+@require_GET
+def preview(request: MemberRequest, public_id: str) -> HttpResponseBase:
+    return _serve_result(_get_job(request, public_id), attachment=False)
+
+
+def _serve_result(job: Job, *, attachment: bool) -> HttpResponseBase:
+    if job.state != JobState.SUCCEEDED or not job.result_file:
+        raise Http404("This video has no result to download.")
+    name = str(job.result_file.name)
+    disposition = "attachment" if attachment else "inline"
+    if hasattr(default_storage, "bucket_name"):
+        # S3: a short-lived signed link, so the bytes never pass through the web server.
+        url = default_storage.url(  # type: ignore[call-arg]  # S3Storage takes parameters
+            name,
+            parameters={
+                "ResponseContentDisposition": f'{disposition}; filename="{job.download_name}"',
+                "ResponseContentType": "video/mp4",
+            },
+        )
+        return redirect(url)
+    response = FileResponse(
+        default_storage.open(name, "rb"),
+        as_attachment=attachment,
+        filename=job.download_name,
+        content_type="video/mp4",
+    )
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+# --- Kie's callback ------------------------------------------------------------------------------
+@csrf_exempt  # Kie cannot send a CSRF token; the per-job secret in the URL stands in for it.
+@require_POST
+def kie_callback(request: HttpRequest, token: str) -> HttpResponse:
+    job = Job.objects.filter(callback_token=token).first()
+    if job is None:
+        raise Http404
+    try:
+        task_id = get_provider().verify_callback(request.headers, request.body)
+    except CallbackRejected as exc:
+        logger.warning("callback rejected", extra={"job": job.public_id, "reason": str(exc)})
+        return JsonResponse({"code": 400, "msg": "rejected"}, status=400)
+    if job.task_id and task_id != job.task_id:
+        logger.warning("callback for another task", extra={"job": job.public_id})
+        return JsonResponse({"code": 400, "msg": "task mismatch"}, status=400)
+    # The body is never trusted: the callback only makes us ask Kie for the task's status.
+    if job.is_in_flight:
+        queue.check(job.pk)
+    return HttpResponse(
+        json.dumps({"code": 200, "msg": "success"}), content_type="application/json"
+    )

@@ -69,7 +69,7 @@ def test_the_header_shows_the_current_teams_available_credits(login, alice, acme
     team = client.get(reverse("jobs:dashboard")).text
 
     assert re.search(r'class="balance-chip"[^>]*><strong>30</strong> credits', personal)
-    assert re.search(r'class="balance-chip"[^>]*><strong>1000</strong> credits', team)
+    assert re.search(r'class="balance-chip"[^>]*><strong>1,000</strong> credits', team)
 
 
 def test_the_header_balance_looks_low_below_three_videos(login, alice):

@@ -66,7 +66,9 @@ CODE_MESSAGES = {
 }
 
 # Generated "video" data for --result-bytes: one block, repeated, so N bytes cost 64 KiB.
-_FILLER = random.Random(20260324).randbytes(CHUNK_BYTES)  # noqa: S311 (test data, not a secret)
+# It opens with an MP4 `ftyp` box, as a real video does, so it passes the app's format check.
+_FTYP = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
+_FILLER = _FTYP + random.Random(20260324).randbytes(CHUNK_BYTES - len(_FTYP))  # noqa: S311
 
 
 @dataclass
@@ -82,6 +84,9 @@ class SimulatorConfig:
     credits: int = 10_000_000
     hmac_key: str = ""
     result_bytes: int = 0  # 0 serves the sample MP4 that ships with the project
+    # Streams generated results at most this fast (0: as fast as possible): a slow download
+    # gives a fault drill time to kill the worker in the middle of it.
+    result_bytes_per_second: int = 0
     api_delay_seconds: float = 0.0  # wait before every API answer
     api_fault: str = ""  # "malformed": broken JSON with HTTP 200; "html": a proxy's 502 page
     forced_code: int = 0  # answer every authorised API call with this envelope code
@@ -98,6 +103,7 @@ class SimulatorConfig:
             (self.rate_limit < 1, "rate_limit must be at least 1"),
             (self.credits < 0, "credits must not be negative"),
             (self.result_bytes < 0, "result_bytes must not be negative"),
+            (self.result_bytes_per_second < 0, "result_bytes_per_second must not be negative"),
             (self.api_delay_seconds < 0, "api_delay_seconds must not be negative"),
             (self.api_fault not in API_FAULTS, f"api_fault must be one of {API_FAULTS}"),
             (
@@ -398,7 +404,8 @@ class KieSimulator:
         if config.result_fault == "html":
             return Reply(200, _RESULT_PAGE, "text/html; charset=utf-8")
         if config.result_bytes:
-            return Reply(200, _filler(config.result_bytes), "video/mp4", length=config.result_bytes)
+            body = _filler(config.result_bytes, config.result_bytes_per_second)
+            return Reply(200, body, "video/mp4", length=config.result_bytes)
         return Reply(200, SAMPLE_MP4.read_bytes(), "video/mp4")
 
     def _control(self, method: str, body: bytes) -> Reply:
@@ -586,9 +593,12 @@ def _coerce_changes(changes: dict[str, Any]) -> dict[str, Any]:
     return coerced
 
 
-def _filler(total: int) -> Iterator[bytes]:
+def _filler(total: int, bytes_per_second: int = 0) -> Iterator[bytes]:
+    pause = CHUNK_BYTES / bytes_per_second if bytes_per_second else 0.0
     for offset in range(0, total, CHUNK_BYTES):
         yield _FILLER[: min(CHUNK_BYTES, total - offset)]
+        if pause:
+            time.sleep(pause)
 
 
 def _json_reply(status: int, payload: object) -> Reply:

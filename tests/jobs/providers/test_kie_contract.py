@@ -13,7 +13,7 @@ from apps.jobs.providers.base import (
     TaskState,
 )
 from apps.jobs.providers.simulator import SAMPLE_MP4
-from tests.jobs.providers.conftest import HMAC_KEY, SORA_LINK, wait_until_final
+from tests.jobs.conftest import HMAC_KEY, SORA_LINK, wait_until_final
 
 
 def test_a_task_succeeds_with_a_result_link_that_serves_the_sample_video(kie):

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from apps.jobs.providers.simulator import KieSimulator, SimulatorConfig
-from tests.jobs.providers.conftest import SIM_KEY, SORA_LINK, wait_until_final
+from tests.jobs.conftest import SIM_KEY, SORA_LINK, wait_until_final
 
 AUTH = {"Authorization": f"Bearer {SIM_KEY}"}
 

@@ -1,0 +1,103 @@
+from django.contrib import admin, messages
+from django.db.models import F, QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from apps.jobs import queue, services
+from apps.jobs.models import IN_FLIGHT_STATES, Job, JobEvent, ProviderAlert
+
+
+class JobEventInline(admin.TabularInline):
+    model = JobEvent
+    extra = 0
+    can_delete = False
+    fields = ("created_at", "from_state", "to_state", "detail")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Job | None = None) -> bool:
+        return False
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    list_display = [
+        "public_id",
+        "state",
+        "team",
+        "created_by",
+        "provider",
+        "task_id",
+        "created_at",
+        "finished_at",
+        "duration",
+        "credits",
+    ]
+    list_filter = ["state", "provider", "created_at", "team"]
+    list_select_related = ["team", "created_by"]
+    search_fields = ["source_url", "task_id", "public_id", "created_by__email", "team__name"]
+    date_hierarchy = "created_at"
+    readonly_fields = [field.name for field in Job._meta.fields]
+    inlines = [JobEventInline]
+    actions = ["retry_selected", "fail_and_release"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Job | None = None) -> bool:
+        return False  # money history: jobs are never deleted
+
+    @admin.display(description="Duration", ordering=F("finished_at") - F("created_at"))
+    def duration(self, job: Job) -> str:
+        end = job.finished_at or timezone.now()
+        seconds = int((end - job.created_at).total_seconds())
+        return f"{seconds // 60}m {seconds % 60:02d}s" + ("" if job.finished_at else " (running)")
+
+    @admin.action(description="Retry: run the next step of selected in-flight jobs now")
+    def retry_selected(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        jobs = queryset.filter(state__in=IN_FLIGHT_STATES)
+        count = jobs.update(next_check_at=timezone.now())
+        queue.start_poller()
+        self.message_user(request, f"{count} job(s) will be picked up by the poller now.")
+
+    @admin.action(description="Fail and release credits of selected in-flight jobs")
+    def fail_and_release(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        failed = 0
+        for job in queryset.filter(state__in=IN_FLIGHT_STATES):
+            failed += services.fail_job(
+                job,
+                code="staff",
+                message="Stopped by our staff. Nothing was charged.",
+            )
+        level = messages.SUCCESS if failed else messages.WARNING
+        self.message_user(request, f"{failed} job(s) failed and their credits released.", level)
+
+
+@admin.register(ProviderAlert)
+class ProviderAlertAdmin(admin.ModelAdmin):
+    list_display = [
+        "provider",
+        "kind",
+        "message",
+        "occurrences",
+        "first_seen_at",
+        "last_seen_at",
+        "resolved_at",
+    ]
+    list_filter = ["provider", "kind", ("resolved_at", admin.EmptyFieldListFilter)]
+    readonly_fields = [
+        "provider",
+        "kind",
+        "message",
+        "occurrences",
+        "first_seen_at",
+        "last_seen_at",
+    ]
+    actions = ["mark_resolved"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Mark resolved (hide the banner)")
+    def mark_resolved(self, request: HttpRequest, queryset: QuerySet[ProviderAlert]) -> None:
+        count = queryset.filter(resolved_at__isnull=True).update(resolved_at=timezone.now())
+        self.message_user(request, f"{count} alert(s) resolved.")

@@ -1,0 +1,163 @@
+"""Copying a finished video from the provider's result URL into our storage, safely.
+
+The URL comes from a third party, so it is treated as hostile: https only, never to private,
+loopback or link-local addresses (except the local Kie simulator), redirects checked hop by
+hop, a size cap, and the bytes must look like an MP4. The video is streamed through a temporary
+file — never held in memory — while its size and SHA-256 are computed; it is moved into
+storage only once complete, under a name derived from the job, so a retried download replaces
+rather than duplicates and a crash leaves no partial result behind.
+"""
+
+import hashlib
+import ipaddress
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+
+CHUNK_BYTES = 1024 * 1024
+MAX_REDIRECTS = 3
+HEARTBEAT_SECONDS = 5.0
+TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=10.0, pool=10.0)
+ACCEPTED_CONTENT_TYPES = ("video/", "application/octet-stream", "binary/octet-stream")
+
+
+class DownloadError(Exception):
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    name: str
+    size: int
+    sha256: str
+
+
+class _LocalTempFile(File):
+    """Lets FileSystemStorage move the finished file into place instead of copying it."""
+
+    def temporary_file_path(self) -> str:
+        return str(getattr(self.file, "name", ""))
+
+
+def store_result(
+    url: str, *, storage_name: str, temp_name: str, heartbeat: Callable[[], None]
+) -> StoredResult:
+    temp_dir = Path(settings.DOWNLOAD_TEMP_DIR)
+    temp_dir.mkdir(parents=True, exist_ok=True)
+    temp_path = temp_dir / temp_name
+    try:
+        size, digest = _download_to(url, temp_path, heartbeat)
+        # A retry after a crash finds the previous copy under the same name: replace it.
+        if default_storage.exists(storage_name):
+            default_storage.delete(storage_name)
+        with temp_path.open("rb") as handle:
+            saved_name = default_storage.save(storage_name, _LocalTempFile(handle))
+        return StoredResult(name=saved_name, size=size, sha256=digest)
+    finally:
+        temp_path.unlink(missing_ok=True)
+
+
+def _download_to(url: str, path: Path, heartbeat: Callable[[], None]) -> tuple[int, str]:
+    limit = settings.RESULT_MAX_BYTES
+    with httpx.Client(timeout=TIMEOUT, follow_redirects=False) as client:
+        for _ in range(MAX_REDIRECTS + 1):
+            check_fetchable(url)
+            with client.stream("GET", url, headers={"Accept": "video/mp4,*/*"}) as response:
+                if response.is_redirect:
+                    url = urljoin(url, response.headers.get("location", ""))
+                    continue
+                _check_response(response, limit)
+                return _write_stream(response, path, limit, heartbeat)
+    raise DownloadError("The result link redirected too many times.", retryable=False)
+
+
+def _check_response(response: httpx.Response, limit: int) -> None:
+    status = response.status_code
+    if status in (404, 410):
+        raise DownloadError("The result link no longer exists.", retryable=False)
+    if status == 429 or status >= 500:
+        raise DownloadError(f"The result server answered {status}.", retryable=True)
+    if status != 200:
+        raise DownloadError(f"The result server refused the download ({status}).", retryable=False)
+    content_type = response.headers.get("content-type", "").lower()
+    if content_type and not content_type.startswith(ACCEPTED_CONTENT_TYPES):
+        kind = content_type.split(";")[0]
+        raise DownloadError(f"The result link served {kind}, not a video.", retryable=False)
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise DownloadError(_too_large(limit), retryable=False)
+
+
+def _write_stream(
+    response: httpx.Response, path: Path, limit: int, heartbeat: Callable[[], None]
+) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    last_beat = time.monotonic()
+    with path.open("wb") as out:
+        for chunk in response.iter_bytes(CHUNK_BYTES):
+            if size == 0 and not looks_like_mp4(chunk):
+                raise DownloadError("The result is not an MP4 video.", retryable=False)
+            size += len(chunk)
+            if size > limit:
+                raise DownloadError(_too_large(limit), retryable=False)
+            digest.update(chunk)
+            out.write(chunk)
+            if time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
+                heartbeat()
+                last_beat = time.monotonic()
+        out.flush()
+        os.fsync(out.fileno())
+    if size == 0:
+        raise DownloadError("The result was empty.", retryable=True)
+    return size, digest.hexdigest()
+
+
+def looks_like_mp4(first_bytes: bytes) -> bool:
+    """ISO media files (MP4, MOV) start with a box whose type is `ftyp` at offset 4."""
+    return len(first_bytes) >= 8 and first_bytes[4:8] == b"ftyp"
+
+
+def check_fetchable(url: str) -> None:
+    """Refuses URLs that could reach into our own network (SSRF)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise DownloadError("The result link is malformed.", retryable=False) from None
+    if settings.KIE_SIMULATOR and _is_simulator(parts.scheme, host, port):
+        return
+    if parts.scheme != "https" or not host:
+        raise DownloadError("The result link is not an https address.", retryable=False)
+    try:
+        addresses = {
+            str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        }
+    except socket.gaierror:
+        raise DownloadError("The result server could not be found.", retryable=True) from None
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if not ip.is_global or ip.is_multicast:
+            raise DownloadError("The result link points into a private network.", retryable=False)
+
+
+def _is_simulator(scheme: str, host: str, port: int) -> bool:
+    simulator = urlsplit(settings.KIE_BASE_URL)
+    return (scheme, host, port) == (simulator.scheme, simulator.hostname, simulator.port)
+
+
+def _too_large(limit: int) -> str:
+    return f"The result is larger than the {limit // (1024 * 1024)} MB we accept."

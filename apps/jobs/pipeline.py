@@ -1,0 +1,367 @@
+"""The worker's side of a job: send it to the provider, follow it, save the result.
+
+Every step starts from the job's row, acts only if the job is still in the state the step
+expects, and moves it on with a conditional update — so duplicate deliveries, late callbacks
+and the sweep can all run the same step safely. No step waits on the provider: a job that is
+not ready gets a `next_check_at`, and the poller (one at a time) picks up due jobs.
+"""
+
+import logging
+import os
+import secrets
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.files.storage import default_storage
+from django.db.models import F
+from django.utils import timezone
+
+from apps.jobs import queue
+from apps.jobs.backoff import next_poll_delay, retry_delay
+from apps.jobs.download import DownloadError, store_result
+from apps.jobs.models import Job, JobState, ProviderAlert
+from apps.jobs.providers import get_provider
+from apps.jobs.providers.base import (
+    PermanentError,
+    ProviderUnavailable,
+    RateLimited,
+    RetryableError,
+    TaskState,
+    TaskStatus,
+)
+from apps.jobs.services import fail_job, succeed_job
+
+logger = logging.getLogger("unmark.jobs")
+
+POLL_BATCH = 200
+POLLER_LOCK_SECONDS = 15
+
+
+# --- Sending ----------------------------------------------------------------------------------
+def send_job(job: Job) -> None:
+    if job.state != JobState.QUEUED:
+        return
+    now = timezone.now()
+    if not job.move(
+        JobState.SUBMITTED,
+        detail="Sending to Kie.",
+        attempts=job.attempts + 1,
+        submitted_at=now,
+        next_check_at=now + timedelta(seconds=settings.JOB_LEASE_SECONDS),
+    ):
+        return
+    provider = get_provider()
+    try:
+        task_id = provider.start(job.source_url, callback_url=callback_url(job))
+    except ProviderUnavailable as exc:
+        record_provider_alert(provider.name, exc)
+        fail_job(job, code=f"provider_{exc.kind}", message=unavailable_message(exc))
+        return
+    except RetryableError as exc:
+        _send_later(job, exc)
+        return
+    except PermanentError as exc:
+        fail_job(job, code=exc.code or "rejected", message=f"Kie refused this link: {exc.message}")
+        return
+    resolve_provider_alerts(provider.name)
+    job.touch(task_id=task_id, next_check_at=timezone.now() + _poll_delay(job))
+    queue.start_poller()
+
+
+def _send_later(job: Job, exc: RetryableError) -> None:
+    # Rate limits are nobody's fault and do not use up attempts; other errors do.
+    attempts = job.attempts - 1 if isinstance(exc, RateLimited) else job.attempts
+    if attempts >= settings.MAX_SEND_ATTEMPTS or _past_deadline(job):
+        fail_job(
+            job,
+            code=exc.code or "busy",
+            message="Kie was too busy to accept this video after several tries. "
+            "Nothing was charged; please try again later.",
+        )
+        return
+    delay = retry_delay(max(attempts, 1), hint=exc.retry_after)
+    job.move(
+        JobState.QUEUED,
+        detail=f"Kie is busy ({exc}); trying again in {delay:.0f} s.",
+        attempts=attempts,
+        next_check_at=timezone.now() + timedelta(seconds=delay),
+    )
+
+
+def callback_url(job: Job) -> str | None:
+    if not settings.PUBLIC_BASE_URL:
+        return None
+    return f"{settings.PUBLIC_BASE_URL}/hooks/kie/{job.callback_token}/"
+
+
+# --- Following ---------------------------------------------------------------------------------
+def check_job(job: Job) -> None:
+    if job.state not in (JobState.SUBMITTED, JobState.PROCESSING) or not job.task_id:
+        return
+    provider = get_provider()
+    try:
+        status = provider.status(job.task_id)
+    except ProviderUnavailable as exc:
+        # The task exists; a pause may only stop new work. Keep following it until the deadline.
+        record_provider_alert(provider.name, exc)
+        _check_later(job)
+        return
+    except RetryableError as exc:
+        _check_later(job, hint=exc.retry_after)
+        return
+    except PermanentError as exc:
+        fail_job(
+            job,
+            code=exc.code or "lost",
+            message=f"Kie lost track of this video ({exc.message}). Nothing was charged.",
+        )
+        return
+    _apply_status(job, status)
+
+
+def _apply_status(job: Job, status: TaskStatus) -> None:
+    if status.cost_time_ms is not None:
+        job.provider_cost_ms = status.cost_time_ms
+    if status.state == TaskState.FAILED:
+        fail_job(job, code=f"kie_{status.failure_code or 'failed'}", message=kie_failure(status))
+    elif status.state == TaskState.SUCCEEDED:
+        if not status.result_urls:
+            fail_job(
+                job,
+                code="no_result",
+                message="Kie finished but sent no video. Nothing was charged.",
+            )
+        elif job.move(
+            JobState.DOWNLOADING,
+            detail="Kie removed the watermark; saving the video.",
+            result_url=status.result_urls[0],
+            provider_cost_ms=job.provider_cost_ms,
+            checks=job.checks + 1,
+            next_check_at=timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS),
+        ):
+            queue.download(job.pk)
+    elif status.state == TaskState.RUNNING and job.state == JobState.SUBMITTED:
+        job.move(
+            JobState.PROCESSING,
+            detail="Kie is removing the watermark.",
+            checks=job.checks + 1,
+            next_check_at=timezone.now() + _poll_delay(job),
+        )
+    else:
+        _check_later(job)
+
+
+def _check_later(job: Job, *, hint: float | None = None) -> None:
+    if _past_deadline(job):
+        minutes = settings.JOB_GIVE_UP_SECONDS // 60
+        fail_job(
+            job,
+            code="timeout",
+            message=f"Kie did not finish this video within {minutes} minutes. Nothing was charged.",
+        )
+        return
+    delay = max(_poll_delay(job).total_seconds(), hint or 0)
+    job.touch(checks=job.checks + 1, next_check_at=timezone.now() + timedelta(seconds=delay))
+
+
+def _poll_delay(job: Job) -> timedelta:
+    started = job.submitted_at or job.created_at
+    return timedelta(seconds=next_poll_delay((timezone.now() - started).total_seconds()))
+
+
+def _past_deadline(job: Job) -> bool:
+    return timezone.now() - job.created_at > timedelta(seconds=settings.JOB_GIVE_UP_SECONDS)
+
+
+# --- Saving ------------------------------------------------------------------------------------
+def download_job(job: Job) -> None:
+    if job.state != JobState.DOWNLOADING:
+        return
+    lease_seconds = settings.JOB_LEASE_SECONDS
+    # One download per job at a time, across all workers. The lock expires on its own if its
+    # worker dies; the poller then sees the job's check come due and starts another.
+    lock = f"jobs:download:{job.pk}"
+    if not cache.add(lock, os.getpid(), timeout=lease_seconds):
+        return
+    try:
+        _download_with_lease(job, lock, lease_seconds)
+    finally:
+        cache.delete(lock)
+
+
+def _download_with_lease(job: Job, lock: str, lease_seconds: int) -> None:
+    lease = timedelta(seconds=lease_seconds)
+    if not job.touch(
+        download_attempts=job.download_attempts + 1, next_check_at=timezone.now() + lease
+    ):
+        return
+
+    def heartbeat() -> None:
+        # Tells the poller and other workers that this download is alive.
+        job.touch(next_check_at=timezone.now() + lease)
+        cache.touch(lock, lease_seconds)
+
+    # The lock is ours, so a partial file of this job was left by a worker that died.
+    for stale in Path(settings.DOWNLOAD_TEMP_DIR).glob(f"{job.public_id}-*.part"):
+        stale.unlink(missing_ok=True)
+    try:
+        stored = store_result(
+            job.result_url,
+            storage_name=result_name(job),
+            temp_name=f"{job.public_id}-{secrets.token_hex(4)}.part",
+            heartbeat=heartbeat,
+        )
+    except DownloadError as exc:
+        if exc.retryable and job.download_attempts < settings.MAX_DOWNLOAD_ATTEMPTS:
+            delay = retry_delay(job.download_attempts)
+            job.touch(next_check_at=timezone.now() + timedelta(seconds=delay))
+        else:
+            fail_job(
+                job,
+                code="download",
+                message=f"The finished video could not be saved: {exc.message} "
+                "Nothing was charged.",
+            )
+        return
+    if not succeed_job(job, name=stored.name, size=stored.size, sha256=stored.sha256):
+        # Staff failed the job meanwhile: the copy we just stored belongs to nobody.
+        default_storage.delete(stored.name)
+
+
+def result_name(job: Job) -> str:
+    return f"results/{job.team.public_id}/{job.public_id}.mp4"
+
+
+# --- The poller and the sweep ------------------------------------------------------------------
+def poll_due_jobs(*, run_seconds: float | None = None) -> int:
+    """Hands every due job to the right step, for up to `run_seconds`; one poller at a time.
+
+    django-q2's scheduler wakes only every 30 s, too slow for Kie's 2-second polling guidance,
+    so this loop runs while jobs are in flight and stops as soon as none are.
+    """
+    token = secrets.token_hex(8)
+    budget = settings.POLLER_RUN_SECONDS if run_seconds is None else run_seconds
+    # A short lock, renewed every round: a poller whose worker dies frees its place quickly.
+    if not cache.add(queue.POLLER_LOCK, token, timeout=POLLER_LOCK_SECONDS):
+        return 0
+    handed = 0
+    try:
+        stop_at = time.monotonic() + budget
+        while True:
+            handed += _hand_out_due_jobs()
+            if time.monotonic() >= stop_at or not Job.objects.in_flight().exists():
+                break
+            time.sleep(settings.POLLER_INTERVAL_SECONDS)
+            cache.touch(queue.POLLER_LOCK, POLLER_LOCK_SECONDS)
+    finally:
+        if cache.get(queue.POLLER_LOCK) == token:
+            cache.delete(queue.POLLER_LOCK)
+    return handed
+
+
+def _hand_out_due_jobs() -> int:
+    now = timezone.now()
+    grace = now + timedelta(seconds=settings.JOB_LEASE_SECONDS)
+    handed = 0
+    due = Job.objects.due(now).order_by("next_check_at")[:POLL_BATCH]
+    for pk, state, task_id, next_check_at in due.values_list(
+        "pk", "state", "task_id", "next_check_at"
+    ):
+        # Claim the job by moving its next check on; a second poller or sweep skips it.
+        if not Job.objects.filter(pk=pk, state=state, next_check_at=next_check_at).update(
+            next_check_at=grace
+        ):
+            continue
+        handed += 1
+        if state == JobState.QUEUED:
+            queue.send_to_provider([pk])
+        elif state == JobState.DOWNLOADING:
+            queue.download(pk)
+        elif task_id:
+            queue.check(pk)
+        else:
+            _resend_stuck(pk)
+    return handed
+
+
+def _resend_stuck(pk: int) -> None:
+    """A job marked sent but without a task id: the worker stopped mid-send. Send it again."""
+    job = Job.objects.get(pk=pk)
+    if job.move(
+        JobState.QUEUED,
+        detail="The worker stopped while sending this video; sending it again.",
+        next_check_at=timezone.now(),
+    ):
+        queue.send_to_provider([pk])
+
+
+def sweep() -> None:
+    """Every minute: end retention of old results, tidy temporary files, then poll."""
+    expire_results()
+    remove_stale_temp_files()
+    poll_due_jobs()
+
+
+def expire_results() -> int:
+    expired = 0
+    for job in Job.objects.filter(state=JobState.SUCCEEDED, expires_at__lte=timezone.now()):
+        name = job.result_file.name
+        if job.move(
+            JobState.EXPIRED, detail="Result deleted after the retention period.", result_file=""
+        ):
+            if name:
+                default_storage.delete(name)
+            expired += 1
+    return expired
+
+
+def remove_stale_temp_files(max_age_seconds: float = 3600) -> int:
+    """Deletes partial downloads left behind by killed workers."""
+    removed = 0
+    cutoff = time.time() - max_age_seconds
+    for path in Path(settings.DOWNLOAD_TEMP_DIR).glob("*.part"):
+        if path.stat().st_mtime < cutoff:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+# --- Telling people about an unavailable provider -----------------------------------------------
+def record_provider_alert(provider: str, exc: ProviderUnavailable) -> None:
+    updated = ProviderAlert.objects.filter(
+        provider=provider, kind=exc.kind, resolved_at__isnull=True
+    ).update(occurrences=F("occurrences") + 1, last_seen_at=timezone.now(), message=str(exc)[:300])
+    if not updated:
+        ProviderAlert.objects.get_or_create(
+            provider=provider,
+            kind=exc.kind,
+            resolved_at=None,
+            defaults={"message": str(exc)[:300]},
+        )
+        logger.error("provider unavailable", extra={"provider": provider, "kind": exc.kind})
+
+
+def resolve_provider_alerts(provider: str) -> None:
+    ProviderAlert.objects.filter(provider=provider, resolved_at__isnull=True).update(
+        resolved_at=timezone.now()
+    )
+
+
+def unavailable_message(exc: ProviderUnavailable) -> str:
+    if exc.kind == "paused":
+        return (
+            "Kie has paused Sora watermark removal for now (OpenAI is winding Sora down). "
+            "Nothing was charged; please try again later."
+        )
+    return (
+        "The watermark remover is unavailable on our side right now. Nothing was charged, "
+        "and our team has been alerted."
+    )
+
+
+def kie_failure(status: TaskStatus) -> str:
+    reason = status.failure_message or "no reason given"
+    return f"Kie could not remove the watermark: {reason}. Nothing was charged."

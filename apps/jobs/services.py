@@ -1,0 +1,107 @@
+"""What people and staff do with jobs: submit links, retry, cancel — and how a job ends.
+
+A job's credits are held when it is created and settled exactly once when it ends: captured
+when it succeeds, released when it fails or is canceled. The state change and the settlement
+happen in one transaction, so either both are recorded or neither is.
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.accounts.limits import check_monthly_limit
+from apps.accounts.models import Membership
+from apps.billing import ledger
+from apps.jobs import queue
+from apps.jobs.models import Job, JobEvent, JobState
+from apps.jobs.providers import get_provider
+
+
+def submit_links(
+    *, membership: Membership, links: list[str], retry_of: Job | None = None
+) -> list[Job]:
+    """Creates one job per link and holds their credits, all or nothing.
+
+    Raises `ledger.InsufficientCredits`, `ledger.TeamFrozen` or `MonthlyLimitReached`; then
+    nothing is created.
+    """
+    credits = settings.CREDITS_PER_VIDEO
+    provider = get_provider().name
+    # The jobs are sent on commit; the poller only re-sends one whose message got lost.
+    resend_after = timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS)
+    with transaction.atomic():
+        check_monthly_limit(membership=membership, credits=credits * len(links))
+        jobs = Job.objects.bulk_create(
+            Job(
+                team=membership.team,
+                created_by=membership.user,
+                source_url=link,
+                provider=provider,
+                credits=credits,
+                retry_of=retry_of,
+                next_check_at=resend_after,
+            )
+            for link in links
+        )
+        JobEvent.objects.bulk_create(
+            JobEvent(job=job, to_state=JobState.QUEUED, detail="Link submitted.") for job in jobs
+        )
+        ledger.hold_for_jobs(team=membership.team, jobs=jobs)
+        queue.send_to_provider([job.pk for job in jobs])
+    return jobs
+
+
+def retry_job(*, membership: Membership, job: Job) -> Job:
+    """A new job for the same link, with its own hold. The old job keeps its history."""
+    [new_job] = submit_links(membership=membership, links=[job.source_url], retry_of=job)
+    return new_job
+
+
+def cancel_job(*, job: Job) -> bool:
+    """Cancels a job that has not reached the provider yet, releasing its credits."""
+    if job.state != JobState.QUEUED:
+        return False
+    with transaction.atomic():
+        if not job.move(
+            JobState.CANCELED, detail="Canceled before it was sent.", finished_at=timezone.now()
+        ):
+            return False
+        ledger.release(job=job, memo="Canceled")
+    return True
+
+
+def fail_job(job: Job, *, code: str, message: str) -> bool:
+    """Ends the job as failed and gives its credits back. False if it had already moved on."""
+    with transaction.atomic():
+        if not job.move(
+            JobState.FAILED,
+            detail=message,
+            failure_code=code[:40],
+            failure_message=message[:300],
+            finished_at=timezone.now(),
+            next_check_at=None,
+        ):
+            return False
+        ledger.release(job=job, memo=f"Failed: {code}")
+    return True
+
+
+def succeed_job(job: Job, *, name: str, size: int, sha256: str) -> bool:
+    """Ends the job with its stored result and charges its held credits."""
+    now = timezone.now()
+    with transaction.atomic():
+        if not job.move(
+            JobState.SUCCEEDED,
+            detail=f"Saved {size:,} bytes.",
+            result_file=name,
+            result_size=size,
+            result_sha256=sha256,
+            finished_at=now,
+            next_check_at=None,
+            expires_at=now + timedelta(days=settings.RESULT_RETENTION_DAYS),
+        ):
+            return False
+        ledger.capture(job=job)
+    return True

@@ -1,0 +1,279 @@
+"""The job pipeline end to end: real client, real simulator over sockets, real broker messages.
+
+Tasks run in this process as a worker would run them (`run_tasks` drains the broker); the
+poll clock is advanced by making waiting jobs due at once instead of sleeping.
+"""
+
+import hashlib
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.core.cache import cache
+from django.core.files.storage import default_storage
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.billing.models import LedgerEntry, Wallet
+from apps.jobs import pipeline, queue, services
+from apps.jobs.models import Job, JobState, ProviderAlert
+from apps.jobs.providers.simulator import SAMPLE_MP4
+from tests.jobs.conftest import SORA_LINK
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+OTHER_LINK = "https://sora.chatgpt.com/p/s_0123456789abcdef0123456789abcdef"
+
+
+def wallet(team) -> Wallet:
+    return Wallet.objects.get(team=team)
+
+
+def settle_kinds(job: Job) -> list[str]:
+    return sorted(LedgerEntry.objects.filter(job=job).values_list("kind", flat=True))
+
+
+def test_a_link_goes_all_the_way_to_a_stored_video_and_is_charged_once(
+    sim_stack, alice_membership, drive
+):
+    before = wallet(alice_membership.team)
+    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+
+    drive([job])
+
+    job.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED
+    expected = SAMPLE_MP4.read_bytes()
+    with default_storage.open(str(job.result_file.name), "rb") as stored:
+        assert stored.read() == expected
+    assert job.result_size == len(expected)
+    assert job.result_sha256 == hashlib.sha256(expected).hexdigest()
+    after = wallet(alice_membership.team)
+    assert (after.balance, after.held) == (before.balance - 10, 0)
+    assert settle_kinds(job) == ["capture", "hold"]
+    steps = [event.to_state for event in job.events.all()]
+    assert steps[:2] == ["queued", "submitted"]
+    assert steps[-2:] == ["downloading", "succeeded"]
+
+
+def test_a_kie_failure_fails_the_job_in_plain_words_and_releases_the_credits(
+    sim_stack, alice_membership, drive
+):
+    sim_stack.simulator.configure(failure_rate=1.0)
+    before = wallet(alice_membership.team)
+    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+
+    drive([job])
+
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED
+    assert job.failure_message.startswith("Kie could not remove the watermark")
+    assert "Nothing was charged" in job.failure_message
+    after = wallet(alice_membership.team)
+    assert (after.balance, after.held) == (before.balance, 0)
+    assert settle_kinds(job) == ["hold", "release"]
+    assert not job.result_file
+
+
+def test_without_callbacks_the_poller_finishes_the_job(sim_stack, alice_membership, drive):
+    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+
+    drive([job])
+
+    job.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED
+    assert job.checks >= 1
+
+
+def test_duplicate_callbacks_lead_to_one_download_and_one_capture(
+    sim_stack, alice_membership, run_tasks, client, settings
+):
+    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    run_tasks()  # sends it to Kie
+    job.refresh_from_db()
+    sim_stack.wait_until_done(job.task_id)
+    url = reverse("jobs:kie_callback", args=[job.callback_token])
+    body = sim_stack.callback_body(job.task_id)
+
+    answers = [client.post(url, body, content_type="application/json") for _ in range(5)]
+    run_tasks()
+    run_tasks()
+
+    assert [a.json() for a in answers] == [{"code": 200, "msg": "success"}] * 5
+    job.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED
+    assert settle_kinds(job) == ["capture", "hold"]
+    assert sim_stack.simulator.seen()["tasks"][0]["resultFetches"] == 1
+
+
+def test_a_callback_with_an_unknown_token_is_404_and_changes_nothing(
+    sim_stack, alice_membership, run_tasks, client
+):
+    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    run_tasks()
+
+    response = client.post(
+        reverse("jobs:kie_callback", args=["forged-token"]),
+        {"data": {"taskId": "x"}},
+        content_type="application/json",
+    )
+
+    assert response.status_code == 404
+    assert run_tasks() == 0
+    job.refresh_from_db()
+    assert job.state == JobState.SUBMITTED
+
+
+def test_a_callback_naming_another_task_is_refused(sim_stack, alice_membership, run_tasks, client):
+    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    run_tasks()
+
+    response = client.post(
+        reverse("jobs:kie_callback", args=[job.callback_token]),
+        {"code": 200, "data": {"taskId": "someone-elses-task"}},
+        content_type="application/json",
+    )
+
+    assert response.status_code == 400
+    assert run_tasks() == 0
+
+
+def test_paused_kie_fails_fast_without_charge_and_raises_an_alert(
+    sim_stack, alice_membership, drive, login, alice
+):
+    sim_stack.simulator.configure(paused=True)
+    before = wallet(alice_membership.team)
+    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+
+    drive([job])
+
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED
+    assert job.failure_code == "provider_paused"
+    assert "paused" in job.failure_message
+    assert wallet(alice_membership.team).balance == before.balance
+    alert = ProviderAlert.objects.get()
+    assert (alert.kind, alert.resolved_at) == ("paused", None)
+    page = login(alice).get(reverse("jobs:dashboard"))
+    assert "Kie has paused Sora watermark removal" in page.text
+
+
+def test_the_alert_clears_once_kie_accepts_work_again(sim_stack, alice_membership, drive):
+    sim_stack.simulator.configure(paused=True)
+    [first] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    drive([first])
+    sim_stack.simulator.configure(paused=False)
+
+    [second] = services.submit_links(membership=alice_membership, links=[OTHER_LINK])
+    drive([second])
+
+    assert ProviderAlert.objects.get().resolved_at is not None
+
+
+def test_kie_out_of_credits_fails_fast_and_says_we_are_on_it(sim_stack, alice_membership, drive):
+    sim_stack.simulator.configure(credits=0)
+    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+
+    drive([job])
+
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED
+    assert job.failure_code == "provider_out_of_credits"
+    assert "our team has been alerted" in job.failure_message
+    assert settle_kinds(job) == ["hold", "release"]
+
+
+def test_jobs_refused_by_kie_rate_limit_wait_their_turn_and_all_finish(
+    sim_stack, alice_membership, drive
+):
+    sim_stack.simulator.configure(rate_limit=1)
+    jobs = services.submit_links(membership=alice_membership, links=[SORA_LINK, OTHER_LINK])
+
+    drive(jobs, rounds=400)
+
+    states = set(Job.objects.values_list("state", flat=True))
+    assert states == {JobState.SUCCEEDED}
+    assert any("trying again" in e.detail for e in Job.objects.get(pk=jobs[1].pk).events.all())
+
+
+@pytest.mark.parametrize(
+    ("fault", "says"),
+    [("html", "served text/html, not a video"), ("missing", "no longer exists")],
+)
+def test_a_bad_result_link_fails_the_job_and_leaves_no_file(
+    sim_stack, alice_membership, drive, fault, says
+):
+    sim_stack.simulator.configure(result_fault=fault)
+    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+
+    drive([job])
+
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED
+    assert says in job.failure_message
+    assert settle_kinds(job) == ["hold", "release"]
+    assert sim_stack.stored_files() == []
+
+
+def test_a_job_kie_never_finishes_is_given_up_and_refunded(sim_stack, alice_membership, run_tasks):
+    sim_stack.simulator.configure(latency=(3600.0, 3600.0))
+    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    run_tasks()
+
+    # Sixteen minutes later (the job's clock is moved, not the simulator's):
+    sixteen_minutes_ago = timezone.now() - timedelta(minutes=16)
+    Job.objects.filter(pk=job.pk).update(
+        created_at=sixteen_minutes_ago,
+        submitted_at=sixteen_minutes_ago,
+        next_check_at=timezone.now(),
+    )
+    pipeline.poll_due_jobs(run_seconds=0)
+    run_tasks()
+
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED
+    assert job.failure_code == "timeout"
+    assert settle_kinds(job) == ["hold", "release"]
+
+
+def test_results_are_deleted_after_retention_and_the_history_stays(
+    sim_stack, alice_membership, drive
+):
+    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    drive([job])
+    job.refresh_from_db()
+    name = str(job.result_file.name)
+    steps = job.events.count()
+    assert job.expires_at is not None
+
+    with time_machine.travel(job.expires_at + timedelta(seconds=1), tick=False):
+        assert pipeline.expire_results() == 1
+
+    job.refresh_from_db()
+    assert job.state == JobState.EXPIRED
+    assert not default_storage.exists(name)
+    assert job.events.count() == steps + 1
+    assert settle_kinds(job) == ["capture", "hold"]
+
+
+def test_a_job_whose_send_was_lost_is_sent_by_the_poller(sim_stack, alice_membership, run_tasks):
+    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    run_tasks.purge()  # the broker lost the message
+
+    Job.objects.filter(pk=job.pk).update(next_check_at=timezone.now())
+    pipeline.poll_due_jobs(run_seconds=0)
+    run_tasks()
+
+    job.refresh_from_db()
+    assert job.state in (JobState.SUBMITTED, JobState.PROCESSING)
+    assert job.task_id
+
+
+def test_the_poller_runs_alone(sim_stack, alice_membership):
+    cache.add(queue.POLLER_LOCK, "someone-else", timeout=30)
+    services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    Job.objects.update(next_check_at=timezone.now())
+
+    assert pipeline.poll_due_jobs(run_seconds=0) == 0
+    cache.delete(queue.POLLER_LOCK)
+    assert pipeline.poll_due_jobs(run_seconds=0) == 1

@@ -1,0 +1,419 @@
+"""The dashboard, the jobs table and the job pages, as people use them (with and without htmx)."""
+
+import re
+
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from apps.accounts.models import Membership
+from apps.billing import ledger
+from apps.billing.models import LedgerEntry, Wallet
+from apps.jobs import services
+from apps.jobs.models import Job, JobState
+
+pytestmark = pytest.mark.django_db
+
+GOOD = "https://sora.chatgpt.com/p/s_68e83bd7eee88191be79d2ba7158516f"
+OTHER = "https://sora.chatgpt.com/p/s_0123456789abcdef0123456789abcdef"
+THIRD = "https://sora.chatgpt.com/p/s_fedcba9876543210fedcba9876543210"
+VIDEO = b"\x00\x00\x00\x18ftypisom" + b"video-bytes" * 100
+
+
+@pytest.fixture(autouse=True)
+def _media(settings, tmp_path):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": tmp_path / "media"},
+        },
+    }
+
+
+def found(pattern: str, text: str) -> str:
+    match = re.search(pattern, text, re.S)
+    assert match, f"{pattern!r} not found"
+    return match.group(1)
+
+
+def personal(user) -> Membership:
+    return Membership.objects.select_related("team", "user").get(user=user, team__is_personal=True)
+
+
+def acme_membership(user, acme) -> Membership:
+    return Membership.objects.select_related("team", "user").get(user=user, team=acme)
+
+
+def available(team) -> int:
+    return ledger.available_credits(team)
+
+
+def submit(client, links: str, *, owns: bool = True, htmx: bool = False):
+    data = {"links": links}
+    if owns:
+        data["owns_videos"] = "on"
+    headers = {"HTTP_HX_REQUEST": "true"} if htmx else {}
+    return client.post(reverse("jobs:submit"), data, **headers)
+
+
+def finished_job(membership: Membership, link: str = GOOD) -> Job:
+    """A job that went through the real service calls and has a stored result."""
+    [job] = services.submit_links(membership=membership, links=[link])
+    job.move(JobState.SUBMITTED, task_id="task-1")
+    job.move(JobState.DOWNLOADING, result_url="https://example.com/out.mp4")
+    name = default_storage.save(f"results/{job.public_id}.mp4", ContentFile(VIDEO))
+    services.succeed_job(job, name=name, size=len(VIDEO), sha256="x" * 64)
+    return job
+
+
+# --- Submitting links --------------------------------------------------------------------------
+def test_pasting_links_creates_one_job_each_and_holds_their_credits(login, alice):
+    client = login(alice)
+    team = personal(alice).team
+
+    response = submit(client, f"{GOOD}\n{OTHER}\n")
+
+    assert response.status_code == 302
+    assert Job.objects.filter(team=team).count() == 2
+    assert available(team) == 10
+    assert Wallet.objects.get(team=team).held == 20
+    page = client.get(reverse("jobs:dashboard"))
+    assert "2 videos added." in page.text
+    assert page.text.count("s_68e83bd7eee88191be79d2ba7158516f") >= 1
+
+
+def test_bad_lines_are_explained_and_cost_nothing_while_good_ones_go_through(login, alice):
+    client = login(alice)
+    team = personal(alice).team
+
+    response = submit(client, f"{GOOD}\nhttps://sora.chatgpt.com/d/gen_123\n{OTHER}\n", htmx=True)
+
+    assert response.status_code == 200
+    assert "2 videos added" in response.text
+    assert "Line 2" in response.text
+    assert "draft link" in response.text
+    assert Job.objects.filter(team=team).count() == 2
+    assert available(team) == 10
+    # Only the line to fix stays in the box.
+    textarea = found(r"<textarea[^>]*>(.*?)</textarea>", response.text)
+    assert textarea.strip() == "https://sora.chatgpt.com/d/gen_123"
+
+
+def test_the_htmx_answer_updates_the_table_and_the_balance_out_of_band(login, alice):
+    response = submit(login(alice), GOOD, htmx=True)
+
+    assert 'id="jobs-table"' in response.text
+    assert 'hx-swap-oob="true"' in response.text
+    assert re.search(
+        r'id="balance-chip" hx-swap-oob="true"[^>]*><strong>20</strong>', response.text
+    )
+
+
+def test_only_bad_lines_create_nothing(login, alice):
+    client = login(alice)
+
+    response = submit(client, "https://www.youtube.com/watch?v=1\nhello")
+
+    assert response.status_code == 200
+    assert "2 lines could not be used" in response.text
+    assert Job.objects.count() == 0
+    assert LedgerEntry.objects.filter(kind="hold").count() == 0
+
+
+def test_the_ownership_checkbox_is_required(login, alice):
+    response = submit(login(alice), GOOD, owns=False)
+
+    assert "Please confirm that you own these videos" in response.text
+    assert Job.objects.count() == 0
+
+
+def test_a_ten_thousand_line_paste_is_refused_clearly_and_creates_nothing(login, alice):
+    text = "\n".join(f"https://sora.chatgpt.com/p/s_{i:032x}" for i in range(10_000))
+
+    response = submit(login(alice), text)
+
+    assert response.status_code == 200
+    assert "You pasted 10,000 lines, but up to 50 links can be sent at once" in response.text
+    assert Job.objects.count() == 0
+    assert LedgerEntry.objects.filter(kind="hold").count() == 0
+
+
+def test_too_few_credits_creates_nothing_and_says_how_many_are_missing(login, alice):
+    client = login(alice)
+    team = personal(alice).team
+
+    response = submit(client, f"{GOOD}\n{OTHER}\n{THIRD}\nhttps://sora.chatgpt.com/p/s_{'1' * 32}")
+
+    assert (
+        "4 videos need 40 credits, but your team has 30 available: 10 more credits" in response.text
+    )
+    assert Job.objects.count() == 0
+    assert available(team) == 30
+
+
+def test_a_frozen_team_cannot_submit(login, alice):
+    team = personal(alice).team
+    ledger.freeze(team=team, reason="dispute")
+
+    response = submit(login(alice), GOOD)
+
+    assert "paused for this team because of a payment dispute" in response.text
+    assert Job.objects.count() == 0
+
+
+def test_a_member_over_their_monthly_limit_is_told_and_nothing_is_created(login, carol, acme):
+    ledger.grant(team=acme, credits=1000, key="t", memo="test")
+    membership = acme_membership(carol, acme)
+    membership.monthly_credit_limit = 10
+    membership.save()
+    client = login(carol)
+    client.post(reverse("accounts:switch_team"), {"team": acme.public_id})
+
+    response = submit(client, f"{GOOD}\n{OTHER}")
+
+    assert "You can use 10 more credits this month (your limit is 10)." in response.text
+    assert Job.objects.count() == 0
+
+
+def test_the_form_works_without_javascript_after_an_error(login, alice):
+    response = submit(login(alice), "not a link")
+
+    assert '<form method="post"' in response.text
+    assert "not a link" in response.text
+
+
+# --- The jobs table ----------------------------------------------------------------------------
+def test_the_table_refreshes_only_when_something_changed(login, alice):
+    client = login(alice)
+    [job] = services.submit_links(membership=personal(alice), links=[GOOD])
+    first = client.get(reverse("jobs:table"), HTTP_HX_REQUEST="true")
+    since = found(r"since=([0-9.-]+)", first.text)
+
+    unchanged = client.get(reverse("jobs:table") + f"?since={since}", HTTP_HX_REQUEST="true")
+    job.move(JobState.SUBMITTED, task_id="t")
+    changed = client.get(reverse("jobs:table") + f"?since={since}", HTTP_HX_REQUEST="true")
+
+    assert unchanged.status_code == 204
+    assert changed.status_code == 200
+    assert "Sent to Kie" in changed.text
+
+
+def test_the_table_stops_refreshing_when_nothing_is_in_flight(login, alice):
+    client = login(alice)
+    job = finished_job(personal(alice))
+
+    response = client.get(reverse("jobs:table"), HTTP_HX_REQUEST="true")
+
+    assert job.public_id.hex[:8] in response.text.replace("-", "")
+    assert 'hx-trigger="every 2s"' not in response.text
+
+
+def test_the_table_shows_plain_stage_names_and_failure_reasons(login, alice):
+    membership = personal(alice)
+    [_queued, failed] = services.submit_links(membership=membership, links=[GOOD, OTHER])
+    services.fail_job(failed, code="kie_500", message="Kie could not remove the watermark: boom.")
+
+    page = login(alice).get(reverse("jobs:dashboard")).text
+
+    assert "Queued" in page
+    assert "Failed" in page
+    assert "Kie could not remove the watermark: boom." in page
+    assert 'hx-trigger="every 2s"' in page
+
+
+def test_filters_narrow_the_table_and_bad_values_are_ignored_with_a_note(login, alice):
+    membership = personal(alice)
+    [done] = [finished_job(membership)]
+    services.submit_links(membership=membership, links=[OTHER])
+    client = login(alice)
+
+    only_done = client.get(reverse("jobs:dashboard") + "?state=succeeded").text
+    bogus = client.get(reverse("jobs:dashboard") + "?state=bogus&by=abc&page=zzz")
+
+    assert done.video_id in only_done
+    assert "s_0123456789abcdef0123456789abcdef" not in only_done
+    assert bogus.status_code == 200
+    assert "Some filters were not understood and were ignored." in bogus.text
+    assert "s_0123456789abcdef0123456789abcdef" in bogus.text
+
+
+def test_filter_by_who_submitted(login, alice, carol, acme):
+    ledger.grant(team=acme, credits=100, key="t", memo="test")
+    services.submit_links(membership=acme_membership(alice, acme), links=[GOOD])
+    services.submit_links(membership=acme_membership(carol, acme), links=[OTHER])
+    client = login(alice)
+    client.post(reverse("accounts:switch_team"), {"team": acme.public_id})
+
+    page = client.get(reverse("jobs:dashboard") + f"?by={carol.pk}").text
+
+    assert "s_0123456789abcdef0123456789abcdef" in page
+    assert "s_68e83bd7eee88191be79d2ba7158516f" not in page
+
+
+def test_the_dashboard_costs_the_same_queries_with_1_or_60_jobs(login, alice):
+    membership = personal(alice)
+    ledger.grant(team=membership.team, credits=10_000, key="t", memo="test")
+    client = login(alice)
+    services.submit_links(membership=membership, links=[GOOD])
+    client.get(reverse("jobs:dashboard"))  # warm the session
+
+    with CaptureQueriesContext(connection) as one:
+        client.get(reverse("jobs:dashboard"))
+    links = [f"https://sora.chatgpt.com/p/s_{i:032x}" for i in range(1, 60)]
+    services.submit_links(membership=membership, links=links[:45])
+    services.submit_links(membership=membership, links=links[45:])
+    with CaptureQueriesContext(connection) as many:
+        client.get(reverse("jobs:dashboard"))
+
+    assert len(many) == len(one)
+
+
+# --- One job -----------------------------------------------------------------------------------
+def test_the_job_page_shows_the_timeline_preview_and_download(login, alice):
+    job = finished_job(personal(alice))
+
+    page = login(alice).get(reverse("jobs:detail", args=[job.public_id])).text
+
+    assert "Timeline" in page
+    assert (
+        page.index("Queued")
+        < page.index("Sent to Kie")
+        < page.index("Saving")
+        < page.rindex("Done")
+    )
+    assert reverse("jobs:preview", args=[job.public_id]) in page
+    assert reverse("jobs:download", args=[job.public_id]) in page
+
+
+def test_download_streams_the_stored_bytes_with_a_sensible_name(login, alice):
+    job = finished_job(personal(alice))
+
+    response = login(alice).get(reverse("jobs:download", args=[job.public_id]))
+
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == VIDEO
+    assert response["Content-Type"] == "video/mp4"
+    assert (
+        response["Content-Disposition"]
+        == 'attachment; filename="sora-s_68e83bd7eee88191be79d2ba7158516f-unmarked.mp4"'
+    )
+
+
+def test_preview_serves_the_video_inline(login, alice):
+    job = finished_job(personal(alice))
+
+    response = login(alice).get(reverse("jobs:preview", args=[job.public_id]))
+
+    assert response["Content-Disposition"].startswith("inline")
+
+
+def test_a_job_without_a_result_has_nothing_to_download(login, alice):
+    [job] = services.submit_links(membership=personal(alice), links=[GOOD])
+
+    assert login(alice).get(reverse("jobs:download", args=[job.public_id])).status_code == 404
+
+
+@pytest.mark.parametrize("name", ["jobs:detail", "jobs:download", "jobs:preview"])
+def test_an_outsider_gets_404_for_another_teams_job(login, alice, charlie, name):
+    job = finished_job(personal(alice))
+
+    response = login(charlie).get(reverse(name, args=[job.public_id]))
+
+    assert response.status_code == 404
+
+
+def test_an_outsider_cannot_retry_a_failed_job_and_nothing_changes(login, alice, charlie):
+    [job] = services.submit_links(membership=personal(alice), links=[GOOD])
+    services.fail_job(job, code="x", message="failed")
+    entries = LedgerEntry.objects.count()
+
+    response = login(charlie).post(reverse("jobs:retry", args=[job.public_id]))
+
+    assert response.status_code == 404
+    assert Job.objects.count() == 1
+    assert LedgerEntry.objects.count() == entries
+
+
+def test_an_outsider_cannot_cancel_a_queued_job(login, alice, charlie):
+    [job] = services.submit_links(membership=personal(alice), links=[GOOD])
+
+    response = login(charlie).post(reverse("jobs:cancel", args=[job.public_id]))
+
+    assert response.status_code == 404
+    job.refresh_from_db()
+    assert job.state == JobState.QUEUED
+
+
+def test_teammates_see_and_download_each_others_jobs(login, alice, carol, acme):
+    ledger.grant(team=acme, credits=100, key="t", memo="test")
+    job = finished_job(acme_membership(alice, acme))
+
+    response = login(carol).get(reverse("jobs:download", args=[job.public_id]))
+
+    assert response.status_code == 200
+
+
+def test_try_again_makes_a_new_job_with_a_new_hold(login, alice):
+    membership = personal(alice)
+    [job] = services.submit_links(membership=membership, links=[GOOD])
+    services.fail_job(job, code="kie_500", message="boom")
+
+    response = login(alice).post(reverse("jobs:retry", args=[job.public_id]))
+
+    new_job = Job.objects.exclude(pk=job.pk).get()
+    assert response["Location"] == reverse("jobs:detail", args=[new_job.public_id])
+    assert new_job.retry_of == job
+    assert new_job.source_url == job.source_url
+    assert LedgerEntry.objects.filter(job=new_job, kind="hold").count() == 1
+    assert available(membership.team) == 20
+
+
+def test_a_job_in_flight_cannot_be_tried_again(login, alice):
+    [job] = services.submit_links(membership=personal(alice), links=[GOOD])
+
+    login(alice).post(reverse("jobs:retry", args=[job.public_id]))
+
+    assert Job.objects.count() == 1
+
+
+def test_cancelling_a_queued_job_releases_its_credits(login, alice):
+    membership = personal(alice)
+    [job] = services.submit_links(membership=membership, links=[GOOD])
+
+    login(alice).post(reverse("jobs:cancel", args=[job.public_id]))
+
+    job.refresh_from_db()
+    assert job.state == JobState.CANCELED
+    assert available(membership.team) == 30
+    assert sorted(LedgerEntry.objects.filter(job=job).values_list("kind", flat=True)) == [
+        "hold",
+        "release",
+    ]
+
+
+def test_a_sent_job_can_no_longer_be_canceled(login, alice):
+    [job] = services.submit_links(membership=personal(alice), links=[GOOD])
+    job.move(JobState.SUBMITTED)
+
+    response = login(alice).post(reverse("jobs:cancel", args=[job.public_id]), follow=True)
+
+    assert "can no longer be canceled" in response.text
+    job.refresh_from_db()
+    assert job.state == JobState.SUBMITTED
+
+
+def test_the_job_page_refresh_answers_204_while_nothing_changes(login, alice):
+    [job] = services.submit_links(membership=personal(alice), links=[GOOD])
+    client = login(alice)
+    page = client.get(reverse("jobs:detail", args=[job.public_id])).text
+    since = found(r"since=([^\"&]+)", page)
+
+    response = client.get(
+        reverse("jobs:detail", args=[job.public_id]) + f"?since={since}", HTTP_HX_REQUEST="true"
+    )
+
+    assert response.status_code == 204
