@@ -1,10 +1,27 @@
 from django.contrib import admin, messages
+from django.core.cache import cache
 from django.db.models import F, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from apps.jobs import queue, services
 from apps.jobs.models import IN_FLIGHT_STATES, Job, JobEvent, ProviderAlert
+from apps.jobs.providers import get_provider
+from apps.jobs.providers.base import ProviderError
+
+BALANCE_CACHE_KEY = "jobs:admin:provider-balance"
+
+
+def provider_balance() -> str:
+    """The Kie account's remaining credits, for staff; cached briefly, never fatal."""
+    cached = cache.get(BALANCE_CACHE_KEY)
+    if cached is None:
+        try:
+            cached = f"{get_provider().remaining_credits():,} Kie credits left"
+        except ProviderError as exc:
+            cached = f"Kie balance unavailable ({exc})"
+        cache.set(BALANCE_CACHE_KEY, cached, timeout=60)
+    return str(cached)
 
 
 class JobEventInline(admin.TabularInline):
@@ -45,6 +62,16 @@ class JobAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Job | None = None) -> bool:
         return False  # money history: jobs are never deleted
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, object] | None = None
+    ) -> HttpResponse:
+        extra_context = {
+            **(extra_context or {}),
+            "provider_balance": provider_balance(),
+            "open_alerts": ProviderAlert.objects.filter(resolved_at__isnull=True),
+        }
+        return super().changelist_view(request, extra_context)
 
     @admin.display(description="Duration", ordering=F("finished_at") - F("created_at"))
     def duration(self, job: Job) -> str:

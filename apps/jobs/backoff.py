@@ -9,7 +9,10 @@ together.
 import random
 
 
-def next_poll_delay(seconds_since_submit: float) -> float:
+def next_poll_delay(seconds_since_submit: float, *, expecting_callback: bool = False) -> float:
+    if expecting_callback:
+        # Kie will call back; polling only catches a callback that got lost.
+        return random.uniform(30, 45)  # noqa: S311
     if seconds_since_submit < 30:
         return random.uniform(2, 3)  # noqa: S311 — jitter, not security
     if seconds_since_submit < 120:

@@ -142,6 +142,13 @@ class Job(models.Model):
         return f"Job {self.public_id} ({self.state})"
 
     @property
+    def callback_url(self) -> str | None:
+        """Where Kie calls back for this job; None when the app is not reachable from outside."""
+        if not settings.PUBLIC_BASE_URL:
+            return None
+        return f"{settings.PUBLIC_BASE_URL}/hooks/kie/{self.callback_token}/"
+
+    @property
     def is_in_flight(self) -> bool:
         return self.state in IN_FLIGHT_STATES
 

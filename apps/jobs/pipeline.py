@@ -55,7 +55,7 @@ def send_job(job: Job) -> None:
         return
     provider = get_provider()
     try:
-        task_id = provider.start(job.source_url, callback_url=callback_url(job))
+        task_id = provider.start(job.source_url, callback_url=job.callback_url)
     except ProviderUnavailable as exc:
         record_provider_alert(provider.name, exc)
         fail_job(job, code=f"provider_{exc.kind}", message=unavailable_message(exc))
@@ -68,7 +68,8 @@ def send_job(job: Job) -> None:
         return
     resolve_provider_alerts(provider.name)
     job.touch(task_id=task_id, next_check_at=timezone.now() + _poll_delay(job))
-    queue.start_poller()
+    if job.callback_url is None:
+        queue.start_poller()  # no callback will come: polling starts now, not next minute
 
 
 def _send_later(job: Job, exc: RetryableError) -> None:
@@ -89,12 +90,7 @@ def _send_later(job: Job, exc: RetryableError) -> None:
         attempts=attempts,
         next_check_at=timezone.now() + timedelta(seconds=delay),
     )
-
-
-def callback_url(job: Job) -> str | None:
-    if not settings.PUBLIC_BASE_URL:
-        return None
-    return f"{settings.PUBLIC_BASE_URL}/hooks/kie/{job.callback_token}/"
+    queue.start_poller()
 
 
 # --- Following ---------------------------------------------------------------------------------
@@ -142,7 +138,9 @@ def _apply_status(job: Job, status: TaskStatus) -> None:
             checks=job.checks + 1,
             next_check_at=timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS),
         ):
-            queue.download(job.pk)
+            # Saving right here spares a trip through the queue; the state is recorded
+            # first, so if this worker dies the poller sends the job to another one.
+            download_job(job)
     elif status.state == TaskState.RUNNING and job.state == JobState.SUBMITTED:
         job.move(
             JobState.PROCESSING,
@@ -169,7 +167,8 @@ def _check_later(job: Job, *, hint: float | None = None) -> None:
 
 def _poll_delay(job: Job) -> timedelta:
     started = job.submitted_at or job.created_at
-    return timedelta(seconds=next_poll_delay((timezone.now() - started).total_seconds()))
+    age = (timezone.now() - started).total_seconds()
+    return timedelta(seconds=next_poll_delay(age, expecting_callback=bool(job.callback_url)))
 
 
 def _past_deadline(job: Job) -> bool:
@@ -218,6 +217,7 @@ def _download_with_lease(job: Job, lock: str, lease_seconds: int) -> None:
         if exc.retryable and job.download_attempts < settings.MAX_DOWNLOAD_ATTEMPTS:
             delay = retry_delay(job.download_attempts)
             job.touch(next_check_at=timezone.now() + timedelta(seconds=delay))
+            queue.start_poller()
         else:
             fail_job(
                 job,
@@ -252,7 +252,7 @@ def poll_due_jobs(*, run_seconds: float | None = None) -> int:
         stop_at = time.monotonic() + budget
         while True:
             handed += _hand_out_due_jobs()
-            if time.monotonic() >= stop_at or not Job.objects.in_flight().exists():
+            if time.monotonic() >= stop_at or not _work_due_soon():
                 break
             time.sleep(settings.POLLER_INTERVAL_SECONDS)
             cache.touch(queue.POLLER_LOCK, POLLER_LOCK_SECONDS)
@@ -260,6 +260,13 @@ def poll_due_jobs(*, run_seconds: float | None = None) -> int:
         if cache.get(queue.POLLER_LOCK) == token:
             cache.delete(queue.POLLER_LOCK)
     return handed
+
+
+def _work_due_soon() -> bool:
+    """Keep looping only for checks due within the horizon; later ones (callback fallbacks,
+    long back-offs) are left to the sweep, so the poller does not hold a worker idle."""
+    horizon = timezone.now() + timedelta(seconds=settings.POLLER_HORIZON_SECONDS)
+    return Job.objects.in_flight().filter(next_check_at__lte=horizon).exists()
 
 
 def _hand_out_due_jobs() -> int:

@@ -29,6 +29,7 @@ def get_provider() -> RemovalProvider:
                 webhook_hmac_key=settings.KIE_WEBHOOK_HMAC_KEY,
                 callback_max_age_seconds=settings.KIE_CALLBACK_MAX_AGE_SECONDS,
                 timeout_seconds=settings.KIE_TIMEOUT_SECONDS,
+                create_limit=settings.KIE_CREATE_LIMIT,
             )
         return _built[pid]
 

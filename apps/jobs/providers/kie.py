@@ -34,7 +34,7 @@ from apps.jobs.providers.base import (
     TaskState,
     TaskStatus,
 )
-from apps.jobs.providers.ratelimit import take_create_slot
+from apps.jobs.providers.ratelimit import CREATE_LIMIT, take_create_slot
 
 logger = logging.getLogger(__name__)
 
@@ -84,9 +84,11 @@ class KieProvider:
         webhook_hmac_key: str = "",
         callback_max_age_seconds: int = 300,
         timeout_seconds: float = 30.0,
+        create_limit: int = CREATE_LIMIT,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._api_key = api_key
+        self._create_limit = create_limit
         self._upload_method = upload_method
         self._webhook_hmac_key = webhook_hmac_key
         self._callback_max_age_seconds = callback_max_age_seconds
@@ -102,7 +104,7 @@ class KieProvider:
         self._http.close()
 
     def start(self, source_url: str, *, callback_url: str | None) -> str:
-        take_create_slot(self._api_key)
+        take_create_slot(self._api_key, limit=self._create_limit)
         payload: dict[str, Any] = {
             "model": MODEL,
             "input": {"video_url": source_url, "upload_method": self._upload_method},
