@@ -78,11 +78,22 @@ def main() -> None:
         processes.append(
             spawn(
                 "web",
-                [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind",
-                 f"127.0.0.1:{web_port}", "--workers", "2", "--threads", "8",
-                 "--no-control-socket"],
-                env, logs,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "config.wsgi",
+                    "--bind",
+                    f"127.0.0.1:{web_port}",
+                    "--workers",
+                    "2",
+                    "--threads",
+                    "8",
+                    "--no-control-socket",
+                ],
+                env,
+                logs,
+            )
         )
     try:
         wait_for_port(sim_port)
@@ -162,13 +173,18 @@ def run(args: argparse.Namespace, kie_url: str, kie_key: str) -> None:
         reconcile = "clean"
     except SystemExit as exc:
         reconcile = f"DRIFT (exit {exc.code})"
-    except Exception as exc:  # noqa: BLE001 — the benchmark reports whatever reconcile says
+    except Exception as exc:
         reconcile = f"DRIFT ({exc})"
     wallet = ledger.open_wallet(team)
 
-    print(f"jobs: {len(jobs)}  succeeded: {len(succeeded)}  failed: {len(failed)}  lost: {len(lost)}")
-    print(f"callbacks: {'on' if args.callbacks else 'off (polling)'}  workers: {args.workers}  "
-          f"create limit: {args.create_limit}/10 s  simulator latency: {args.latency[0]}-{args.latency[1]} s")  # fmt: skip
+    print(
+        f"jobs: {len(jobs)}  succeeded: {len(succeeded)}  failed: {len(failed)}  lost: {len(lost)}"
+    )
+    low, high = args.latency
+    print(
+        f"callbacks: {'on' if args.callbacks else 'off (polling)'}  workers: {args.workers}  "
+        f"create limit: {args.create_limit}/10 s  simulator latency: {low}-{high} s"
+    )
     print(f"wall time: {wall:.1f} s  throughput: {len(succeeded) / wall:.2f} jobs/s")
     if args.callbacks:
         outcomes = callback_outcomes(kie_url)
@@ -192,13 +208,17 @@ def report(label: str, values: list[float]) -> None:
         return
     ordered = sorted(values)
     p95 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
-    print(f"{label}: p50 {statistics.median(ordered):.3f} s  p95 {p95:.3f} s  max {ordered[-1]:.3f} s")
+    print(
+        f"{label}: p50 {statistics.median(ordered):.3f} s  p95 {p95:.3f} s  max {ordered[-1]:.3f} s"
+    )
 
 
 def task_records(kie_url: str, kie_key: str, task_ids: list[str]) -> dict[str, dict]:
     with httpx.Client(base_url=kie_url, headers={"Authorization": f"Bearer {kie_key}"}) as client:
         return {
-            task_id: client.get("/api/v1/jobs/recordInfo", params={"taskId": task_id}).json()["data"]
+            task_id: client.get("/api/v1/jobs/recordInfo", params={"taskId": task_id}).json()[
+                "data"
+            ]
             for task_id in task_ids
         }
 
@@ -244,10 +264,14 @@ def free_port() -> int:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--jobs", type=int, default=500)
     parser.add_argument("--workers", type=int, default=4, help="qcluster worker processes")
-    parser.add_argument("--latency", type=float, nargs=2, default=(1.0, 3.0), metavar=("MIN", "MAX"))
+    parser.add_argument(
+        "--latency", type=float, nargs=2, default=(1.0, 3.0), metavar=("MIN", "MAX")
+    )
     parser.add_argument("--create-limit", type=int, default=20, help="Kie creates per 10 s")
     parser.add_argument("--no-callbacks", dest="callbacks", action="store_false")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for all jobs")

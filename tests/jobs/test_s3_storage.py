@@ -67,8 +67,6 @@ def test_download_redirects_to_a_short_lived_signed_link(
 
     assert response.status_code == 302
     query = parse_qs(urlsplit(response["Location"]).query)
-    assert query["response-content-disposition"] == [
-        f'attachment; filename="{job.download_name}"'
-    ]
+    assert query["response-content-disposition"] == [f'attachment; filename="{job.download_name}"']
     assert "X-Amz-Signature" in query
     assert query["X-Amz-Expires"] == ["300"]
