@@ -38,7 +38,7 @@ def assert_settled_cleanly(job: Job, client: Client) -> str:
     return page
 
 
-TRANSIENT_FAULTS = {
+TRANSIENT_FAULTS: dict[str, dict[str, object]] = {
     "rate limited (429)": {"forced_code": 429, "forced_msg": "Too many requests"},
     "server errors (500)": {"forced_code": 500, "forced_msg": "Internal server error"},
     "maintenance (455)": {"forced_code": 455, "forced_msg": "Service under maintenance"},
