@@ -60,10 +60,11 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 PORT = env_int("PORT", 8000, minimum=1)
 # The address the outside world (Kie's callbacks, links in emails) reaches the app on. Local
-# runs default to the loopback address, which is where the local Kie simulator calls back.
-PUBLIC_BASE_URL = (
-    env_str("PUBLIC_BASE_URL") or (f"http://127.0.0.1:{PORT}" if LOCAL else "")
-).rstrip("/")
+# runs default to the loopback address, which is where the local Kie simulator calls back;
+# set it empty to run without callbacks (the worker then polls Kie).
+PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", f"http://127.0.0.1:{PORT}" if LOCAL else "").rstrip(
+    "/"
+)
 
 INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
