@@ -71,16 +71,29 @@ def store_result(
 
 def _download_to(url: str, path: Path, heartbeat: Callable[[], None]) -> tuple[int, str]:
     limit = settings.RESULT_MAX_BYTES
-    with httpx.Client(timeout=TIMEOUT, follow_redirects=False) as client:
-        for _ in range(MAX_REDIRECTS + 1):
-            check_fetchable(url)
-            with client.stream("GET", url, headers={"Accept": "video/mp4,*/*"}) as response:
-                if response.is_redirect:
-                    url = urljoin(url, response.headers.get("location", ""))
-                    continue
-                _check_response(response, limit)
-                return _write_stream(response, path, limit, heartbeat)
+    client = _http_client()
+    for _ in range(MAX_REDIRECTS + 1):
+        check_fetchable(url)
+        with client.stream("GET", url, headers={"Accept": "video/mp4,*/*"}) as response:
+            if response.is_redirect:
+                url = urljoin(url, response.headers.get("location", ""))
+                continue
+            _check_response(response, limit)
+            return _write_stream(response, path, limit, heartbeat)
     raise DownloadError("The result link redirected too many times.", retryable=False)
+
+
+_clients: dict[int, httpx.Client] = {}
+
+
+def _http_client() -> httpx.Client:
+    """One pooled client per process: building one loads the CA bundle, which costs more
+    CPU than a small download. Keyed by pid, since forked workers must not share sockets."""
+    pid = os.getpid()
+    if pid not in _clients:
+        _clients.clear()
+        _clients[pid] = httpx.Client(timeout=TIMEOUT, follow_redirects=False)
+    return _clients[pid]
 
 
 def _check_response(response: httpx.Response, limit: int) -> None:
