@@ -26,7 +26,7 @@ from apps.billing import ledger
 from apps.jobs import queue, services
 from apps.jobs.forms import JobFilterForm, SubmitLinksForm
 from apps.jobs.links import LineError
-from apps.jobs.models import Job, JobQuerySet, JobState, ProviderAlert
+from apps.jobs.models import Job, JobQuerySet, JobsPulse, JobState, ProviderAlert
 from apps.jobs.providers import get_provider
 from apps.jobs.providers.base import CallbackRejected
 
@@ -116,10 +116,13 @@ def jobs_table(request: MemberRequest) -> HttpResponse:
     pulse = Job.objects.filter(team=request.membership.team).pulse()
     if request.GET.get("since") == pulse.fingerprint:
         return HttpResponse(status=NO_CHANGE)
-    return TemplateResponse(request, "jobs/dashboard.html#jobs_table", _jobs_table_context(request))
+    context = _jobs_table_context(request, pulse)
+    return TemplateResponse(request, "jobs/dashboard.html#jobs_table", context)
 
 
-def _jobs_table_context(request: MemberRequest) -> dict[str, object]:
+def _jobs_table_context(
+    request: MemberRequest, pulse: JobsPulse | None = None
+) -> dict[str, object]:
     team = request.membership.team
     members = list(
         Membership.objects.filter(team=team)
@@ -130,7 +133,7 @@ def _jobs_table_context(request: MemberRequest) -> dict[str, object]:
     filters = JobFilterForm(request.GET, members=members)
     filters.is_valid()  # invalid values are shown as errors and ignored
     jobs: JobQuerySet = Job.objects.filter(team=team)
-    pulse = jobs.pulse()
+    pulse = pulse or jobs.pulse()
     if state := filters.cleaned_data.get("state"):
         jobs = jobs.filter(state=state)
     if by := filters.cleaned_data.get("by"):
