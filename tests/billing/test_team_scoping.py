@@ -42,7 +42,7 @@ def working_in(login, person: User, team: Team) -> Client:
 def ledger_memos(client: Client) -> list[str]:
     response = client.get(reverse("billing:ledger_csv"))
     assert response.status_code == 200
-    content = b"".join(response.streaming_content).decode()
+    content = response.getvalue().decode()
     return [row["memo"] for row in csv.DictReader(io.StringIO(content))]
 
 
