@@ -38,16 +38,14 @@ def success_page(client, topup: TopUp):
 
 
 def test_a_top_up_is_logged_as_credits_bought_by_the_buyer(
-    client, acme, stripe_api, bobs_paid_topup
+    client, acme, bob, stripe_api, bobs_paid_topup
 ):
     session = stripe_api.sessions[bobs_paid_topup.checkout_session_id]
 
     post_event(client, event("checkout.session.completed", session))
 
     assert credit_events(acme) == [("bob@example.com", "1,000 credits bought")]
-    assert TeamEvent.objects.get(kind=TeamEventKind.CREDITS_GRANTED).actor == User.objects.get(
-        email="bob@example.com"
-    )
+    assert TeamEvent.objects.get(kind=TeamEventKind.CREDITS_GRANTED).actor == bob
 
 
 def test_a_top_up_credited_by_webhooks_and_success_pages_is_logged_once(
