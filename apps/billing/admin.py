@@ -11,7 +11,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from apps.accounts.models import User
-from apps.billing import ledger, webhooks
+from apps.billing import ledger, services, webhooks
 from apps.billing.forms import StaffCreditForm
 from apps.billing.models import LedgerEntry, StripeEvent, TopUp, Wallet
 
@@ -107,22 +107,18 @@ class WalletAdmin(ReadOnlyAdmin):
             # The key comes from the rendered form, so a double submit records one entry.
             key = f"staff:{data['submission']}"
             try:
-                if data["action"] == StaffCreditForm.GRANT:
-                    entry = ledger.grant(
-                        team=wallet.team,
-                        credits=data["credits"],
-                        key=key,
-                        memo=data["reason"],
-                        actor=staff,
-                    )
-                else:
-                    entry = ledger.adjust(
-                        team=wallet.team,
-                        credits=data["credits"],
-                        key=key,
-                        actor=staff,
-                        reason=data["reason"],
-                    )
+                move = (
+                    services.grant_by_staff
+                    if data["action"] == StaffCreditForm.GRANT
+                    else services.adjust_by_staff
+                )
+                entry = move(
+                    team=wallet.team,
+                    credits=data["credits"],
+                    key=key,
+                    staff=staff,
+                    reason=data["reason"],
+                )
             except ledger.KeyConflict:
                 form.add_error(None, "This form was already submitted with other values.")
             else:

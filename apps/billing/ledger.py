@@ -8,8 +8,9 @@ Guarantees, for every function here:
 - **Idempotent by key.** `LedgerEntry.key` is unique in the database, and the entry is inserted
   *before* the wallet changes. Repeating a key changes nothing and returns what the first call
   made; two concurrent calls with one key apply once (on PostgreSQL the second waits on the
-  unique index until the first commits, then finds its entry). Reusing a key for a different
-  movement raises `KeyConflict`.
+  unique index until the first commits, then finds its entry). The returned entry's
+  `just_recorded` says which call applied it. Reusing a key for a different movement raises
+  `KeyConflict`.
 - **No overdraft.** A hold succeeds only through `UPDATE wallet ... WHERE balance - held >= n AND
   frozen_at IS NULL`: the database decides, so concurrent holds can never take available credits
   below zero. Only clawbacks and staff adjustments may take a balance below zero, and then no hold
@@ -252,6 +253,7 @@ def _record(*, team_id: int, movement: _Movement) -> tuple[LedgerEntry, bool]:
                 actor=movement.actor,
                 memo=movement.memo[:300],
             )
+            entry.just_recorded = True
             return entry, True
     except IntegrityError:
         existing = LedgerEntry.objects.filter(key=movement.key).first()

@@ -129,6 +129,11 @@ class LedgerEntry(models.Model):
 
     objects = LedgerEntryQuerySet.as_manager()
 
+    # Not stored. True on the entry a ledger call returns when that call recorded the movement;
+    # False when its key had recorded it before and the call changed nothing. Lets a caller do
+    # something once per movement (tell the team) however often it repeats the call.
+    just_recorded: bool = False
+
     class Meta:
         verbose_name_plural = "ledger entries"
         ordering: ClassVar[list[str]] = ["-created_at", "-id"]

@@ -1,7 +1,10 @@
-"""Buying credits with Stripe Checkout: prices, checkout, fulfilment, refunds and disputes.
+"""Buying credits with Stripe Checkout: prices, checkout, fulfilment, refunds and disputes;
+and staff grants and adjustments.
 
 Credits only ever move through `apps.billing.ledger`; this module decides *when* and *how many*
-from what Stripe reports, and it is safe to run any number of times on the same report.
+from what Stripe reports, and it is safe to run any number of times on the same report. Credits
+that reach a team (a top-up, a staff grant or adjustment) are written to the team's audit log
+once per ledger entry, in the same transaction.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from django.db.models import Q, Sum
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
+from apps.accounts.models import TeamEventKind
+from apps.accounts.services import record_team_event
 from apps.billing import ledger
 from apps.billing import stripe_gateway as gateway
 from apps.billing.models import EntryKind, LedgerEntry, TopUp, TopUpStatus, dollars
@@ -114,7 +119,13 @@ def fulfil_checkout_session(session: gateway.CheckoutSession) -> TopUp | None:
             # The server stopped between creating the session and saving its id.
             topup.checkout_session_id = session.id
             TopUp.objects.filter(pk=topup.pk).update(checkout_session_id=session.id)
-        ledger.credit_topup(topup=topup)
+        entry = ledger.credit_topup(topup=topup)
+        _log_credits_granted(
+            entry,
+            team=topup.team,
+            actor=topup.created_by,
+            detail=f"{topup.credits:,} credits bought",
+        )
         changes: dict[str, Any] = {"payment_intent_id": session.payment_intent_id}
         if topup.status != TopUpStatus.PAID:
             changes.update(status=TopUpStatus.PAID, paid_at=timezone.now(), failure_reason="")
@@ -204,6 +215,37 @@ def freeze_for_dispute(*, dispute: Mapping[str, Any]) -> bool:
         )
     logger.warning("team frozen by a dispute", extra={"team": topup.team_id, "topup": topup.pk})
     return frozen
+
+
+def grant_by_staff(*, team: Team, credits: int, key: str, staff: User, reason: str) -> LedgerEntry:
+    """Free credits from Unmark staff. Idempotent by `key`, like every ledger movement."""
+    with transaction.atomic():
+        entry = ledger.grant(team=team, credits=credits, key=key, memo=reason, actor=staff)
+        _log_credits_granted(entry, team=team, detail=f"{credits:,} credits: {reason}")
+    return entry
+
+
+def adjust_by_staff(*, team: Team, credits: int, key: str, staff: User, reason: str) -> LedgerEntry:
+    """A staff correction of the balance, either way. Idempotent by `key`."""
+    with transaction.atomic():
+        entry = ledger.adjust(team=team, credits=credits, key=key, actor=staff, reason=reason)
+        _log_credits_granted(
+            entry, team=team, detail=f"Balance adjusted by {credits:+,} credits: {reason}"
+        )
+    return entry
+
+
+def _log_credits_granted(
+    entry: LedgerEntry, *, team: Team, detail: str, actor: User | None = None
+) -> None:
+    """Tells the team's owners and admins, in the audit log, about credits that reached the team.
+
+    Only the call that recorded the entry writes the line, so a webhook and a success page
+    crediting one payment, or a staff form submitted twice, log it once. Staff act as `None`:
+    the log says "Unmark staff" and the ledger entry keeps which staff member it was.
+    """
+    if entry.just_recorded:
+        record_team_event(team=team, kind=TeamEventKind.CREDITS_GRANTED, actor=actor, detail=detail)
 
 
 def _session_match(session: gateway.CheckoutSession) -> Q:

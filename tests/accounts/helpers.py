@@ -3,6 +3,8 @@
 import re
 
 from apps.accounts.models import Invitation, Membership, OwnershipOffer, Team, TeamEvent
+from apps.billing.models import LedgerEntry, TopUp, Wallet
+from apps.jobs.models import Job, JobEvent
 
 
 def team_state(team: Team) -> dict[str, object]:
@@ -24,6 +26,24 @@ def team_state(team: Team) -> dict[str, object]:
             OwnershipOffer.objects.filter(team=team).values_list("offered_to__user__email")
         ),
         "events": TeamEvent.objects.filter(team=team).count(),
+    }
+
+
+def all_team_data() -> dict[str, object]:
+    """Every row, in every team, that a job or billing page could add or change: proves that a
+    refused request changed nothing anywhere."""
+    return {
+        "jobs": list(
+            Job.objects.order_by("pk").values_list("pk", "team", "created_by", "state", "retry_of")
+        ),
+        "job events": JobEvent.objects.count(),
+        "ledger": list(LedgerEntry.objects.order_by("pk").values_list("pk", "team", "kind")),
+        "wallets": list(
+            Wallet.objects.order_by("pk").values_list("team", "balance", "held", "frozen_at")
+        ),
+        "top-ups": list(TopUp.objects.order_by("pk").values_list("pk", "team", "status")),
+        "memberships": list(Membership.objects.order_by("pk").values_list("team", "user", "role")),
+        "team events": TeamEvent.objects.count(),
     }
 
 

@@ -2,14 +2,16 @@
 
 Alice owns Acme, Bob is its admin, Carol a member and Charlie an outsider. Each can do
 exactly what their role allows; anything else is 403 (a member lacking the role) or 404
-(an outsider, or another team's object) and changes nothing.
+(an outsider, another team's object, or a team that was deleted) and changes nothing. The
+credits and job pages are walked the same way in tests/billing/test_team_scoping.py and
+tests/jobs/test_team_scoping.py.
 """
 
 import pytest
 from django.urls import reverse
 
 from apps.accounts.models import OwnershipOffer, Role
-from apps.accounts.services import create_team
+from apps.accounts.services import archive_team, create_team
 from tests.accounts.helpers import membership, team_state
 from tests.factories import add_member, make_invitation
 
@@ -138,6 +140,21 @@ def test_what_a_role_allows_works(request, login, acme, dave_invitation, action,
     assert response.status_code == status
     if method == "post":
         assert team_state(acme) != before
+
+
+@pytest.mark.parametrize("who", ["alice", "bob", "carol"])
+@pytest.mark.parametrize("action", EXPECTED)
+def test_a_deleted_team_is_404_for_its_former_members_and_nothing_changes(
+    request, login, acme, alice, dave_invitation, action, who
+):
+    archive_team(team=acme, actor=membership(acme, alice))
+    method, url, data = action_request(action, acme, dave_invitation)
+    before = team_state(acme)
+
+    response = getattr(login(request.getfixturevalue(who)), method)(url, data)
+
+    assert response.status_code == 404
+    assert team_state(acme) == before
 
 
 def test_signed_out_visitors_are_sent_to_sign_in_from_every_team_page(client, acme):

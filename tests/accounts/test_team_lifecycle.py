@@ -6,6 +6,7 @@ from django.urls import reverse
 
 from apps.accounts.access import SESSION_KEY, get_for_member
 from apps.accounts.models import Membership, Role, Team, TeamEvent, TeamEventKind, User
+from apps.billing.models import LedgerEntry, Wallet
 from apps.jobs.models import Job
 from tests.accounts.helpers import membership, team_state
 from tests.factories import make_invitation
@@ -40,6 +41,21 @@ def test_creating_a_team_makes_you_its_owner_and_switches_to_it(login, alice):
     assert "Working in Globex" in client.get(reverse("jobs:dashboard")).text
     event = TeamEvent.objects.get(team=team)
     assert (event.kind, event.actor, event.detail) == (TeamEventKind.CREATED, alice, "Globex")
+
+
+def test_a_new_team_has_its_own_wallet_with_no_credits(login, alice):
+    client = login(alice)
+    personal_wallet = Wallet.objects.get(team__memberships__user=alice)
+
+    client.post(reverse("accounts:create_team"), {"name": "Globex"})
+
+    wallet = Wallet.objects.get(team__name="Globex")
+    assert wallet.pk != personal_wallet.pk
+    assert (wallet.balance, wallet.held) == (0, 0)
+    assert not LedgerEntry.objects.filter(team=wallet.team).exists()
+    page = client.get(reverse("billing:overview")).text
+    assert "Shared by everyone in Globex." in page
+    assert 'data-testid="available">0 <small>credits available' in page
 
 
 def test_a_team_needs_a_name(login, alice):

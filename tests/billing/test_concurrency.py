@@ -3,12 +3,9 @@
 PostgreSQL only: that is where writers truly run at once (SQLite serialises them).
 """
 
-import threading
-from collections.abc import Callable
-
 import pytest
 from django.core.management import call_command
-from django.db import connections, transaction
+from django.db import transaction
 from django.test import Client
 from django.urls import reverse
 
@@ -17,60 +14,13 @@ from apps.billing.models import EntryKind, LedgerEntry, StripeEvent, TopUp, Wall
 from apps.jobs.models import Job
 from tests.billing.conftest import make_job
 from tests.billing.stripe_fakes import event, post_event
+from tests.threads import AvailableWatcher, run_at_once
 
 pytestmark = [
     pytest.mark.postgres,
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("postgres_only"),
 ]
-
-
-def run_at_once[T](count: int, work: Callable[[int], T]) -> list[T | Exception]:
-    """Runs work(0) … work(count - 1) in threads released together; returns results or errors."""
-    start = threading.Barrier(count)
-    results: list[T | Exception] = [RuntimeError("did not run")] * count
-
-    def run(index: int) -> None:
-        try:
-            start.wait(timeout=30)
-            results[index] = work(index)
-        except Exception as exc:  # the test inspects every outcome
-            results[index] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
-
-
-class AvailableWatcher:
-    """Reads the wallet over and over from its own connection while the race runs."""
-
-    def __init__(self, team) -> None:
-        self.team = team
-        self.lowest: int | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch)
-
-    def _watch(self) -> None:
-        try:
-            while not self._stop.is_set():
-                available = ledger.available_credits(self.team)
-                self.lowest = available if self.lowest is None else min(self.lowest, available)
-        finally:
-            connections.close_all()
-
-    def __enter__(self) -> "AvailableWatcher":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
 
 
 def reconciles() -> bool:

@@ -222,3 +222,11 @@ def test_a_job_of_another_team_cannot_be_held_on_this_one(acme, charlie):
 
     with pytest.raises(ledger.LedgerError):
         ledger.hold_for_jobs(team=acme, jobs=[make_job(charlies_team)])
+
+
+def test_the_returned_entry_says_whether_this_call_recorded_it(acme):
+    first = ledger.grant(team=acme, credits=100, key="promo:acme", memo="Launch promo")
+    again = ledger.grant(team=acme, credits=100, key="promo:acme", memo="Launch promo")
+
+    assert (first.just_recorded, again.just_recorded) == (True, False)
+    assert LedgerEntry.objects.get(key="promo:acme").just_recorded is False

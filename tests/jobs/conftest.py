@@ -12,14 +12,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django_q.brokers import get_broker
 from django_q.signing import SignedPackage
 
 from apps.accounts.models import Membership, User
-from apps.jobs import pipeline
-from apps.jobs.models import Job
+from apps.jobs import pipeline, services
+from apps.jobs.models import Job, JobState
 from apps.jobs.providers.base import TaskStatus
 from apps.jobs.providers.kie import KieProvider
 from apps.jobs.providers.simulator import KieSimulator, SimulatorConfig
@@ -27,6 +29,7 @@ from apps.jobs.providers.simulator import KieSimulator, SimulatorConfig
 SIM_KEY = "sim-test-key"
 HMAC_KEY = "whsec-test-hmac-key"
 SORA_LINK = "https://sora.chatgpt.com/p/s_68e83bd7eee88191be79d2ba7158516f"
+VIDEO = b"\x00\x00\x00\x18ftypisom" + b"video-bytes" * 100
 # Fast enough for the suite, slow enough that tasks pass through their states.
 TEST_LATENCY = (0.05, 0.05)
 
@@ -214,10 +217,9 @@ class SimStack:
 
 
 @pytest.fixture
-def sim_stack(make_simulator, settings, tmp_path: Path) -> SimStack:
+def sim_stack(make_simulator, settings, tmp_path: Path, media_storage: Path) -> SimStack:
     """A Kie simulator the app is pointed at, and storage in a fresh folder."""
     simulator = make_simulator()
-    media = tmp_path / "media"
     settings.KIE_SIMULATOR = True
     settings.KIE_BASE_URL = simulator.url
     settings.KIE_API_KEY = SIM_KEY
@@ -226,14 +228,7 @@ def sim_stack(make_simulator, settings, tmp_path: Path) -> SimStack:
     # A poller run in-process makes one round instead of looping for a minute.
     settings.POLLER_RUN_SECONDS = 0
     settings.DOWNLOAD_TEMP_DIR = str(tmp_path / "tmp")
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": media},
-        },
-    }
-    return SimStack(simulator, media)
+    return SimStack(simulator, media_storage)
 
 
 @pytest.fixture
@@ -261,3 +256,28 @@ def drive(run_tasks: Worker) -> Callable[..., None]:
         )
 
     return until_final
+
+
+@pytest.fixture
+def media_storage(settings, tmp_path: Path) -> Path:
+    """Stored results go to a fresh folder."""
+    media = tmp_path / "media"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": media},
+        },
+    }
+    return media
+
+
+def finished_job(membership: Membership, link: str = SORA_LINK) -> Job:
+    """A job that went through the real service calls and has a stored result (needs
+    `media_storage`)."""
+    [job] = services.submit_links(membership=membership, links=[link])
+    job.move(JobState.SUBMITTED, task_id="task-1")
+    job.move(JobState.DOWNLOADING, result_url="https://example.com/out.mp4")
+    name = default_storage.save(f"results/{job.public_id}.mp4", ContentFile(VIDEO))
+    services.succeed_job(job, name=name, size=len(VIDEO), sha256="x" * 64)
+    return job

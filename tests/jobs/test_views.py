@@ -3,8 +3,6 @@
 import re
 
 import pytest
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -14,24 +12,13 @@ from apps.billing import ledger
 from apps.billing.models import LedgerEntry, Wallet
 from apps.jobs import services
 from apps.jobs.models import Job, JobState
+from tests.jobs.conftest import VIDEO, finished_job
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media_storage")]
 
 GOOD = "https://sora.chatgpt.com/p/s_68e83bd7eee88191be79d2ba7158516f"
 OTHER = "https://sora.chatgpt.com/p/s_0123456789abcdef0123456789abcdef"
 THIRD = "https://sora.chatgpt.com/p/s_fedcba9876543210fedcba9876543210"
-VIDEO = b"\x00\x00\x00\x18ftypisom" + b"video-bytes" * 100
-
-
-@pytest.fixture(autouse=True)
-def _media(settings, tmp_path):
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": tmp_path / "media"},
-        },
-    }
 
 
 def found(pattern: str, text: str) -> str:
@@ -58,16 +45,6 @@ def submit(client, links: str, *, owns: bool = True, htmx: bool = False):
         data["owns_videos"] = "on"
     headers = {"HTTP_HX_REQUEST": "true"} if htmx else {}
     return client.post(reverse("jobs:submit"), data, **headers)
-
-
-def finished_job(membership: Membership, link: str = GOOD) -> Job:
-    """A job that went through the real service calls and has a stored result."""
-    [job] = services.submit_links(membership=membership, links=[link])
-    job.move(JobState.SUBMITTED, task_id="task-1")
-    job.move(JobState.DOWNLOADING, result_url="https://example.com/out.mp4")
-    name = default_storage.save(f"results/{job.public_id}.mp4", ContentFile(VIDEO))
-    services.succeed_job(job, name=name, size=len(VIDEO), sha256="x" * 64)
-    return job
 
 
 # --- Submitting links --------------------------------------------------------------------------

@@ -1,0 +1,100 @@
+"""Bob and Carol, both in Acme, submitting videos at the same moment through the real
+submission path: they share one balance and nobody's limit is passed.
+
+PostgreSQL only: that is where writers truly run at once (SQLite serialises them).
+"""
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+
+from apps.accounts.limits import MonthlyLimitReached
+from apps.accounts.models import Membership, Team, User
+from apps.billing import ledger
+from apps.billing.models import EntryKind, LedgerEntry, Wallet
+from apps.jobs import services
+from apps.jobs.models import Job
+from tests.threads import AvailableWatcher, run_at_once
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+RACERS = 20
+
+
+def link(n: int) -> str:
+    return f"https://sora.chatgpt.com/p/s_{n:032x}"
+
+
+def in_team(team: Team, person: User) -> Membership:
+    return Membership.objects.select_related("team", "user").get(team=team, user=person)
+
+
+def fund(team: Team, credits: int) -> None:
+    ledger.grant(team=team, credits=credits, key=f"promo:{team.pk}", memo="Credits to race for")
+
+
+def reconciles() -> bool:
+    call_command("reconcile")  # raises CommandError on any drift
+    return True
+
+
+def test_two_members_submitting_at_once_never_spend_more_than_the_team_has(acme, bob, carol):
+    fund(acme, 50)  # five videos
+    turns = [in_team(acme, bob), in_team(acme, carol)]
+
+    def submit(i: int) -> list[Job]:
+        return services.submit_links(membership=turns[i % 2], links=[link(i)])
+
+    with AvailableWatcher(acme) as watcher:
+        results = run_at_once(RACERS, submit)
+
+    submitted = [r for r in results if isinstance(r, list)]
+    refused = [r for r in results if isinstance(r, ledger.InsufficientCredits)]
+    assert (len(submitted), len(refused)) == (5, 15), results
+    assert Job.objects.filter(team=acme).count() == 5
+    assert LedgerEntry.objects.filter(team=acme, kind=EntryKind.HOLD).count() == 5
+    wallet = Wallet.objects.get(team=acme)
+    assert (wallet.balance, wallet.held, wallet.available) == (50, 50, 0)
+    assert watcher.lowest is not None
+    assert watcher.lowest >= 0
+    assert reconciles()
+
+
+def test_a_submission_that_does_not_fit_creates_nothing_even_under_contention(acme, bob, carol):
+    fund(acme, 50)  # one paste of three videos fits, a second one does not
+    turns = [in_team(acme, bob), in_team(acme, carol)]
+
+    def submit(i: int) -> list[Job]:
+        return services.submit_links(
+            membership=turns[i % 2], links=[link(3 * i), link(3 * i + 1), link(3 * i + 2)]
+        )
+
+    results = run_at_once(10, submit)
+
+    [submitted] = [r for r in results if isinstance(r, list)]
+    assert all(isinstance(r, ledger.InsufficientCredits) for r in results if r is not submitted)
+    assert sorted(Job.objects.filter(team=acme).values_list("pk", flat=True)) == sorted(
+        job.pk for job in submitted
+    )
+    assert Wallet.objects.get(team=acme).available == 20
+    assert reconciles()
+
+
+def test_a_members_monthly_limit_holds_when_she_submits_many_times_at_once(acme, bob, carol):
+    fund(acme, 10_000)
+    Membership.objects.filter(team=acme, user=carol).update(
+        monthly_credit_limit=3 * settings.CREDITS_PER_VIDEO
+    )
+    turns = [in_team(acme, bob), in_team(acme, carol)]
+
+    def submit(i: int) -> list[Job]:
+        return services.submit_links(membership=turns[i % 2], links=[link(i)])
+
+    results = run_at_once(RACERS, submit)
+
+    limited = [r for r in results if isinstance(r, MonthlyLimitReached)]
+    assert len(limited) == RACERS // 2 - 3, results
+    assert Job.objects.filter(team=acme, created_by=carol).count() == 3
+    assert Job.objects.filter(team=acme, created_by=bob).count() == RACERS // 2  # no limit
+    assert Wallet.objects.get(team=acme).held == (3 + RACERS // 2) * settings.CREDITS_PER_VIDEO
+    assert reconciles()

@@ -1,0 +1,245 @@
+"""The job pages, walked by each character of the Acme team.
+
+Alice owns Acme, Bob is its admin, Carol a member and Charlie an outsider. Every member sees,
+downloads, retries and cancels the team's jobs, whoever submitted them; Charlie gets 404 for
+each and changes nothing. Once Alice deletes Acme, its jobs are 404 for everyone. People who
+leave, are removed or delete their account leave their jobs and their name in the log behind.
+"""
+
+import re
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from apps.accounts import invitations
+from apps.accounts.models import Membership, Role, Team, TeamEvent, TeamEventKind, User
+from apps.billing import ledger
+from apps.billing.models import EntryKind, LedgerEntry
+from apps.jobs import services
+from apps.jobs.models import Job, JobState
+from tests.accounts.helpers import all_team_data
+from tests.jobs.conftest import VIDEO, finished_job
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media_storage")]
+
+MEMBERS = ("alice", "bob", "carol")
+QUEUED_LINK = "https://sora.chatgpt.com/p/s_0123456789abcdef0123456789abcdef"
+FAILED_LINK = "https://sora.chatgpt.com/p/s_fedcba9876543210fedcba9876543210"
+
+
+def in_team(team: Team, person: User) -> Membership:
+    return Membership.objects.select_related("team", "user").get(team=team, user=person)
+
+
+class CarolsJobs:
+    """Three jobs Carol submitted in Acme: one done, one queued, one failed."""
+
+    def __init__(self, acme: Team, carol: User) -> None:
+        ledger.grant(team=acme, credits=1000, key="promo:acme", memo="Acme launch promo")
+        carols = in_team(acme, carol)
+        self.done = finished_job(carols)
+        [self.queued] = services.submit_links(membership=carols, links=[QUEUED_LINK])
+        [self.failed] = services.submit_links(membership=carols, links=[FAILED_LINK])
+        services.fail_job(self.failed, code="kie_500", message="Kie failed.")
+
+
+@pytest.fixture
+def carols_jobs(acme: Team, carol: User) -> CarolsJobs:
+    return CarolsJobs(acme, carol)
+
+
+# action: (method, url name, which of Carol's jobs)
+ACTIONS = {
+    "job page": ("get", "jobs:detail", "done"),
+    "download": ("get", "jobs:download", "done"),
+    "preview": ("get", "jobs:preview", "done"),
+    "retry": ("post", "jobs:retry", "failed"),
+    "cancel": ("post", "jobs:cancel", "queued"),
+}
+
+
+def act(client: Client, action: str, jobs: CarolsJobs):
+    method, name, which = ACTIONS[action]
+    job: Job = getattr(jobs, which)
+    return getattr(client, method)(reverse(name, args=[job.public_id]))
+
+
+def working_in(login, person: User, team: Team) -> Client:
+    """`person` signed in, having asked to work in `team` (an outsider's request is refused)."""
+    client = login(person)
+    client.post(reverse("accounts:switch_team"), {"team": team.public_id})
+    return client
+
+
+def delete(login, alice: User, team: Team) -> None:
+    response = login(alice).post(
+        reverse("accounts:delete_team", args=[team.public_id]), {"confirm_name": team.name}
+    )
+    assert response.status_code == 302
+
+
+# --- Members and outsiders -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("who", MEMBERS)
+def test_every_member_opens_and_downloads_a_teammates_job(request, login, carols_jobs, who):
+    client = login(request.getfixturevalue(who))
+
+    page = act(client, "job page", carols_jobs)
+    download = act(client, "download", carols_jobs)
+    preview = act(client, "preview", carols_jobs)
+
+    assert page.status_code == 200
+    assert "Submitted by</dt><dd>carol@example.com" in page.text
+    assert b"".join(download.streaming_content) == VIDEO
+    assert preview["Content-Disposition"].startswith("inline")
+
+
+@pytest.mark.parametrize("who", MEMBERS)
+def test_every_member_retries_a_teammates_failed_job_as_their_own(
+    request, login, acme, carols_jobs, who
+):
+    person = request.getfixturevalue(who)
+
+    response = act(login(person), "retry", carols_jobs)
+
+    assert response.status_code == 302
+    retry = Job.objects.get(retry_of=carols_jobs.failed)
+    assert (retry.team, retry.created_by, retry.state) == (acme, person, JobState.QUEUED)
+
+
+@pytest.mark.parametrize("who", MEMBERS)
+def test_every_member_cancels_a_teammates_queued_job(request, login, carols_jobs, who):
+    response = act(login(request.getfixturevalue(who)), "cancel", carols_jobs)
+
+    assert response.status_code == 302
+    carols_jobs.queued.refresh_from_db()
+    assert carols_jobs.queued.state == JobState.CANCELED
+
+
+@pytest.mark.parametrize("action", ACTIONS)
+def test_an_outsider_gets_404_for_every_job_action_and_nothing_changes(
+    login, charlie, carols_jobs, action
+):
+    client = login(charlie)
+    before = all_team_data()
+
+    response = act(client, action, carols_jobs)
+
+    assert response.status_code == 404
+    assert all_team_data() == before
+
+
+@pytest.mark.parametrize("who", MEMBERS)
+def test_every_member_sees_the_teams_jobs_on_the_dashboard(request, login, acme, carols_jobs, who):
+    client = working_in(login, request.getfixturevalue(who), acme)
+
+    dashboard = client.get(reverse("jobs:dashboard")).text
+    table = client.get(reverse("jobs:table"), headers={"HX-Request": "true"}).text
+
+    for page in (dashboard, table):
+        assert carols_jobs.done.video_id in page
+        assert "carol@example.com" in page
+
+
+def test_an_outsider_never_sees_the_teams_jobs_even_filtering_by_a_member(
+    login, charlie, carol, acme, carols_jobs
+):
+    client = working_in(login, charlie, acme)
+
+    for url in (reverse("jobs:dashboard"), reverse("jobs:table")):
+        page = client.get(url, {"by": carol.pk}).text
+        assert carols_jobs.done.video_id not in page
+        assert "carol@example.com" not in page
+
+
+def test_what_an_outsider_submits_goes_to_his_own_team(login, charlie, acme, carols_jobs):
+    client = working_in(login, charlie, acme)
+    acme_jobs = list(Job.objects.filter(team=acme).values_list("pk", flat=True))
+
+    client.post(reverse("jobs:submit"), {"links": QUEUED_LINK, "owns_videos": "on"})
+
+    assert list(Job.objects.filter(team=acme).values_list("pk", flat=True)) == acme_jobs
+    assert Job.objects.get(created_by=charlie).team.is_personal
+
+
+# --- After Acme is deleted -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("action", ACTIONS)
+@pytest.mark.parametrize("who", MEMBERS)
+def test_a_deleted_teams_jobs_are_404_for_its_former_members_and_nothing_changes(
+    request, login, alice, acme, carols_jobs, who, action
+):
+    client = login(request.getfixturevalue(who))
+    delete(login, alice, acme)
+    before = all_team_data()
+
+    response = act(client, action, carols_jobs)
+
+    assert response.status_code == 404
+    assert all_team_data() == before
+
+
+@pytest.mark.parametrize("who", MEMBERS)
+def test_a_deleted_team_leaves_the_dashboard_and_the_switcher(
+    request, login, alice, acme, carols_jobs, who
+):
+    client = working_in(login, request.getfixturevalue(who), acme)
+
+    delete(login, alice, acme)
+
+    page = client.get(reverse("jobs:dashboard")).text
+    assert f"Working in {who}&#x27;s team" in page
+    assert str(acme.public_id) not in page
+    assert carols_jobs.done.video_id not in page
+
+
+# --- People who go ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def bobs_job(acme: Team, bob: User) -> Job:
+    ledger.grant(team=acme, credits=1000, key="promo:acme", memo="Acme launch promo")
+    return finished_job(in_team(acme, bob))
+
+
+def test_a_removed_members_jobs_stay_in_the_team_under_their_name(
+    login, alice, bob, acme, bobs_job
+):
+    owner = working_in(login, alice, acme)
+
+    owner.post(reverse("accounts:remove_member", args=[acme.public_id, in_team(acme, bob).pk]))
+
+    bobs_job.refresh_from_db()
+    assert (bobs_job.team, bobs_job.created_by, bobs_job.state) == (acme, bob, JobState.SUCCEEDED)
+    assert LedgerEntry.objects.filter(job=bobs_job, kind=EntryKind.CAPTURE).exists()
+    job_page = owner.get(reverse("jobs:detail", args=[bobs_job.public_id])).text
+    assert "Submitted by</dt><dd>bob@example.com" in job_page
+    dashboard = owner.get(reverse("jobs:dashboard")).text
+    assert re.search(rf"{bobs_job.video_id}</a>.*?bob@example.com", dashboard, re.S)
+    activity = owner.get(reverse("accounts:activity", args=[acme.public_id])).text
+    assert re.search(r"Removed</td>\s*<td[^>]*>alice@example.com</td>\s*<td[^>]*>bob@", activity)
+    assert login(bob).get(reverse("jobs:detail", args=[bobs_job.public_id])).status_code == 404
+
+
+def test_a_deleted_account_leaves_its_jobs_and_its_email_in_the_log(
+    login, alice, bob, acme, bobs_job
+):
+    invitations.invite(
+        team=acme, email="dave@example.com", role=Role.MEMBER, invited_by=bob, site_url=""
+    )
+
+    bob.delete()
+
+    bobs_job.refresh_from_db()
+    assert (bobs_job.team, bobs_job.created_by) == (acme, None)
+    assert LedgerEntry.objects.filter(job=bobs_job).count() == 2  # hold, capture
+    owner = working_in(login, alice, acme)
+    job_page = owner.get(reverse("jobs:detail", args=[bobs_job.public_id])).text
+    assert "Submitted by</dt><dd>a former member" in job_page
+    invited = TeamEvent.objects.get(kind=TeamEventKind.INVITED)
+    assert (invited.actor, invited.actor_email) == (None, "bob@example.com")
+    activity = owner.get(reverse("accounts:activity", args=[acme.public_id])).text
+    assert re.search(r"Invited</td>\s*<td[^>]*>bob@example.com</td>", activity)
