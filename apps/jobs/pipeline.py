@@ -273,10 +273,16 @@ def _hand_out_due_jobs() -> int:
     now = timezone.now()
     grace = now + timedelta(seconds=settings.JOB_LEASE_SECONDS)
     handed = 0
-    due = Job.objects.due(now).order_by("next_check_at")[:POLL_BATCH]
+    # Queued jobs go out only as fast as the provider's rate limit allows; the rest stay due.
+    sendable = get_provider().free_create_slots()
+    due = Job.objects.due(now).order_by("next_check_at", "id")[:POLL_BATCH]
     for pk, state, task_id, next_check_at in due.values_list(
         "pk", "state", "task_id", "next_check_at"
     ):
+        if state == JobState.QUEUED:
+            if sendable <= 0:
+                continue
+            sendable -= 1
         # Claim the job by moving its next check on; a second poller or sweep skips it.
         if not Job.objects.filter(pk=pk, state=state, next_check_at=next_check_at).update(
             next_check_at=grace

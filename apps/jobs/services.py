@@ -28,9 +28,13 @@ def submit_links(
     nothing is created.
     """
     credits = settings.CREDITS_PER_VIDEO
-    provider = get_provider().name
-    # The jobs are sent on commit; the poller only re-sends one whose message got lost.
-    resend_after = timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS)
+    provider = get_provider()
+    # As many jobs as the provider's rate limit has room for are sent on commit (the poller
+    # re-sends one only if its message got lost); the rest are due at once, and the poller
+    # sends them as room frees up.
+    now = timezone.now()
+    send_now = provider.free_create_slots()
+    resend_after = now + timedelta(seconds=settings.JOB_LEASE_SECONDS)
     with transaction.atomic():
         check_monthly_limit(membership=membership, credits=credits * len(links))
         jobs = Job.objects.bulk_create(
@@ -38,18 +42,20 @@ def submit_links(
                 team=membership.team,
                 created_by=membership.user,
                 source_url=link,
-                provider=provider,
+                provider=provider.name,
                 credits=credits,
                 retry_of=retry_of,
-                next_check_at=resend_after,
+                next_check_at=resend_after if position < send_now else now,
             )
-            for link in links
+            for position, link in enumerate(links)
         )
         JobEvent.objects.bulk_create(
             JobEvent(job=job, to_state=JobState.QUEUED, detail="Link submitted.") for job in jobs
         )
         ledger.hold_for_jobs(team=membership.team, jobs=jobs)
-        queue.send_to_provider([job.pk for job in jobs])
+        queue.send_to_provider([job.pk for job in jobs[:send_now]])
+        if len(jobs) > send_now:
+            queue.start_poller()
     return jobs
 
 

@@ -14,9 +14,10 @@ from django.core.files.storage import default_storage
 from django.urls import reverse
 from django.utils import timezone
 
+from apps.billing import ledger
 from apps.billing.models import LedgerEntry, Wallet
 from apps.jobs import pipeline, queue, services
-from apps.jobs.models import Job, JobState, ProviderAlert
+from apps.jobs.models import Job, JobEvent, JobState, ProviderAlert
 from apps.jobs.providers.simulator import SAMPLE_MP4
 from tests.jobs.conftest import SORA_LINK
 
@@ -277,3 +278,22 @@ def test_the_poller_runs_alone(sim_stack, alice_membership):
     assert pipeline.poll_due_jobs(run_seconds=0) == 0
     cache.delete(queue.POLLER_LOCK)
     assert pipeline.poll_due_jobs(run_seconds=0) == 1
+
+
+def test_a_big_paste_is_sent_no_faster_than_kies_rate_limit(
+    sim_stack, alice_membership, settings, run_tasks
+):
+    settings.KIE_CREATE_LIMIT = 3
+    ledger.grant(team=alice_membership.team, credits=100, key="more", memo="test")
+    links = [f"https://sora.chatgpt.com/p/s_{i:032x}" for i in range(1, 9)]
+
+    jobs = services.submit_links(membership=alice_membership, links=links)
+    run_tasks()
+    pipeline.poll_due_jobs(run_seconds=0)
+    run_tasks()
+
+    states = list(Job.objects.filter(pk__in=[j.pk for j in jobs]).values_list("state", flat=True))
+    assert states.count(JobState.SUBMITTED) == 3
+    assert states.count(JobState.QUEUED) == 5
+    # None was refused by the limiter: the waiting ones were never sent.
+    assert not JobEvent.objects.filter(detail__contains="trying again").exists()

@@ -109,3 +109,7 @@ class RemovalProvider(Protocol):
     def remaining_credits(self) -> int:
         """The provider account's remaining credits."""
         ...
+
+    def free_create_slots(self) -> int:
+        """How many tasks `start()` may create right now without being held back."""
+        ...

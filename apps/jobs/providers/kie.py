@@ -34,7 +34,7 @@ from apps.jobs.providers.base import (
     TaskState,
     TaskStatus,
 )
-from apps.jobs.providers.ratelimit import CREATE_LIMIT, take_create_slot
+from apps.jobs.providers.ratelimit import CREATE_LIMIT, free_create_slots, take_create_slot
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +136,9 @@ class KieProvider:
         if self._webhook_hmac_key:
             self._check_signature(task_id, {k.lower(): v for k, v in headers.items()})
         return task_id
+
+    def free_create_slots(self) -> int:
+        return free_create_slots(self._api_key, limit=self._create_limit)
 
     def remaining_credits(self) -> int:
         data = self._call("GET", CREDIT_PATH)

@@ -56,6 +56,18 @@ def take_create_slot(
     )
 
 
+def free_create_slots(
+    api_key: str, *, limit: int = CREATE_LIMIT, window_seconds: int = WINDOW_SECONDS
+) -> int:
+    """Creates the budget has room for now (read only): lets callers send no more than that,
+    instead of sending everything and having most of it refused."""
+    current = int(time.time())
+    prefix = _key_prefix(api_key)
+    keys = [f"{prefix}:{second}" for second in range(current - window_seconds, current + 1)]
+    used = sum(int(count) for count in cache.get_many(keys).values())
+    return max(0, limit - used)
+
+
 def _key_prefix(api_key: str) -> str:
     # The cache (Redis, the database) must never hold the key itself.
     digest = hashlib.sha256(api_key.encode()).hexdigest()[:24]

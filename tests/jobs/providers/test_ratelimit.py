@@ -11,7 +11,7 @@ from django.core.cache.backends.redis import RedisCache
 
 from apps.jobs.providers.base import RateLimited
 from apps.jobs.providers.kie import KieProvider
-from apps.jobs.providers.ratelimit import take_create_slot
+from apps.jobs.providers.ratelimit import free_create_slots, take_create_slot
 
 ALICE_KEY = "alice-kie-key"
 BOB_KEY = "bob-kie-key"
@@ -33,6 +33,19 @@ def test_twenty_creates_pass_and_the_next_waits_for_the_window(time_machine):
     assert raised.value.code == "429"
     assert raised.value.retryable
     assert raised.value.retry_after == 11.0
+
+
+def test_free_slots_say_how_many_creates_would_pass_without_spending_any(time_machine):
+    time_machine.move_to(START, tick=False)
+    spend(ALICE_KEY, 5)
+
+    assert free_create_slots(ALICE_KEY) == 15
+    assert free_create_slots(ALICE_KEY) == 15
+    spend(ALICE_KEY, 15)
+    assert free_create_slots(ALICE_KEY) == 0
+    assert free_create_slots(BOB_KEY) == 20
+    time_machine.move_to(START + 11, tick=False)
+    assert free_create_slots(ALICE_KEY) == 20
 
 
 def test_the_budget_comes_back_when_its_second_leaves_the_window(time_machine):
