@@ -119,6 +119,14 @@ def _target_as_it_is_now(locked: dict[int, Membership], membership: Membership) 
     return fresh
 
 
+def _lock_pair(
+    actor: Membership, target: Membership
+) -> tuple[dict[int, Membership], Membership, Membership]:
+    """Locks the team's memberships; returns them with the actor and target as they are now."""
+    locked = _lock_memberships(actor.team)
+    return locked, _as_it_is_now(locked, actor), _target_as_it_is_now(locked, target)
+
+
 def _ensure_an_owner_remains(
     locked: dict[int, Membership], *, losing: Membership, actor: Membership
 ) -> None:
@@ -142,9 +150,7 @@ def change_role(*, actor: Membership, target: Membership, role: Role) -> None:
     if role not in ASSIGNABLE_ROLES:
         raise ActionRefused("Ownership passes only by an offer that the new owner accepts.")
     with transaction.atomic():
-        locked = _lock_memberships(actor.team)
-        actor = _as_it_is_now(locked, actor)
-        target = _target_as_it_is_now(locked, target)
+        locked, actor, target = _lock_pair(actor, target)
         if not actor.can_manage_member(target):
             raise PermissionDenied
         if target.role == role:
@@ -167,9 +173,7 @@ def change_role(*, actor: Membership, target: Membership, role: Role) -> None:
 def set_monthly_limit(*, actor: Membership, target: Membership, limit: int | None) -> None:
     """Sets (or, with None, lifts) the most credits `target` may spend per calendar month."""
     with transaction.atomic():
-        locked = _lock_memberships(actor.team)
-        actor = _as_it_is_now(locked, actor)
-        target = _target_as_it_is_now(locked, target)
+        _, actor, target = _lock_pair(actor, target)
         if not actor.can_manage_member(target):
             raise PermissionDenied
         if target.monthly_credit_limit == limit:
@@ -188,9 +192,7 @@ def set_monthly_limit(*, actor: Membership, target: Membership, limit: int | Non
 def remove_member(*, actor: Membership, target: Membership) -> None:
     """Takes `target` out of the team. Their jobs and the team's history stay."""
     with transaction.atomic():
-        locked = _lock_memberships(actor.team)
-        actor = _as_it_is_now(locked, actor)
-        target = _target_as_it_is_now(locked, target)
+        locked, actor, target = _lock_pair(actor, target)
         if not actor.can_remove(target):
             raise PermissionDenied
         _ensure_an_owner_remains(locked, losing=target, actor=actor)
@@ -241,9 +243,7 @@ def archive_team(*, team: Team, actor: Membership) -> None:
 def offer_ownership(*, actor: Membership, target: Membership, site_url: str) -> OwnershipOffer:
     """First step of a transfer: `target` becomes an owner only when they accept."""
     with transaction.atomic():
-        locked = _lock_memberships(actor.team)
-        actor = _as_it_is_now(locked, actor)
-        target = _target_as_it_is_now(locked, target)
+        _, actor, target = _lock_pair(actor, target)
         if not actor.is_owner:
             raise PermissionDenied
         if target.is_owner:
