@@ -17,6 +17,7 @@ Per job, from the simulator's own record of the task:
 """
 
 import argparse
+import logging
 import os
 import socket
 import statistics
@@ -56,6 +57,8 @@ def main() -> None:
     import django
 
     django.setup()
+    # The processes log to their files; this one prints only the figures.
+    logging.getLogger().setLevel(logging.WARNING)
     from django.conf import settings
     from django.core.management import call_command
 
@@ -138,7 +141,7 @@ def run(args: argparse.Namespace, kie_url: str, kie_key: str) -> None:
     deadline = started + args.timeout
     while time.monotonic() < deadline:
         remaining = Job.objects.filter(pk__in=ids).in_flight().count()
-        print(f"\r{len(ids) - remaining}/{len(ids)} done", end="", flush=True)
+        print(f"\r{len(ids) - remaining}/{len(ids)} done ", end="", flush=True)
         if not remaining:
             break
         time.sleep(1)
