@@ -116,7 +116,9 @@ def jobs_table(request: MemberRequest) -> HttpResponse:
     pulse = Job.objects.filter(team=request.membership.team).pulse()
     if request.GET.get("since") == pulse.fingerprint:
         return HttpResponse(status=NO_CHANGE)
-    return TemplateResponse(request, "jobs/dashboard.html#jobs_table", _jobs_table_context(request))
+    return TemplateResponse(
+        request, "jobs/dashboard.html#table_refresh", _jobs_table_context(request)
+    )
 
 
 def _jobs_table_context(request: MemberRequest) -> dict[str, object]:
@@ -164,7 +166,7 @@ def job_detail(request: MemberRequest, public_id: str) -> HttpResponse:
     if request.htmx:
         if request.GET.get("since") == _job_fingerprint(job):
             return HttpResponse(status=NO_CHANGE)
-        template = "jobs/job_detail.html#job_status"
+        template = "jobs/job_detail.html#status_refresh"
     else:
         template = "jobs/job_detail.html"
     return TemplateResponse(

@@ -82,3 +82,22 @@ def test_a_new_person_signs_up_and_gets_clean_copies_of_their_good_links(live_st
     expect(page.get_by_test_id("available")).to_have_text("10 credits available")
     expect(page.get_by_text("Enough for 1 video.")).to_be_visible()
     expect(page.get_by_text("held for videos in progress")).to_have_count(0)
+
+
+def test_a_video_kie_cannot_clean_fails_live_and_its_credits_come_back(live_stack, open_page):
+    live_stack.simulator.configure(failure_rate=1)
+    page = open_page("fay")
+    page.goto("/accounts/signup/")
+    sign_up(page, "fay@example.com")
+    page.evaluate("window.notReloaded = true")
+    link = share_link(3)
+
+    paste_links(page, [link])
+
+    expect(balance_chip(page)).to_have_text("20 credits")
+    row = job_row(page, link)
+    expect(row.locator(".badge")).to_have_text("Failed", timeout=JOB_TIMEOUT_MS)
+    expect(row).to_contain_text("Kie could not remove the watermark")
+    expect(row).to_contain_text("Nothing was charged.")
+    expect(balance_chip(page)).to_have_text("30 credits")
+    assert page.evaluate("window.notReloaded") is True
