@@ -128,9 +128,9 @@ def open_page(
 
 @dataclass
 class LiveStack:
-    """The running app: live server, Kie simulator and one worker process."""
+    """What runs behind the live server: the Kie simulator (tests may reconfigure it) and one
+    worker process (its log is in `worker.log`)."""
 
-    url: str
     simulator: KieSimulator
     worker: WorkerProcess
 
@@ -171,7 +171,7 @@ def live_stack(
         extra_env={"PUBLIC_BASE_URL": live_server.url},
     )
     try:
-        yield LiveStack(url=live_server.url, simulator=simulator, worker=worker)
+        yield LiveStack(simulator=simulator, worker=worker)
     finally:
         worker.stop()
         simulator.stop()

@@ -47,6 +47,7 @@ def test_a_new_person_signs_up_and_gets_clean_copies_of_their_good_links(live_st
     expect(page.get_by_label("Sora share links")).to_have_value(DRAFT_LINK)
     expect(balance_chip(page)).to_have_text("10 credits")
 
+    # Still on their way when the table appears, then done while the page is watched.
     rows = [job_row(page, link) for link in good]
     for row in rows:
         expect(row.locator(".badge")).not_to_have_text("Done")
@@ -61,9 +62,7 @@ def test_a_new_person_signs_up_and_gets_clean_copies_of_their_good_links(live_st
     expect(page.get_by_text(hashlib.sha256(sample).hexdigest())).to_be_visible()
     # The preview plays: Chromium fetched the video, read its metadata and decoded frames.
     page.locator("video.preview").evaluate("video => { video.muted = true; return video.play(); }")
-    page.wait_for_function(
-        "() => document.querySelector('video.preview').currentTime > 0", timeout=JOB_TIMEOUT_MS
-    )
+    page.wait_for_function("() => document.querySelector('video.preview').currentTime > 0")
     assert page.locator("video.preview").evaluate("video => video.videoWidth") == 320
 
     with page.expect_download() as from_job_page:
