@@ -83,9 +83,10 @@ def artifacts_dir(request: pytest.FixtureRequest) -> Path:
 @pytest.fixture
 def browser(transactional_db: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Browser]:
     """Chromium for one test. Asks for the database first, so it closes before the flush."""
-    # Playwright's sync API keeps an asyncio loop running in this thread, and Django refuses
-    # ORM calls from a thread with a running loop (SynchronousOnlyOperation). The test code
-    # is ordinary blocking code that never runs in that loop, so the guard can be lifted.
+    # Playwright's sync API keeps an asyncio loop running in this thread while the browser is
+    # open, and Django refuses ORM calls from a thread with a running loop
+    # (SynchronousOnlyOperation), so a journey could not read a row. Test code is ordinary
+    # blocking code that never runs inside that loop, so lifting the guard is safe.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
