@@ -7,11 +7,12 @@ UV_VERSION := 0.13.8
 STAMP := $(VENV)/.synced
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format migrate shell bench clean
+.PHONY: help run test test-browser lint format migrate shell bench clean
 
 help:
 	@echo "make run     start web, worker and Kie simulator on http://127.0.0.1:$${PORT:-8000}/"
 	@echo "make test    run the whole test suite"
+	@echo "make test-browser  run only the browser journeys (needs /usr/bin/chromium)"
 	@echo "make lint    ruff (lint + format check) and mypy"
 	@echo "make format  apply ruff's fixes and formatting"
 
@@ -29,6 +30,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Playwright drives Debian's Chromium (apt-get install chromium); -rs shows why any were skipped.
+test-browser: $(STAMP)
+	$(PY) -m pytest tests/browser -rs $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

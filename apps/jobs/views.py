@@ -117,7 +117,7 @@ def jobs_table(request: MemberRequest) -> HttpResponse:
     if request.GET.get("since") == pulse.fingerprint:
         return HttpResponse(status=NO_CHANGE)
     context = _jobs_table_context(request, pulse)
-    return TemplateResponse(request, "jobs/dashboard.html#jobs_table", context)
+    return TemplateResponse(request, "jobs/dashboard.html#table_refresh", context)
 
 
 def _jobs_table_context(
@@ -167,7 +167,7 @@ def job_detail(request: MemberRequest, public_id: str) -> HttpResponse:
     if request.htmx:
         if request.GET.get("since") == _job_fingerprint(job):
             return HttpResponse(status=NO_CHANGE)
-        template = "jobs/job_detail.html#job_status"
+        template = "jobs/job_detail.html#status_refresh"
     else:
         template = "jobs/job_detail.html"
     return TemplateResponse(

@@ -179,6 +179,20 @@ def test_the_table_refreshes_only_when_something_changed(login, alice):
     assert "Sent to Kie" in changed.text
 
 
+def test_the_live_refreshes_bring_the_balance_a_failure_gave_back(login, alice):
+    client = login(alice)
+    [job] = services.submit_links(membership=personal(alice), links=[GOOD])
+    services.fail_job(job, code="kie_500", message="Kie could not remove the watermark: boom.")
+
+    table = client.get(reverse("jobs:table"), HTTP_HX_REQUEST="true")
+    status = client.get(reverse("jobs:detail", args=[job.public_id]), HTTP_HX_REQUEST="true")
+
+    for refresh in (table, status):
+        assert re.search(
+            r'id="balance-chip" hx-swap-oob="true"[^>]*><strong>30</strong>', refresh.text
+        )
+
+
 def test_the_table_stops_refreshing_when_nothing_is_in_flight(login, alice):
     client = login(alice)
     job = finished_job(personal(alice))

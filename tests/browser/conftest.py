@@ -1,0 +1,180 @@
+"""Browser journeys: Debian's Chromium, driven by Playwright, against the whole app running.
+
+- The app is served by pytest-django's live server, a thread of this process.
+- Jobs are worked by a real `manage.py qcluster` process sharing the test database
+  (`tests/live.py`), which sends links to a Kie simulator running in this process on an
+  ephemeral port; the simulator calls back into the live server, as Kie calls back production.
+- Chromium is Debian's (`/usr/bin/chromium`); `playwright install` is never used. Without it
+  the journeys are skipped with a reason, except in CI (`.ci/run` installs it), where they fail.
+- When a journey fails, every page it opened is saved to `test-artifacts/<test>/` as a
+  screenshot and its HTML, with the worker's log next to them.
+"""
+
+import os
+import re
+import shutil
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
+from pytest_django.live_server_helper import LiveServer
+
+from apps.jobs.providers.simulator import KieSimulator, SimulatorConfig
+from tests.live import ROOT, WorkerProcess
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+ARTIFACTS = ROOT / "test-artifacts"
+DESKTOP = ViewportSize(width=1280, height=800)
+PHONE = ViewportSize(width=390, height=844)
+# How long a click or an assertion waits for the page before failing (Playwright's default
+# is 30 s, which makes a broken journey slow to report).
+PAGE_TIMEOUT_MS = 10_000
+expect.set_options(timeout=PAGE_TIMEOUT_MS)
+# Seconds the simulator takes per task: long enough to see the states change on the page.
+SIM_LATENCY = (0.5, 1.0)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # CI installs Chromium, so a missing one there is an error to see, not a skip to miss.
+    if CHROMIUM.exists() or os.environ.get("CI"):
+        return
+    skip = pytest.mark.skip(
+        reason=f"needs Chromium at {CHROMIUM} (apt-get install chromium); .ci/run installs it"
+    )
+    for item in items:
+        if "browser" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    # Keeps each phase's report on the test, so fixtures can tell at teardown if the test failed.
+    report: pytest.TestReport = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+def _failed(request: pytest.FixtureRequest) -> bool:
+    report = getattr(request.node, "rep_call", None)
+    return report is not None and report.failed
+
+
+def artifacts_dir(request: pytest.FixtureRequest) -> Path:
+    name = re.sub(r"[^\w.-]+", "_", request.node.nodeid.removeprefix("tests/browser/"))
+    folder = ARTIFACTS / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+def browser(transactional_db: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Browser]:
+    """Chromium for one test. Asks for the database first, so it closes before the flush."""
+    # Playwright's sync API keeps an asyncio loop running in this thread while the browser is
+    # open, and Django refuses ORM calls from a thread with a running loop
+    # (SynchronousOnlyOperation), so a journey could not read a row. Test code is ordinary
+    # blocking code that never runs inside that loop, so lifting the guard is safe.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def open_page(
+    browser: Browser, live_server: LiveServer, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Page]]:
+    """`open_page("alice")`: a page in a fresh browser context (its own cookies), for one person.
+
+    Relative URLs (`page.goto("/dashboard/")`) go to the live server.
+    """
+    pages: dict[str, Page] = {}
+
+    def open_one(name: str, *, viewport: ViewportSize = DESKTOP) -> Page:
+        context = browser.new_context(
+            base_url=live_server.url, viewport=viewport, accept_downloads=True
+        )
+        context.set_default_timeout(PAGE_TIMEOUT_MS)
+        page = context.new_page()
+        pages[name] = page
+        return page
+
+    yield open_one
+    if _failed(request):
+        folder = artifacts_dir(request)
+        for name, page in pages.items():
+            if page.is_closed():
+                continue
+            page.screenshot(path=folder / f"{name}.png", full_page=True)
+            (folder / f"{name}.html").write_text(page.content())
+    for page in pages.values():
+        page.context.close()
+
+
+@dataclass
+class LiveStack:
+    """What runs behind the live server: the Kie simulator (tests may reconfigure it) and one
+    worker process (its log is in `worker.log`)."""
+
+    simulator: KieSimulator
+    worker: WorkerProcess
+
+
+@pytest.fixture
+def live_stack(
+    transactional_db: None,
+    live_server: LiveServer,
+    settings,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> Iterator[LiveStack]:
+    simulator = KieSimulator(
+        SimulatorConfig(api_key=settings.KIE_SIMULATOR_API_KEY, latency=SIM_LATENCY)
+    ).start()
+    simulator_port = urlsplit(simulator.url).port
+    assert simulator_port is not None
+    # The worker keeps its media and partial downloads under VAR_DIR; the live server, which
+    # serves previews and downloads, must read the same folder.
+    var_dir = tmp_path / "var"
+    settings.KIE_SIMULATOR = True
+    settings.KIE_BASE_URL = simulator.url
+    settings.KIE_API_KEY = settings.KIE_SIMULATOR_API_KEY
+    settings.PUBLIC_BASE_URL = live_server.url
+    settings.DOWNLOAD_TEMP_DIR = str(var_dir / "tmp")
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": var_dir / "media"},
+        },
+    }
+    # With a public address, the worker gives Kie (here the simulator) a callback URL on the
+    # live server, so jobs finish as soon as the simulator says so.
+    worker = WorkerProcess(
+        var_dir=var_dir,
+        simulator_port=simulator_port,
+        extra_env={"PUBLIC_BASE_URL": live_server.url},
+    )
+    try:
+        yield LiveStack(simulator=simulator, worker=worker)
+    finally:
+        worker.stop()
+        simulator.stop()
+        if _failed(request):
+            shutil.copy(worker.log, artifacts_dir(request) / "worker.log")

@@ -1,0 +1,102 @@
+"""A new person's first videos, from sign-up to a downloaded MP4, in a real browser."""
+
+import hashlib
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from apps.jobs.providers.simulator import SAMPLE_MP4
+from tests.browser.steps import (
+    JOB_TIMEOUT_MS,
+    balance_chip,
+    job_row,
+    paste_links,
+    share_link,
+    sign_up,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+DRAFT_LINK = "https://sora.chatgpt.com/d/gen_01k7example"
+
+
+def test_a_new_person_signs_up_and_gets_clean_copies_of_their_good_links(live_stack, open_page):
+    page = open_page("dana")
+    page.goto("/")
+    page.get_by_role("link", name="Create a free account").click()
+    sign_up(page, "dana@example.com")
+
+    expect(page).to_have_url(re.compile(r"/dashboard/$"))
+    expect(balance_chip(page)).to_have_text("30 credits")
+    expect(page.get_by_text("No videos yet.")).to_be_visible()
+
+    # A mark on the document: a reload or a plain form post would wipe it.
+    page.evaluate("window.notReloaded = true")
+    good = [share_link(1), share_link(2)]
+    paste_links(page, [good[0], DRAFT_LINK, good[1]])
+
+    expect(page.get_by_text("2 videos added")).to_be_visible()
+    problem = page.locator(".line-errors li")
+    expect(problem).to_have_count(1)
+    expect(problem).to_contain_text("Line 2")
+    expect(problem).to_contain_text(DRAFT_LINK)
+    expect(problem).to_contain_text("This is a draft link")
+    # Only the line to fix stays in the box; the two good ones hold 10 credits each.
+    expect(page.get_by_label("Sora share links")).to_have_value(DRAFT_LINK)
+    expect(balance_chip(page)).to_have_text("10 credits")
+
+    # Still on their way when the table appears, then done while the page is watched.
+    rows = [job_row(page, link) for link in good]
+    for row in rows:
+        expect(row.locator(".badge")).not_to_have_text("Done")
+    for row in rows:
+        expect(row.locator(".badge")).to_have_text("Done", timeout=JOB_TIMEOUT_MS)
+    assert page.evaluate("window.notReloaded") is True
+
+    sample = SAMPLE_MP4.read_bytes()
+    first_id = good[0].rsplit("/", 1)[1]
+    rows[0].get_by_role("link", name=first_id).click()
+    expect(page.get_by_role("heading", name=f"Video {first_id}")).to_be_visible()
+    expect(page.get_by_text(hashlib.sha256(sample).hexdigest())).to_be_visible()
+    # The preview plays: Chromium fetched the video, read its metadata and decoded frames.
+    page.locator("video.preview").evaluate("video => { video.muted = true; return video.play(); }")
+    page.wait_for_function("() => document.querySelector('video.preview').currentTime > 0")
+    assert page.locator("video.preview").evaluate("video => video.videoWidth") == 320
+
+    with page.expect_download() as from_job_page:
+        page.get_by_role("link", name="Download MP4").click()
+    assert from_job_page.value.suggested_filename == f"sora-{first_id}-unmarked.mp4"
+    assert Path(from_job_page.value.path()).read_bytes() == sample
+
+    page.get_by_role("link", name="All videos").click()
+    with page.expect_download() as from_dashboard:
+        rows[1].get_by_role("link", name="Download").click()
+    assert Path(from_dashboard.value.path()).read_bytes() == sample
+
+    # Two videos done: 20 of the 30 welcome credits spent, nothing held any more.
+    expect(balance_chip(page)).to_have_text("10 credits")
+    balance_chip(page).click()
+    expect(page.get_by_test_id("available")).to_have_text("10 credits available")
+    expect(page.get_by_text("Enough for 1 video.")).to_be_visible()
+    expect(page.get_by_text("held for videos in progress")).to_have_count(0)
+
+
+def test_a_video_kie_cannot_clean_fails_live_and_its_credits_come_back(live_stack, open_page):
+    live_stack.simulator.configure(failure_rate=1)
+    page = open_page("fay")
+    page.goto("/accounts/signup/")
+    sign_up(page, "fay@example.com")
+    page.evaluate("window.notReloaded = true")
+    link = share_link(3)
+
+    paste_links(page, [link])
+
+    expect(balance_chip(page)).to_have_text("20 credits")
+    row = job_row(page, link)
+    expect(row.locator(".badge")).to_have_text("Failed", timeout=JOB_TIMEOUT_MS)
+    expect(row).to_contain_text("Kie could not remove the watermark")
+    expect(row).to_contain_text("Nothing was charged.")
+    expect(balance_chip(page)).to_have_text("30 credits")
+    assert page.evaluate("window.notReloaded") is True
