@@ -10,6 +10,7 @@ Any mode switches to PostgreSQL with `DATABASE_URL`, to Redis (broker + cache) w
 and to S3 storage with `AWS_STORAGE_BUCKET_NAME`. The README lists every variable.
 """
 
+import os
 import secrets
 from decimal import Decimal
 from pathlib import Path
@@ -141,7 +142,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
     }
     # A file, not memory: tests that run a real worker process share the test database.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+    # One per test run, so two runs in one checkout never share (or delete) each other's.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache and task queue -------------------------------------------------------------------
