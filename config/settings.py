@@ -125,9 +125,13 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------------
+# Production runs web and workers on several machines: they must share a real database, Redis
+# and object storage, so none of the embedded defaults is accepted there.
 DATABASES = {
     "default": dj_database_url.parse(
-        env_str("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}",
+        env_required("DATABASE_URL")
+        if PRODUCTION
+        else env_str("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}",
         conn_max_age=60,
         conn_health_checks=True,
     )
@@ -147,7 +151,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache and task queue -------------------------------------------------------------------
-REDIS_URL = env_str("REDIS_URL")
+REDIS_URL = env_required("REDIS_URL") if PRODUCTION else env_str("REDIS_URL")
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -261,6 +265,9 @@ ACCOUNT_ADAPTER = "apps.accounts.adapters.AccountAdapter"
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Unmark] "
 # allauth's login and signup rate limits stay on in every mode (its defaults).
 ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/300s/key"}
+# Behind the load balancer every request comes from its address: per-IP limits must read the
+# client's address from the proxies we run, or one attacker would lock everybody out.
+ALLAUTH_TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 1 if PRODUCTION else 0, minimum=0)
 
 # --- Email ----------------------------------------------------------------------------------
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Unmark <no-reply@unmark.localhost>")
@@ -322,7 +329,9 @@ WHITENOISE_USE_FINDERS = not PRODUCTION
 MEDIA_ROOT = VAR_DIR / "media"
 MEDIA_URL = "/media/"
 
-AWS_STORAGE_BUCKET_NAME = env_str("AWS_STORAGE_BUCKET_NAME")
+AWS_STORAGE_BUCKET_NAME = (
+    env_required("AWS_STORAGE_BUCKET_NAME") if PRODUCTION else env_str("AWS_STORAGE_BUCKET_NAME")
+)
 if AWS_STORAGE_BUCKET_NAME:
     _default_storage: dict[str, object] = {
         "BACKEND": "storages.backends.s3.S3Storage",

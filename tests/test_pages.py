@@ -44,6 +44,8 @@ def test_healthz_reports_database_and_broker(client):
     assert body["status"] == "ok"
     assert body["checks"]["database"]["status"] == "ok"
     assert body["checks"]["broker"]["status"] == "ok"
+    assert body["checks"]["storage"]["status"] == "ok"
+    assert body["checks"]["broker"]["lag_s"] == 0
 
 
 def test_healthz_answers_probes_that_use_an_ip_address_as_host(client):

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 SANE_PRODUCTION_ENV = {
@@ -12,6 +14,8 @@ SANE_PRODUCTION_ENV = {
     "SECRET_KEY": "k" * 60 + "-production-like-secret-for-the-deploy-check",
     "ALLOWED_HOSTS": "unmark.example",
     "DATABASE_URL": "postgres://unmark@127.0.0.1:5432/unmark",
+    "REDIS_URL": "redis://127.0.0.1:6379/15",
+    "AWS_STORAGE_BUCKET_NAME": "unmark-results",
     "EMAIL_HOST": "smtp.example",
     "PUBLIC_BASE_URL": "https://unmark.example",
     "KIE_API_KEY": "kie-production-key",
@@ -41,13 +45,16 @@ def show_setting(name: str) -> tuple[str, ...]:
     )
 
 
-def test_production_refuses_to_start_without_a_secret_key(tmp_path):
-    env = {k: v for k, v in SANE_PRODUCTION_ENV.items() if k != "SECRET_KEY"}
+@pytest.mark.parametrize(
+    "name", ["SECRET_KEY", "DATABASE_URL", "REDIS_URL", "AWS_STORAGE_BUCKET_NAME", "EMAIL_HOST"]
+)
+def test_production_refuses_to_start_without_what_it_needs(tmp_path, name):
+    env = {k: v for k, v in SANE_PRODUCTION_ENV.items() if k != name}
 
     result = run_manage("check", env=env, tmp_path=tmp_path)
 
     assert result.returncode != 0
-    assert "Set SECRET_KEY" in result.stderr
+    assert f"Set {name}" in result.stderr
 
 
 def test_production_accepts_the_secret_key_from_a_file(tmp_path):

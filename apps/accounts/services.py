@@ -174,7 +174,8 @@ def set_monthly_limit(*, actor: Membership, target: Membership, limit: int | Non
     """Sets (or, with None, lifts) the most credits `target` may spend per calendar month."""
     with transaction.atomic():
         _, actor, target = _lock_pair(actor, target)
-        if not actor.can_manage_member(target):
+        # A limit binds the person it is set on: only an owner may change their own.
+        if not actor.can_manage_member(target) or (target == actor and not actor.is_owner):
             raise PermissionDenied
         if target.monthly_credit_limit == limit:
             return

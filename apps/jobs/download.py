@@ -3,9 +3,9 @@
 The URL comes from a third party, so it is treated as hostile: https only, never to private,
 loopback or link-local addresses (except the local Kie simulator), redirects checked hop by
 hop, a size cap, and the bytes must look like an MP4. The video is streamed through a temporary
-file — never held in memory — while its size and SHA-256 are computed; it is moved into
-storage only once complete, under a name derived from the job, so a retried download replaces
-rather than duplicates and a crash leaves no partial result behind.
+file — never held in memory — while its size and SHA-256 are computed; it reaches storage only
+once complete, so a crash leaves no partial result behind. Every failure, network and storage
+ones included, comes out as a `DownloadError` that says whether trying again can help.
 """
 
 import hashlib
@@ -24,6 +24,8 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 
 CHUNK_BYTES = 1024 * 1024
+# The slowest storage write we plan for, to size the lease while a finished file is saved.
+SLOWEST_SAVE_BYTES_PER_SECOND = 2 * 1024 * 1024
 MAX_REDIRECTS = 3
 HEARTBEAT_SECONDS = 5.0
 TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=10.0, pool=10.0)
@@ -52,24 +54,33 @@ class _LocalTempFile(File):
 
 
 def store_result(
-    url: str, *, storage_name: str, temp_name: str, heartbeat: Callable[[], None]
+    url: str, *, storage_name: str, temp_name: str, heartbeat: Callable[[float], None]
 ) -> StoredResult:
+    """Downloads `url` into storage as `storage_name` (or a free variant of it).
+
+    `heartbeat(seconds)` is called as work goes on, with how long the next quiet stretch
+    may last, so the caller can keep its lease on the job alive.
+    """
     temp_dir = Path(settings.DOWNLOAD_TEMP_DIR)
-    temp_dir.mkdir(parents=True, exist_ok=True)
     temp_path = temp_dir / temp_name
     try:
+        temp_dir.mkdir(parents=True, exist_ok=True)
         size, digest = _download_to(url, temp_path, heartbeat)
-        # A retry after a crash finds the previous copy under the same name: replace it.
-        if default_storage.exists(storage_name):
-            default_storage.delete(storage_name)
+        # Saving sends no heartbeat of its own (an upload to S3 can take a while).
+        heartbeat(size / SLOWEST_SAVE_BYTES_PER_SECOND)
         with temp_path.open("rb") as handle:
             saved_name = default_storage.save(storage_name, _LocalTempFile(handle))
         return StoredResult(name=saved_name, size=size, sha256=digest)
+    except (httpx.HTTPError, OSError, UnicodeError) as exc:
+        # Connection drops, timeouts, full disks, storage outages: all worth another try.
+        raise DownloadError(
+            f"The download was interrupted ({type(exc).__name__}).", retryable=True
+        ) from exc
     finally:
         temp_path.unlink(missing_ok=True)
 
 
-def _download_to(url: str, path: Path, heartbeat: Callable[[], None]) -> tuple[int, str]:
+def _download_to(url: str, path: Path, heartbeat: Callable[[float], None]) -> tuple[int, str]:
     limit = settings.RESULT_MAX_BYTES
     client = _http_client()
     for _ in range(MAX_REDIRECTS + 1):
@@ -114,7 +125,7 @@ def _check_response(response: httpx.Response, limit: int) -> None:
 
 
 def _write_stream(
-    response: httpx.Response, path: Path, limit: int, heartbeat: Callable[[], None]
+    response: httpx.Response, path: Path, limit: int, heartbeat: Callable[[float], None]
 ) -> tuple[int, str]:
     digest = hashlib.sha256()
     size = 0
@@ -129,7 +140,7 @@ def _write_stream(
             digest.update(chunk)
             out.write(chunk)
             if time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
-                heartbeat()
+                heartbeat(0)
                 last_beat = time.monotonic()
         out.flush()
         os.fsync(out.fileno())

@@ -1,3 +1,5 @@
+import uuid
+
 from django import forms
 from django.conf import settings
 
@@ -20,6 +22,9 @@ class SubmitLinksForm(forms.Form):
         ),
         strip=False,
     )
+    # Names this rendering of the form, so that sending it twice (a double click without
+    # JavaScript, a reload that re-posts) creates its jobs only once.
+    submission = forms.UUIDField(widget=forms.HiddenInput, initial=uuid.uuid4, required=False)
     owns_videos = forms.BooleanField(
         label="I own these videos or have the right to edit them",
         error_messages={"required": "Please confirm that you own these videos or may edit them."},

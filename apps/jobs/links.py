@@ -96,6 +96,8 @@ def check_share_link(text: str) -> tuple[str, str]:
         return "", "The part after “?” in this link is not valid."
     # The fragment (#…) never reaches the server; dropping it keeps duplicates recognisable.
     link = f"https://{SORA_HOST}{parts.path}" + (f"?{parts.query}" if parts.query else "")
+    if len(link) > MAX_LINK_LENGTH:  # "https://" may have been added above
+        return "", f"This link is over {MAX_LINK_LENGTH} characters; a share link is shorter."
     return link, ""
 
 

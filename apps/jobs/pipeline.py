@@ -6,8 +6,8 @@ and the sweep can all run the same step safely. No step waits on the provider: a
 not ready gets a `next_check_at`, and the poller (one at a time) picks up due jobs.
 """
 
+import contextlib
 import logging
-import os
 import secrets
 import time
 from datetime import timedelta
@@ -37,12 +37,21 @@ from apps.jobs.services import fail_job, succeed_job
 logger = logging.getLogger("unmark.jobs")
 
 POLL_BATCH = 200
+MAX_RETRY_HINT_SECONDS = 60
+_TOO_LATE_TO_SEND = (
+    "Kie was too busy to accept this video after several tries. "
+    "Nothing was charged; please try again later."
+)
 POLLER_LOCK_SECONDS = 15
 
 
 # --- Sending ----------------------------------------------------------------------------------
 def send_job(job: Job) -> None:
     if job.state != JobState.QUEUED:
+        return
+    if _past_deadline(job):
+        # Kie would start (and bill) a task whose result we would no longer wait for.
+        fail_job(job, code="timeout", message=_TOO_LATE_TO_SEND)
         return
     now = timezone.now()
     if not job.move(
@@ -76,14 +85,10 @@ def _send_later(job: Job, exc: RetryableError) -> None:
     # Rate limits are nobody's fault and do not use up attempts; other errors do.
     attempts = job.attempts - 1 if isinstance(exc, RateLimited) else job.attempts
     if attempts >= settings.MAX_SEND_ATTEMPTS or _past_deadline(job):
-        fail_job(
-            job,
-            code=exc.code or "busy",
-            message="Kie was too busy to accept this video after several tries. "
-            "Nothing was charged; please try again later.",
-        )
+        fail_job(job, code=exc.code or "busy", message=_TOO_LATE_TO_SEND)
         return
-    delay = retry_delay(max(attempts, 1), hint=exc.retry_after)
+    # A provider's Retry-After is a hint, not a reason to hold credits for an hour.
+    delay = retry_delay(max(attempts, 1), hint=min(exc.retry_after or 0, MAX_RETRY_HINT_SECONDS))
     job.move(
         JobState.QUEUED,
         detail=f"Kie is busy ({exc}); trying again in {delay:.0f} s.",
@@ -179,38 +184,50 @@ def _past_deadline(job: Job) -> bool:
 def download_job(job: Job) -> None:
     if job.state != JobState.DOWNLOADING:
         return
+    if job.download_attempts >= settings.MAX_DOWNLOAD_ATTEMPTS:
+        # Counted when each try starts, so crashed or killed tries count too.
+        fail_job(
+            job,
+            code="download",
+            message="The finished video could not be saved after several tries. "
+            "Nothing was charged.",
+        )
+        return
     lease_seconds = settings.JOB_LEASE_SECONDS
     # One download per job at a time, across all workers. The lock expires on its own if its
     # worker dies; the poller then sees the job's check come due and starts another.
-    lock = f"jobs:download:{job.pk}"
-    if not cache.add(lock, os.getpid(), timeout=lease_seconds):
+    lock, token = f"jobs:download:{job.pk}", secrets.token_hex(8)
+    if not cache.add(lock, token, timeout=lease_seconds):
         return
     try:
         _download_with_lease(job, lock, lease_seconds)
     finally:
-        cache.delete(lock)
+        if cache.get(lock) == token:
+            cache.delete(lock)
 
 
 def _download_with_lease(job: Job, lock: str, lease_seconds: int) -> None:
-    lease = timedelta(seconds=lease_seconds)
+    now = timezone.now()
     if not job.touch(
-        download_attempts=job.download_attempts + 1, next_check_at=timezone.now() + lease
+        download_attempts=job.download_attempts + 1,
+        next_check_at=now + timedelta(seconds=lease_seconds),
     ):
         return
 
-    def heartbeat() -> None:
-        # Tells the poller and other workers that this download is alive.
-        job.touch(next_check_at=timezone.now() + lease)
-        cache.touch(lock, lease_seconds)
+    def heartbeat(extra_seconds: float) -> None:
+        # Tells the poller and other workers that this download is alive, and for how long
+        # it may stay quiet (saving a large file sends no news until it is done).
+        seconds = lease_seconds + extra_seconds
+        job.touch(next_check_at=timezone.now() + timedelta(seconds=seconds))
+        cache.touch(lock, int(seconds) + 1)
 
-    # The lock is ours, so a partial file of this job was left by a worker that died.
-    for stale in Path(settings.DOWNLOAD_TEMP_DIR).glob(f"{job.public_id}-*.part"):
-        stale.unlink(missing_ok=True)
+    _remove_abandoned_parts(job, older_than=lease_seconds)
+    attempt = secrets.token_hex(4)
     try:
         stored = store_result(
             job.result_url,
-            storage_name=result_name(job),
-            temp_name=f"{job.public_id}-{secrets.token_hex(4)}.part",
+            storage_name=f"results/{job.team.public_id}/{job.public_id}-{attempt}.mp4",
+            temp_name=f"{job.public_id}-{attempt}.part",
             heartbeat=heartbeat,
         )
     except DownloadError as exc:
@@ -227,12 +244,19 @@ def _download_with_lease(job: Job, lock: str, lease_seconds: int) -> None:
             )
         return
     if not succeed_job(job, name=stored.name, size=stored.size, sha256=stored.sha256):
-        # Staff failed the job meanwhile: the copy we just stored belongs to nobody.
+        # The job moved on meanwhile (staff failed it, or another try won): this copy is ours
+        # alone, under a name no other try uses, so it can go.
         default_storage.delete(stored.name)
 
 
-def result_name(job: Job) -> str:
-    return f"results/{job.team.public_id}/{job.public_id}.mp4"
+def _remove_abandoned_parts(job: Job, *, older_than: float) -> None:
+    """Partial files of this job left by workers that died: a live download writes to its
+    file all the time, so one untouched for a whole lease is abandoned."""
+    cutoff = time.time() - older_than
+    for part in Path(settings.DOWNLOAD_TEMP_DIR).glob(f"{job.public_id}-*.part"):
+        with contextlib.suppress(FileNotFoundError):
+            if part.stat().st_mtime < cutoff:
+                part.unlink()
 
 
 # --- The poller and the sweep ------------------------------------------------------------------
@@ -255,6 +279,8 @@ def poll_due_jobs(*, run_seconds: float | None = None) -> int:
             if time.monotonic() >= stop_at or not _work_due_soon():
                 break
             time.sleep(settings.POLLER_INTERVAL_SECONDS)
+            if cache.get(queue.POLLER_LOCK) != token:
+                break  # our lock lapsed and another poller took over
             cache.touch(queue.POLLER_LOCK, POLLER_LOCK_SECONDS)
     finally:
         if cache.get(queue.POLLER_LOCK) == token:
@@ -273,16 +299,16 @@ def _hand_out_due_jobs() -> int:
     now = timezone.now()
     grace = now + timedelta(seconds=settings.JOB_LEASE_SECONDS)
     handed = 0
-    # Queued jobs go out only as fast as the provider's rate limit allows; the rest stay due.
+    # Queued jobs go out only as fast as the provider's rate limit allows (the rest stay
+    # due); checks and saves are looked up apart, so a long queue never holds them back.
+    due = Job.objects.due(now).order_by("next_check_at", "id")
     sendable = get_provider().free_create_slots()
-    due = Job.objects.due(now).order_by("next_check_at", "id")[:POLL_BATCH]
-    for pk, state, task_id, next_check_at in due.values_list(
-        "pk", "state", "task_id", "next_check_at"
-    ):
-        if state == JobState.QUEUED:
-            if sendable <= 0:
-                continue
-            sendable -= 1
+    to_send = due.filter(state=JobState.QUEUED)[:sendable]
+    others = due.exclude(state=JobState.QUEUED)[:POLL_BATCH]
+    for pk, state, task_id, next_check_at in [
+        *to_send.values_list("pk", "state", "task_id", "next_check_at"),
+        *others.values_list("pk", "state", "task_id", "next_check_at"),
+    ]:
         # Claim the job by moving its next check on; a second poller or sweep skips it.
         if not Job.objects.filter(pk=pk, state=state, next_check_at=next_check_at).update(
             next_check_at=grace
@@ -312,21 +338,28 @@ def _resend_stuck(pk: int) -> None:
 
 
 def sweep() -> None:
-    """Every minute: end retention of old results, tidy temporary files, then poll."""
-    expire_results()
-    remove_stale_temp_files()
-    poll_due_jobs()
+    """Every minute: end retention of old results, tidy temporary files, then poll.
+
+    Each step runs whatever happened to the one before: housekeeping trouble (a storage
+    outage, say) must never stop jobs from being followed.
+    """
+    for step in (expire_results, remove_stale_temp_files, poll_due_jobs):
+        try:
+            step()
+        except Exception:
+            logger.exception("sweep step failed", extra={"step": step.__name__})
 
 
 def expire_results() -> int:
     expired = 0
     for job in Job.objects.filter(state=JobState.SUCCEEDED, expires_at__lte=timezone.now()):
-        name = job.result_file.name
+        # The file goes first: if deleting it fails, the job still points at it and the next
+        # sweep tries again, instead of leaving a file nothing refers to.
+        if job.result_file:
+            default_storage.delete(str(job.result_file.name))
         if job.move(
             JobState.EXPIRED, detail="Result deleted after the retention period.", result_file=""
         ):
-            if name:
-                default_storage.delete(name)
             expired += 1
     return expired
 
@@ -336,9 +369,10 @@ def remove_stale_temp_files(max_age_seconds: float = 3600) -> int:
     removed = 0
     cutoff = time.time() - max_age_seconds
     for path in Path(settings.DOWNLOAD_TEMP_DIR).glob("*.part"):
-        if path.stat().st_mtime < cutoff:
-            path.unlink(missing_ok=True)
-            removed += 1
+        with contextlib.suppress(FileNotFoundError):  # a download may finish meanwhile
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
     return removed
 
 

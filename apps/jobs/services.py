@@ -18,6 +18,8 @@ from apps.jobs import queue
 from apps.jobs.models import Job, JobEvent, JobState
 from apps.jobs.providers import get_provider
 
+RETRYABLE_STATES = (JobState.FAILED, JobState.CANCELED, JobState.EXPIRED)
+
 
 def submit_links(
     *, membership: Membership, links: list[str], retry_of: Job | None = None
@@ -59,9 +61,30 @@ def submit_links(
     return jobs
 
 
+class NotRetryable(Exception):
+    """The job cannot be tried again; the message says why in plain words."""
+
+
+class AlreadyRetried(Exception):
+    def __init__(self, retry: Job) -> None:
+        super().__init__("This video was already tried again.")
+        self.retry = retry
+
+
 def retry_job(*, membership: Membership, job: Job) -> Job:
-    """A new job for the same link, with its own hold. The old job keeps its history."""
-    [new_job] = submit_links(membership=membership, links=[job.source_url], retry_of=job)
+    """A new job for the same link, with its own hold. The old job keeps its history.
+
+    Once only: a double click, or two teammates at once, must not pay twice for one video.
+    """
+    with transaction.atomic():
+        original = Job.objects.select_for_update().get(pk=job.pk)
+        if original.state not in RETRYABLE_STATES:
+            raise NotRetryable("Only a failed, canceled or expired video can be tried again.")
+        if earlier := original.retries.first():
+            raise AlreadyRetried(earlier)
+        [new_job] = submit_links(
+            membership=membership, links=[original.source_url], retry_of=original
+        )
     return new_job
 
 

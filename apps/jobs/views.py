@@ -1,8 +1,10 @@
 import json
 import logging
+import uuid
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.cache import cache
 from django.core.files.storage import default_storage
 from django.core.paginator import Page, Paginator
 from django.http import (
@@ -35,6 +37,7 @@ logger = logging.getLogger("unmark.jobs")
 JOBS_PER_PAGE = 20
 NO_CHANGE = 204  # htmx leaves the page alone on 204: the cheap answer of a live refresh
 FROZEN_MESSAGE = "New videos are paused for this team because of a payment dispute."
+SUBMISSION_MEMORY_SECONDS = 24 * 60 * 60
 
 
 # --- Dashboard ---------------------------------------------------------------------------------
@@ -53,17 +56,21 @@ def submit(request: MemberRequest) -> HttpResponse:
     if form.is_valid():
         paste = form.paste
         line_errors = paste.errors
-        if paste.links:
+        submission = _submission_key(form.cleaned_data["submission"])
+        if paste.links and not cache.add(submission, True, timeout=SUBMISSION_MEMORY_SECONDS):
+            form.add_error(None, "These links were already sent: see the list below.")
+        elif paste.links:
             try:
                 created = services.submit_links(membership=request.membership, links=paste.links)
             except ledger.InsufficientCredits as exc:
                 form.add_error(None, _missing_credits_message(exc, len(paste.links)))
             except ledger.TeamFrozen:
-                form.add_error(
-                    None, "New videos are paused for this team because of a payment dispute."
-                )
+                form.add_error(None, FROZEN_MESSAGE)
             except MonthlyLimitReached as exc:
                 form.add_error(None, str(exc))
+            finally:
+                if not created:  # nothing was made: the same form may be sent again
+                    cache.delete(submission)
     if created and not line_errors and not request.htmx:
         count = len(created)
         messages.success(request, f"{count} video{'s' if count != 1 else ''} added.")
@@ -72,6 +79,11 @@ def submit(request: MemberRequest) -> HttpResponse:
         # Keep only the lines that need fixing in the box; the rest of the form starts afresh.
         form = SubmitLinksForm(initial={"links": "\n".join(error.text for error in line_errors)})
     return _dashboard(request, form, line_errors=line_errors, just_created=len(created))
+
+
+def _submission_key(submission: uuid.UUID | None) -> str:
+    # A form from before the field existed has none: it gets a one-off key.
+    return f"jobs:submission:{submission or uuid.uuid4()}"
 
 
 def _missing_credits_message(exc: ledger.InsufficientCredits, videos: int) -> str:
@@ -178,6 +190,7 @@ def job_detail(request: MemberRequest, public_id: str) -> HttpResponse:
             "events": job.events.all(),
             "fingerprint": _job_fingerprint(job),
             "provider_alert": _open_provider_alert() if job.is_in_flight else None,
+            "retry": None if job.is_in_flight else job.retries.first(),
         },
     )
 
@@ -190,13 +203,16 @@ def _job_fingerprint(job: Job) -> str:
 @require_POST
 def retry(request: MemberRequest, public_id: str) -> HttpResponse:
     job = _get_job(request, public_id)
-    if job.state not in (JobState.FAILED, JobState.CANCELED):
-        messages.error(request, "Only a failed or canceled video can be tried again.")
-        return redirect(job_url(job))
     # The retry is charged to the job's own team, whichever team is current.
     membership = get_object_or_404(Membership, team=job.team, user=request.user)
     try:
         new_job = services.retry_job(membership=membership, job=job)
+    except services.AlreadyRetried as exc:
+        messages.info(request, f"{exc} Here is how that went.")
+        return redirect(job_url(exc.retry))
+    except services.NotRetryable as exc:
+        messages.error(request, str(exc))
+        return redirect(job_url(job))
     except ledger.InsufficientCredits as exc:
         messages.error(request, _missing_credits_message(exc, 1))
         return redirect(job_url(job))

@@ -201,6 +201,29 @@ def test_an_admin_sets_and_lifts_a_members_monthly_limit(login, acme, bob, carol
     assert details == ["100 credits a month", "No limit"]
 
 
+def test_an_admin_cannot_lift_their_own_limit(login, acme, alice, bob):
+    bobs = membership(acme, bob)
+    bobs.monthly_credit_limit = 50
+    bobs.save()
+    before = team_state(acme)
+
+    response = login(bob).post(
+        reverse("accounts:set_limit", args=[acme.public_id, bobs.pk]), {"monthly_credit_limit": ""}
+    )
+
+    assert response.status_code == 403
+    assert membership(acme, bob).monthly_credit_limit == 50
+    assert team_state(acme) == before
+
+
+def test_an_owner_may_set_their_own_limit(login, acme, alice):
+    url = reverse("accounts:set_limit", args=[acme.public_id, membership(acme, alice).pk])
+
+    login(alice).post(url, {"monthly_credit_limit": "500"})
+
+    assert membership(acme, alice).monthly_credit_limit == 500
+
+
 def test_a_negative_limit_is_refused(login, acme, bob, carol):
     before = team_state(acme)
 

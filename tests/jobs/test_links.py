@@ -68,3 +68,12 @@ def test_a_paste_keeps_good_lines_reports_bad_ones_and_collapses_duplicates():
 
 def test_windows_line_endings_are_fine():
     assert parse_pasted_links(f"{GOOD}\r\n{OTHER}\r\n").links == [GOOD, OTHER]
+
+
+def test_a_link_that_grows_past_500_characters_when_completed_is_refused():
+    line = "sora.chatgpt.com/p/s_68e83bd7eee88191be79d2ba7158516f?psh=" + "a" * 442
+
+    assert len(line) == 500
+    link, message = check_share_link(line)
+    assert link == ""
+    assert "over 500 characters" in message

@@ -297,3 +297,41 @@ def test_a_big_paste_is_sent_no_faster_than_kies_rate_limit(
     assert states.count(JobState.QUEUED) == 5
     # None was refused by the limiter: the waiting ones were never sent.
     assert not JobEvent.objects.filter(detail__contains="trying again").exists()
+
+
+def test_a_result_server_that_stops_answering_fails_the_job_after_a_few_tries(
+    sim_stack, alice_membership, run_tasks
+):
+    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    run_tasks()
+    job.refresh_from_db()
+    job.move(
+        JobState.DOWNLOADING, result_url=f"{sim_stack.simulator.url}/results/{job.task_id}.mp4"
+    )
+    sim_stack.simulator.stop()  # connection refused from now on
+
+    for _ in range(5):
+        pipeline.download_job(Job.objects.select_related("team").get(pk=job.pk))
+
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED
+    assert job.download_attempts == 3
+    assert "could not be saved" in job.failure_message
+    assert settle_kinds(job) == ["hold", "release"]
+    assert sim_stack.stored_files() == []
+
+
+def test_a_worker_that_dies_on_every_try_cannot_keep_a_job_saving_forever(
+    sim_stack, alice_membership, run_tasks
+):
+    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    run_tasks()
+    job.refresh_from_db()
+    # Three tries that started and never reported back (killed workers, task timeouts).
+    job.move(JobState.DOWNLOADING, result_url="https://example.com/out.mp4", download_attempts=3)
+
+    pipeline.download_job(job)
+
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED
+    assert settle_kinds(job) == ["hold", "release"]

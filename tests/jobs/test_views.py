@@ -408,3 +408,62 @@ def test_the_job_page_refresh_answers_204_while_nothing_changes(login, alice):
     )
 
     assert response.status_code == 204
+
+
+def test_trying_again_twice_makes_one_new_job(login, alice):
+    membership = personal(alice)
+    [job] = services.submit_links(membership=membership, links=[GOOD])
+    services.fail_job(job, code="kie_500", message="boom")
+    client = login(alice)
+
+    first = client.post(reverse("jobs:retry", args=[job.public_id]))
+    second = client.post(reverse("jobs:retry", args=[job.public_id]), follow=True)
+
+    new_job = Job.objects.get(retry_of=job)
+    assert first["Location"] == second.redirect_chain[0][0]
+    assert "already tried again" in second.text
+    assert LedgerEntry.objects.filter(kind="hold").count() == 2
+    page = client.get(reverse("jobs:detail", args=[job.public_id])).text
+    assert reverse("jobs:detail", args=[new_job.public_id]) in page
+    assert "Try again</button>" not in page
+
+
+def test_an_expired_video_can_be_processed_again(login, alice):
+    job = finished_job(personal(alice))
+    job.move(JobState.EXPIRED, result_file="")
+
+    login(alice).post(reverse("jobs:retry", args=[job.public_id]))
+
+    assert Job.objects.filter(retry_of=job).count() == 1
+
+
+def test_the_same_paste_form_sent_twice_creates_its_jobs_once(login, alice):
+    client = login(alice)
+    page = client.get(reverse("jobs:dashboard")).text
+    submission = found(r'name="submission" value="([0-9a-f-]{36})"', page)
+    data = {"links": GOOD, "owns_videos": "on", "submission": submission}
+
+    client.post(reverse("jobs:submit"), data)
+    again = client.post(reverse("jobs:submit"), data)
+
+    assert Job.objects.count() == 1
+    assert "These links were already sent" in again.text
+
+
+def test_a_paste_refused_for_credits_can_be_sent_again_once_topped_up(login, alice):
+    client = login(alice)
+    team = personal(alice).team
+    links = "\n".join(f"https://sora.chatgpt.com/p/s_{i:032x}" for i in range(1, 5))
+    data = {
+        "links": links,
+        "owns_videos": "on",
+        "submission": "0" * 8 + "-0000-4000-8000-" + "0" * 12,
+    }
+
+    refused = client.post(reverse("jobs:submit"), data)
+    ledger.grant(team=team, credits=100, key="top-up", memo="test")
+    accepted = client.post(reverse("jobs:submit"), data)
+
+    assert "more credits are needed" in refused.text
+    assert accepted.status_code == 302
+    assert Job.objects.count() == 4

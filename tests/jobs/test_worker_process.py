@@ -124,5 +124,6 @@ def test_a_worker_killed_mid_download_is_replaced_and_the_job_is_charged_once(
     kinds = sorted(LedgerEntry.objects.filter(job=job).values_list("kind", flat=True))
     assert kinds == ["capture", "hold"]
     media = Path(settings.STORAGES["default"]["OPTIONS"]["location"])
-    assert [p.name for p in media.rglob("*") if p.is_file()] == [f"{job.public_id}.mp4"]
+    assert [p.name for p in media.rglob("*") if p.is_file()] == [Path(str(job.result_file)).name]
+    assert Path(str(job.result_file)).name.startswith(str(job.public_id))
     assert list(temp_dir.glob("*.part")) == []
