@@ -43,6 +43,13 @@ IN_FLIGHT_STATES = frozenset(
 )
 
 
+class InputKind(models.TextChoices):
+    """What a person gave us to clean: a Sora share link or an exported video file."""
+
+    LINK = "link", "Sora link"
+    FILE = "file", "Uploaded file"
+
+
 def new_callback_token() -> str:
     return secrets.token_urlsafe(24)
 
@@ -92,10 +99,26 @@ class Job(models.Model):
     retry_of = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="retries"
     )
-    source_url = models.CharField(max_length=500)
+    input_kind = models.CharField(max_length=8, choices=InputKind.choices, default=InputKind.LINK)
+    source_url = models.CharField(max_length=500, blank=True)
+
+    # An uploaded original. Its storage name is always one we generated: the person's file
+    # name is kept only for display and never reaches a path.
+    original_file = models.FileField(upload_to="originals/%Y/%m/", max_length=200, blank=True)
+    original_name = models.CharField(max_length=255, blank=True)
+    original_size = models.BigIntegerField(null=True, blank=True)
+    original_sha256 = models.CharField(max_length=64, blank=True)
+    # What probing the content found: container, codec, width, height, fps, duration.
+    media_info = models.JSONField(default=dict, blank=True)
+    original_poster = models.FileField(upload_to="posters/%Y/%m/", max_length=200, blank=True)
+    result_poster = models.FileField(upload_to="posters/%Y/%m/", max_length=200, blank=True)
 
     provider = models.CharField(max_length=20)
     task_id = models.CharField(max_length=100, blank=True, db_index=True)
+    # Which of the provider's machines took the task (an SWC server of the pool), if it says.
+    provider_server = models.CharField(max_length=200, blank=True)
+    # The provider's own percentage for the running task, where it gives one.
+    provider_progress = models.PositiveSmallIntegerField(null=True, blank=True)
     # Secret part of this job's callback URL: a callback names its job without revealing it.
     callback_token = models.CharField(max_length=64, unique=True, default=new_callback_token)
 
@@ -136,6 +159,7 @@ class Job(models.Model):
         indexes: ClassVar[list[models.Index]] = [
             models.Index(fields=["team", "-created_at"], name="job_team_recent"),
             models.Index(fields=["state", "next_check_at"], name="job_state_due"),
+            models.Index(fields=["team", "original_sha256"], name="job_team_original"),
         ]
 
     def __str__(self) -> str:
