@@ -99,6 +99,10 @@ class Job(models.Model):
     retry_of = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="retries"
     )
+    # The form submission (a paste or an upload batch) that made this job, and its place in it:
+    # sending the same form twice collides here, so the database refuses the copies.
+    submission_id = models.UUIDField(null=True, blank=True)
+    submission_index = models.PositiveSmallIntegerField(null=True, blank=True)
     input_kind = models.CharField(max_length=8, choices=InputKind.choices, default=InputKind.LINK)
     source_url = models.CharField(max_length=500, blank=True)
 
@@ -160,6 +164,11 @@ class Job(models.Model):
             models.Index(fields=["team", "-created_at"], name="job_team_recent"),
             models.Index(fields=["state", "next_check_at"], name="job_state_due"),
             models.Index(fields=["team", "original_sha256"], name="job_team_original"),
+        ]
+        constraints: ClassVar[list[models.BaseConstraint]] = [
+            models.UniqueConstraint(
+                fields=["submission_id", "submission_index"], name="job_one_per_submission_item"
+            )
         ]
 
     def __str__(self) -> str:
