@@ -18,13 +18,18 @@ def check_job(job_id: int) -> None:
         pipeline.check_job(job)
 
 
+def check_after_callback(job_id: int, task_id: str) -> None:
+    if job := _load(job_id):
+        pipeline.adopt_task(job, task_id)
+
+
 def download_job(job_id: int) -> None:
     if job := _load(job_id):
         pipeline.download_job(job)
 
 
-def poll_due_jobs() -> int:
-    return pipeline.poll_due_jobs()
+def poll_due_jobs(wait_for_lock: float = 0) -> int:
+    return pipeline.poll_due_jobs(wait_for_lock=wait_for_lock)
 
 
 def sweep() -> None:
