@@ -44,8 +44,6 @@ logger = logging.getLogger("unmark.jobs")
 
 POLL_BATCH = 200
 MAX_RETRY_HINT_SECONDS = 60
-# Short, and renewed every round: after a crash, a new poller takes over within seconds.
-POLLER_LOCK_SECONDS = 4
 # How long a queued job handed to a worker is left alone: if its send message is lost, the
 # dispatcher sends it again after this.
 SEND_CLAIM_SECONDS = 10
@@ -382,7 +380,7 @@ def poll_due_jobs(*, run_seconds: float | None = None, wait_for_lock: float = 0)
             time.sleep(_seconds_until_next_round())
             if cache.get(queue.POLLER_LOCK) != token:
                 break  # our lock lapsed and another poller took over
-            cache.touch(queue.POLLER_LOCK, POLLER_LOCK_SECONDS)
+            cache.touch(queue.POLLER_LOCK, queue.POLLER_LOCK_SECONDS)
     finally:
         if cache.get(queue.POLLER_LOCK) == token:
             cache.delete(queue.POLLER_LOCK)
@@ -392,7 +390,7 @@ def poll_due_jobs(*, run_seconds: float | None = None, wait_for_lock: float = 0)
 def _take_poller_lock(token: str, wait_seconds: float) -> bool:
     # A short lock, renewed every round: a poller whose worker dies frees its place quickly.
     give_up_at = time.monotonic() + wait_seconds
-    while not cache.add(queue.POLLER_LOCK, token, timeout=POLLER_LOCK_SECONDS):
+    while not cache.add(queue.POLLER_LOCK, token, timeout=queue.POLLER_LOCK_SECONDS):
         if time.monotonic() >= give_up_at:
             return False
         time.sleep(0.25)
