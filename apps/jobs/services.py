@@ -17,8 +17,6 @@ from apps.jobs.models import InputKind, Job, JobEvent, JobState
 from apps.jobs.providers import provider_for
 from apps.jobs.providers.base import RemovalProvider
 
-RETRYABLE_STATES = (JobState.FAILED, JobState.CANCELED, JobState.EXPIRED)
-
 
 class ProviderBusy(Exception):
     """More videos are waiting than the provider can take before they would be given up on.
@@ -100,7 +98,7 @@ def retry_job(*, membership: Membership, job: Job) -> Job:
     """
     with transaction.atomic():
         original = Job.objects.select_for_update().get(pk=job.pk)
-        if original.state not in RETRYABLE_STATES:
+        if not original.is_retryable:
             raise NotRetryable("Only a failed, canceled or expired video can be tried again.")
         if earlier := original.retries.first():
             raise AlreadyRetried(earlier)
