@@ -3,10 +3,11 @@
 The URL comes from a third party, so it is treated as hostile: https only, never to private,
 loopback or link-local addresses (except the local Kie simulator), connecting to exactly the
 address that was checked (no second lookup a rebinding DNS could answer differently), redirects
-checked hop by hop, a size cap, and the bytes must look like an MP4. The video is streamed through a temporary
-file — never held in memory — while its size and SHA-256 are computed; it reaches storage only
-once complete, so a crash leaves no partial result behind. Every failure, network and storage
-ones included, comes out as a `DownloadError` that says whether trying again can help.
+checked hop by hop, a size cap, and the bytes must look like an MP4. The video is streamed
+through a temporary file — never held in memory — while its size and SHA-256 are computed; it
+reaches storage only once complete, so a crash leaves no partial result behind. Every failure,
+network and storage ones included, comes out as a `DownloadError` that says whether trying
+again can help.
 """
 
 import hashlib
