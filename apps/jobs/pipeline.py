@@ -60,6 +60,10 @@ def send_job(job: Job) -> None:
         # The provider would start (and bill) a task whose result we would no longer wait for.
         job.fail(code="timeout", message=too_late_to_send(provider))
         return
+    if provider.name in unavailable_providers():
+        # Handed out just before the provider was found unavailable: it waits with the rest.
+        job.touch(next_check_at=timezone.now())
+        return
     now = timezone.now()
     # Recorded before the request goes out: a job in SUBMITTED without a task id may have a
     # task at the provider, and is never simply sent again (see `_recover_unconfirmed`).
@@ -378,20 +382,35 @@ def poll_due_jobs(*, run_seconds: float | None = None, wait_for_lock: float = 0)
             if time.monotonic() >= stop_at or not _work_due_soon():
                 break
             time.sleep(_seconds_until_next_round())
-            if cache.get(queue.POLLER_LOCK) != token:
+            if _poller_lock_holder() != token:
                 break  # our lock lapsed and another poller took over
-            cache.touch(queue.POLLER_LOCK, queue.POLLER_LOCK_SECONDS)
+            _renew_poller_lock(token)
     finally:
-        if cache.get(queue.POLLER_LOCK) == token:
+        if _poller_lock_holder() == token:
             cache.delete(queue.POLLER_LOCK)
     return handed
 
 
+# The lock holds its poller's token and when it was last renewed (every round, about every
+# second): a waiting poller gives way at once to a live one, and waits out a dead one's.
+LIVE_POLLER_SECONDS = 2.0
+
+
+def _renew_poller_lock(token: str) -> None:
+    cache.set(queue.POLLER_LOCK, (token, time.time()), timeout=queue.POLLER_LOCK_SECONDS)
+
+
+def _poller_lock_holder() -> str | None:
+    value = cache.get(queue.POLLER_LOCK)
+    return str(value[0]) if isinstance(value, tuple | list) else value
+
+
 def _take_poller_lock(token: str, wait_seconds: float) -> bool:
-    # A short lock, renewed every round: a poller whose worker dies frees its place quickly.
     give_up_at = time.monotonic() + wait_seconds
-    while not cache.add(queue.POLLER_LOCK, token, timeout=queue.POLLER_LOCK_SECONDS):
-        if time.monotonic() >= give_up_at:
+    while not cache.add(queue.POLLER_LOCK, (token, time.time()), timeout=queue.POLLER_LOCK_SECONDS):
+        value = cache.get(queue.POLLER_LOCK)
+        renewed_at = value[1] if isinstance(value, tuple | list) else time.time()
+        if time.monotonic() >= give_up_at or time.time() - renewed_at < LIVE_POLLER_SECONDS:
             return False
         time.sleep(0.25)
     return True

@@ -9,7 +9,8 @@ links it serves itself. Everything lives in memory; nothing is written to disk.
 
 Fault drills (slow or broken answers, results that 404 or are HTML) are flags of the command and
 can be changed while it runs: `POST /__sim__/config` with a JSON object of new values.
-`GET /__sim__/tasks` lists the tasks and requests it has seen.
+`GET /__sim__/tasks` lists the tasks and requests it has seen (`?callback=<token>`: only the
+tasks whose callback URL carries that job's token).
 """
 
 import base64
@@ -88,6 +89,10 @@ class SimulatorConfig:
     # gives a fault drill time to kill the worker in the middle of it.
     result_bytes_per_second: int = 0
     api_delay_seconds: float = 0.0  # wait before every API answer
+    # Make the task, then wait this long before answering createTask: a client that gives up
+    # (or dies) meanwhile leaves a task it never heard of, as with a lost answer from Kie.
+    create_answer_delay_seconds: float = 0.0
+    callback_repeats: int = 1  # send each callback this many times at once (Kie may repeat)
     api_fault: str = ""  # "malformed": broken JSON with HTTP 200; "html": a proxy's 502 page
     forced_code: int = 0  # answer every authorised API call with this envelope code
     forced_msg: str = ""
@@ -101,10 +106,15 @@ class SimulatorConfig:
             (not 0 <= self.failure_rate <= 1, "failure_rate must be between 0 and 1"),
             (self.null_record_seconds < 0, "null_record_seconds must not be negative"),
             (self.rate_limit < 1, "rate_limit must be at least 1"),
+            (self.callback_repeats < 1, "callback_repeats must be at least 1"),
             (self.credits < 0, "credits must not be negative"),
             (self.result_bytes < 0, "result_bytes must not be negative"),
             (self.result_bytes_per_second < 0, "result_bytes_per_second must not be negative"),
             (self.api_delay_seconds < 0, "api_delay_seconds must not be negative"),
+            (
+                self.create_answer_delay_seconds < 0,
+                "create_answer_delay_seconds must not be negative",
+            ),
             (self.api_fault not in API_FAULTS, f"api_fault must be one of {API_FAULTS}"),
             (
                 self.result_fault not in RESULT_FAULTS,
@@ -233,8 +243,10 @@ class KieSimulator:
         with self._lock:
             return self._config
 
-    def seen(self) -> dict[str, Any]:
-        """What `/__sim__/tasks` shows: every task, the last requests, the balance."""
+    def seen(self, *, callback: str = "") -> dict[str, Any]:
+        """What `/__sim__/tasks` shows: every task (only those whose callback URL contains
+        `callback`, when given: a job's tasks, by its callback token), the last requests, the
+        balance."""
         self.finish_due_tasks()
         now = self._clock()
         with self._lock:
@@ -248,6 +260,7 @@ class KieSimulator:
                     "resultFetches": task.result_fetches,
                 }
                 for task in self._tasks.values()
+                if callback in task.callback_url
             ]
             return {
                 "tasks": tasks,
@@ -266,10 +279,11 @@ class KieSimulator:
                         self._config.credits = max(0, self._config.credits - CREDITS_PER_TASK)
                     if task.callback_url:
                         finished.append((task, self._callback_body(task, now)))
-            hmac_key = self._config.hmac_key
+            hmac_key, repeats = self._config.hmac_key, self._config.callback_repeats
         for task, body in finished:
             try:
-                self._callbacks.submit(self._send_callback, task, body, hmac_key)
+                for _ in range(repeats):
+                    self._callbacks.submit(self._send_callback, task, body, hmac_key)
             except RuntimeError:  # stopping: the callback senders are gone
                 logger.info("kie-sim callback dropped at stop", extra={"task_id": task.task_id})
 
@@ -287,7 +301,7 @@ class KieSimulator:
         if method == "GET" and path.startswith("/results/") and path.endswith(".mp4"):
             return self._result(path.removeprefix("/results/").removesuffix(".mp4"))
         if path == "/__sim__/tasks" and method == "GET":
-            return _json_reply(200, self.seen())
+            return _json_reply(200, self.seen(callback=(query.get("callback") or [""])[0]))
         if path == "/__sim__/config":
             return self._control(method, body)
         return Reply(404, b"Not found", "text/plain")
@@ -355,6 +369,8 @@ class KieSimulator:
         with self._lock:
             self._tasks[task.task_id] = task
         logger.info("kie-sim task created", extra={"task_id": task.task_id})
+        if config.create_answer_delay_seconds:
+            time.sleep(config.create_answer_delay_seconds)
         return 200, "success", {"taskId": task.task_id}
 
     def _admit_create(self, limit: int) -> bool:
