@@ -20,6 +20,7 @@ Per job, from the simulator's own record of the task:
 import argparse
 import logging
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -37,6 +38,8 @@ sys.path.insert(0, str(ROOT))
 
 def main() -> None:
     args = parse_args()
+    # Stopped with SIGTERM, it still stops what it started (the `finally` below).
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(1))
     workdir = Path(tempfile.mkdtemp(prefix="unmark-bench-"))
     sim_port, web_port = free_port(), free_port()
     env = {

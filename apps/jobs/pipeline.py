@@ -51,8 +51,9 @@ MIN_ROUND_SECONDS = 0.02
 
 
 # --- Sending ----------------------------------------------------------------------------------
-def send_job(job: Job) -> None:
-    """Starts the job's task. Only the dispatcher calls this, with a start it claimed."""
+def send_job(job: Job, *, claimed_at: float | None = None) -> None:
+    """Starts the job's task. Only the dispatcher calls this, with a start it claimed at
+    `claimed_at`."""
     if job.state != JobState.QUEUED:
         return
     provider = get_provider(job.provider)
@@ -75,6 +76,8 @@ def send_job(job: Job) -> None:
         next_check_at=now + timedelta(seconds=settings.JOB_LEASE_SECONDS),
     ):
         return
+    if claimed_at is not None:
+        provider.starting(claimed_at)
     try:
         task_id = provider.start(TaskInput.for_job(job))
     except ProviderUnavailable as exc:
@@ -449,13 +452,15 @@ def _hand_out_due_jobs() -> int:
     # Queued jobs, as many as each provider has starts for; the rest stay due. Checks and
     # saves are looked up apart, so a long queue never holds them back.
     for name in queued.values_list("provider", flat=True).distinct():
-        candidates = list(queued.filter(provider=name).values_list("pk", "next_check_at"))
-        starts = get_provider(name).claim_starts(len(candidates[:POLL_BATCH]))
+        candidates = list(
+            queued.filter(provider=name).values_list("pk", "next_check_at")[:POLL_BATCH]
+        )
+        starts, claimed_at = get_provider(name).claim_starts(len(candidates))
         sent: list[int] = []
         for pk, next_check_at in candidates[:starts]:
             if _claim(pk, JobState.QUEUED, next_check_at, SEND_CLAIM_SECONDS):
                 sent.append(pk)
-        queue.send_to_provider(sent)
+        queue.send_to_provider(sent, claimed_at=claimed_at)
         handed += len(sent)
     grace = settings.JOB_LEASE_SECONDS
     others = due.exclude(state=JobState.QUEUED)[:POLL_BATCH]

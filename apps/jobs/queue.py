@@ -44,9 +44,9 @@ def _enqueue(func: str, *args: object) -> None:
     transaction.on_commit(lambda: async_task(f"{TASKS}.{func}", *args, group=func))
 
 
-def send_to_provider(job_ids: Iterable[int]) -> None:
+def send_to_provider(job_ids: Iterable[int], *, claimed_at: float) -> None:
     for job_id in job_ids:
-        _enqueue("send_job", job_id)
+        _enqueue("send_job", job_id, claimed_at)
 
 
 def check(job_id: int) -> None:

@@ -10,9 +10,9 @@ def _load(job_id: int) -> Job | None:
 
 
 @queue.needs_database
-def send_job(job_id: int) -> None:
+def send_job(job_id: int, claimed_at: float | None = None) -> None:
     if job := _load(job_id):
-        pipeline.send_job(job)
+        pipeline.send_job(job, claimed_at=claimed_at)
 
 
 @queue.needs_database

@@ -22,7 +22,7 @@ import pytest
 from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
 from pytest_django.live_server_helper import LiveServer
 
-from apps.jobs.providers.simulator import KieSimulator, SimulatorConfig
+from apps.jobs.simulators.kie import KieSimulator, SimulatorConfig
 from tests.live import ROOT, WorkerProcess
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -24,7 +24,7 @@ from apps.jobs import pipeline, services
 from apps.jobs.models import InputKind, Job, JobState
 from apps.jobs.providers.base import TaskInput, TaskState, TaskStatus
 from apps.jobs.providers.kie import KieProvider
-from apps.jobs.providers.simulator import KieSimulator, SimulatorConfig
+from apps.jobs.simulators.kie import KieSimulator, SimulatorConfig
 
 SIM_KEY = "sim-test-key"
 HMAC_KEY = "whsec-test-hmac-key"

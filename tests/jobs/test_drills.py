@@ -24,7 +24,7 @@ from apps.billing import ledger
 from apps.billing.models import LedgerEntry
 from apps.jobs import queue, services
 from apps.jobs.models import Job, JobState, ProviderAlert
-from apps.jobs.providers.simulator import KieSimulator
+from apps.jobs.simulators.kie import KieSimulator
 from tests.live import TcpProxy, WorkerProcess, worker_database_url
 
 pytestmark = [pytest.mark.drill, pytest.mark.django_db(transaction=True)]

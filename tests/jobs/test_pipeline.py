@@ -19,7 +19,7 @@ from apps.billing import ledger
 from apps.billing.models import LedgerEntry, Wallet
 from apps.jobs import pipeline, queue, services
 from apps.jobs.models import Job, JobEvent, JobState, ProviderAlert
-from apps.jobs.providers.simulator import SAMPLE_MP4
+from apps.jobs.simulators.kie import SAMPLE_MP4
 from tests.jobs.conftest import SORA_LINK
 
 pytestmark = pytest.mark.django_db(transaction=True)
