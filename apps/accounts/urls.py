@@ -52,6 +52,7 @@ urlpatterns = [
     path("<uuid:team_id>/activity/", views.activity, name="activity"),
     path("<uuid:team_id>/settings/", views.team_settings, name="team_settings"),
     path("<uuid:team_id>/rename/", views.rename_team, name="rename_team"),
+    path("<uuid:team_id>/low-balance/", views.set_low_balance, name="set_low_balance"),
     path("<uuid:team_id>/delete/", views.delete_team, name="delete_team"),
     path("<uuid:team_id>/leave/", views.leave_team, name="leave_team"),
 ]

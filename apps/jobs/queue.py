@@ -36,3 +36,13 @@ def start_poller() -> None:
     """Starts the poller now rather than at the next minute, unless one is running."""
     if cache.get(POLLER_LOCK) is None:
         _enqueue("poll_due_jobs")
+
+
+def job_finished(job_id: int) -> None:
+    """What follows a job's final move (the batch email, the low-balance check), after commit
+    and in a worker, so neither ever holds up or undoes the move itself."""
+    _enqueue("job_finished", job_id)
+
+
+def check_low_balance(team_id: int) -> None:
+    _enqueue("check_low_balance", team_id)

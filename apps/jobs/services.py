@@ -5,6 +5,7 @@ when it succeeds, released when it fails or is canceled. The state change and th
 happen in one transaction, so either both are recorded or neither is.
 """
 
+import uuid
 from datetime import timedelta
 
 from django.conf import settings
@@ -22,9 +23,14 @@ RETRYABLE_STATES = (JobState.FAILED, JobState.CANCELED, JobState.EXPIRED)
 
 
 def submit_links(
-    *, membership: Membership, links: list[str], retry_of: Job | None = None
+    *,
+    membership: Membership,
+    links: list[str],
+    retry_of: Job | None = None,
+    submission_id: uuid.UUID | None = None,
 ) -> list[Job]:
-    """Creates one job per link and holds their credits, all or nothing.
+    """Creates one job per link and holds their credits, all or nothing. The jobs share one
+    submission (a batch: one "videos done" email), `submission_id` when the form named one.
 
     Raises `ledger.InsufficientCredits`, `ledger.TeamFrozen` or `MonthlyLimitReached`; then
     nothing is created.
@@ -37,6 +43,7 @@ def submit_links(
     now = timezone.now()
     send_now = provider.free_create_slots()
     resend_after = now + timedelta(seconds=settings.JOB_LEASE_SECONDS)
+    submission_id = submission_id or uuid.uuid4()
     with transaction.atomic():
         check_monthly_limit(membership=membership, credits=credits * len(links))
         jobs = Job.objects.bulk_create(
@@ -47,6 +54,8 @@ def submit_links(
                 provider=provider.name,
                 credits=credits,
                 retry_of=retry_of,
+                submission_id=submission_id,
+                submission_index=position,
                 next_check_at=resend_after if position < send_now else now,
             )
             for position, link in enumerate(links)
@@ -55,6 +64,7 @@ def submit_links(
             JobEvent(job=job, to_state=JobState.QUEUED, detail="Link submitted.") for job in jobs
         )
         ledger.hold_for_jobs(team=membership.team, jobs=jobs)
+        queue.check_low_balance(membership.team_id)
         queue.send_to_provider([job.pk for job in jobs[:send_now]])
         if len(jobs) > send_now:
             queue.start_poller()
@@ -98,6 +108,7 @@ def cancel_job(*, job: Job) -> bool:
         ):
             return False
         ledger.release(job=job, memo="Canceled")
+        queue.job_finished(job.pk)
     return True
 
 
@@ -114,6 +125,7 @@ def fail_job(job: Job, *, code: str, message: str) -> bool:
         ):
             return False
         ledger.release(job=job, memo=f"Failed: {code}")
+        queue.job_finished(job.pk)
     return True
 
 
@@ -133,4 +145,5 @@ def succeed_job(job: Job, *, name: str, size: int, sha256: str) -> bool:
         ):
             return False
         ledger.capture(job=job)
+        queue.job_finished(job.pk)
     return True

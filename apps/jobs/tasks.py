@@ -1,6 +1,8 @@
 """django-q2 task entry points: each takes ids, loads fresh rows and calls the pipeline."""
 
-from apps.jobs import pipeline
+from apps.accounts.models import Team
+from apps.billing import low_balance
+from apps.jobs import notifications, pipeline
 from apps.jobs.models import Job
 
 
@@ -29,3 +31,12 @@ def poll_due_jobs() -> int:
 
 def sweep() -> None:
     pipeline.sweep()
+
+
+def job_finished(job_id: int) -> None:
+    notifications.job_finished(job_id=job_id)
+
+
+def check_low_balance(team_id: int) -> None:
+    if team := Team.objects.filter(pk=team_id).first():
+        low_balance.check(team=team)

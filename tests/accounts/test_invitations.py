@@ -1,7 +1,9 @@
+import re
 from datetime import timedelta
 
 import pytest
 import time_machine
+from django.conf import settings
 from django.core import mail
 from django.db import IntegrityError
 from django.urls import reverse
@@ -32,7 +34,7 @@ def invite_url(acme) -> str:
 
 
 def link_in(message) -> str:
-    return first_match(r"http://testserver(/teams/invite/[\w-]+/)", message.body)
+    return first_match(re.escape(settings.SITE_URL) + r"(/teams/invite/[\w-]+/)", message.body)
 
 
 def token_in(message) -> str:

@@ -63,7 +63,7 @@ def test_a_passing_fault_delays_the_job_and_then_it_finishes(
     last_step = job.events.last()
     assert last_step is not None
     assert "trying again" in last_step.detail
-    assert "Queued" in login(alice).get(reverse("jobs:detail", args=[job.public_id])).text
+    assert "Waiting" in login(alice).get(reverse("jobs:detail", args=[job.public_id])).text
 
     sim_stack.simulator.configure(forced_code=0, forced_msg="", api_fault="", api_delay_seconds=0.0)
     drive([job])
