@@ -76,7 +76,6 @@ def _confirm(
     button: str,
     back: str,
     form: Form | None = None,
-    status: int = 200,
 ) -> HttpResponse:
     """The question a destructive action asks first (GET shows it, POST does it). Opened by
     `static/js/app.js` in a dialog (only the form then), or as a page without JavaScript."""
@@ -89,7 +88,7 @@ def _confirm(
         "form": form,
         "action": request.path,
     }
-    return TemplateResponse(request, template, context, status=status)
+    return TemplateResponse(request, template, context)
 
 
 # --- Your teams -----------------------------------------------------------------------------
@@ -492,8 +491,7 @@ def _settings_page(
         context["low_balance_form"] = low_balance_form or LowBalanceForm(
             initial={"low_balance_threshold": VideosField.initial_from(team.low_balance_threshold)}
         )
-    status = 400 if rename_form or low_balance_form else 200
-    return TemplateResponse(request, "accounts/team_settings.html", context, status=status)
+    return TemplateResponse(request, "accounts/team_settings.html", context)
 
 
 @team_member_required
@@ -525,7 +523,9 @@ def set_low_balance(request: MemberRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def notifications(request: AuthedRequest) -> HttpResponse:
     """The emails a person may turn off (the ones about their account always go)."""
-    form = NotificationsForm(request.POST or None, instance=request.user)
+    form = NotificationsForm(
+        request.POST if request.method == "POST" else None, instance=request.user
+    )
     if request.method == "POST" and form.is_valid():
         form.save()
         messages.success(request, "Saved your email settings.")
@@ -571,7 +571,8 @@ def delete_team(request: MemberRequest) -> HttpResponse:
     require_role(request.membership, Role.OWNER)
     team = request.membership.team
     if team.is_personal:
-        raise PermissionDenied
+        messages.error(request, "A personal team can't be deleted.")
+        return redirect("accounts:team_settings", team_id=team.public_id)
     form = DeleteTeamForm(request.POST if request.method == "POST" else None, team=team)
     if not form.is_valid():
         return _confirm(
@@ -585,7 +586,6 @@ def delete_team(request: MemberRequest) -> HttpResponse:
             button="Delete the team",
             back=reverse("accounts:team_settings", args=[team.public_id]),
             form=form,
-            status=400 if request.method == "POST" else 200,
         )
     try:
         services.archive_team(team=team, actor=request.membership)
