@@ -3,6 +3,7 @@ opens a confirmation (a page without JavaScript, a dialog with it) and only its 
 
 import pytest
 from django.core import mail
+from django.core.mail import EmailMultiAlternatives
 from django.urls import reverse
 
 from apps.accounts.models import Invitation, Membership, Team
@@ -49,6 +50,7 @@ def test_confirming_removes_the_member_and_emails_them(
     assert message.to == ["carol@example.com"]
     assert "You are no longer in Acme" in message.subject
     assert "bob@example.com removed you from the team" in message.body
+    assert isinstance(message, EmailMultiAlternatives)
     assert message.alternatives[0][1] == "text/html"
 
 

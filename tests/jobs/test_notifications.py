@@ -6,6 +6,7 @@ import re
 import pytest
 from django.conf import settings
 from django.core import mail
+from django.core.mail import EmailMultiAlternatives
 from django.urls import reverse
 
 from apps.accounts.emails import compose
@@ -59,6 +60,7 @@ def test_one_email_tells_what_succeeded_and_failed_once_the_whole_batch_ended(
     assert "kie_500" not in message.body
     assert f"https://unmark.example{reverse('notifications')}" in message.body
     assert message.extra_headers["List-Unsubscribe"].startswith("<https://unmark.example/")
+    assert isinstance(message, EmailMultiAlternatives)
     html, mimetype = message.alternatives[0]
     assert mimetype == "text/html"
     assert f'href="https://unmark.example{ok.get_absolute_url()}"' in html
@@ -72,6 +74,7 @@ def test_the_last_job_seen_twice_still_sends_one_email(
     with django_capture_on_commit_callbacks(execute=True):
         services.fail_job(job, code="timeout", message="It took too long.")
 
+    assert job.submission_id is not None
     assert notify_batch_finished(submission_id=job.submission_id) is True
     assert notify_batch_finished(submission_id=job.submission_id) is False
     run_tasks()  # the follow-up queued by the failure finds the batch already told
@@ -95,7 +98,7 @@ def test_a_person_who_turned_it_off_gets_no_email(
     run_tasks()
 
     assert mail.outbox == []
-    assert BatchNotice.objects.filter(submission_id=job.submission_id).exists()
+    assert BatchNotice.objects.filter(submission_id=str(job.submission_id)).exists()
 
 
 def test_jobs_of_one_paste_share_a_submission_and_a_retry_is_a_new_one(alice_membership):
