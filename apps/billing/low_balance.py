@@ -42,7 +42,7 @@ def check(*, team: Team) -> bool:
             "available": max(available, 0),
             "videos": max(available, 0) // settings.CREDITS_PER_VIDEO,
             "threshold": limit,
-            "billing_link": base + reverse("billing:overview"),
+            "billing_link": base + reverse("billing:overview", args=[team.public_id]),
             "settings_link": base + reverse("accounts:team_settings", args=[team.public_id]),
         },
         recipients,

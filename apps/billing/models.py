@@ -92,7 +92,7 @@ class LedgerEntryQuerySet(models.QuerySet["LedgerEntry"]):
         return (
             self.exclude(kind__in=list(SETTLE_KINDS))
             .annotate(settle_kind=Subquery(settle.values("kind")[:1]))
-            .select_related("job")
+            .select_related("job__team")
         )
 
     def update(self, **kwargs: Any) -> NoReturn:

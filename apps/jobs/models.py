@@ -46,6 +46,8 @@ FINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED
 IN_FLIGHT_STATES = frozenset(
     {JobState.QUEUED, JobState.SUBMITTED, JobState.PROCESSING, JobState.DOWNLOADING}
 )
+# States from which a person may try a video again (as a new job).
+RETRYABLE_STATES = frozenset({JobState.FAILED, JobState.CANCELED, JobState.EXPIRED})
 
 
 class InputKind(models.TextChoices):
@@ -197,7 +199,9 @@ class Job(models.Model):
         return f"Job {self.public_id} ({self.state})"
 
     def get_absolute_url(self) -> str:
-        return reverse("jobs:detail", args=[self.public_id])
+        return reverse(
+            "jobs:detail", kwargs={"team_id": self.team.public_id, "public_id": self.public_id}
+        )
 
     @property
     def callback_url(self) -> str | None:
@@ -227,6 +231,40 @@ class Job(models.Model):
         return self.state == JobState.PROCESSING and self.provider_progress is None
 
     @property
+    def is_retryable(self) -> bool:
+        return self.state in RETRYABLE_STATES
+
+    @property
+    def is_cancelable(self) -> bool:
+        """Only a job that has not reached the provider yet can be canceled."""
+        return self.state == JobState.QUEUED
+
+    @property
+    def has_result(self) -> bool:
+        return self.state == JobState.SUCCEEDED and bool(self.result_file)
+
+    @property
+    def badge_class(self) -> str:
+        """How the status badge looks: done, failed, ended quietly, or still moving."""
+        if self.state == JobState.SUCCEEDED:
+            return "badge-ok"
+        if self.state == JobState.FAILED:
+            return "badge-bad"
+        if self.is_in_flight:
+            return "badge-accent badge-live"
+        return ""
+
+    @property
+    def credits_status(self) -> str:
+        """What this video did to the team's credits: reserved (until it ends), charged (it
+        succeeded) or refunded (it failed or was canceled)."""
+        if self.is_in_flight:
+            return "reserved"
+        if self.state == JobState.SUCCEEDED or self.state == JobState.EXPIRED:
+            return "charged"
+        return "refunded"
+
+    @property
     def progress(self) -> int:
         """The whole bar, 0 to 100: the stage's span, filled by the removal's percentage."""
         if self.state not in STAGE_SPAN:
@@ -246,27 +284,6 @@ class Job(models.Model):
         if self.state == JobState.FAILED:
             return f"Video {name} failed; its credits were refunded."
         return f"Video {name} is {self.get_state_display().lower()}."
-
-    @property
-    def badge_class(self) -> str:
-        if self.state == JobState.SUCCEEDED:
-            return "badge-ok"
-        if self.state == JobState.FAILED:
-            return "badge-bad"
-        return "badge-accent badge-live" if self.is_in_flight else ""
-
-    @property
-    def credits_outcome(self) -> str:
-        """What this video did to the team's credits: reserved, charged or refunded."""
-        if self.is_in_flight:
-            return "reserved"
-        if self.state in (JobState.SUCCEEDED, JobState.EXPIRED):
-            return "charged"
-        return "refunded"
-
-    @property
-    def can_cancel(self) -> bool:
-        return self.state == JobState.QUEUED
 
     @property
     def why_not_cancelable(self) -> str:

@@ -58,7 +58,7 @@ def notify_batch_finished(*, submission_id: uuid.UUID) -> bool:
             "not_done": [(job, base + job.get_absolute_url()) for job in not_done],
             "team": jobs[0].team,
             "total": len(jobs),
-            "dashboard": base + reverse("jobs:dashboard"),
+            "dashboard": base + jobs[0].team.get_absolute_url(),
             "settings_link": base + reverse("notifications"),
         },
         [person.email],

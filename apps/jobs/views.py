@@ -17,19 +17,19 @@ from django.http import (
     HttpResponseBase,
     JsonResponse,
 )
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from apps.accounts.access import MemberRequest, get_for_member, member_required
+from apps.accounts.access import MemberRequest, get_team_owned, team_member_required
 from apps.accounts.limits import MonthlyLimitReached, limit_left
 from apps.accounts.models import Membership
 from apps.billing import ledger
 from apps.jobs import queue, services
 from apps.jobs.forms import JobFilterForm, SubmitLinksForm
 from apps.jobs.links import LineError
-from apps.jobs.models import Job, JobQuerySet, JobsPulse, JobState, ProviderAlert
+from apps.jobs.models import Job, JobQuerySet, JobsPulse, ProviderAlert
 from apps.jobs.providers import get_provider
 from apps.jobs.providers.base import CallbackRejected
 
@@ -43,7 +43,7 @@ ANNOUNCE_AT_MOST = 5  # a screen reader reads every word: name a few videos, not
 
 
 # --- Dashboard ---------------------------------------------------------------------------------
-@member_required
+@team_member_required
 @require_GET
 def dashboard(request: MemberRequest) -> HttpResponse:
     return _dashboard(request, _paste_form(request))
@@ -54,7 +54,7 @@ def _paste_form(request: MemberRequest, **kwargs: Any) -> SubmitLinksForm:
     return SubmitLinksForm(ownership_confirmed=confirmed, **kwargs)
 
 
-@member_required
+@team_member_required
 @require_POST
 def submit(request: MemberRequest) -> HttpResponse:
     form = _paste_form(request, data=request.POST)
@@ -90,7 +90,7 @@ def submit(request: MemberRequest) -> HttpResponse:
         count = len(created)
         notes = " ".join(f"Line {line.number}: {line.message}" for line in duplicates)
         messages.success(request, f"{count} video{'s' if count != 1 else ''} added. {notes}")
-        return redirect("jobs:dashboard")
+        return redirect(request.membership.team)
     if created:
         # Keep only the lines that need fixing in the box; the rest of the form starts afresh.
         form = _paste_form(
@@ -127,6 +127,7 @@ def _dashboard(
     just_created: int = 0,
 ) -> HttpResponse:
     context = {
+        "team": request.membership.team,
         "form": form,
         "line_errors": line_errors or [],
         "duplicates": duplicates or [],
@@ -157,7 +158,7 @@ def _credit_context(request: MemberRequest) -> dict[str, object]:
 
 
 # --- Jobs table (with its live refresh) --------------------------------------------------------
-@member_required
+@team_member_required
 @require_GET
 def jobs_table(request: MemberRequest) -> HttpResponse:
     team = request.membership.team
@@ -201,16 +202,13 @@ def _jobs_table_context(
         jobs = jobs.filter(state=state)
     if by := filters.cleaned_data.get("by"):
         jobs = jobs.filter(created_by_id=by)
-    page: Page[Job] = Paginator(jobs.select_related("created_by"), JOBS_PER_PAGE).get_page(
+    page: Page[Job] = Paginator(jobs.select_related("created_by", "team"), JOBS_PER_PAGE).get_page(
         request.GET.get("page")
     )
-    query = request.GET.copy()
-    query.pop("page", None)
-    query.pop("since", None)
     return {
+        "team": team,
         "filters": filters,
         "page": page,
-        "query": query.urlencode(),
         "fingerprint": pulse.fingerprint,
         "live": pulse.active > 0,
     }
@@ -218,12 +216,12 @@ def _jobs_table_context(
 
 # --- One job ---------------------------------------------------------------------------------
 def _get_job(request: MemberRequest, public_id: object) -> Job:
-    return get_for_member(
-        request.user, Job.objects.select_related("created_by", "team"), public_id=public_id
+    return get_team_owned(
+        request, Job.objects.select_related("created_by", "team"), public_id=public_id
     )
 
 
-@member_required
+@team_member_required
 @require_GET
 def job_detail(request: MemberRequest, public_id: str) -> HttpResponse:
     job = _get_job(request, public_id)
@@ -251,14 +249,12 @@ def _job_fingerprint(job: Job) -> str:
     return f"{job.state}-{job.updated_at.timestamp():.6f}-{job.progress}"
 
 
-@member_required
+@team_member_required
 @require_POST
 def retry(request: MemberRequest, public_id: str) -> HttpResponse:
     job = _get_job(request, public_id)
-    # The retry is charged to the job's own team, whichever team is current.
-    membership = get_object_or_404(Membership, team=job.team, user=request.user)
     try:
-        new_job = services.retry_job(membership=membership, job=job)
+        new_job = services.retry_job(membership=request.membership, job=job)
     except services.AlreadyRetried as exc:
         messages.info(request, f"{exc} Here is how that went.")
         return redirect(exc.retry)
@@ -278,7 +274,7 @@ def retry(request: MemberRequest, public_id: str) -> HttpResponse:
     return redirect(new_job)
 
 
-@member_required
+@team_member_required
 @require_POST
 def cancel(request: MemberRequest, public_id: str) -> HttpResponse:
     job = _get_job(request, public_id)
@@ -290,20 +286,20 @@ def cancel(request: MemberRequest, public_id: str) -> HttpResponse:
     return redirect(job)
 
 
-@member_required
+@team_member_required
 @require_GET
 def download(request: MemberRequest, public_id: str) -> HttpResponseBase:
     return _serve_result(_get_job(request, public_id), attachment=True)
 
 
-@member_required
+@team_member_required
 @require_GET
 def preview(request: MemberRequest, public_id: str) -> HttpResponseBase:
     return _serve_result(_get_job(request, public_id), attachment=False)
 
 
 def _serve_result(job: Job, *, attachment: bool) -> HttpResponseBase:
-    if job.state != JobState.SUCCEEDED or not job.result_file:
+    if not job.has_result:
         raise Http404("This video has no result to download.")
     name = str(job.result_file.name)
     disposition = "attachment" if attachment else "inline"

@@ -38,7 +38,7 @@ def test_owners_and_admins_are_emailed_once_when_credits_fall_below_the_threshol
     assert "Acme is running low on credits" in message.subject
     assert "Acme has 90 credits available" in message.body
     assert "enough for 9 more videos" in message.body
-    assert reverse("billing:overview") in message.body
+    assert reverse("billing:overview", args=[acme.public_id]) in message.body
 
 
 def test_credits_back_above_the_threshold_re_arm_the_email(

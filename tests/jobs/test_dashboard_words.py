@@ -15,7 +15,7 @@ from apps.billing import ledger
 from apps.billing.models import Wallet
 from apps.jobs import services
 from apps.jobs.models import Job, JobState
-from tests.jobs.test_views import GOOD, OTHER, THIRD, personal, submit
+from tests.jobs.test_views import GOOD, OTHER, THIRD, dashboard_url, personal, submit
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media_storage")]
 
@@ -26,9 +26,10 @@ def words(response) -> str:
 
 def test_the_header_and_dashboard_show_available_and_reserved_apart(login, alice):
     client = login(alice)
-    submit(client, GOOD)
+    team = personal(alice).team
+    submit(client, team, GOOD)
 
-    page = words(client.get(reverse("jobs:dashboard")))
+    page = words(client.get(dashboard_url(team)))
 
     assert "20 available · 10 reserved" in page  # the header chip
     assert "20 credits available · 10 reserved for videos in progress" in page
@@ -42,7 +43,8 @@ def test_the_credits_column_says_charged_and_refunded(login, alice):
     services.succeed_job(charged, name="results/x.mp4", size=1, sha256="x" * 64)
     services.fail_job(refunded, code="kie_500", message="It could not be processed.")
 
-    table = words(login(alice).get(reverse("jobs:dashboard"))).split("Your team's videos")[1]
+    page = login(alice).get(dashboard_url(charged.team))
+    table = words(page).split("Your team's videos")[1]
 
     assert "10 charged" in table
     assert "0 refunded" in table
@@ -52,7 +54,7 @@ def test_the_credits_column_says_charged_and_refunded(login, alice):
 def test_repeated_lines_are_explained_per_line_and_charged_once(login, alice):
     client = login(alice)
 
-    response = submit(client, f"{GOOD}\n{OTHER}\n{GOOD}\n", htmx=True)
+    response = submit(client, personal(alice).team, f"{GOOD}\n{OTHER}\n{GOOD}\n", htmx=True)
 
     page = words(response)
     assert "1 repeated line — each video is sent and charged once" in page
@@ -62,18 +64,19 @@ def test_repeated_lines_are_explained_per_line_and_charged_once(login, alice):
 
 def test_the_ownership_statement_is_made_once_and_remembered_with_its_time(login, alice):
     client = login(alice)
-    assert 'name="owns_videos"' in client.get(reverse("jobs:dashboard")).text
+    team = personal(alice).team
+    assert 'name="owns_videos"' in client.get(dashboard_url(team)).text
 
-    submit(client, GOOD)
+    submit(client, team, GOOD)
     alice.refresh_from_db()
     stated = alice.ownership_confirmed_at
     assert stated is not None
     assert timezone.now() - stated < timedelta(minutes=1)
 
-    page = client.get(reverse("jobs:dashboard")).text
+    page = client.get(dashboard_url(team)).text
     assert 'name="owns_videos"' not in page
     assert "You confirmed on" in page
-    assert submit(client, OTHER, owns=False).status_code == 302
+    assert submit(client, team, OTHER, owns=False).status_code == 302
     assert Job.objects.filter(team=personal(alice).team).count() == 2
     alice.refresh_from_db()
     assert alice.ownership_confirmed_at == stated  # the first statement's time is kept
@@ -83,14 +86,13 @@ def test_a_member_with_a_monthly_limit_sees_what_is_left_and_no_buy_link(login, 
     Membership.objects.filter(team=acme, user=carol).update(monthly_credit_limit=50)
     ledger.grant(team=acme, credits=20, key="small", memo="A little")
     client = login(carol)
-    client.post(reverse("accounts:switch_team"), {"team": acme.public_id})
-    submit(client, GOOD)
+    submit(client, acme, GOOD)
 
-    page = words(client.get(reverse("jobs:dashboard")))
+    page = words(client.get(dashboard_url(acme)))
     assert "Your monthly limit: 4 videos (40 credits) left of 5" in page
     assert "Buy credits" not in page
 
-    refused = words(submit(client, f"{OTHER}\n{THIRD}\n", htmx=True))
+    refused = words(submit(client, acme, f"{OTHER}\n{THIRD}\n", htmx=True))
     assert "more credits are needed" in refused
     assert "Buy credits" not in refused
 
@@ -130,12 +132,13 @@ def test_cancel_is_offered_while_queued_and_explained_once_sent(login, alice):
     sent.move(JobState.SUBMITTED)
     client = login(alice)
 
-    dashboard = client.get(reverse("jobs:dashboard")).text
-    assert reverse("jobs:cancel", args=[queued.public_id]) in dashboard
-    assert reverse("jobs:cancel", args=[sent.public_id]) not in dashboard
+    team = queued.team
+    dashboard = client.get(dashboard_url(team)).text
+    assert reverse("jobs:cancel", args=[team.public_id, queued.public_id]) in dashboard
+    assert reverse("jobs:cancel", args=[team.public_id, sent.public_id]) not in dashboard
     assert "the watermark remover already has it" in words(client.get(sent.get_absolute_url()))
 
-    client.post(reverse("jobs:cancel", args=[queued.public_id]))
+    client.post(reverse("jobs:cancel", args=[team.public_id, queued.public_id]))
     assert Job.objects.get(pk=queued.pk).state == JobState.CANCELED
     assert Wallet.objects.get(team=personal(alice).team).held == 10
 
@@ -156,12 +159,13 @@ def test_the_timeline_shows_dates_in_the_viewers_time_zone(login, alice):
 def test_the_live_refresh_announces_videos_that_ended(login, alice):
     [job] = services.submit_links(membership=personal(alice), links=[GOOD])
     client = login(alice)
-    first = client.get(reverse("jobs:table"), headers={"HX-Request": "true"})
+    table_url = reverse("jobs:table", args=[job.team.public_id])
+    first = client.get(table_url, headers={"HX-Request": "true"})
     since = first.text.split("since=")[1].split('"')[0]
     assert 'id="announcer"' not in first.text
 
     services.fail_job(job, code="x", message="Could not be processed.")
-    refresh = client.get(reverse("jobs:table") + f"?since={since}", headers={"HX-Request": "true"})
+    refresh = client.get(table_url, {"since": since}, headers={"HX-Request": "true"})
 
     assert f"Video {job.video_id} failed; its credits were refunded." in refresh.text
     assert 'aria-live="polite"' in refresh.text
