@@ -46,7 +46,8 @@ def test_a_missing_page_is_branded_and_leads_home(open_page):
 
     response = page.goto("/no-such-page/")
 
-    assert response is not None and response.status == 404
+    assert response is not None
+    assert response.status == 404
     expect(page.get_by_role("heading", name="This page doesn't exist")).to_be_visible()
     expect(page.locator(".site-footer").get_by_role("link", name="Privacy")).to_be_visible()
     assert page.locator("link[rel=icon]").get_attribute("href").endswith("favicon.svg")

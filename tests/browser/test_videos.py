@@ -100,7 +100,7 @@ def test_a_new_person_signs_up_and_gets_clean_copies_of_their_good_links(live_st
     history = page.locator("#ledger tbody tr")
     expect(history).to_have_count(3)
     expect(history.nth(0)).to_contain_text("Charged")
-    expect(history.nth(0)).to_contain_text("−10")
+    expect(history.nth(0)).to_contain_text("\N{MINUS SIGN}10")
     expect(history.nth(2)).to_contain_text("Free credits")
     expect(page.locator("#ledger")).not_to_contain_text("Capture")
     history.nth(0).get_by_role("link").click()
