@@ -241,6 +241,8 @@ MAX_DOWNLOAD_ATTEMPTS = 3
 POLLER_RUN_SECONDS = 55
 POLLER_INTERVAL_SECONDS = 1.0
 POLLER_HORIZON_SECONDS = 10
+# While a provider takes no work (maintenance, paused…), how often a cheap call asks if it is back.
+PROVIDER_PROBE_SECONDS = env_int("PROVIDER_PROBE_SECONDS", 15, minimum=1)
 
 # --- Auth and accounts ----------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

@@ -40,8 +40,8 @@ def test_the_credits_column_says_charged_and_refunded(login, alice):
     charged, refunded = services.submit_links(membership=personal(alice), links=[GOOD, OTHER])
     charged.move(JobState.SUBMITTED)
     charged.move(JobState.DOWNLOADING)
-    services.succeed_job(charged, name="results/x.mp4", size=1, sha256="x" * 64)
-    services.fail_job(refunded, code="kie_500", message="It could not be processed.")
+    charged.succeed(name="results/x.mp4", size=1, sha256="x" * 64)
+    refunded.fail(code="kie_500", message="It could not be processed.")
 
     page = login(alice).get(dashboard_url(charged.team))
     table = words(page).split("Your team's videos")[1]
@@ -164,7 +164,7 @@ def test_the_live_refresh_announces_videos_that_ended(login, alice):
     since = first.text.split("since=")[1].split('"')[0]
     assert 'id="announcer"' not in first.text
 
-    services.fail_job(job, code="x", message="Could not be processed.")
+    job.fail(code="x", message="Could not be processed.")
     refresh = client.get(table_url, {"since": since}, headers={"HX-Request": "true"})
 
     assert f"Video {job.video_id} failed; its credits were refunded." in refresh.text

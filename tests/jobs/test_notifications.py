@@ -26,7 +26,7 @@ THIRD = "https://sora.chatgpt.com/p/s_fedcba9876543210fedcba9876543210"
 def succeed(job: Job) -> None:
     job.move(JobState.SUBMITTED, task_id=f"task-{job.pk}")
     job.move(JobState.DOWNLOADING)
-    services.succeed_job(job, name=f"results/{job.pk}.mp4", size=len(VIDEO), sha256="x" * 64)
+    job.succeed(name=f"results/{job.pk}.mp4", size=len(VIDEO), sha256="x" * 64)
 
 
 def test_one_email_tells_what_succeeded_and_failed_once_the_whole_batch_ended(
@@ -39,7 +39,7 @@ def test_one_email_tells_what_succeeded_and_failed_once_the_whole_batch_ended(
     )
     with django_capture_on_commit_callbacks(execute=True):
         succeed(ok)
-        services.fail_job(broken, code="kie_500", message="The video could not be processed.")
+        broken.fail(code="kie_500", message="The video could not be processed.")
     run_tasks()
     assert mail.outbox == []  # one job is still in flight
 
@@ -73,7 +73,7 @@ def test_the_last_job_seen_twice_still_sends_one_email(
 ):
     [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
     with django_capture_on_commit_callbacks(execute=True):
-        services.fail_job(job, code="timeout", message="It took too long.")
+        job.fail(code="timeout", message="It took too long.")
 
     assert job.submission_id is not None
     assert notify_batch_finished(submission_id=job.submission_id) is True
@@ -104,7 +104,7 @@ def test_a_person_who_turned_it_off_gets_no_email(
 
 def test_jobs_of_one_paste_share_a_submission_and_a_retry_is_a_new_one(alice_membership):
     first, second = services.submit_links(membership=alice_membership, links=[SORA_LINK, OTHER])
-    services.fail_job(first, code="x", message="Failed.")
+    first.fail(code="x", message="Failed.")
     retry = services.retry_job(membership=alice_membership, job=first)
 
     assert first.submission_id == second.submission_id is not None
