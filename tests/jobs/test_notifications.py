@@ -10,6 +10,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.urls import reverse
 
 from apps.accounts.emails import compose
+from apps.accounts.models import Team
 from apps.billing.models import Wallet
 from apps.jobs import services
 from apps.jobs.models import BatchNotice, Job, JobState
@@ -131,3 +132,22 @@ def test_local_runs_write_each_email_under_var_mail_and_print_its_first_link_who
 
 def test_the_subject_prefix_is_the_product_name():
     assert f"[{settings.PRODUCT_NAME}] " == settings.ACCOUNT_EMAIL_SUBJECT_PREFIX
+
+
+def test_a_paste_that_takes_credits_below_the_threshold_emails_the_owner_once(
+    sim_stack, alice_membership, run_tasks, django_capture_on_commit_callbacks
+):
+    team = alice_membership.team
+    Team.objects.filter(pk=team.pk).update(low_balance_threshold=25)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.submit_links(membership=alice_membership, links=[SORA_LINK])  # 20 left
+    run_tasks()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.submit_links(membership=alice_membership, links=[OTHER])  # 10 left
+    run_tasks()
+
+    low = [m for m in mail.outbox if "running low" in str(m.subject)]
+    assert len(low) == 1
+    assert low[0].to == ["alice@example.com"]
+    assert "20 credits available" in str(low[0].body)
