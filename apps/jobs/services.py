@@ -4,6 +4,7 @@ credits are settled then, is `Job`'s business (`Job.move`, `.fail`, `.succeed`, 
 """
 
 import math
+import uuid
 
 from django.conf import settings
 from django.db import transaction
@@ -26,9 +27,14 @@ class ProviderBusy(Exception):
 
 
 def submit_links(
-    *, membership: Membership, links: list[str], retry_of: Job | None = None
+    *,
+    membership: Membership,
+    links: list[str],
+    retry_of: Job | None = None,
+    submission_id: uuid.UUID | None = None,
 ) -> list[Job]:
-    """Creates one job per link and holds their credits, all or nothing.
+    """Creates one job per link and holds their credits, all or nothing. The jobs share one
+    submission (a batch: one "videos done" email), `submission_id` when the form named one.
 
     Raises `ProviderBusy`, `ledger.InsufficientCredits`, `ledger.TeamFrozen` or
     `MonthlyLimitReached`; then nothing is created. Sending is the dispatcher's job: the new
@@ -38,6 +44,7 @@ def submit_links(
     provider = provider_for(InputKind.LINK)
     admit(provider, count=len(links))
     now = timezone.now()
+    submission_id = submission_id or uuid.uuid4()
     with transaction.atomic():
         check_monthly_limit(membership=membership, credits=credits * len(links))
         jobs = Job.objects.bulk_create(
@@ -49,14 +56,17 @@ def submit_links(
                 provider=provider.name,
                 credits=credits,
                 retry_of=retry_of,
+                submission_id=submission_id,
+                submission_index=position,
                 next_check_at=now,
             )
-            for link in links
+            for position, link in enumerate(links)
         )
         JobEvent.objects.bulk_create(
             JobEvent(job=job, to_state=JobState.QUEUED, detail="Link submitted.") for job in jobs
         )
         ledger.hold_for_jobs(team=membership.team, jobs=jobs)
+        queue.check_low_balance(membership.team_id)
         queue.start_poller()
     return jobs
 

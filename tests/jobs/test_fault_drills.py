@@ -65,7 +65,7 @@ def test_a_passing_fault_delays_the_job_and_then_it_finishes(
     assert last_step is not None
     assert "trying again" in last_step.detail
     assert (
-        "Queued"
+        "Waiting"
         in login(alice).get(reverse("jobs:detail", args=[job.team.public_id, job.public_id])).text
     )
 
