@@ -45,10 +45,12 @@ def sweep() -> None:
     pipeline.sweep()
 
 
+@queue.needs_database
 def job_finished(job_id: int) -> None:
     notifications.job_finished(job_id=job_id)
 
 
+@queue.needs_database
 def check_low_balance(team_id: int) -> None:
     if team := Team.objects.filter(pk=team_id).first():
         low_balance.check(team=team)

@@ -170,7 +170,7 @@ def free_port() -> int:
 
 
 class Worker:
-    """Runs what waits on the real broker (ORM or Redis) in this process, as qcluster would."""
+    """Runs what waits on the real broker (ORM or Redis) in this process, as a worker would."""
 
     def __init__(self) -> None:
         self.broker = get_broker()
