@@ -377,12 +377,16 @@ def poll_due_jobs(*, run_seconds: float | None = None, wait_for_lock: float = 0)
     if not _take_poller_lock(token, wait_for_lock):
         return 0
     handed = 0
+    out_of_time = False
     try:
         stop_at = time.monotonic() + budget
         while True:
             probe_unavailable_providers()
             handed += _hand_out_due_jobs()
-            if time.monotonic() >= stop_at or not _work_due_soon():
+            if not _work_due_soon():
+                break
+            if time.monotonic() >= stop_at:
+                out_of_time = True
                 break
             time.sleep(_seconds_until_next_round())
             if _poller_lock_holder() != token:
@@ -391,6 +395,10 @@ def poll_due_jobs(*, run_seconds: float | None = None, wait_for_lock: float = 0)
     finally:
         if _poller_lock_holder() == token:
             cache.delete(queue.POLLER_LOCK)
+    if out_of_time and budget > 0:
+        # Work is still due: a successor takes over now, not at the next sweep. (A poller
+        # of a single round, budget 0, is a one-off.)
+        queue.start_poller()
     return handed
 
 
