@@ -389,8 +389,11 @@ def poll_due_jobs(*, run_seconds: float | None = None, wait_for_lock: float = 0)
                 out_of_time = True
                 break
             time.sleep(_seconds_until_next_round())
-            if _poller_lock_holder() != token:
-                break  # our lock lapsed and another poller took over
+            holder = _poller_lock_holder()
+            if holder is None and not _take_poller_lock(token, 0):
+                break  # our lock lapsed (a slow round) and another poller took over
+            if holder not in (None, token):
+                break
             _renew_poller_lock(token)
     finally:
         if _poller_lock_holder() == token:
