@@ -521,14 +521,17 @@ def _invitation_page(
         # Confirming their address is the step between this person and the team: bring them
         # back here once they have (AccountAdapter reads this).
         request.session[RETURN_TO_INVITATION_SESSION_KEY] = request.path
+        if user is None:
+            invitations.remember_opened_invitation(request, found)
     back_here = urlencode({"next": request.path})
+    signup_query = urlencode({"email": found.email, "next": request.path}) if found else back_here
     return TemplateResponse(
         request,
         "accounts/invitation.html",
         {
             "invitation": found,
             "refusal": refusal,
-            "signup_url": f"{reverse('account_signup')}?{back_here}",
+            "signup_url": f"{reverse('account_signup')}?{signup_query}",
             "login_url": f"{reverse('account_login')}?{back_here}",
         },
         status=status,
