@@ -11,6 +11,7 @@ admin.site.site_title = "Unmark admin"
 urlpatterns = [
     path("", views.home, name="home"),
     path("accounts/", include("allauth.urls")),
+    path("account/", include("apps.privacy.urls")),
     path("teams/", include("apps.accounts.urls")),
     path("billing/", include("apps.billing.urls")),
     path("hooks/stripe/", stripe_webhook, name="stripe_webhook"),

@@ -1,5 +1,6 @@
 from typing import Any
 
+from allauth.account import forms as allauth_forms
 from django import forms
 
 from apps.accounts.models import ASSIGNABLE_ROLES, Team
@@ -50,3 +51,18 @@ class MonthlyLimitForm(forms.Form):
         label="Monthly credit limit",
         help_text="Credits per calendar month (10 per video). Leave empty for no limit.",
     )
+
+
+class TwoFactorRequirementForm(forms.Form):
+    require_mfa = forms.BooleanField(
+        required=False, label="Require two-factor authentication for every member"
+    )
+
+
+class LoginForm(allauth_forms.LoginForm):
+    """allauth's sign-in form in the product's words."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "remember" in self.fields:
+            self.fields["remember"].label = "Remember me"

@@ -73,6 +73,11 @@ class Team(models.Model):
         default=False, help_text="Created for a person at sign-up; they are its first owner."
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    require_mfa = models.BooleanField(
+        "require two-factor authentication",
+        default=False,
+        help_text="Members must set up two-factor authentication before they can use the team.",
+    )
     # Deleting a team archives it: its jobs and ledger rows reference it and money history is
     # never lost. An archived team is gone for its members and stays visible to staff.
     archived_at = models.DateTimeField(null=True, blank=True)
@@ -303,6 +308,8 @@ class TeamEventKind(models.TextChoices):
     LIMIT_CHANGED = "limit_changed", "Monthly limit changed"
     CREDITS_GRANTED = "credits_granted", "Credits granted"
     ARCHIVED = "archived", "Team deleted"
+    MFA_REQUIRED = "mfa_required", "Two-factor required"
+    MFA_OPTIONAL = "mfa_optional", "Two-factor no longer required"
 
 
 class TeamEvent(models.Model):

@@ -52,6 +52,7 @@ urlpatterns = [
     path("<uuid:team_id>/activity/", views.activity, name="activity"),
     path("<uuid:team_id>/settings/", views.team_settings, name="team_settings"),
     path("<uuid:team_id>/rename/", views.rename_team, name="rename_team"),
+    path("<uuid:team_id>/two-factor/", views.require_two_factor, name="require_two_factor"),
     path("<uuid:team_id>/delete/", views.delete_team, name="delete_team"),
     path("<uuid:team_id>/leave/", views.leave_team, name="leave_team"),
 ]

@@ -26,6 +26,7 @@ from apps.accounts.access import (
     get_membership_or_404,
     remember_team,
     require_role,
+    team_member_leaving,
     team_member_required,
 )
 from apps.accounts.emails import site_url
@@ -36,6 +37,7 @@ from apps.accounts.forms import (
     MonthlyLimitForm,
     SwitchTeamForm,
     TeamNameForm,
+    TwoFactorRequirementForm,
 )
 from apps.accounts.invitations import RETURN_TO_INVITATION_SESSION_KEY, InvitationRefused
 from apps.accounts.limits import (
@@ -428,6 +430,10 @@ def _settings_page(
         context["rename_form"] = rename_form or TeamNameForm(initial={"name": team.name})
     if me.is_owner and not team.is_personal:
         context["delete_form"] = delete_form or DeleteTeamForm(team=team)
+    if me.is_owner:
+        context["two_factor_form"] = TwoFactorRequirementForm(
+            initial={"require_mfa": team.require_mfa}
+        )
     return TemplateResponse(request, "accounts/team_settings.html", context)
 
 
@@ -451,6 +457,28 @@ def rename_team(request: MemberRequest) -> HttpResponse:
 
 @team_member_required
 @require_POST
+def require_two_factor(request: MemberRequest) -> HttpResponse:
+    require_role(request.membership, Role.OWNER)
+    form = TwoFactorRequirementForm(request.POST)
+    team = request.membership.team
+    if form.is_valid():
+        required: bool = form.cleaned_data["require_mfa"]
+        try:
+            services.set_two_factor_requirement(actor=request.membership, required=required)
+        except ActionRefused as refusal:
+            messages.error(request, str(refusal))
+        else:
+            messages.success(
+                request,
+                f"Every member of {team.name} now needs two-factor authentication to use it."
+                if required
+                else f"Two-factor authentication is optional in {team.name}.",
+            )
+    return redirect("accounts:team_settings", team_id=team.public_id)
+
+
+@team_member_required
+@require_POST
 def delete_team(request: MemberRequest) -> HttpResponse:
     require_role(request.membership, Role.OWNER)
     team = request.membership.team
@@ -466,7 +494,7 @@ def delete_team(request: MemberRequest) -> HttpResponse:
     return redirect("accounts:teams")
 
 
-@team_member_required
+@team_member_leaving
 @require_POST
 def leave_team(request: MemberRequest) -> HttpResponse:
     team = request.membership.team

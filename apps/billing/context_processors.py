@@ -8,8 +8,9 @@ from apps.billing.models import Wallet
 
 def balance(request: HttpRequest) -> dict[str, object]:
     """The current team's wallet for the header chip and the dispute banner: one query, if used."""
+    # Signed-out pages (a password reset that never arrives) name the contact too.
     if not request.user.is_authenticated:
-        return {}
+        return {"support_email": settings.SUPPORT_EMAIL}
 
     def current_wallet() -> Wallet | None:
         membership = current_membership(request)

@@ -516,7 +516,11 @@ def _open_invitation_to_dave(client, acme, bob) -> tuple[str, str]:
 def _sign_up(client, signup_url: str, email: str):
     return client.post(
         signup_url,
-        {"email": email, "password1": "a-long-unusual-pass-1", "password2": "a-long-unusual-pass-1"},
+        {
+            "email": email,
+            "password1": "a-long-unusual-pass-1",
+            "password2": "a-long-unusual-pass-1",
+        },
     )
 
 
@@ -576,7 +580,7 @@ def test_signing_up_with_the_invited_address_without_opening_the_link_needs_conf
 
 
 def test_an_invitation_withdrawn_after_opening_no_longer_proves_the_address(client, acme, bob):
-    invite_path, signup_url = _open_invitation_to_dave(client, acme, bob)
+    _, signup_url = _open_invitation_to_dave(client, acme, bob)
     Invitation.objects.update(revoked_at=timezone.now())
 
     _sign_up(client, signup_url, "dave@example.com")
