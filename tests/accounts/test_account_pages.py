@@ -81,7 +81,9 @@ def test_the_reset_done_page_names_a_real_contact_and_a_way_to_sign_in(client, s
 def test_a_password_reset_ends_on_a_page_with_a_way_to_sign_in(client, alice):
     confirm_email(alice)
     client.post(reverse("account_reset_password"), {"email": alice.email})
-    link = first_match(r"http://testserver(/accounts/password/reset/key/\S+/)", mail.outbox[-1].body)
+    link = first_match(
+        r"http://testserver(/accounts/password/reset/key/\S+/)", mail.outbox[-1].body
+    )
     form_url = client.get(link)["Location"]
 
     done = client.post(
