@@ -28,7 +28,7 @@ def test_an_owner_with_two_factor_requires_it_of_the_team(login, acme, alice):
     assert response.status_code == 302
     acme.refresh_from_db()
     assert acme.require_mfa
-    event = TeamEvent.objects.filter(team=acme).first()
+    event = TeamEvent.objects.filter(team=acme).latest("created_at", "id")
     assert (event.kind, event.actor_email) == (TeamEventKind.MFA_REQUIRED, "alice@example.com")
 
 
@@ -61,7 +61,7 @@ def test_turning_it_off_is_logged_too(login, acme, alice):
 
     acme.refresh_from_db()
     assert not acme.require_mfa
-    assert TeamEvent.objects.filter(team=acme).first().kind == TeamEventKind.MFA_OPTIONAL
+    assert TeamEvent.objects.filter(team=acme).latest("created_at", "id").kind == TeamEventKind.MFA_OPTIONAL
 
 
 @pytest.fixture

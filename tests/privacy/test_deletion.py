@@ -69,7 +69,7 @@ def test_a_member_deletes_their_account_and_the_teams_history_stays(login, acme,
     assert job.created_by is None  # the video stays in Acme, made by "a former member"
     assert list(LedgerEntry.objects.values_list("pk", "team", "kind", "amount")) == entries_before
     assert Wallet.objects.values_list("balance", "held").get(team=acme) == acme_wallet
-    left = TeamEvent.objects.filter(team=acme).first()
+    left = TeamEvent.objects.filter(team=acme).latest("created_at", "id")
     assert (left.kind, left.subject_email) == (TeamEventKind.LEFT, DELETED_NAME)
     own_team.refresh_from_db()
     assert own_team.is_archived
