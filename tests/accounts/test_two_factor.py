@@ -61,7 +61,10 @@ def test_turning_it_off_is_logged_too(login, acme, alice):
 
     acme.refresh_from_db()
     assert not acme.require_mfa
-    assert TeamEvent.objects.filter(team=acme).latest("created_at", "id").kind == TeamEventKind.MFA_OPTIONAL
+    assert (
+        TeamEvent.objects.filter(team=acme).latest("created_at", "id").kind
+        == TeamEventKind.MFA_OPTIONAL
+    )
 
 
 @pytest.fixture
