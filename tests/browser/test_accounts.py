@@ -141,7 +141,6 @@ def test_every_account_page_passes_axe(open_page):
         ("email-addresses", "/accounts/email/"),
         ("password", "/accounts/password/change/"),
         ("two-factor", "/accounts/2fa/"),
-        ("security-key-add", "/accounts/2fa/webauthn/add/"),
         ("sessions", "/accounts/sessions/"),
         ("your-data", "/account/data/"),
         ("delete-account", "/account/delete/"),
@@ -200,6 +199,7 @@ def test_a_security_key_on_the_virtual_authenticator_signs_in_without_a_password
     page.goto("/accounts/2fa/")
     page.get_by_role("link", name="Add a security key").click()
     confirm_its_me(page)
+    check_page(page, "security-key-add")
     page.get_by_label("Name").fill("Laptop")
     page.get_by_label("Passwordless").check()
     page.get_by_role("button", name="Add key").click()
@@ -208,6 +208,9 @@ def test_a_security_key_on_the_virtual_authenticator_signs_in_without_a_password
         user__email="grace@example.com", type=Authenticator.Type.WEBAUTHN
     )
     assert key.wrap().name == "Laptop"
+    page.goto("/accounts/2fa/webauthn/")
+    expect(page.get_by_role("link", name="Remove Laptop")).to_be_visible()
+    check_page(page, "security-keys")
     sign_out(page)
 
     page.goto("/accounts/login/")
