@@ -18,8 +18,6 @@ from apps.jobs import queue
 from apps.jobs.models import Job, JobEvent, JobState
 from apps.jobs.providers import get_provider
 
-RETRYABLE_STATES = (JobState.FAILED, JobState.CANCELED, JobState.EXPIRED)
-
 
 def submit_links(
     *, membership: Membership, links: list[str], retry_of: Job | None = None
@@ -78,7 +76,7 @@ def retry_job(*, membership: Membership, job: Job) -> Job:
     """
     with transaction.atomic():
         original = Job.objects.select_for_update().get(pk=job.pk)
-        if original.state not in RETRYABLE_STATES:
+        if not original.is_retryable:
             raise NotRetryable("Only a failed, canceled or expired video can be tried again.")
         if earlier := original.retries.first():
             raise AlreadyRetried(earlier)
@@ -90,7 +88,7 @@ def retry_job(*, membership: Membership, job: Job) -> Job:
 
 def cancel_job(*, job: Job) -> bool:
     """Cancels a job that has not reached the provider yet, releasing its credits."""
-    if job.state != JobState.QUEUED:
+    if not job.is_cancelable:
         return False
     with transaction.atomic():
         if not job.move(

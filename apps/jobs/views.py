@@ -15,20 +15,19 @@ from django.http import (
     HttpResponseBase,
     JsonResponse,
 )
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from apps.accounts.access import MemberRequest, get_for_member, member_required
+from apps.accounts.access import MemberRequest, get_team_owned, team_member_required
 from apps.accounts.limits import MonthlyLimitReached
 from apps.accounts.models import Membership
 from apps.billing import ledger
 from apps.jobs import queue, services
 from apps.jobs.forms import JobFilterForm, SubmitLinksForm
 from apps.jobs.links import LineError
-from apps.jobs.models import Job, JobQuerySet, JobsPulse, JobState, ProviderAlert
+from apps.jobs.models import Job, JobQuerySet, JobsPulse, ProviderAlert
 from apps.jobs.providers import get_provider
 from apps.jobs.providers.base import CallbackRejected
 
@@ -41,13 +40,13 @@ SUBMISSION_MEMORY_SECONDS = 24 * 60 * 60
 
 
 # --- Dashboard ---------------------------------------------------------------------------------
-@member_required
+@team_member_required
 @require_GET
 def dashboard(request: MemberRequest) -> HttpResponse:
     return _dashboard(request, SubmitLinksForm())
 
 
-@member_required
+@team_member_required
 @require_POST
 def submit(request: MemberRequest) -> HttpResponse:
     form = SubmitLinksForm(request.POST)
@@ -74,7 +73,7 @@ def submit(request: MemberRequest) -> HttpResponse:
     if created and not line_errors and not request.htmx:
         count = len(created)
         messages.success(request, f"{count} video{'s' if count != 1 else ''} added.")
-        return redirect("jobs:dashboard")
+        return redirect(request.membership.team)
     if created:
         # Keep only the lines that need fixing in the box; the rest of the form starts afresh.
         form = SubmitLinksForm(initial={"links": "\n".join(error.text for error in line_errors)})
@@ -102,6 +101,7 @@ def _dashboard(
     just_created: int = 0,
 ) -> HttpResponse:
     context = {
+        "team": request.membership.team,
         "form": form,
         "line_errors": line_errors or [],
         "just_created": just_created,
@@ -122,7 +122,7 @@ def _open_provider_alert() -> ProviderAlert | None:
 
 
 # --- Jobs table (with its live refresh) --------------------------------------------------------
-@member_required
+@team_member_required
 @require_GET
 def jobs_table(request: MemberRequest) -> HttpResponse:
     pulse = Job.objects.filter(team=request.membership.team).pulse()
@@ -150,16 +150,13 @@ def _jobs_table_context(
         jobs = jobs.filter(state=state)
     if by := filters.cleaned_data.get("by"):
         jobs = jobs.filter(created_by_id=by)
-    page: Page[Job] = Paginator(jobs.select_related("created_by"), JOBS_PER_PAGE).get_page(
+    page: Page[Job] = Paginator(jobs.select_related("created_by", "team"), JOBS_PER_PAGE).get_page(
         request.GET.get("page")
     )
-    query = request.GET.copy()
-    query.pop("page", None)
-    query.pop("since", None)
     return {
+        "team": team,
         "filters": filters,
         "page": page,
-        "query": query.urlencode(),
         "fingerprint": pulse.fingerprint,
         "live": pulse.active > 0,
     }
@@ -167,12 +164,12 @@ def _jobs_table_context(
 
 # --- One job ---------------------------------------------------------------------------------
 def _get_job(request: MemberRequest, public_id: object) -> Job:
-    return get_for_member(
-        request.user, Job.objects.select_related("created_by", "team"), public_id=public_id
+    return get_team_owned(
+        request, Job.objects.select_related("created_by", "team"), public_id=public_id
     )
 
 
-@member_required
+@team_member_required
 @require_GET
 def job_detail(request: MemberRequest, public_id: str) -> HttpResponse:
     job = _get_job(request, public_id)
@@ -199,34 +196,32 @@ def _job_fingerprint(job: Job) -> str:
     return f"{job.state}-{job.updated_at.timestamp():.6f}"
 
 
-@member_required
+@team_member_required
 @require_POST
 def retry(request: MemberRequest, public_id: str) -> HttpResponse:
     job = _get_job(request, public_id)
-    # The retry is charged to the job's own team, whichever team is current.
-    membership = get_object_or_404(Membership, team=job.team, user=request.user)
     try:
-        new_job = services.retry_job(membership=membership, job=job)
+        new_job = services.retry_job(membership=request.membership, job=job)
     except services.AlreadyRetried as exc:
         messages.info(request, f"{exc} Here is how that went.")
-        return redirect(job_url(exc.retry))
+        return redirect(exc.retry)
     except services.NotRetryable as exc:
         messages.error(request, str(exc))
-        return redirect(job_url(job))
+        return redirect(job)
     except ledger.InsufficientCredits as exc:
         messages.error(request, _missing_credits_message(exc, 1))
-        return redirect(job_url(job))
+        return redirect(job)
     except ledger.TeamFrozen:
         messages.error(request, FROZEN_MESSAGE)
-        return redirect(job_url(job))
+        return redirect(job)
     except MonthlyLimitReached as exc:
         messages.error(request, str(exc))
-        return redirect(job_url(job))
+        return redirect(job)
     messages.success(request, "Trying again as a new job. Credits are held until it finishes.")
-    return redirect(job_url(new_job))
+    return redirect(new_job)
 
 
-@member_required
+@team_member_required
 @require_POST
 def cancel(request: MemberRequest, public_id: str) -> HttpResponse:
     job = _get_job(request, public_id)
@@ -234,27 +229,23 @@ def cancel(request: MemberRequest, public_id: str) -> HttpResponse:
         messages.success(request, "Canceled. Its credits are available again.")
     else:
         messages.error(request, "This video was already sent to Kie and can no longer be canceled.")
-    return redirect(job_url(job))
+    return redirect(job)
 
 
-def job_url(job: Job) -> str:
-    return reverse("jobs:detail", args=[job.public_id])
-
-
-@member_required
+@team_member_required
 @require_GET
 def download(request: MemberRequest, public_id: str) -> HttpResponseBase:
     return _serve_result(_get_job(request, public_id), attachment=True)
 
 
-@member_required
+@team_member_required
 @require_GET
 def preview(request: MemberRequest, public_id: str) -> HttpResponseBase:
     return _serve_result(_get_job(request, public_id), attachment=False)
 
 
 def _serve_result(job: Job, *, attachment: bool) -> HttpResponseBase:
-    if job.state != JobState.SUCCEEDED or not job.result_file:
+    if not job.has_result:
         raise Http404("This video has no result to download.")
     name = str(job.result_file.name)
     disposition = "attachment" if attachment else "inline"

@@ -88,9 +88,8 @@ def test_a_member_without_two_factor_is_sent_to_set_it_up(login, acme_requires_i
 
 def test_the_dashboard_of_that_team_sends_them_too(login, acme_requires_it, carol):
     client = login(carol)
-    client.post(reverse("accounts:switch_team"), {"team": acme_requires_it.public_id})
 
-    response = client.get(reverse("jobs:dashboard"))
+    response = client.get(reverse("jobs:dashboard", args=[acme_requires_it.public_id]))
 
     assert response["Location"] == reverse("mfa_index")
 

@@ -236,7 +236,7 @@ def test_a_team_that_requires_two_factor_stops_a_member_until_set_up(open_page):
     page.get_by_label("Code").fill(totp_code(secret))
     page.get_by_role("button", name="Sign in", exact=True).click()
     signed_in_as(page, "olivia@example.com")
-    page.goto(f"/teams/{team.public_id}/settings/")
+    page.goto(f"/t/{team.public_id}/settings/")
     page.get_by_label("Require two-factor authentication for every member").check()
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_text("Every member of Acme now needs two-factor")).to_be_visible()
@@ -244,11 +244,11 @@ def test_a_team_that_requires_two_factor_stops_a_member_until_set_up(open_page):
     mo = open_page("mo")
     sign_in(mo, "mo@example.com", FACTORY_PASSWORD)
     signed_in_as(mo, "mo@example.com")
-    mo.goto(f"/teams/{team.public_id}/members/")
+    mo.goto(f"/t/{team.public_id}/members/")
     expect(mo).to_have_url(re.compile(r"/accounts/2fa/$"))
     expect(mo.get_by_text("Acme requires two-factor authentication")).to_be_visible()
     enrol_authenticator_app(mo, password=FACTORY_PASSWORD)
-    mo.goto(f"/teams/{team.public_id}/members/")
+    mo.goto(f"/t/{team.public_id}/members/")
     expect(mo.get_by_role("heading", name="Members")).to_be_visible()
 
 
