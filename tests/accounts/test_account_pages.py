@@ -27,6 +27,13 @@ SIGNED_IN_PAGES = {
 }
 
 
+def test_the_sign_out_page_is_the_products_too(login, alice):
+    page = login(alice).get(reverse("account_logout"))
+
+    assert re.search(r"<h1>\s*Sign out\?\s*</h1>", page.text)
+    assert 'class="card auth-card"' in page.text
+
+
 @pytest.mark.parametrize(("name", "heading"), SIGNED_OUT_PAGES.items())
 def test_signed_out_pages_use_the_product_layout(client, name, heading):
     page = client.get(reverse(name))

@@ -1,10 +1,12 @@
 """Two-factor authentication required by a team, and by the admin for staff."""
 
 import pytest
+from allauth.core import context
 from allauth.mfa.models import Authenticator
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from django.urls import reverse
 
+from apps.accounts.adapters import MFAAdapter
 from apps.accounts.models import TeamEvent, TeamEventKind
 from tests.factories import UserFactory
 
@@ -165,3 +167,24 @@ def test_outside_production_staff_need_not_have_it(login, staff, settings):
 
     assert login(staff).get(reverse("admin:index")).status_code == 200
     assert not Authenticator.objects.filter(user=staff).exists()
+
+
+# --- Security keys --------------------------------------------------------------------------
+
+
+def test_security_keys_are_bound_to_the_domain_in_settings(rf, settings):
+    settings.WEBAUTHN_RP_ID = "unmark.example"
+
+    with context.request_context(rf.get("/", HTTP_HOST="testserver")):
+        relying_party = MFAAdapter().get_public_key_credential_rp_entity()
+
+    assert relying_party == {"id": "unmark.example", "name": "Unmark"}
+
+
+def test_without_one_they_are_bound_to_the_host_the_site_is_opened_on(rf, settings):
+    settings.WEBAUTHN_RP_ID = None
+
+    with context.request_context(rf.get("/", HTTP_HOST="localhost:8123")):
+        relying_party = MFAAdapter().get_public_key_credential_rp_entity()
+
+    assert relying_party["id"] == "localhost"
