@@ -1,8 +1,10 @@
 from typing import Any
 
 from allauth.account import forms as allauth_forms
+from allauth.core import context
 from django import forms
 
+from apps.accounts.invitations import invitation_opened_in
 from apps.accounts.models import ASSIGNABLE_ROLES, Team
 
 ROLE_CHOICES = [(role.value, role.label) for role in ASSIGNABLE_ROLES]
@@ -66,3 +68,12 @@ class LoginForm(allauth_forms.LoginForm):
         super().__init__(*args, **kwargs)
         if "remember" in self.fields:
             self.fields["remember"].label = "Remember me"
+
+
+class SignupForm(allauth_forms.SignupForm):
+    """allauth's sign-up form, which knows the invitation this browser came from (if any), so
+    the page can say which team the new account is joining."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.invitation = invitation_opened_in(context.request)

@@ -532,6 +532,7 @@ def test_the_sign_up_page_from_an_invitation_is_filled_in_with_the_invited_addre
     page = client.get(signup_url)
 
     assert 'value="dave@example.com"' in page.text
+    assert "You are joining <strong>Acme</strong>" in page.text
 
 
 def test_signing_up_through_the_link_with_the_invited_address_needs_no_confirmation(
