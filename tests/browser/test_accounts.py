@@ -176,6 +176,15 @@ def test_an_authenticator_app_then_a_code_then_a_recovery_code(open_page):
     )
     assert codes[0] not in RecoveryCodes(recovery).get_unused_codes()
     assert len(RecoveryCodes(recovery).get_unused_codes()) == 9
+    for name, path in [
+        ("totp-deactivate", "/accounts/2fa/totp/deactivate/"),
+        ("recovery-codes-new", "/accounts/2fa/recovery-codes/generate/"),
+    ]:
+        page.goto(path)
+        if name == "totp-deactivate":  # the first change after signing in asks again
+            confirm_its_me(page, check=True)
+        expect(page.locator("h1")).to_have_text(re.compile(r"\?$"))
+        check_page(page, name)
 
 
 def test_a_security_key_on_the_virtual_authenticator_signs_in_without_a_password(open_page):
@@ -237,6 +246,7 @@ def test_a_team_that_requires_two_factor_stops_a_member_until_set_up(open_page):
     page.get_by_role("button", name="Sign in", exact=True).click()
     signed_in_as(page, "olivia@example.com")
     page.goto(f"/t/{team.public_id}/settings/")
+    check_page(page, "team-settings")
     page.get_by_label("Require two-factor authentication for every member").check()
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_text("Every member of Acme now needs two-factor")).to_be_visible()
