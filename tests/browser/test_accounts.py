@@ -11,13 +11,15 @@ import os
 import re
 import time
 import zipfile
+from collections.abc import Iterator
 
 import pytest
 from allauth.mfa.models import Authenticator
 from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
 from allauth.mfa.totp.internal.auth import TOTP, format_hotp_value, hotp_value
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Page, expect
+from django.db import connections
+from playwright.sync_api import Browser, Page, expect
 
 from apps.accounts.models import User
 from tests.browser.conftest import ARTIFACTS, DESKTOP, PHONE
@@ -31,6 +33,15 @@ SCREENSHOTS = os.environ.get("UNMARK_SCREENSHOTS") == "1"
 SCREENSHOT_DIR = ARTIFACTS / "account-pages"
 TOTP_PERIOD = 30
 axe = Axe()
+
+
+@pytest.fixture(autouse=True)
+def _close_this_tests_connections(browser: Browser) -> Iterator[None]:
+    """Closes the database connection the test's own queries opened while Playwright's loop
+    runs (it is not the one pytest-django closes, and an open one keeps PostgreSQL from
+    dropping the test database)."""
+    yield
+    connections.close_all()
 
 
 def check_page(page: Page, name: str) -> None:
