@@ -90,6 +90,12 @@ def delete_account(*, user: User) -> int:
         if blocking:
             names = ", ".join(b.team.name for b in blocking)
             raise ActionRefused(f"Hand over or delete these teams first: {names}.")
+        if Job.objects.filter(team__in=archive).in_flight().exists():
+            # Their results would arrive for a team that no longer exists.
+            raise ActionRefused(
+                "Some of your videos are still being processed. Delete your account once they"
+                " are done (or have failed); it takes a few minutes at most."
+            )
         now = timezone.now()
         addresses = EmailAddress.objects.filter(user=user).values_list("email", flat=True)
         emails = {user.email.lower(), *(address.lower() for address in addresses)}

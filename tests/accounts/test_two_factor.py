@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from apps.accounts.adapters import MFAAdapter
 from apps.accounts.models import TeamEvent, TeamEventKind
-from tests.factories import UserFactory
+from tests.factories import PASSWORD, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -188,3 +188,17 @@ def test_without_one_they_are_bound_to_the_host_the_site_is_opened_on(rf, settin
         relying_party = MFAAdapter().get_public_key_credential_rp_entity()
 
     assert relying_party["id"] == "localhost"
+
+
+def test_the_admin_signs_people_in_through_the_product_sign_in(client, staff):
+    response = client.get(reverse("admin:login"), {"next": "/admin/jobs/job/"})
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("account_login") + "?next=/admin/jobs/job/"
+    assert (
+        client.post(
+            reverse("admin:login"), {"username": staff.email, "password": PASSWORD}
+        ).status_code
+        == 302
+    )
+    assert "_auth_user_id" not in client.session  # the admin's form signs nobody in

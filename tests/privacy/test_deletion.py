@@ -35,9 +35,9 @@ def stored(name: str) -> str:
     return default_storage.save(name, ContentFile(b"video bytes"))
 
 
-def make_job(team, user, **fields) -> Job:
+def make_job(team, user, *, state: JobState = JobState.SUCCEEDED, **fields) -> Job:
     return Job.objects.create(
-        team=team, created_by=user, provider="kie", credits=10, state=JobState.SUCCEEDED,
+        team=team, created_by=user, provider="kie", credits=10, state=state,
         source_url="https://sora.chatgpt.com/p/s_0123456789abcdef0123456789abcdef", **fields,
     )  # fmt: skip
 
@@ -183,3 +183,16 @@ def test_a_team_they_only_joined_keeps_its_other_members(login, charlie, carol):
     delete(login(carol))
 
     assert list(club.memberships.values_list("user__email", flat=True)) == ["charlie@example.com"]
+
+
+def test_videos_still_in_progress_in_the_personal_team_hold_the_deletion(login, carol):
+    make_job(personal_team(carol), carol, state=JobState.PROCESSING)
+
+    client = login(carol)
+
+    response = delete(client)
+
+    assert response["Location"] == DELETE_URL
+    assert User.objects.filter(email="carol@example.com").exists()
+    assert not personal_team(carol).is_archived
+    assert "still being processed" in client.get(DELETE_URL).text
