@@ -270,6 +270,7 @@ ACCOUNT_ADAPTER = "apps.accounts.adapters.AccountAdapter"
 ACCOUNT_FORMS = {
     "login": "apps.accounts.forms.LoginForm",
     "signup": "apps.accounts.forms.SignupForm",
+    "change_password": "apps.accounts.forms.ChangePasswordForm",
 }
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Unmark] "
 # allauth's login and signup rate limits stay on in every mode (its defaults).

@@ -77,3 +77,19 @@ class SignupForm(allauth_forms.SignupForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.invitation = invitation_opened_in(context.request)
+
+
+class ChangePasswordForm(allauth_forms.ChangePasswordForm):
+    """allauth's password form with labels in sentence case, like every other form."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        labels = {
+            "oldpassword": "Current password",
+            "password1": "New password",
+            "password2": "New password (again)",
+        }
+        for name, label in labels.items():
+            if name in self.fields:
+                self.fields[name].label = label
+                self.fields[name].widget.attrs.pop("placeholder", None)
