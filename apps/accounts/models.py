@@ -4,9 +4,10 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 from allauth.account.models import EmailAddress
+from allauth.mfa.models import Authenticator
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.db import models
-from django.db.models import Case, Q, Value, When
+from django.db.models import Case, Exists, OuterRef, Q, Value, When
 from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils import timezone
@@ -97,6 +98,11 @@ class Team(models.Model):
     @property
     def is_archived(self) -> bool:
         return self.archived_at is not None
+
+    def members_without_two_factor(self) -> "MembershipQuerySet":
+        """Members who have no authenticator app or security key yet."""
+        has_one = Authenticator.objects.filter(user=OuterRef("user"))
+        return self.memberships.select_related("user").filter(~Exists(has_one)).in_rank_order()
 
 
 class Role(models.TextChoices):

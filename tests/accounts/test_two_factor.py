@@ -54,6 +54,17 @@ def test_an_admin_may_not_change_the_requirement(login, acme, bob):
     assert not acme.require_mfa
 
 
+def test_the_settings_page_names_the_members_without_it(login, acme, alice, bob):
+    enrol(alice)
+    enrol(bob)
+
+    page = login(alice).get(reverse("accounts:team_settings", args=[acme.public_id]))
+
+    assert "Not set up yet (1):" in page.text
+    assert "carol@example.com" in page.text
+    assert "bob@example.com" not in page.text.split("Not set up yet")[1].split("</p>")[0]
+
+
 def test_turning_it_off_is_logged_too(login, acme, alice):
     enrol(alice)
     client = login(alice)
