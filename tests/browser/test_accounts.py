@@ -160,6 +160,11 @@ def test_every_account_page_passes_axe(open_page):
         expect(page.locator("h1")).to_be_visible()
         check_page(page, name)
 
+    # The dark theme has its own colours: its contrast is checked on the page with the most.
+    page.emulate_media(color_scheme="dark")
+    page.goto("/account/delete/")
+    check_page(page, "delete-account-dark")
+
 
 def test_an_authenticator_app_then_a_code_then_a_recovery_code(open_page):
     page = open_page("ada")
