@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("accounts", "0002_teams_invitations_audit_log"),
+        ("accounts", "0003_ux_notifications"),
     ]
 
     operations = [
