@@ -263,8 +263,9 @@ def test_a_team_that_requires_two_factor_stops_a_member_until_set_up(open_page):
     signed_in_as(page, "olivia@example.com")
     page.goto(f"/t/{team.public_id}/settings/")
     check_page(page, "team-settings")
-    page.get_by_label("Require two-factor authentication for every member").check()
-    page.get_by_role("button", name="Save").click()
+    two_factor = page.get_by_role("region", name="Two-factor authentication")
+    two_factor.get_by_label("Require two-factor authentication for every member").check()
+    two_factor.get_by_role("button", name="Save").click()
     expect(page.get_by_text("Every member of Acme now needs two-factor")).to_be_visible()
 
     mo = open_page("mo")
