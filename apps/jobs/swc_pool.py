@@ -335,7 +335,7 @@ def _back_in_line(job: Job, *, detail: str) -> None:
         attempts=job.attempts - 1,
         task_id="",
         provider_progress=None,
-        next_check_at=timezone.now(),
+        next_check_at=job.created_at,  # its old place in line
     ):
         queue.start_poller()
 
@@ -360,7 +360,10 @@ def check_job(job: Job) -> None:
         mark_down(server, str(exc))
         if isinstance(exc, ServerDown) and exc.unreachable:
             # Nothing listens: the SWC process is gone, and its in-memory queue with it.
-            send_all_again(server)
+            send_all_again(
+                server,
+                detail="The cleaning server went away and lost this video; sending it again.",
+            )
         else:
             _check_later_unless_stalled(job, server)
         return
@@ -375,9 +378,7 @@ def check_job(job: Job) -> None:
             checks=job.checks + 1,
             next_check_at=timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS),
         ):
-            from apps.jobs.pipeline import download_job  # the pipeline calls this module
-
-            download_job(job)
+            queue.download(job.pk)
     elif result.status == SwcStatus.ERROR:
         _front_of_queue_moved(server.url, leaving=job)
         errors = job.provider_errors + 1
@@ -418,9 +419,11 @@ def _check_later_unless_stalled(job: Job, server: SwcServer) -> None:
     now = timezone.now()
     quiet = now - (job.progress_changed_at or job.submitted_at or now)
     if quiet > timedelta(seconds=settings.SWC_STALL_SECONDS):
-        if server.healthy:
-            mark_down(server, f"a task made no progress for {quiet.total_seconds():.0f} s")
-        send_again(job, detail="The cleaning server stopped making progress; sending it again.")
+        # One video at a time: a run that stopped moving holds up everything behind it too.
+        mark_down(server, f"a task made no progress for {quiet.total_seconds():.0f} s")
+        send_all_again(
+            server, detail="The cleaning server stopped making progress; sending it again."
+        )
         return
     if _past_deadline(job):
         fail_job(job, code="timeout", message=_too_late_message())
@@ -440,7 +443,8 @@ def send_again(job: Job, *, detail: str, **fields: object) -> bool:
         task_id="",
         provider_progress=None,
         result_url="",
-        next_check_at=timezone.now(),
+        # Due since it was created: it goes out before jobs that came after it.
+        next_check_at=job.created_at,
         **fields,
     ):
         return False
@@ -449,14 +453,13 @@ def send_again(job: Job, *, detail: str, **fields: object) -> bool:
     return True
 
 
-def send_all_again(server: SwcServer) -> int:
+def send_all_again(server: SwcServer, *, detail: str) -> int:
+    """Every task the server holds is lost (it went away, or it is stuck): send them again."""
     sent = 0
     for job in Job.objects.filter(
         provider=PROVIDER, provider_server=server.url, state__in=ACTIVE_STATES
     ).exclude(task_id=""):
-        sent += send_again(
-            job, detail="The cleaning server went away and lost this video; sending it again."
-        )
+        sent += send_again(job, detail=detail)
     return sent
 
 
@@ -476,6 +479,16 @@ def _front_of_queue_moved(server_url: str, *, leaving: Job) -> None:
     ).update(progress_changed_at=timezone.now())
 
 
+def fail_overdue_queued() -> int:
+    """Queued file jobs past their deadline are refunded here: while every server is full or
+    down, nothing else looks at them."""
+    cutoff = timezone.now() - timedelta(seconds=settings.SWC_GIVE_UP_SECONDS)
+    failed = 0
+    for job in Job.objects.filter(provider=PROVIDER, state=JobState.QUEUED, created_at__lt=cutoff):
+        failed += fail_job(job, code="timeout", message=_too_late_message())
+    return failed
+
+
 def _past_deadline(job: Job) -> bool:
     return timezone.now() - job.created_at > timedelta(seconds=settings.SWC_GIVE_UP_SECONDS)
 
@@ -490,6 +503,9 @@ def _too_late_message() -> str:
 
 # --- Saving --------------------------------------------------------------------------------------
 def download_client(job: Job) -> httpx.Client | None:
-    """The pooled client (with its Authorization header) of the server that cleaned the job."""
+    """The pooled client (with its Authorization header) of the server that cleaned the job;
+    None for other providers' jobs."""
+    if job.provider != PROVIDER:
+        return None
     server = SwcServer.objects.filter(url=job.provider_server).first()
     return client_for(server).http if server else None

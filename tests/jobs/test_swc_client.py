@@ -133,14 +133,16 @@ def test_one_video_at_a_time_in_the_order_they_came(make_swc, make_client, clip)
     seen_running: list[str] = []
 
     def all_done() -> bool:
-        results = {task: client.result(task) for task in tasks}
+        snapshot = simulator.seen()  # one consistent view of the server's tasks
         running = [
-            t for t, r in results.items() if r.status == SwcStatus.PROCESSING and r.percentage > 0
+            t["task_id"]
+            for t in snapshot["tasks"]
+            if t["status"] == "PROCESSING" and t["percentage"] > 0
         ]
         assert len(running) <= 1
         if running and running[0] not in seen_running:
             seen_running.append(running[0])
-        return all(r.status == SwcStatus.FINISHED for r in results.values())
+        return all(client.result(task).status == SwcStatus.FINISHED for task in tasks)
 
     wait_for(all_done, what="three videos")
     assert seen_running == tasks

@@ -114,6 +114,7 @@ class SwcSimulator:
         self._queue: deque[str] = deque()
         self._running: str | None = None
         self._generation = 0  # bumped by a restart: the run in progress is abandoned
+        self._peak_open = 0  # most tasks uploading, queued or running at once
         self._random = random.Random()  # noqa: S311 (fault draws, not secrets)
         self._stopping = threading.Event()
         self._dir = Path(tempfile.mkdtemp(prefix="swc-sim-"))
@@ -198,6 +199,7 @@ class SwcSimulator:
                 ],
                 "queue": list(self._queue),
                 "running": self._running,
+                "peak_open": self._peak_open,
                 "config": dataclasses.asdict(self._config),
             }
 
@@ -326,6 +328,8 @@ class SwcSimulator:
         with self._lock:
             self._tasks[task_id] = task
             generation = self._generation
+            open_now = sum(t.status in ("UPLOADING", "PROCESSING") for t in self._tasks.values())
+            self._peak_open = max(self._peak_open, open_now)
             delay = self._config.upload_seconds
         # Upstream answers first and writes the file and queues the task in the background.
         timer = threading.Timer(delay, self._enqueue, args=(task_id, generation))
