@@ -3,6 +3,7 @@ restarted, stalled or failing. Every drill ends with each job settled exactly on
 `reconcile` clean."""
 
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -147,6 +148,7 @@ def test_a_server_killed_mid_video_loses_it_to_another_and_is_probed_back(
     )
     job.refresh_from_db()
     assert job.provider_server == slow.url
+    assert job.provider_progress is not None
     assert 10 <= job.provider_progress < 100  # SWC's own percentage, shown live
 
     slow.stop()  # the GPU machine dies mid-video
@@ -282,7 +284,7 @@ def test_videos_waiting_on_a_dead_pool_are_refunded_at_their_deadline(
     jobs = file_jobs(alice_membership, clip, count=2)
     run_until(step, lambda: not pool.server(0).healthy, "the server to be marked down")
 
-    Job.objects.update(created_at=timezone.now() - timezone.timedelta(hours=2))
+    Job.objects.update(created_at=timezone.now() - timedelta(hours=2))
     step()
 
     for job in jobs:
