@@ -40,7 +40,7 @@ class Pool:
         old = self.simulators[index]
         old.stop()
         merged = {**vars(old.config), **config}
-        self.simulators[index] = SwcSimulator(SwcSimConfig(**merged), port=old.port).start()  # type: ignore[arg-type]
+        self.simulators[index] = SwcSimulator(SwcSimConfig(**merged), port=old.port).start()
         return self.simulators[index]
 
     def probe_now(self) -> int:
