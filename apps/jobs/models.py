@@ -192,7 +192,13 @@ class Job(models.Model):
 
     @property
     def progress(self) -> int:
-        return PROGRESS[JobState(self.state)]
+        """The bar people watch; while the provider reports its own percentage (SWC does),
+        the bar follows it between "removing" and "saving"."""
+        state = JobState(self.state)
+        if state == JobState.PROCESSING and self.provider_progress is not None:
+            start, end = PROGRESS[JobState.PROCESSING], PROGRESS[JobState.DOWNLOADING]
+            return start + (end - start) * min(self.provider_progress, 100) // 100
+        return PROGRESS[state]
 
     @property
     def video_id(self) -> str:

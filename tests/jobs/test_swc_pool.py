@@ -2,6 +2,7 @@
 restarted, stalled or failing. Every drill ends with each job settled exactly once and
 `reconcile` clean."""
 
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 from django.core.files.storage import default_storage
 from django.core.management import call_command
+from django.urls import reverse
 from django.utils import timezone
 
 from apps.billing import ledger
@@ -17,6 +19,7 @@ from apps.jobs.models import Job, JobState, SwcServer
 from apps.jobs.providers.swc_simulator import SwcSimConfig, SwcSimulator
 from tests.clips import make_clip
 from tests.jobs.swc import file_jobs, ledger_kinds, mark_brightness, wait_for
+from tests.threads import run_at_once
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -137,7 +140,7 @@ def test_files_spread_over_the_pool_and_come_back_clean(
 
 
 def test_a_server_killed_mid_video_loses_it_to_another_and_is_probed_back(
-    pool, clip, alice_membership, step, drive
+    pool, clip, alice_membership, step, drive, login
 ):
     slow, quick = pool.start({"seconds_per_video": 30}, {})
     [job] = file_jobs(alice_membership, clip)
@@ -149,7 +152,9 @@ def test_a_server_killed_mid_video_loses_it_to_another_and_is_probed_back(
     job.refresh_from_db()
     assert job.provider_server == slow.url
     assert job.provider_progress is not None
-    assert 10 <= job.provider_progress < 100  # SWC's own percentage, shown live
+    assert 10 <= job.provider_progress < 100
+    page = login(alice_membership.user).get(reverse("jobs:detail", args=[job.public_id]))
+    assert f"{job.provider_progress}% done" in page.content.decode()  # SWC's own, live
 
     slow.stop()  # the GPU machine dies mid-video
     drive([job])
@@ -293,3 +298,24 @@ def test_videos_waiting_on_a_dead_pool_are_refunded_at_their_deadline(
         assert job.failure_code == "timeout"
         assert "Nothing was charged" in job.failure_message
     settled_once(*jobs)
+
+
+@pytest.mark.postgres
+def test_workers_booking_at_once_never_overfill_a_server(settings, alice_membership, tmp_path):
+    """Twelve workers book twelve queued jobs at the same moment on three servers that take
+    two each: the row locks let exactly six through, two per server."""
+    settings.SWC_SERVERS = [
+        {"url": f"http://10.0.0.{n}:5344", "authorization": ""} for n in (1, 2, 3)
+    ]
+    ledger.grant(team=alice_membership.team, credits=1000, key="race", memo="race")
+    clip = make_clip(tmp_path / "clip.mp4")
+    jobs = file_jobs(alice_membership, clip, count=12)
+
+    booked = run_at_once(12, lambda index: swc_pool.book_server(jobs[index]))
+
+    servers = [server.url for server in booked if isinstance(server, SwcServer)]
+    assert len(servers) == 6, booked
+    assert sorted(Counter(servers).values()) == [2, 2, 2]
+    states = Counter(Job.objects.values_list("state", flat=True))
+    assert states == {JobState.SUBMITTED: 6, JobState.QUEUED: 6}
+    assert swc_pool.free_slots() == 0
