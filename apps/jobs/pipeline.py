@@ -302,7 +302,7 @@ def poll_due_jobs(*, run_seconds: float | None = None) -> int:
     finally:
         if cache.get(queue.POLLER_LOCK) == token:
             cache.delete(queue.POLLER_LOCK)
-    if out_of_time and run_seconds is None:
+    if out_of_time and run_seconds is None and budget > 0:
         # Work is still coming due: a successor takes over now, not at the next minute's sweep
         # (a pool of servers left without checks for a minute would sit idle).
         queue.start_poller()
