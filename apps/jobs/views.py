@@ -38,6 +38,8 @@ JOBS_PER_PAGE = 20
 NO_CHANGE = 204  # htmx leaves the page alone on 204: the cheap answer of a live refresh
 FROZEN_MESSAGE = "New videos are paused for this team because of a payment dispute."
 SUBMISSION_MEMORY_SECONDS = 24 * 60 * 60
+# Callbacks about one job within this many seconds make one status query (Kie may repeat them).
+CALLBACK_WINDOW_SECONDS = 5
 
 
 # --- Dashboard ---------------------------------------------------------------------------------
@@ -66,7 +68,7 @@ def submit(request: MemberRequest) -> HttpResponse:
                 form.add_error(None, _missing_credits_message(exc, len(paste.links)))
             except ledger.TeamFrozen:
                 form.add_error(None, FROZEN_MESSAGE)
-            except MonthlyLimitReached as exc:
+            except (MonthlyLimitReached, services.ProviderBusy) as exc:
                 form.add_error(None, str(exc))
             finally:
                 if not created:  # nothing was made: the same form may be sent again
@@ -219,7 +221,7 @@ def retry(request: MemberRequest, public_id: str) -> HttpResponse:
     except ledger.TeamFrozen:
         messages.error(request, FROZEN_MESSAGE)
         return redirect(job_url(job))
-    except MonthlyLimitReached as exc:
+    except (MonthlyLimitReached, services.ProviderBusy) as exc:
         messages.error(request, str(exc))
         return redirect(job_url(job))
     messages.success(request, "Trying again as a new job. Credits are held until it finishes.")
@@ -230,7 +232,7 @@ def retry(request: MemberRequest, public_id: str) -> HttpResponse:
 @require_POST
 def cancel(request: MemberRequest, public_id: str) -> HttpResponse:
     job = _get_job(request, public_id)
-    if services.cancel_job(job=job):
+    if job.cancel():
         messages.success(request, "Canceled. Its credits are available again.")
     else:
         messages.error(request, "This video was already sent to Kie and can no longer be canceled.")
@@ -286,16 +288,18 @@ def kie_callback(request: HttpRequest, token: str) -> HttpResponse:
     if job is None:
         raise Http404
     try:
-        task_id = get_provider().verify_callback(request.headers, request.body)
+        task_id = get_provider(job.provider).verify_callback(request.headers, request.body)
     except CallbackRejected as exc:
         logger.warning("callback rejected", extra={"job": job.public_id, "reason": str(exc)})
         return JsonResponse({"code": 400, "msg": "rejected"}, status=400)
     if job.task_id and task_id != job.task_id:
         logger.warning("callback for another task", extra={"job": job.public_id})
         return JsonResponse({"code": 400, "msg": "task mismatch"}, status=400)
-    # The body is never trusted: the callback only makes us ask Kie for the task's status.
-    if job.is_in_flight:
-        queue.check(job.pk)
+    # The body is never trusted: the callback only makes us ask Kie for the task's status
+    # (once for a burst of callbacks), or, for a job whose start got no answer, whether the
+    # task it names is the one that start created.
+    if job.is_in_flight and job.note_callback(window_seconds=CALLBACK_WINDOW_SECONDS):
+        queue.check_after_callback(job.pk, task_id=task_id)
     return HttpResponse(
         json.dumps({"code": 200, "msg": "success"}), content_type="application/json"
     )

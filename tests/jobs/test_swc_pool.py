@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from apps.billing import ledger
 from apps.jobs import swc_pool
-from apps.jobs.models import Job, JobState, SwcServer
+from apps.jobs.models import Job, JobState, ProviderAlert, SwcServer
 from apps.jobs.providers.swc_simulator import SwcSimConfig, SwcSimulator
 from tests.clips import make_clip
 from tests.jobs.swc import file_jobs, ledger_kinds, mark_brightness, wait_for
@@ -213,10 +213,16 @@ def test_tasks_stuck_processing_after_a_restart_are_sent_again(
 
 
 def test_a_stalled_server_gives_up_its_running_and_waiting_videos(
-    pool, clip, alice_membership, drive
+    pool, clip, alice_membership, step, drive
 ):
-    stalled, healthy = pool.start({"stall_rate": 1}, {"seconds_per_video": 0.3})
-    jobs = file_jobs(alice_membership, clip, count=3)
+    [stalled] = pool.start({"stall_rate": 1})
+    jobs = file_jobs(alice_membership, clip, count=2)
+    run_until(
+        step,
+        lambda: Job.objects.exclude(task_id="").count() == 2,
+        "both videos to reach the server",
+    )
+    [_, healthy] = pool.start({"seconds_per_video": 0.3})  # a second server joins the pool
 
     drive(jobs)
 
@@ -224,9 +230,10 @@ def test_a_stalled_server_gives_up_its_running_and_waiting_videos(
         job.refresh_from_db()
         assert job.state == JobState.SUCCEEDED
         assert job.provider_server == healthy.url
-    lost = [job for job in jobs if job.attempts == 2]
-    assert len(lost) == 2  # the running one and the one waiting behind it
+        assert job.attempts == 2  # the running one and the one waiting behind it
+        assert "The cleaning server stopped making progress; sending it again." in details(job)
     assert not pool.server(0).healthy
+    assert "no progress" in pool.server(0).down_reason
     assert len(stalled.seen()["tasks"]) == 2
     settled_once(*jobs)
 
@@ -268,9 +275,12 @@ def test_with_every_server_down_videos_wait_then_go_when_one_is_back(
         step()
     assert set(Job.objects.values_list("state", flat=True)) == {JobState.QUEUED}
     assert swc_pool.free_slots() == 0
+    [alert] = ProviderAlert.objects.filter(provider="swc", resolved_at=None)
+    assert alert.message == "No cleaning server is answering."  # users see the banner
 
     pool.restart(1)
     assert pool.probe_now() == 1
+    assert not ProviderAlert.objects.filter(provider="swc", resolved_at=None).exists()
     drive(jobs)
 
     for job in jobs:

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("jobs", "0005_job_submission"),
+        ("jobs", "0006_job_callback_at"),
     ]
 
     operations = [
