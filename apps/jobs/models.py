@@ -439,6 +439,7 @@ class SwcServer(models.Model):
 
     class Meta:
         ordering: ClassVar[list[str]] = ["id"]
+        verbose_name = "SWC server"
 
     def __str__(self) -> str:
         return f"{self.url} ({'up' if self.healthy else 'down'})"

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.jobs import queue, swc_pool
@@ -422,9 +422,20 @@ def _take_poller_lock(token: str, wait_seconds: float) -> bool:
 
 def _work_due_soon() -> bool:
     """Keep looping only for checks due within the horizon; later ones (callback fallbacks,
-    long back-offs) are left to the sweep, so the poller does not hold a worker idle."""
+    long back-offs) are left to the sweep, so the poller does not hold a worker idle.
+
+    Tasks on the SWC pool always count: their checks come due every moment, but a round that
+    happens to see every one of them handed out would otherwise stop the poller, and the pool
+    would wait for a new one to get through the queue."""
     horizon = timezone.now() + timedelta(seconds=settings.POLLER_HORIZON_SECONDS)
-    return Job.objects.in_flight().filter(next_check_at__lte=horizon).exists()
+    return (
+        Job.objects.in_flight()
+        .filter(
+            Q(next_check_at__lte=horizon)
+            | Q(provider=swc_pool.PROVIDER, state__in=swc_pool.ACTIVE_STATES)
+        )
+        .exists()
+    )
 
 
 def _seconds_until_next_round() -> float:

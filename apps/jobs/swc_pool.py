@@ -24,14 +24,14 @@ import os
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import IO
 
 import httpx
 from botocore.exceptions import ClientError
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, Max, Q
 from django.utils import timezone
 
 from apps.jobs import queue
@@ -57,7 +57,6 @@ from apps.jobs.providers.swc import (
 logger = logging.getLogger("unmark.jobs")
 
 PROVIDER = "swc"
-LABEL = "the cleaning server"
 ACTIVE_STATES = (JobState.SUBMITTED, JobState.PROCESSING)
 MAX_PROBE_SECONDS = 60
 
@@ -319,7 +318,11 @@ def send_job(job: Job) -> None:
         return
     except OSError as exc:  # storage trouble reading the original: try again shortly
         logger.warning("swc original unreadable", extra={"job": job.public_id, "error": str(exc)})
-        _back_in_line(job, detail="The uploaded video could not be read; trying again.")
+        _back_in_line(
+            job,
+            detail="The uploaded video could not be read; trying again shortly.",
+            after=timedelta(seconds=settings.JOB_LEASE_SECONDS),
+        )
         return
     now = timezone.now()
     job.touch(
@@ -337,14 +340,15 @@ def _renew_lease(job: Job, lease: timedelta) -> None:
     job.touch(next_check_at=timezone.now() + lease)
 
 
-def _back_in_line(job: Job, *, detail: str) -> None:
+def _back_in_line(job: Job, *, detail: str, after: timedelta | None = None) -> None:
+    """Back in line without using a try: at its old place, or after a pause."""
     if job.move(
         JobState.QUEUED,
         detail=detail,
         attempts=job.attempts - 1,
         task_id="",
         provider_progress=None,
-        next_check_at=job.created_at,  # its old place in line
+        next_check_at=timezone.now() + after if after else job.created_at,
     ):
         queue.start_poller()
 
@@ -378,6 +382,7 @@ def check_job(job: Job) -> None:
 
     if status.state == TaskState.SUCCEEDED:
         _finished_on(server)
+        _front_of_queue_moved(server.url, leaving=job)
         send_next()  # its place on the server is free now
         if job.move(
             JobState.DOWNLOADING,
@@ -426,7 +431,7 @@ def _progressed(job: Job, percentage: int, *, running: bool) -> None:
 
 def _check_later_unless_stalled(job: Job, server: SwcServer) -> None:
     now = timezone.now()
-    quiet = now - (job.progress_changed_at or job.submitted_at or now)
+    quiet = now - _quiet_since(job, server, now)
     if quiet > timedelta(seconds=settings.SWC_STALL_SECONDS):
         # One video at a time: a run that stopped moving holds up everything behind it too.
         mark_down(server, f"a task made no progress for {quiet.total_seconds():.0f} s")
@@ -441,6 +446,22 @@ def _check_later_unless_stalled(job: Job, server: SwcServer) -> None:
         checks=job.checks + 1, next_check_at=now + timedelta(seconds=settings.SWC_POLL_SECONDS)
     )
     _keep_dispatcher_running()
+
+
+def _quiet_since(job: Job, server: SwcServer, now: datetime) -> datetime:
+    """Since when the job's task has shown no sign of life. A task waiting its turn (0 %)
+    lives as long as the one running ahead of it on the same server moves."""
+    since = job.progress_changed_at or job.submitted_at or now
+    if not job.provider_progress:
+        ahead = (
+            Job.objects.filter(
+                provider=PROVIDER, provider_server=server.url, state__in=ACTIVE_STATES
+            )
+            .exclude(pk=job.pk)
+            .aggregate(latest=Max("progress_changed_at"))["latest"]
+        )
+        since = max(since, ahead) if ahead else since
+    return since
 
 
 def _keep_dispatcher_running() -> None:
