@@ -1,10 +1,12 @@
-"""Team pages. Each view under /teams/<team_id>/ goes through `team_member_required` (404 for
+"""Team pages. Each view under /t/<team_id>/ goes through `team_member_required` (404 for
 anyone outside the team) and checks the role its action needs (403) before touching anything;
 the services re-check under their locks.
 """
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
@@ -12,18 +14,20 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.forms import Form
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import redirect
+from django.template.defaultfilters import pluralize
 from django.template.response import TemplateResponse
-from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.urls import Resolver404, resolve, reverse
+from django.utils.http import urlencode
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.accounts import invitations, services
 from apps.accounts.access import (
     AuthedRequest,
     MemberRequest,
-    current_membership,
+    default_membership,
     get_membership_or_404,
+    get_team_owned,
     remember_team,
     require_role,
     team_member_required,
@@ -33,9 +37,12 @@ from apps.accounts.forms import (
     ChangeRoleForm,
     DeleteTeamForm,
     InviteForm,
+    LowBalanceForm,
     MonthlyLimitForm,
+    NotificationsForm,
     SwitchTeamForm,
     TeamNameForm,
+    VideosField,
 )
 from apps.accounts.invitations import RETURN_TO_INVITATION_SESSION_KEY, InvitationRefused
 from apps.accounts.limits import (
@@ -50,6 +57,7 @@ from apps.accounts.models import (
     OwnershipOffer,
     Refusal,
     Role,
+    Team,
     TeamEvent,
     User,
 )
@@ -60,6 +68,29 @@ EVENTS_PER_PAGE = 50
 
 def _first_error(form: Form) -> str:
     return str(next(iter(form.errors.values()))[0])
+
+
+def _confirm(
+    request: MemberRequest,
+    *,
+    title: str,
+    explanation: list[str],
+    button: str,
+    back: str,
+    form: Form | None = None,
+) -> HttpResponse:
+    """The question a destructive action asks first (GET shows it, POST does it). Opened by
+    `static/js/app.js` in a dialog (only the form then), or as a page without JavaScript."""
+    template = "confirm.html#dialog" if request.headers.get("X-Confirm-Dialog") else "confirm.html"
+    context = {
+        "title": title,
+        "explanation": explanation,
+        "button": button,
+        "back": back,
+        "form": form,
+        "action": request.path,
+    }
+    return TemplateResponse(request, template, context)
 
 
 # --- Your teams -----------------------------------------------------------------------------
@@ -76,7 +107,7 @@ def teams(request: AuthedRequest) -> HttpResponse:
     return TemplateResponse(
         request,
         "accounts/teams.html",
-        {"memberships": memberships, "current": current_membership(request)},
+        {"memberships": memberships, "current": default_membership(request)},
     )
 
 
@@ -102,12 +133,19 @@ def switch_team(request: AuthedRequest) -> HttpResponse:
     membership = get_membership_or_404(request.user, form.cleaned_data["team"])
     remember_team(request, membership)
     messages.success(request, f"You are now working in {membership.team.name}.")
-    next_url = form.cleaned_data["next"]
-    if not url_has_allowed_host_and_scheme(
-        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        next_url = "jobs:dashboard"
-    return redirect(next_url)
+    return redirect(_same_page_in(membership.team, form.cleaned_data["next"]))
+
+
+def _same_page_in(team: Team, path: str) -> str:
+    """The page of `team` that matches `path` (the page the switcher was used on): the same
+    section of the other team (its billing, members, …), else its dashboard."""
+    try:
+        match = resolve(urlsplit(path).path)
+    except Resolver404:
+        match = None
+    if match is not None and set(match.kwargs) == {"team_id"}:
+        return reverse(match.view_name, kwargs={"team_id": team.public_id})
+    return team.get_absolute_url()
 
 
 # --- Members and invitations ----------------------------------------------------------------
@@ -187,11 +225,7 @@ def invite(request: MemberRequest) -> HttpResponse:
 
 
 def _get_team_invitation(request: MemberRequest, invitation_id: int) -> Invitation:
-    return get_object_or_404(
-        Invitation.objects.select_related("team"),
-        team=request.membership.team,
-        pk=invitation_id,
-    )
+    return get_team_owned(request, Invitation.objects.select_related("team"), pk=invitation_id)
 
 
 @team_member_required
@@ -213,10 +247,20 @@ def resend_invitation(request: MemberRequest, invitation_id: int) -> HttpRespons
 
 
 @team_member_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def revoke_invitation(request: MemberRequest, invitation_id: int) -> HttpResponse:
     require_role(request.membership, *MANAGER_ROLES)
     invitation = _get_team_invitation(request, invitation_id)
+    if request.method == "GET":
+        return _confirm(
+            request,
+            title=f"Revoke the invitation to {invitation.email}?",
+            explanation=[
+                "The link they were sent stops working at once. You can invite them again later."
+            ],
+            button="Revoke the invitation",
+            back=reverse("accounts:members", args=[invitation.team.public_id]),
+        )
     try:
         invitations.revoke_invitation(invitation=invitation, actor=request.user)
     except ActionRefused as refusal:
@@ -231,10 +275,8 @@ def revoke_invitation(request: MemberRequest, invitation_id: int) -> HttpRespons
 
 def _get_managed_member(request: MemberRequest, membership_id: int) -> Membership:
     """A member of this team whom the person may manage: 404 if no such member, else 403."""
-    target = get_object_or_404(
-        Membership.objects.select_related("user", "team"),
-        team=request.membership.team,
-        pk=membership_id,
+    target = get_team_owned(
+        request, Membership.objects.select_related("user", "team"), pk=membership_id
     )
     if not request.membership.can_manage_member(target):
         raise PermissionDenied
@@ -260,7 +302,9 @@ def member(request: MemberRequest, membership_id: int) -> HttpResponse:
             "credits_used": credits_used_this_month(membership=target),
             "role_form": ChangeRoleForm(initial={"role": target.role}),
             "limit_form": MonthlyLimitForm(
-                initial={"monthly_credit_limit": target.monthly_credit_limit}
+                initial={
+                    "monthly_credit_limit": VideosField.initial_from(target.monthly_credit_limit)
+                }
             ),
             "offer": offer,
             "can_remove": me.can_remove(target),
@@ -304,16 +348,33 @@ def set_limit(request: MemberRequest, membership_id: int) -> HttpResponse:
     if limit is None:
         messages.success(request, f"{target.user.email} has no monthly limit.")
     else:
-        messages.success(request, f"{target.user.email} may use {limit} credits a month.")
+        videos = limit // settings.CREDITS_PER_VIDEO
+        messages.success(
+            request,
+            f"{target.user.email} may make {videos:,} video{pluralize(videos)} a month"
+            f" ({limit:,} credits).",
+        )
     return redirect("accounts:members", team_id=target.team.public_id)
 
 
 @team_member_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def remove_member(request: MemberRequest, membership_id: int) -> HttpResponse:
     target = _get_managed_member(request, membership_id)
     if not request.membership.can_remove(target):
         raise PermissionDenied  # yourself: leaving has its own page and rules
+    if request.method == "GET":
+        return _confirm(
+            request,
+            title=f"Remove {target.user.email} from {target.team.name}?",
+            explanation=[
+                "They lose access to the team's videos and credits at once, and we email them "
+                "that they were removed.",
+                "The videos they made stay in the team, and so does the activity log.",
+            ],
+            button=f"Remove {target.user.email}",
+            back=reverse("accounts:member", args=[target.team.public_id, target.pk]),
+        )
     try:
         services.remove_member(actor=request.membership, target=target)
     except ActionRefused as refusal:
@@ -329,9 +390,9 @@ def remove_member(request: MemberRequest, membership_id: int) -> HttpResponse:
 
 
 def _get_open_offer(request: MemberRequest) -> OwnershipOffer:
-    return get_object_or_404(
+    return get_team_owned(
+        request,
         OwnershipOffer.objects.select_related("team", "offered_by__user", "offered_to__user"),
-        team=request.membership.team,
     )
 
 
@@ -419,16 +480,60 @@ def _settings_page(
     request: MemberRequest,
     *,
     rename_form: TeamNameForm | None = None,
-    delete_form: DeleteTeamForm | None = None,
+    low_balance_form: LowBalanceForm | None = None,
 ) -> HttpResponse:
     me = request.membership
     team = me.team
-    context: dict[str, object] = {"team": team, "me": me}
+    context: dict[str, object] = {
+        "team": team,
+        "me": me,
+        "can_delete": me.is_owner and not team.is_personal,
+    }
     if me.can_manage:
         context["rename_form"] = rename_form or TeamNameForm(initial={"name": team.name})
-    if me.is_owner and not team.is_personal:
-        context["delete_form"] = delete_form or DeleteTeamForm(team=team)
+        context["low_balance_form"] = low_balance_form or LowBalanceForm(
+            initial={"low_balance_threshold": VideosField.initial_from(team.low_balance_threshold)}
+        )
     return TemplateResponse(request, "accounts/team_settings.html", context)
+
+
+@team_member_required
+@require_POST
+def set_low_balance(request: MemberRequest) -> HttpResponse:
+    require_role(request.membership, *MANAGER_ROLES)
+    form = LowBalanceForm(request.POST)
+    if not form.is_valid():
+        return _settings_page(request, low_balance_form=form)
+    team = request.membership.team
+    threshold: int | None = form.cleaned_data["low_balance_threshold"]
+    # A new threshold starts afresh: the next check emails if credits are already below it.
+    Team.objects.filter(pk=team.pk).update(
+        low_balance_threshold=threshold, low_balance_alerted=False
+    )
+    if threshold is None:
+        messages.success(request, "No low-balance email will be sent.")
+    else:
+        videos = threshold // settings.CREDITS_PER_VIDEO
+        messages.success(
+            request,
+            f"Owners and admins are emailed when fewer than {videos:,} video{pluralize(videos)}"
+            f" ({threshold:,} credits) are left.",
+        )
+    return redirect("accounts:team_settings", team_id=team.public_id)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def notifications(request: AuthedRequest) -> HttpResponse:
+    """The emails a person may turn off (the ones about their account always go)."""
+    form = NotificationsForm(
+        request.POST if request.method == "POST" else None, instance=request.user
+    )
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, "Saved your email settings.")
+        return redirect("notifications")
+    return TemplateResponse(request, "accounts/notifications.html", {"form": form})
 
 
 @team_member_required
@@ -449,14 +554,42 @@ def rename_team(request: MemberRequest) -> HttpResponse:
     return redirect("accounts:team_settings", team_id=team.public_id)
 
 
+def _unused_credits_warning(team: Team) -> str:
+    # Read through the reverse relation: accounts, the ground floor, imports no billing code.
+    wallet = getattr(team, "wallet", None)
+    available = max(wallet.available, 0) if wallet else 0
+    if not available:
+        return "It has no unused credits."
+    videos = available // settings.CREDITS_PER_VIDEO
+    return (
+        f"Its {available:,} unused credits (enough for {videos:,} video{pluralize(videos)}) are "
+        "lost with it: they cannot be moved to another team or used afterwards. For a refund of "
+        f"paid credits, write to {settings.SUPPORT_EMAIL} before you delete it."
+    )
+
+
 @team_member_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def delete_team(request: MemberRequest) -> HttpResponse:
     require_role(request.membership, Role.OWNER)
     team = request.membership.team
-    form = DeleteTeamForm(request.POST, team=team)
+    if team.is_personal:
+        messages.error(request, "A personal team can't be deleted.")
+        return redirect("accounts:team_settings", team_id=team.public_id)
+    form = DeleteTeamForm(request.POST if request.method == "POST" else None, team=team)
     if not form.is_valid():
-        return _settings_page(request, delete_form=form)
+        return _confirm(
+            request,
+            title=f"Delete {team.name}?",
+            explanation=[
+                "The team disappears for every member: nobody can submit, download or buy "
+                "credits in it any more. Its history is kept for our records.",
+                _unused_credits_warning(team),
+            ],
+            button="Delete the team",
+            back=reverse("accounts:team_settings", args=[team.public_id]),
+            form=form,
+        )
     try:
         services.archive_team(team=team, actor=request.membership)
     except ActionRefused as refusal:
@@ -467,9 +600,20 @@ def delete_team(request: MemberRequest) -> HttpResponse:
 
 
 @team_member_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def leave_team(request: MemberRequest) -> HttpResponse:
     team = request.membership.team
+    if request.method == "GET":
+        return _confirm(
+            request,
+            title=f"Leave {team.name}?",
+            explanation=[
+                "You lose access to the team's videos and credits at once; only an owner or "
+                "admin can invite you back. The videos you made stay with the team."
+            ],
+            button="Leave the team",
+            back=reverse("accounts:team_settings", args=[team.public_id]),
+        )
     try:
         services.leave_team(membership=request.membership)
     except ActionRefused as refusal:
@@ -502,7 +646,7 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
             return _invitation_page(request, found, user, refused.refusal, status=403)
         remember_team(request, membership)
         messages.success(request, f"Welcome to {membership.team.name}! You are working in it now.")
-        return redirect("jobs:dashboard")
+        return redirect(membership.team)
     refusal = found.refusal_for(user) if found else Refusal.UNKNOWN
     return _invitation_page(request, found, user, refusal, status=200)
 

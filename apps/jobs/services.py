@@ -4,6 +4,7 @@ credits are settled then, is `Job`'s business (`Job.move`, `.fail`, `.succeed`, 
 """
 
 import math
+import uuid
 
 from django.conf import settings
 from django.db import transaction
@@ -17,8 +18,6 @@ from apps.jobs.models import InputKind, Job, JobEvent, JobState
 from apps.jobs.providers import provider_for
 from apps.jobs.providers.base import RemovalProvider
 
-RETRYABLE_STATES = (JobState.FAILED, JobState.CANCELED, JobState.EXPIRED)
-
 
 class ProviderBusy(Exception):
     """More videos are waiting than the provider can take before they would be given up on.
@@ -28,9 +27,14 @@ class ProviderBusy(Exception):
 
 
 def submit_links(
-    *, membership: Membership, links: list[str], retry_of: Job | None = None
+    *,
+    membership: Membership,
+    links: list[str],
+    retry_of: Job | None = None,
+    submission_id: uuid.UUID | None = None,
 ) -> list[Job]:
-    """Creates one job per link and holds their credits, all or nothing.
+    """Creates one job per link and holds their credits, all or nothing. The jobs share one
+    submission (a batch: one "videos done" email), `submission_id` when the form named one.
 
     Raises `ProviderBusy`, `ledger.InsufficientCredits`, `ledger.TeamFrozen` or
     `MonthlyLimitReached`; then nothing is created. Sending is the dispatcher's job: the new
@@ -40,6 +44,7 @@ def submit_links(
     provider = provider_for(InputKind.LINK)
     admit(provider, count=len(links))
     now = timezone.now()
+    submission_id = submission_id or uuid.uuid4()
     with transaction.atomic():
         check_monthly_limit(membership=membership, credits=credits * len(links))
         jobs = Job.objects.bulk_create(
@@ -51,14 +56,17 @@ def submit_links(
                 provider=provider.name,
                 credits=credits,
                 retry_of=retry_of,
+                submission_id=submission_id,
+                submission_index=position,
                 next_check_at=now,
             )
-            for link in links
+            for position, link in enumerate(links)
         )
         JobEvent.objects.bulk_create(
             JobEvent(job=job, to_state=JobState.QUEUED, detail="Link submitted.") for job in jobs
         )
         ledger.hold_for_jobs(team=membership.team, jobs=jobs)
+        queue.check_low_balance(membership.team_id)
         queue.start_poller()
     return jobs
 
@@ -100,7 +108,7 @@ def retry_job(*, membership: Membership, job: Job) -> Job:
     """
     with transaction.atomic():
         original = Job.objects.select_for_update().get(pk=job.pk)
-        if original.state not in RETRYABLE_STATES:
+        if not original.is_retryable:
             raise NotRetryable("Only a failed, canceled or expired video can be tried again.")
         if earlier := original.retries.first():
             raise AlreadyRetried(earlier)

@@ -1,10 +1,10 @@
-from django.urls import path
+from django.urls import include, path
 
 from apps.jobs import views
 
 app_name = "jobs"
 
-urlpatterns = [
+team_urlpatterns = [
     path("dashboard/", views.dashboard, name="dashboard"),
     path("jobs/", views.submit, name="submit"),
     path("jobs/table/", views.jobs_table, name="table"),
@@ -13,5 +13,9 @@ urlpatterns = [
     path("jobs/<uuid:public_id>/cancel/", views.cancel, name="cancel"),
     path("jobs/<uuid:public_id>/download/", views.download, name="download"),
     path("jobs/<uuid:public_id>/video/", views.preview, name="preview"),
+]
+
+urlpatterns = [
+    path("t/<uuid:team_id>/", include(team_urlpatterns)),
     path("hooks/kie/<str:token>/", views.kie_callback, name="kie_callback"),
 ]

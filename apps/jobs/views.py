@@ -1,6 +1,8 @@
 import json
 import logging
 import uuid
+from datetime import UTC, datetime
+from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
@@ -15,20 +17,19 @@ from django.http import (
     HttpResponseBase,
     JsonResponse,
 )
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from apps.accounts.access import MemberRequest, get_for_member, member_required
-from apps.accounts.limits import MonthlyLimitReached
+from apps.accounts.access import MemberRequest, get_team_owned, team_member_required
+from apps.accounts.limits import MonthlyLimitReached, limit_left
 from apps.accounts.models import Membership
 from apps.billing import ledger
 from apps.jobs import queue, services
 from apps.jobs.forms import JobFilterForm, SubmitLinksForm
 from apps.jobs.links import LineError
-from apps.jobs.models import Job, JobQuerySet, JobsPulse, JobState, ProviderAlert
+from apps.jobs.models import Job, JobQuerySet, JobsPulse, ProviderAlert
 from apps.jobs.providers import get_provider
 from apps.jobs.providers.base import CallbackRejected
 
@@ -38,32 +39,46 @@ JOBS_PER_PAGE = 20
 NO_CHANGE = 204  # htmx leaves the page alone on 204: the cheap answer of a live refresh
 FROZEN_MESSAGE = "New videos are paused for this team because of a payment dispute."
 SUBMISSION_MEMORY_SECONDS = 24 * 60 * 60
+ANNOUNCE_AT_MOST = 5  # a screen reader reads every word: name a few videos, not a whole batch
 # Callbacks about one job within this many seconds make one status query (Kie may repeat them).
 CALLBACK_WINDOW_SECONDS = 5
 
 
 # --- Dashboard ---------------------------------------------------------------------------------
-@member_required
+@team_member_required
 @require_GET
 def dashboard(request: MemberRequest) -> HttpResponse:
-    return _dashboard(request, SubmitLinksForm())
+    return _dashboard(request, _paste_form(request))
 
 
-@member_required
+def _paste_form(request: MemberRequest, **kwargs: Any) -> SubmitLinksForm:
+    confirmed = request.user.ownership_confirmed_at is not None
+    return SubmitLinksForm(ownership_confirmed=confirmed, **kwargs)
+
+
+@team_member_required
 @require_POST
 def submit(request: MemberRequest) -> HttpResponse:
-    form = SubmitLinksForm(request.POST)
+    form = _paste_form(request, data=request.POST)
     line_errors: list[LineError] = []
+    duplicates: list[LineError] = []
     created: list[Job] = []
     if form.is_valid():
+        if form.cleaned_data.get("owns_videos"):
+            request.user.confirm_ownership()
         paste = form.paste
         line_errors = paste.errors
+        duplicates = paste.duplicates
         submission = _submission_key(form.cleaned_data["submission"])
         if paste.links and not cache.add(submission, True, timeout=SUBMISSION_MEMORY_SECONDS):
             form.add_error(None, "These links were already sent: see the list below.")
         elif paste.links:
             try:
-                created = services.submit_links(membership=request.membership, links=paste.links)
+                created = services.submit_links(
+                    membership=request.membership,
+                    links=paste.links,
+                    submission_id=form.cleaned_data["submission"],
+                )
             except ledger.InsufficientCredits as exc:
                 form.add_error(None, _missing_credits_message(exc, len(paste.links)))
             except ledger.TeamFrozen:
@@ -75,12 +90,21 @@ def submit(request: MemberRequest) -> HttpResponse:
                     cache.delete(submission)
     if created and not line_errors and not request.htmx:
         count = len(created)
-        messages.success(request, f"{count} video{'s' if count != 1 else ''} added.")
-        return redirect("jobs:dashboard")
+        notes = " ".join(f"Line {line.number}: {line.message}" for line in duplicates)
+        messages.success(request, f"{count} video{'s' if count != 1 else ''} added. {notes}")
+        return redirect(request.membership.team)
     if created:
         # Keep only the lines that need fixing in the box; the rest of the form starts afresh.
-        form = SubmitLinksForm(initial={"links": "\n".join(error.text for error in line_errors)})
-    return _dashboard(request, form, line_errors=line_errors, just_created=len(created))
+        form = _paste_form(
+            request, initial={"links": "\n".join(error.text for error in line_errors)}
+        )
+    return _dashboard(
+        request,
+        form,
+        line_errors=line_errors,
+        duplicates=duplicates,
+        just_created=len(created),
+    )
 
 
 def _submission_key(submission: uuid.UUID | None) -> str:
@@ -101,16 +125,20 @@ def _dashboard(
     form: SubmitLinksForm,
     *,
     line_errors: list[LineError] | None = None,
+    duplicates: list[LineError] | None = None,
     just_created: int = 0,
 ) -> HttpResponse:
     context = {
+        "team": request.membership.team,
         "form": form,
         "line_errors": line_errors or [],
+        "duplicates": duplicates or [],
         "just_created": just_created,
         "max_links": settings.MAX_LINKS_PER_SUBMIT,
         "credits_per_video": settings.CREDITS_PER_VIDEO,
         "provider_alert": _open_provider_alert(),
         **_jobs_table_context(request),
+        **_credit_context(request),
     }
     if request.htmx:
         # The form is swapped in place; the table, flash messages and balance follow out of band.
@@ -123,15 +151,39 @@ def _open_provider_alert() -> ProviderAlert | None:
     return ProviderAlert.objects.filter(resolved_at__isnull=True).order_by("-last_seen_at").first()
 
 
+def _credit_context(request: MemberRequest) -> dict[str, object]:
+    membership = request.membership
+    return {
+        "limit_left": limit_left(membership=membership),
+        "can_buy": membership.can_buy_credits,
+    }
+
+
 # --- Jobs table (with its live refresh) --------------------------------------------------------
-@member_required
+@team_member_required
 @require_GET
 def jobs_table(request: MemberRequest) -> HttpResponse:
-    pulse = Job.objects.filter(team=request.membership.team).pulse()
-    if request.GET.get("since") == pulse.fingerprint:
+    team = request.membership.team
+    pulse = Job.objects.filter(team=team).pulse()
+    since = request.GET.get("since", "")
+    if since == pulse.fingerprint:
         return HttpResponse(status=NO_CHANGE)
-    context = _jobs_table_context(request, pulse)
+    context = {
+        **_jobs_table_context(request, pulse),
+        **_credit_context(request),
+        "finished": _finished_since(Job.objects.filter(team=team), since),
+    }
     return TemplateResponse(request, "jobs/dashboard.html#table_refresh", context)
+
+
+def _finished_since(jobs: JobQuerySet, fingerprint: str) -> list[Job]:
+    """Jobs that ended after the page's last look (its fingerprint holds the latest change),
+    for the screen reader announcement. None on a first look: there was nothing to compare."""
+    since = JobsPulse.latest_in(fingerprint)
+    if since is None:
+        return []
+    moment = datetime.fromtimestamp(since, tz=UTC)
+    return list(jobs.filter(finished_at__gt=moment).order_by("finished_at")[:ANNOUNCE_AT_MOST])
 
 
 def _jobs_table_context(
@@ -152,16 +204,13 @@ def _jobs_table_context(
         jobs = jobs.filter(state=state)
     if by := filters.cleaned_data.get("by"):
         jobs = jobs.filter(created_by_id=by)
-    page: Page[Job] = Paginator(jobs.select_related("created_by"), JOBS_PER_PAGE).get_page(
+    page: Page[Job] = Paginator(jobs.select_related("created_by", "team"), JOBS_PER_PAGE).get_page(
         request.GET.get("page")
     )
-    query = request.GET.copy()
-    query.pop("page", None)
-    query.pop("since", None)
     return {
+        "team": team,
         "filters": filters,
         "page": page,
-        "query": query.urlencode(),
         "fingerprint": pulse.fingerprint,
         "live": pulse.active > 0,
     }
@@ -169,12 +218,12 @@ def _jobs_table_context(
 
 # --- One job ---------------------------------------------------------------------------------
 def _get_job(request: MemberRequest, public_id: object) -> Job:
-    return get_for_member(
-        request.user, Job.objects.select_related("created_by", "team"), public_id=public_id
+    return get_team_owned(
+        request, Job.objects.select_related("created_by", "team"), public_id=public_id
     )
 
 
-@member_required
+@team_member_required
 @require_GET
 def job_detail(request: MemberRequest, public_id: str) -> HttpResponse:
     job = _get_job(request, public_id)
@@ -198,65 +247,61 @@ def job_detail(request: MemberRequest, public_id: str) -> HttpResponse:
 
 
 def _job_fingerprint(job: Job) -> str:
-    return f"{job.state}-{job.updated_at.timestamp():.6f}"
+    # The progress is part of it: an estimate moves on while the job itself does not change.
+    return f"{job.state}-{job.updated_at.timestamp():.6f}-{job.progress}"
 
 
-@member_required
+@team_member_required
 @require_POST
 def retry(request: MemberRequest, public_id: str) -> HttpResponse:
     job = _get_job(request, public_id)
-    # The retry is charged to the job's own team, whichever team is current.
-    membership = get_object_or_404(Membership, team=job.team, user=request.user)
     try:
-        new_job = services.retry_job(membership=membership, job=job)
+        new_job = services.retry_job(membership=request.membership, job=job)
     except services.AlreadyRetried as exc:
         messages.info(request, f"{exc} Here is how that went.")
-        return redirect(job_url(exc.retry))
+        return redirect(exc.retry)
     except services.NotRetryable as exc:
         messages.error(request, str(exc))
-        return redirect(job_url(job))
+        return redirect(job)
     except ledger.InsufficientCredits as exc:
         messages.error(request, _missing_credits_message(exc, 1))
-        return redirect(job_url(job))
+        return redirect(job)
     except ledger.TeamFrozen:
         messages.error(request, FROZEN_MESSAGE)
-        return redirect(job_url(job))
+        return redirect(job)
     except (MonthlyLimitReached, services.ProviderBusy) as exc:
         messages.error(request, str(exc))
-        return redirect(job_url(job))
+        return redirect(job)
     messages.success(request, "Trying again as a new job. Credits are held until it finishes.")
-    return redirect(job_url(new_job))
+    return redirect(new_job)
 
 
-@member_required
+@team_member_required
 @require_POST
 def cancel(request: MemberRequest, public_id: str) -> HttpResponse:
     job = _get_job(request, public_id)
     if job.cancel():
         messages.success(request, "Canceled. Its credits are available again.")
     else:
-        messages.error(request, "This video was already sent to Kie and can no longer be canceled.")
-    return redirect(job_url(job))
+        job.refresh_from_db()
+        messages.error(request, job.why_not_cancelable or "This video has already finished.")
+    return redirect(job)
 
 
-def job_url(job: Job) -> str:
-    return reverse("jobs:detail", args=[job.public_id])
-
-
-@member_required
+@team_member_required
 @require_GET
 def download(request: MemberRequest, public_id: str) -> HttpResponseBase:
     return _serve_result(_get_job(request, public_id), attachment=True)
 
 
-@member_required
+@team_member_required
 @require_GET
 def preview(request: MemberRequest, public_id: str) -> HttpResponseBase:
     return _serve_result(_get_job(request, public_id), attachment=False)
 
 
 def _serve_result(job: Job, *, attachment: bool) -> HttpResponseBase:
-    if job.state != JobState.SUCCEEDED or not job.result_file:
+    if not job.has_result:
         raise Http404("This video has no result to download.")
     name = str(job.result_file.name)
     disposition = "attachment" if attachment else "inline"

@@ -87,9 +87,10 @@ def test_the_members_page_takes_the_same_queries_however_many_members(login, acm
 
 
 def test_the_header_links_to_the_current_teams_members(login, alice):
-    page = login(alice).get(reverse("jobs:dashboard"))
-
     personal = Membership.objects.get(user=alice).team
+
+    page = login(alice).get(personal.get_absolute_url())
+
     assert f'href="{members_url(personal)}"' in page.text
 
 
@@ -186,9 +187,9 @@ def test_an_admin_sets_and_lifts_a_members_monthly_limit(login, acme, bob, carol
     url = reverse("accounts:set_limit", args=[acme.public_id, membership(acme, carol).pk])
     client = login(bob)
 
-    response = client.post(url, {"monthly_credit_limit": "100"}, follow=True)
+    response = client.post(url, {"monthly_credit_limit": "10"}, follow=True)  # videos
     assert membership(acme, carol).monthly_credit_limit == 100
-    assert "carol@example.com may use 100 credits a month." in response.text
+    assert "carol@example.com may make 10 videos a month (100 credits)." in response.text
     assert "of 100" in row_of(response.text, "carol@example.com")
 
     client.post(url, {"monthly_credit_limit": ""})
@@ -219,7 +220,7 @@ def test_an_admin_cannot_lift_their_own_limit(login, acme, alice, bob):
 def test_an_owner_may_set_their_own_limit(login, acme, alice):
     url = reverse("accounts:set_limit", args=[acme.public_id, membership(acme, alice).pk])
 
-    login(alice).post(url, {"monthly_credit_limit": "500"})
+    login(alice).post(url, {"monthly_credit_limit": "50"})  # videos
 
     assert membership(acme, alice).monthly_credit_limit == 500
 
@@ -262,7 +263,7 @@ def test_a_removed_member_can_no_longer_open_the_team(login, acme, bob, carol):
     services.remove_member(actor=membership(acme, bob), target=membership(acme, carol))
 
     assert client.get(members_url(acme)).status_code == 404
-    assert "Working in carol&#x27;s team" in client.get(reverse("jobs:dashboard")).text
+    assert "Working in carol&#x27;s team" in client.get(reverse("dashboard"), follow=True).text
 
 
 def test_an_owner_removes_another_owner(acme, alice, bob):

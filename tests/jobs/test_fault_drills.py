@@ -35,7 +35,7 @@ def assert_settled_cleanly(job: Job, client: Client) -> str:
         ["capture", "hold"] if job.state == JobState.SUCCEEDED else ["hold", "release"]
     )
     call_command("reconcile")  # raises on any drift
-    page = client.get(reverse("jobs:detail", args=[job.public_id])).text
+    page = client.get(reverse("jobs:detail", args=[job.team.public_id, job.public_id])).text
     assert job.get_state_display() in page
     return page
 
@@ -64,7 +64,10 @@ def test_a_passing_fault_delays_the_job_and_then_it_finishes(
     last_step = job.events.last()
     assert last_step is not None
     assert "trying again" in last_step.detail
-    assert "Queued" in login(alice).get(reverse("jobs:detail", args=[job.public_id])).text
+    assert (
+        "Waiting"
+        in login(alice).get(reverse("jobs:detail", args=[job.team.public_id, job.public_id])).text
+    )
 
     sim_stack.simulator.configure(forced_code=0, forced_msg="", api_fault="", api_delay_seconds=0.0)
     drive([job])
@@ -146,7 +149,7 @@ def test_a_maintenance_window_holds_jobs_without_using_attempts_until_kie_is_bac
     pipeline.poll_due_jobs(run_seconds=0)
     run_tasks()
     assert creates_seen(sim_stack) == 1
-    page = login(alice).get(reverse("jobs:dashboard")).text
+    page = login(alice).get(reverse("jobs:dashboard", args=[alice_membership.team.public_id])).text
     assert "Kie is under maintenance" in page
     assert "Your videos wait and go out when it is back" in page
 

@@ -154,7 +154,7 @@ def test_a_paused_kie_holds_jobs_without_charge_and_raises_an_alert(
     assert wallet(alice_membership.team).held == before.held + 10
     alert = ProviderAlert.objects.get()
     assert (alert.kind, alert.resolved_at) == ("paused", None)
-    page = login(alice).get(reverse("jobs:dashboard"))
+    page = login(alice).get(alice_membership.team.get_absolute_url())
     assert "Kie has paused Sora watermark removal" in page.text
     assert "Your videos wait and go out when it is back" in page.text
 
