@@ -13,6 +13,7 @@ from apps.jobs.providers.swc import (
     NotSwc,
     ServerDown,
     SwcClient,
+    SwcResult,
     SwcStatus,
     TaskVanished,
     VideoRefused,
@@ -164,12 +165,13 @@ def test_a_restart_loses_the_queue_tasks_vanish(make_swc, make_client, clip):
 
 
 def test_a_restart_with_records_leaves_tasks_processing_forever(make_swc, make_client, clip):
-    simulator = make_swc(seconds_per_video=0.5)
+    simulator = make_swc(seconds_per_video=30)
     client = make_client(simulator)
     running, waiting = submit(client, clip), submit(client, clip)
     wait_for(lambda: client.result(running).percentage >= 10, what="the run to start")
 
     simulator.restart(keep_records=True)
+    simulator.configure(seconds_per_video=0.2)
     frozen = client.result(running)
     later = wait_for(lambda: submit(client, clip), what="a new task")
     wait_final(client, str(later))  # the server works again, for new tasks only
@@ -183,9 +185,15 @@ def test_a_stalled_run_freezes_the_percentage_and_the_queue(make_swc, make_clien
     simulator = make_swc(seconds_per_video=0.3, stall_rate=1)
     client = make_client(simulator)
     first, second = submit(client, clip), submit(client, clip)
-    time.sleep(0.6)  # twice the time the run should take
+    wait_for(lambda: client.result(first).percentage >= 10, what="the run to start")
 
-    stuck = client.result(first)
+    def unchanged() -> SwcResult | None:
+        before = client.result(first)
+        time.sleep(0.3)  # the whole run should take no longer
+        return before if client.result(first) == before else None
+
+    stuck = wait_for(unchanged, what="the run to freeze")
+    assert isinstance(stuck, SwcResult)
     time.sleep(0.3)
     assert client.result(first) == stuck
     assert stuck.status == SwcStatus.PROCESSING
