@@ -5,10 +5,11 @@
     .venv/bin/python bench/pipeline.py --no-callbacks  # polling only
 
 It starts, in a fresh folder: the simulator (latency 1-3 s), gunicorn (to receive Kie's
-callbacks), and one worker cluster; submits the jobs through the same service the dashboard uses;
-waits until every job has ended; then prints throughput, how long jobs waited beyond the
-simulator's own processing time, lost jobs, and the ledger reconciliation. Any database or
-broker settings in the environment (DATABASE_URL, REDIS_URL) are used as given.
+callbacks), and one worker cluster; submits the jobs through the same service the dashboard
+uses; waits until every job has ended; then prints throughput and the achieved send rate as a
+share of the create limit, how long jobs waited beyond the simulator's own processing time,
+lost jobs, and the ledger reconciliation. Any database or broker settings in the environment
+(DATABASE_URL, REDIS_URL) are used as given.
 
 Per job, from the simulator's own record of the task:
   waiting  = Kie task created - job created     (queue, worker pickup, create-rate limit)
@@ -19,6 +20,7 @@ Per job, from the simulator's own record of the task:
 import argparse
 import logging
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -36,6 +38,8 @@ sys.path.insert(0, str(ROOT))
 
 def main() -> None:
     args = parse_args()
+    # Stopped with SIGTERM, it still stops what it started (the `finally` below).
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(1))
     workdir = Path(tempfile.mkdtemp(prefix="unmark-bench-"))
     sim_port, web_port = free_port(), free_port()
     env = {
@@ -189,6 +193,16 @@ def run(args: argparse.Namespace, kie_url: str, kie_key: str) -> None:
         f"create limit: {args.create_limit}/10 s  simulator latency: {low}-{high} s"
     )
     print(f"wall time: {wall:.1f} s  throughput: {len(succeeded) / wall:.2f} jobs/s")
+    limit_rate = args.create_limit / 10
+    created = sorted(record["createTime"] / 1000 for record in records.values())
+    if len(created) > args.create_limit:
+        # Past the first window's burst, creates can go no faster than the limit's rate.
+        sent_rate = (len(created) - args.create_limit) / (created[-1] - created[0])
+        print(
+            f"send rate: {sent_rate:.2f} creates/s = {sent_rate / limit_rate:.3f} of the "
+            f"{args.create_limit}-per-10-s limit (after the first {args.create_limit})"
+        )
+    print(f"throughput share of the limit: {len(succeeded) / wall / limit_rate:.3f}")
     if args.callbacks:
         outcomes = callback_outcomes(kie_url)
         print("callbacks: " + ", ".join(f"{n} {what}" for what, n in sorted(outcomes.items())))

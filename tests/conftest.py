@@ -1,3 +1,4 @@
+import os
 from collections.abc import Callable
 
 import pytest
@@ -15,6 +16,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         skip = pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL)")
         for item in items:
             if "postgres" in item.keywords:
+                item.add_marker(skip)
+    # Drills run real worker clusters for tens of seconds: once in CI, on the PostgreSQL and
+    # Redis pass, where the broker and the database are separate (as in production).
+    if connection.vendor != "postgresql" or not os.environ.get("REDIS_URL"):
+        skip = pytest.mark.skip(
+            reason="a drill: needs PostgreSQL and Redis (DATABASE_URL, REDIS_URL)"
+        )
+        for item in items:
+            if "drill" in item.keywords:
                 item.add_marker(skip)
 
 

@@ -5,10 +5,13 @@ finds the test database through `DATABASE_URL`, the broker and cache through `RE
 the suite runs on Redis, and the Kie simulator through `KIE_SIMULATOR_PORT`.
 """
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -18,14 +21,15 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_database_url() -> str:
-    """The URL of the database this test run created (a file for SQLite)."""
+def worker_database_url(*, via_port: int | None = None) -> str:
+    """The URL of the database this test run created (a file for SQLite); `via_port` reaches
+    PostgreSQL through a `TcpProxy` on that port instead."""
     db = connection.settings_dict
     if db["ENGINE"].endswith("sqlite3"):
         return f"sqlite:///{db['NAME']}"
     password = f":{quote(db['PASSWORD'])}" if db.get("PASSWORD") else ""
-    host = db.get("HOST") or "127.0.0.1"
-    port = db.get("PORT") or 5432
+    host = "127.0.0.1" if via_port else db.get("HOST") or "127.0.0.1"
+    port = via_port or db.get("PORT") or 5432
     return f"postgres://{quote(db['USER'])}{password}@{host}:{port}/{db['NAME']}"
 
 
@@ -38,7 +42,7 @@ class WorkerProcess:
         env = {
             **os.environ,
             "DJANGO_ENV": "test",
-            "DATABASE_URL": test_database_url(),
+            "DATABASE_URL": worker_database_url(),
             "VAR_DIR": str(var_dir),
             "KIE_SIMULATOR_PORT": str(simulator_port),
             "Q_WORKERS": "2",
@@ -72,3 +76,60 @@ class WorkerProcess:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def wait_until_running(self, timeout: float = 60) -> float:
+        """Waits until the cluster says it runs; returns when (time.monotonic())."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if "running." in self.output():
+                return time.monotonic()
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"the worker did not start:\n{self.output()[-3000:]}")
+
+
+class TcpProxy:
+    """A TCP forwarder on an ephemeral port: a worker reaches the database through it, and
+    `cut()` makes the database unreachable for that worker alone (the test keeps its own)."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self._target = (target_host, target_port)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._sockets: list[socket.socket] = []
+        self._cut = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._cut.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self._target)
+            self._sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        """Drops every connection and refuses new ones."""
+        self._cut.set()
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
+        self._listener.close()
+        for end in self._sockets:
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+                end.close()

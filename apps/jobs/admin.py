@@ -71,6 +71,7 @@ class JobAdmin(admin.ModelAdmin):
             **(extra_context or {}),
             "provider_balance": provider_balance(),
             "open_alerts": ProviderAlert.objects.filter(resolved_at__isnull=True),
+            "worker_clusters": queue.clusters(),
         }
         return super().changelist_view(request, extra_context)
 

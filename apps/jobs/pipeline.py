@@ -51,8 +51,9 @@ MIN_ROUND_SECONDS = 0.02
 
 
 # --- Sending ----------------------------------------------------------------------------------
-def send_job(job: Job) -> None:
-    """Starts the job's task. Only the dispatcher calls this, with a start it claimed."""
+def send_job(job: Job, *, claimed_at: float | None = None) -> None:
+    """Starts the job's task. Only the dispatcher calls this, with a start it claimed at
+    `claimed_at`."""
     if job.provider == swc_pool.PROVIDER:
         swc_pool.send_job(job)  # the pool picks a server and runs its own steps
         return
@@ -62,6 +63,10 @@ def send_job(job: Job) -> None:
     if _past_deadline(job):
         # The provider would start (and bill) a task whose result we would no longer wait for.
         job.fail(code="timeout", message=too_late_to_send(provider))
+        return
+    if provider.name in unavailable_providers():
+        # Handed out just before the provider was found unavailable: it waits with the rest.
+        job.touch(next_check_at=timezone.now())
         return
     now = timezone.now()
     # Recorded before the request goes out: a job in SUBMITTED without a task id may have a
@@ -74,6 +79,8 @@ def send_job(job: Job) -> None:
         next_check_at=now + timedelta(seconds=settings.JOB_LEASE_SECONDS),
     ):
         return
+    if claimed_at is not None:
+        provider.starting(claimed_at)
     try:
         task_id = provider.start(TaskInput.for_job(job))
     except ProviderUnavailable as exc:
@@ -386,33 +393,54 @@ def poll_due_jobs(*, run_seconds: float | None = None, wait_for_lock: float = 0)
     if not _take_poller_lock(token, wait_for_lock):
         return 0
     handed = 0
+    out_of_time = False
     try:
         stop_at = time.monotonic() + budget
         while True:
             probe_unavailable_providers()
             handed += _hand_out_due_jobs()
-            if time.monotonic() >= stop_at or not _work_due_soon():
+            if not _work_due_soon():
+                break
+            if time.monotonic() >= stop_at:
+                out_of_time = True
                 break
             time.sleep(_seconds_until_next_round())
-            if cache.get(queue.POLLER_LOCK) != token:
-                break  # our lock lapsed and another poller took over
-            cache.touch(queue.POLLER_LOCK, queue.POLLER_LOCK_SECONDS)
+            holder = _poller_lock_holder()
+            if holder is None and not _take_poller_lock(token, 0):
+                break  # our lock lapsed (a slow round) and another poller took over
+            if holder not in (None, token):
+                break
+            _renew_poller_lock(token)
     finally:
-        if cache.get(queue.POLLER_LOCK) == token:
+        if _poller_lock_holder() == token:
             cache.delete(queue.POLLER_LOCK)
-    if run_seconds is None and budget > 0 and _work_due_soon():
-        # Work is still coming due (our time ran out, or our lock lapsed in a slow round): a
-        # poller carries on now, not at the next minute's sweep — a pool of servers left
-        # without checks for a minute would sit idle.
+    if out_of_time and budget > 0:
+        # Work is still due: a successor takes over now, not at the next sweep. (A poller
+        # of a single round, budget 0, is a one-off.)
         queue.start_poller()
     return handed
 
 
+# The lock holds its poller's token and when it was last renewed (every round, about every
+# second): a waiting poller gives way at once to a live one, and waits out a dead one's.
+LIVE_POLLER_SECONDS = 2.0
+
+
+def _renew_poller_lock(token: str) -> None:
+    cache.set(queue.POLLER_LOCK, (token, time.time()), timeout=queue.POLLER_LOCK_SECONDS)
+
+
+def _poller_lock_holder() -> str | None:
+    value = cache.get(queue.POLLER_LOCK)
+    return str(value[0]) if isinstance(value, tuple | list) else value
+
+
 def _take_poller_lock(token: str, wait_seconds: float) -> bool:
-    # A short lock, renewed every round: a poller whose worker dies frees its place quickly.
     give_up_at = time.monotonic() + wait_seconds
-    while not cache.add(queue.POLLER_LOCK, token, timeout=queue.POLLER_LOCK_SECONDS):
-        if time.monotonic() >= give_up_at:
+    while not cache.add(queue.POLLER_LOCK, (token, time.time()), timeout=queue.POLLER_LOCK_SECONDS):
+        value = cache.get(queue.POLLER_LOCK)
+        renewed_at = value[1] if isinstance(value, tuple | list) else time.time()
+        if time.monotonic() >= give_up_at or time.time() - renewed_at < LIVE_POLLER_SECONDS:
             return False
         time.sleep(0.25)
     return True
@@ -462,13 +490,15 @@ def _hand_out_due_jobs() -> int:
     # Queued jobs, as many as each provider has starts for; the rest stay due. Checks and
     # saves are looked up apart, so a long queue never holds them back.
     for name in queued.values_list("provider", flat=True).distinct():
-        candidates = list(queued.filter(provider=name).values_list("pk", "next_check_at"))
-        starts = get_provider(name).claim_starts(len(candidates[:POLL_BATCH]))
+        candidates = list(
+            queued.filter(provider=name).values_list("pk", "next_check_at")[:POLL_BATCH]
+        )
+        starts, claimed_at = get_provider(name).claim_starts(len(candidates))
         sent: list[int] = []
         for pk, next_check_at in candidates[:starts]:
             if _claim(pk, JobState.QUEUED, next_check_at, SEND_CLAIM_SECONDS):
                 sent.append(pk)
-        queue.send_to_provider(sent)
+        queue.send_to_provider(sent, claimed_at=claimed_at)
         handed += len(sent)
     grace = settings.JOB_LEASE_SECONDS
     others = due.exclude(state=JobState.QUEUED)[:POLL_BATCH]

@@ -44,9 +44,9 @@ def _enqueue(func: str, *args: object) -> None:
     transaction.on_commit(lambda: async_task(f"{TASKS}.{func}", *args, group=func))
 
 
-def send_to_provider(job_ids: Iterable[int]) -> None:
+def send_to_provider(job_ids: Iterable[int], *, claimed_at: float) -> None:
     for job_id in job_ids:
-        _enqueue("send_job", job_id)
+        _enqueue("send_job", job_id, claimed_at)
 
 
 def check(job_id: int) -> None:
@@ -114,10 +114,11 @@ def run_worker() -> int:
         raise DatabaseUnreachable("The database cannot be reached; the worker does not start.")
     ensure_schedules()
     os.environ[_CLUSTER_PID] = str(os.getpid())  # inherited by its processes: see stop_cluster
+    # A poller first thing, waiting out the lock of one that died with a previous cluster:
+    # enqueued before the cluster starts, it is the first task a worker takes.
+    async_task(f"{TASKS}.poll_due_jobs", POLLER_LOCK_SECONDS + 1, group="poll_due_jobs")
     cluster = Cluster()
     cluster.start()
-    # A poller now, waiting out the lock of one that died with a previous cluster.
-    async_task(f"{TASKS}.poll_due_jobs", POLLER_LOCK_SECONDS + 1, group="poll_due_jobs")
     started = datetime.now(UTC)
     lost_database_at: float | None = None
     while cluster.sentinel is not None and cluster.sentinel.is_alive():

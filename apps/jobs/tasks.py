@@ -12,9 +12,9 @@ def _load(job_id: int) -> Job | None:
 
 
 @queue.needs_database
-def send_job(job_id: int) -> None:
+def send_job(job_id: int, claimed_at: float | None = None) -> None:
     if job := _load(job_id):
-        pipeline.send_job(job)
+        pipeline.send_job(job, claimed_at=claimed_at)
 
 
 @queue.needs_database
@@ -45,10 +45,12 @@ def sweep() -> None:
     pipeline.sweep()
 
 
+@queue.needs_database
 def job_finished(job_id: int) -> None:
     notifications.job_finished(job_id=job_id)
 
 
+@queue.needs_database
 def check_low_balance(team_id: int) -> None:
     if team := Team.objects.filter(pk=team_id).first():
         low_balance.check(team=team)

@@ -24,7 +24,7 @@ from apps.jobs import pipeline, services
 from apps.jobs.models import InputKind, Job, JobState
 from apps.jobs.providers.base import TaskInput, TaskState, TaskStatus
 from apps.jobs.providers.kie import KieProvider
-from apps.jobs.providers.simulator import KieSimulator, SimulatorConfig
+from apps.jobs.simulators.kie import KieSimulator, SimulatorConfig
 
 SIM_KEY = "sim-test-key"
 HMAC_KEY = "whsec-test-hmac-key"
@@ -170,7 +170,7 @@ def free_port() -> int:
 
 
 class Worker:
-    """Runs what waits on the real broker (ORM or Redis) in this process, as qcluster would."""
+    """Runs what waits on the real broker (ORM or Redis) in this process, as a worker would."""
 
     def __init__(self) -> None:
         self.broker = get_broker()

@@ -13,7 +13,9 @@ from apps.accounts.models import Membership, Team, User
 from apps.billing import ledger
 from apps.billing.models import EntryKind, LedgerEntry, Wallet
 from apps.jobs import services
-from apps.jobs.models import Job
+from apps.jobs.models import Job, ProviderAlert
+from apps.jobs.pipeline import record_provider_alert
+from apps.jobs.providers.base import ProviderUnavailable
 from tests.threads import AvailableWatcher, run_at_once
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -93,3 +95,16 @@ def test_a_members_monthly_limit_holds_when_she_submits_many_times_at_once(acme,
     assert Job.objects.filter(team=acme, created_by=bob).count() == RACERS // 2  # no limit
     assert Wallet.objects.get(team=acme).held == (3 + RACERS // 2) * settings.CREDITS_PER_VIDEO
     call_command("reconcile")  # raises CommandError on any drift
+
+
+def test_every_provider_refusal_is_counted_when_workers_report_at_once():
+    refusals = run_at_once(
+        12,
+        lambda i: record_provider_alert(
+            "kie", ProviderUnavailable("Service under maintenance", kind="maintenance")
+        ),
+    )
+
+    assert not [outcome for outcome in refusals if isinstance(outcome, Exception)]
+    alert = ProviderAlert.objects.get()
+    assert (alert.kind, alert.occurrences, alert.resolved_at) == ("maintenance", 12, None)

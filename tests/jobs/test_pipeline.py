@@ -19,7 +19,7 @@ from apps.billing import ledger
 from apps.billing.models import LedgerEntry, Wallet
 from apps.jobs import pipeline, queue, services
 from apps.jobs.models import Job, JobEvent, JobState, ProviderAlert
-from apps.jobs.providers.simulator import SAMPLE_MP4
+from apps.jobs.simulators.kie import SAMPLE_MP4
 from tests.jobs.conftest import SORA_LINK
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -270,6 +270,19 @@ def test_the_poller_runs_alone(sim_stack, alice_membership):
     assert pipeline.poll_due_jobs(run_seconds=0) == 0
     cache.delete(queue.POLLER_LOCK)
     assert pipeline.poll_due_jobs(run_seconds=0) == 1
+
+
+def test_a_poller_out_of_time_with_work_due_starts_its_successor(
+    sim_stack, alice_membership, run_tasks
+):
+    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    run_tasks.purge()
+    Job.objects.filter(pk=job.pk).update(next_check_at=timezone.now() + timedelta(seconds=5))
+
+    pipeline.poll_due_jobs(run_seconds=0.01)
+
+    assert run_tasks.broker.queue_size() == 1  # the successor poller, and nothing else
+    assert run_tasks() == 1
 
 
 def test_a_big_paste_is_sent_no_faster_than_kies_rate_limit(

@@ -10,7 +10,7 @@ from moto import mock_aws
 
 from apps.jobs import services
 from apps.jobs.models import JobState
-from apps.jobs.providers.simulator import SAMPLE_MP4
+from apps.jobs.simulators.kie import SAMPLE_MP4
 from tests.jobs.conftest import SORA_LINK
 
 pytestmark = pytest.mark.django_db(transaction=True)

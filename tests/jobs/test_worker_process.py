@@ -12,7 +12,7 @@ from django.core.files.storage import default_storage
 from apps.billing.models import LedgerEntry
 from apps.jobs import pipeline, services
 from apps.jobs.models import Job, JobState
-from apps.jobs.providers.simulator import CHUNK_BYTES, KieSimulator
+from apps.jobs.simulators.kie import CHUNK_BYTES, KieSimulator
 from tests.jobs.conftest import SORA_LINK
 from tests.live import WorkerProcess
 

@@ -170,13 +170,18 @@ class RemovalProvider(Protocol):
         """
         ...
 
-    def claim_starts(self, wanted: int) -> int:
-        """How many of `wanted` new tasks may start now, counting them as started.
+    def claim_starts(self, wanted: int) -> tuple[int, float]:
+        """How many of `wanted` new tasks may start now, counting them as started, and the
+        claim's time (for `starting`).
 
         Only the dispatcher calls this, before it hands jobs to workers, so a provider's limit
         (Kie's 20 creates per 10 s, an SWC server's free slots) shapes the schedule instead of
         refusing sends afterwards.
         """
+        ...
+
+    def starting(self, claimed_at: float) -> None:
+        """A start claimed at `claimed_at` goes out now (called just before `start`)."""
         ...
 
     def seconds_until_start(self) -> float:

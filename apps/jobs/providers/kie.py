@@ -148,8 +148,11 @@ class KieProvider:
             self._check_signature(task_id, {k.lower(): v for k, v in headers.items()})
         return task_id
 
-    def claim_starts(self, wanted: int) -> int:
+    def claim_starts(self, wanted: int) -> tuple[int, float]:
         return ratelimit.claim_starts(self._api_key, wanted, limit=self._create_limit)
+
+    def starting(self, claimed_at: float) -> None:
+        ratelimit.mark_sent(self._api_key, claimed_at, limit=self._create_limit)
 
     def seconds_until_start(self) -> float:
         return ratelimit.seconds_until_free(self._api_key, limit=self._create_limit)

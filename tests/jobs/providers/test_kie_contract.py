@@ -12,7 +12,7 @@ from apps.jobs.providers.base import (
     TaskNotReady,
     TaskState,
 )
-from apps.jobs.providers.simulator import SAMPLE_MP4
+from apps.jobs.simulators.kie import SAMPLE_MP4
 from tests.jobs.conftest import HMAC_KEY, SORA_LINK, link_task, wait_until_final
 
 

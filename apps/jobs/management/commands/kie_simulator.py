@@ -7,7 +7,7 @@ from types import FrameType
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.jobs.providers.simulator import KieSimulator, SimulatorConfig
+from apps.jobs.simulators.kie import KieSimulator, SimulatorConfig
 
 
 class Command(BaseCommand):
