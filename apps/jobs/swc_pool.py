@@ -22,6 +22,7 @@ Nothing here blocks on a server: every step asks once and leaves a `next_check_a
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -514,7 +515,7 @@ def send_next() -> bool:
         next_check_at=lease
     ):
         return False
-    queue.send_to_provider([pk])
+    queue.send_to_provider([pk], claimed_at=time.time())
     return True
 
 
@@ -619,11 +620,14 @@ class SwcPool:
     def verify_callback(self, headers: Mapping[str, str], body: bytes) -> str:
         raise CallbackRejected("SWC servers never call back")
 
-    def claim_starts(self, wanted: int) -> int:
+    def claim_starts(self, wanted: int) -> tuple[int, float]:
         # The dispatcher asks before each hand-out: servers due for a probe are asked first,
         # so one that came back gets work in the same round.
         probe_due_servers()
-        return min(wanted, free_slots())
+        return min(wanted, free_slots()), time.time()
+
+    def starting(self, claimed_at: float) -> None:
+        """Nothing to move: the pool's starts are places on servers, booked when sent."""
 
     def seconds_until_start(self) -> float:
         return 0.0 if free_slots() else settings.SWC_POLL_SECONDS
