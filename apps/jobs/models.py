@@ -62,8 +62,10 @@ MOVES: dict[JobState, frozenset[JobState]] = {
     JobState.SUBMITTED: frozenset(
         {JobState.PROCESSING, JobState.DOWNLOADING, JobState.QUEUED, JobState.FAILED}
     ),
-    JobState.PROCESSING: frozenset({JobState.DOWNLOADING, JobState.FAILED}),
-    JobState.DOWNLOADING: frozenset({JobState.SUCCEEDED, JobState.FAILED}),
+    # finished; failed; back in line when its server lost the task (an SWC restart or stall)
+    JobState.PROCESSING: frozenset({JobState.DOWNLOADING, JobState.FAILED, JobState.QUEUED}),
+    # saved; failed; back in line when the server lost the finished video before we saved it
+    JobState.DOWNLOADING: frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.QUEUED}),
     # the result is deleted after the retention period
     JobState.SUCCEEDED: frozenset({JobState.EXPIRED}),
     JobState.FAILED: frozenset(),
@@ -173,6 +175,11 @@ class Job(models.Model):
     provider_server = models.CharField(max_length=200, blank=True)
     # The provider's own percentage for the running task, where it gives one.
     provider_progress = models.PositiveSmallIntegerField(null=True, blank=True)
+    # When that percentage last moved (or the task last reached the front of its server's
+    # queue): a task quiet for too long has stalled and is sent elsewhere.
+    progress_changed_at = models.DateTimeField(null=True, blank=True)
+    # Times the provider answered ERROR for this job (SWC gives no reason).
+    provider_errors = models.PositiveSmallIntegerField(default=0)
     # Secret part of this job's callback URL: a callback names its job without revealing it.
     callback_token = models.CharField(max_length=64, unique=True, default=new_callback_token)
     # When the last callback that led to a status query came: a burst of callbacks makes one.
@@ -514,6 +521,37 @@ class ProviderAlert(models.Model):
             "Your videos wait and go out when it is back. Any not sent within "
             f"{minutes} minutes are refunded: nothing is charged for them."
         )
+
+
+class SwcServer(models.Model):
+    """One SoraWatermarkCleaner server of the pool, as every worker machine sees it.
+
+    The list of servers is configuration (`SWC_SERVERS`); this row is their shared state:
+    whether a server is up, why it went down, when to probe it again, and which route layout it
+    has. How many jobs it holds is never stored: it is counted from the jobs themselves, under a
+    lock on these rows, so it cannot drift when a worker dies.
+    """
+
+    url = models.CharField(max_length=200, unique=True)
+    # Where its routes are: "/api/v1" (current releases) or "" (the root, older ones), and
+    # None until detected — "" is a real answer here, hence the null.
+    api_prefix = models.CharField(max_length=20, null=True, blank=True)  # noqa: DJ001
+    healthy = models.BooleanField(default=True)
+    down_reason = models.CharField(max_length=300, blank=True)
+    down_since = models.DateTimeField(null=True, blank=True)
+    # Times it went down since it last finished a video: probes come back more slowly.
+    failures = models.PositiveIntegerField(default=0)
+    next_probe_at = models.DateTimeField(null=True, blank=True)
+    # When it was last given a job: among equally loaded servers, the one waiting longest wins.
+    booked_at = models.DateTimeField(null=True, blank=True)
+    finished_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["id"]
+        verbose_name = "SWC server"
+
+    def __str__(self) -> str:
+        return f"{self.url} ({'up' if self.healthy else 'down'})"
 
 
 class BatchNotice(models.Model):

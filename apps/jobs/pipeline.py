@@ -19,10 +19,10 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
-from apps.jobs import queue
+from apps.jobs import queue, swc_pool
 from apps.jobs.backoff import next_poll_delay, retry_delay
 from apps.jobs.download import DownloadError, store_result
 from apps.jobs.models import Job, JobState, ProviderAlert
@@ -54,6 +54,9 @@ MIN_ROUND_SECONDS = 0.02
 def send_job(job: Job, *, claimed_at: float | None = None) -> None:
     """Starts the job's task. Only the dispatcher calls this, with a start it claimed at
     `claimed_at`."""
+    if job.provider == swc_pool.PROVIDER:
+        swc_pool.send_job(job)  # the pool picks a server and runs its own steps
+        return
     if job.state != JobState.QUEUED:
         return
     provider = get_provider(job.provider)
@@ -154,6 +157,10 @@ def _recover_unconfirmed(job: Job) -> None:
     (`adopt_task`); it is never sent twice, and if no callback comes by the deadline it fails
     and is refunded. Without callbacks nothing can find the task, so the job is sent again.
     """
+    if job.provider == swc_pool.PROVIDER:
+        # SWC never calls back: an upload cut off before its answer is simply sent again.
+        swc_pool.send_again(job, detail="The upload to the cleaning server was cut off.")
+        return
     provider = get_provider(job.provider)
     if job.callback_url is None:
         job.move(
@@ -193,6 +200,9 @@ def adopt_task(job: Job, task_id: str) -> None:
 
 # --- Following ---------------------------------------------------------------------------------
 def check_job(job: Job) -> None:
+    if job.provider == swc_pool.PROVIDER:
+        swc_pool.check_job(job)
+        return
     if job.state not in (JobState.SUBMITTED, JobState.PROCESSING) or not job.task_id:
         return
     provider = get_provider(job.provider)
@@ -333,9 +343,15 @@ def _download_with_lease(job: Job, lock: str, lease_seconds: int) -> None:
             storage_name=f"results/{job.team.public_id}/{job.public_id}-{attempt}.mp4",
             temp_name=f"{job.public_id}-{attempt}.part",
             heartbeat=heartbeat,
+            trusted_client=swc_pool.download_client(job),
         )
     except DownloadError as exc:
-        if exc.retryable and job.download_attempts < settings.MAX_DOWNLOAD_ATTEMPTS:
+        if exc.gone and job.provider == swc_pool.PROVIDER:
+            # The SWC server restarted between finishing and our download: clean it again.
+            swc_pool.send_again(
+                job, detail="The cleaning server lost the finished video; sending it again."
+            )
+        elif exc.retryable and job.download_attempts < settings.MAX_DOWNLOAD_ATTEMPTS:
             delay = retry_delay(job.download_attempts)
             job.touch(next_check_at=timezone.now() + timedelta(seconds=delay))
             queue.start_poller()
@@ -432,9 +448,20 @@ def _take_poller_lock(token: str, wait_seconds: float) -> bool:
 
 def _work_due_soon() -> bool:
     """Keep looping only for checks due within the horizon; later ones (callback fallbacks,
-    long back-offs) are left to the sweep, so the poller does not hold a worker idle."""
+    long back-offs) are left to the sweep, so the poller does not hold a worker idle.
+
+    Tasks on the SWC pool always count: their checks come due every moment, but a round that
+    happens to see every one of them handed out would otherwise stop the poller, and the pool
+    would wait for a new one to get through the queue."""
     horizon = timezone.now() + timedelta(seconds=settings.POLLER_HORIZON_SECONDS)
-    return Job.objects.in_flight().filter(next_check_at__lte=horizon).exists()
+    return (
+        Job.objects.in_flight()
+        .filter(
+            Q(next_check_at__lte=horizon)
+            | Q(provider=swc_pool.PROVIDER, state__in=swc_pool.ACTIVE_STATES)
+        )
+        .exists()
+    )
 
 
 def _seconds_until_next_round() -> float:

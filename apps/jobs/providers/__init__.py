@@ -35,8 +35,15 @@ def _kie() -> RemovalProvider:
     )
 
 
+def _swc() -> RemovalProvider:
+    # Imported here: the pool's module uses this registry itself.
+    from apps.jobs.swc_pool import SwcPool
+
+    return SwcPool()
+
+
 # In order of preference: `provider_for` picks the first that accepts an input.
-REGISTRY: dict[str, Callable[[], RemovalProvider]] = {"kie": _kie}
+REGISTRY: dict[str, Callable[[], RemovalProvider]] = {"kie": _kie, "swc": _swc}
 
 # Keyed by process id: a worker forked from a process that already built a provider must not
 # reuse its pooled connections, which belong to the parent.
