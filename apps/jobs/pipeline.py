@@ -33,6 +33,7 @@ from apps.jobs.providers.base import (
     TaskStatus,
 )
 from apps.jobs.services import fail_job, succeed_job
+from apps.jobs.uploads import expire_originals
 
 logger = logging.getLogger("unmark.jobs")
 
@@ -243,10 +244,14 @@ def _download_with_lease(job: Job, lock: str, lease_seconds: int) -> None:
                 "Nothing was charged.",
             )
         return
-    if not succeed_job(job, name=stored.name, size=stored.size, sha256=stored.sha256):
+    if not succeed_job(
+        job, name=stored.name, size=stored.size, sha256=stored.sha256, poster=stored.poster
+    ):
         # The job moved on meanwhile (staff failed it, or another try won): this copy is ours
         # alone, under a name no other try uses, so it can go.
-        default_storage.delete(stored.name)
+        for name in (stored.name, stored.poster):
+            if name:
+                default_storage.delete(name)
 
 
 def _remove_abandoned_parts(job: Job, *, older_than: float) -> None:
@@ -343,7 +348,7 @@ def sweep() -> None:
     Each step runs whatever happened to the one before: housekeeping trouble (a storage
     outage, say) must never stop jobs from being followed.
     """
-    for step in (expire_results, remove_stale_temp_files, poll_due_jobs):
+    for step in (expire_results, expire_originals, remove_stale_temp_files, poll_due_jobs):
         try:
             step()
         except Exception:
@@ -355,10 +360,15 @@ def expire_results() -> int:
     for job in Job.objects.filter(state=JobState.SUCCEEDED, expires_at__lte=timezone.now()):
         # The file goes first: if deleting it fails, the job still points at it and the next
         # sweep tries again, instead of leaving a file nothing refers to.
-        if job.result_file:
-            default_storage.delete(str(job.result_file.name))
+        for stored in (job.result_file, job.result_poster, job.original_poster):
+            if stored:
+                default_storage.delete(str(stored.name))
         if job.move(
-            JobState.EXPIRED, detail="Result deleted after the retention period.", result_file=""
+            JobState.EXPIRED,
+            detail="Result deleted after the retention period.",
+            result_file="",
+            result_poster="",
+            original_poster="",
         ):
             expired += 1
     return expired

@@ -1,10 +1,14 @@
-"""What people and staff do with jobs: submit links, retry, cancel — and how a job ends.
+"""What people and staff do with jobs: submit links and files, retry, cancel — and how a job
+ends.
 
 A job's credits are held when it is created and settled exactly once when it ends: captured
 when it succeeds, released when it fails or is canceled. The state change and the settlement
 happen in one transaction, so either both are recorded or neither is.
 """
 
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -12,51 +16,113 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.limits import check_monthly_limit
-from apps.accounts.models import Membership
+from apps.accounts.models import Membership, Team
 from apps.billing import ledger
 from apps.jobs import queue
-from apps.jobs.models import Job, JobEvent, JobState
-from apps.jobs.providers import get_provider
+from apps.jobs.models import InputKind, Job, JobEvent, JobState, Upload
+from apps.jobs.providers import provider_for
 
 RETRYABLE_STATES = (JobState.FAILED, JobState.CANCELED, JobState.EXPIRED)
 
 
-def submit_links(
-    *, membership: Membership, links: list[str], retry_of: Job | None = None
-) -> list[Job]:
-    """Creates one job per link and holds their credits, all or nothing.
+class UploadGone(Exception):
+    """An upload named in the form was already submitted, or discarded."""
 
-    Raises `ledger.InsufficientCredits`, `ledger.TeamFrozen` or `MonthlyLimitReached`; then
-    nothing is created.
+
+@dataclass(frozen=True)
+class AlreadyCleaned:
+    """An input this team already cleaned, and the job whose result it still keeps."""
+
+    key: str  # the link, or the file's SHA-256
+    label: str  # what the person recognises: the link or the file's name
+    job: Job
+
+
+def split_already_cleaned(
+    *, team: Team, links: Sequence[str], uploads: Sequence[Upload]
+) -> tuple[list[str], list[Upload], list[AlreadyCleaned]]:
+    """Sets aside the links and files whose result this team already keeps, so they are not
+    charged again unless the person asks for it. Returns (new links, new uploads, set aside)."""
+    kept = Job.objects.filter(team=team).already_cleaned(
+        links=links, sha256s=[upload.sha256 for upload in uploads]
+    )
+    set_aside = [AlreadyCleaned(link, link, kept[link]) for link in links if link in kept]
+    set_aside += [
+        AlreadyCleaned(upload.sha256, upload.name, kept[upload.sha256])
+        for upload in uploads
+        if upload.sha256 in kept
+    ]
+    return (
+        [link for link in links if link not in kept],
+        [upload for upload in uploads if upload.sha256 not in kept],
+        set_aside,
+    )
+
+
+def submit_jobs(
+    *,
+    membership: Membership,
+    links: Sequence[str] = (),
+    uploads: Sequence[Upload] = (),
+    submission_id: uuid.UUID | None = None,
+    retry_of: Job | None = None,
+) -> list[Job]:
+    """Creates one job per link and per uploaded file and holds their credits, all or nothing.
+
+    The uploads become the jobs' originals (their rows are used up). Raises `NoProvider`,
+    `UploadGone`, `ledger.InsufficientCredits`, `ledger.TeamFrozen` or `MonthlyLimitReached`;
+    then nothing is created or used up.
     """
     credits = settings.CREDITS_PER_VIDEO
-    provider = get_provider()
-    # As many jobs as the provider's rate limit has room for are sent on commit (the poller
-    # re-sends one only if its message got lost); the rest are due at once, and the poller
-    # sends them as room frees up.
+    link_provider = provider_for(InputKind.LINK) if links else None
+    file_provider = provider_for(InputKind.FILE) if uploads else None
+    # As many link jobs as the provider's rate limit has room for are sent on commit (the
+    # poller re-sends one only if its message got lost); the rest are due at once, and the
+    # poller sends them as room frees up.
     now = timezone.now()
-    send_now = provider.free_create_slots()
+    send_now = link_provider.free_create_slots() if link_provider else 0
     resend_after = now + timedelta(seconds=settings.JOB_LEASE_SECONDS)
+    count = len(links) + len(uploads)
     with transaction.atomic():
-        check_monthly_limit(membership=membership, credits=credits * len(links))
-        jobs = Job.objects.bulk_create(
+        check_monthly_limit(membership=membership, credits=credits * count)
+        if uploads:
+            used, _ = Upload.objects.filter(
+                team=membership.team, pk__in=[upload.pk for upload in uploads]
+            ).delete()
+            if used != len(uploads):
+                raise UploadGone("Some of these files were already submitted or removed.")
+        new_jobs = [
             Job(
-                team=membership.team,
-                created_by=membership.user,
                 source_url=link,
-                provider=provider.name,
-                credits=credits,
-                retry_of=retry_of,
+                provider=link_provider.name if link_provider else "",
                 next_check_at=resend_after if position < send_now else now,
             )
             for position, link in enumerate(links)
-        )
+        ] + [
+            Job(
+                input_kind=InputKind.FILE,
+                original_file=upload.file.name,
+                original_name=upload.name,
+                original_size=upload.size,
+                original_sha256=upload.sha256,
+                media_info=upload.media_info,
+                original_poster=upload.poster.name,
+                provider=file_provider.name if file_provider else "",
+                next_check_at=resend_after,
+            )
+            for upload in uploads
+        ]
+        for index, job in enumerate(new_jobs):
+            job.team, job.created_by, job.credits = membership.team, membership.user, credits
+            job.retry_of, job.submission_id, job.submission_index = retry_of, submission_id, index
+        jobs = Job.objects.bulk_create(new_jobs)
         JobEvent.objects.bulk_create(
-            JobEvent(job=job, to_state=JobState.QUEUED, detail="Link submitted.") for job in jobs
+            JobEvent(job=job, to_state=JobState.QUEUED, detail=job.submitted_detail) for job in jobs
         )
         ledger.hold_for_jobs(team=membership.team, jobs=jobs)
-        queue.send_to_provider([job.pk for job in jobs[:send_now]])
-        if len(jobs) > send_now:
+        link_jobs, file_jobs = jobs[: len(links)], jobs[len(links) :]
+        queue.send_to_provider([job.pk for job in link_jobs[:send_now] + file_jobs])
+        if len(link_jobs) > send_now:
             queue.start_poller()
     return jobs
 
@@ -82,9 +148,19 @@ def retry_job(*, membership: Membership, job: Job) -> Job:
             raise NotRetryable("Only a failed, canceled or expired video can be tried again.")
         if earlier := original.retries.first():
             raise AlreadyRetried(earlier)
-        [new_job] = submit_links(
-            membership=membership, links=[original.source_url], retry_of=original
-        )
+        if original.input_kind == InputKind.LINK:
+            [new_job] = submit_jobs(
+                membership=membership, links=[original.source_url], retry_of=original
+            )
+            return new_job
+        if not original.original_file:
+            raise NotRetryable(
+                "The original file was deleted after the retention period. Please upload it again."
+            )
+        # The stored original moves on to the new attempt (so deleting it when the old job's
+        # retention ends cannot pull it from under the new one): it becomes an upload again.
+        upload = original.take_back_original()
+        [new_job] = submit_jobs(membership=membership, uploads=[upload], retry_of=original)
     return new_job
 
 
@@ -117,8 +193,9 @@ def fail_job(job: Job, *, code: str, message: str) -> bool:
     return True
 
 
-def succeed_job(job: Job, *, name: str, size: int, sha256: str) -> bool:
-    """Ends the job with its stored result and charges its held credits."""
+def succeed_job(job: Job, *, name: str, size: int, sha256: str, poster: str = "") -> bool:
+    """Ends the job with its stored result (and its poster frame) and charges its held
+    credits."""
     now = timezone.now()
     with transaction.atomic():
         if not job.move(
@@ -127,6 +204,7 @@ def succeed_job(job: Job, *, name: str, size: int, sha256: str) -> bool:
             result_file=name,
             result_size=size,
             result_sha256=sha256,
+            result_poster=poster,
             finished_at=now,
             next_check_at=None,
             expires_at=now + timedelta(days=settings.RESULT_RETENTION_DAYS),

@@ -38,7 +38,7 @@ def test_two_members_submitting_at_once_never_spend_more_than_the_team_has(acme,
     turns = [in_team(acme, bob), in_team(acme, carol)]
 
     def submit(i: int) -> list[Job]:
-        return services.submit_links(membership=turns[i % 2], links=[link(i)])
+        return services.submit_jobs(membership=turns[i % 2], links=[link(i)])
 
     with AvailableWatcher(acme) as watcher:
         results = run_at_once(RACERS, submit)
@@ -60,7 +60,7 @@ def test_a_submission_that_does_not_fit_creates_nothing_even_under_contention(ac
     turns = [in_team(acme, bob), in_team(acme, carol)]
 
     def submit(i: int) -> list[Job]:
-        return services.submit_links(
+        return services.submit_jobs(
             membership=turns[i % 2], links=[link(3 * i), link(3 * i + 1), link(3 * i + 2)]
         )
 
@@ -83,7 +83,7 @@ def test_a_members_monthly_limit_holds_when_she_submits_many_times_at_once(acme,
     turns = [in_team(acme, bob), in_team(acme, carol)]
 
     def submit(i: int) -> list[Job]:
-        return services.submit_links(membership=turns[i % 2], links=[link(i)])
+        return services.submit_jobs(membership=turns[i % 2], links=[link(i)])
 
     results = run_at_once(RACERS, submit)
 

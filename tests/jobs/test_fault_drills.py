@@ -54,7 +54,7 @@ def test_a_passing_fault_delays_the_job_and_then_it_finishes(
 ):
     settings.KIE_TIMEOUT_SECONDS = 1
     sim_stack.simulator.configure(**TRANSIENT_FAULTS[fault])
-    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
 
     run_tasks()
 
@@ -77,7 +77,7 @@ def test_kie_failing_for_good_gives_up_after_a_few_tries_and_refunds(
     sim_stack, alice_membership, drive, login, alice
 ):
     sim_stack.simulator.configure(forced_code=500, forced_msg="Internal server error")
-    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
 
     drive([job])
 
@@ -111,7 +111,7 @@ def test_a_lasting_fault_fails_the_job_clearly_and_refunds(
     config, says, sim_stack, alice_membership, drive, login, alice
 ):
     sim_stack.simulator.configure(**config)
-    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
 
     drive([job])
 
@@ -163,7 +163,7 @@ def database_unavailable() -> Iterator[None]:
 def test_a_callback_during_a_database_outage_is_lost_and_the_poller_finishes_the_job(
     sim_stack, alice_membership, run_tasks, drive, login, alice
 ):
-    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     run_tasks()
     job.refresh_from_db()
     sim_stack.wait_until_done(job.task_id)

@@ -38,7 +38,7 @@ def test_a_link_goes_all_the_way_to_a_stored_video_and_is_charged_once(
     sim_stack, alice_membership, drive
 ):
     before = wallet(alice_membership.team)
-    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
 
     drive([job])
 
@@ -62,7 +62,7 @@ def test_a_kie_failure_fails_the_job_in_plain_words_and_releases_the_credits(
 ):
     sim_stack.simulator.configure(failure_rate=1.0)
     before = wallet(alice_membership.team)
-    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
 
     drive([job])
 
@@ -77,7 +77,7 @@ def test_a_kie_failure_fails_the_job_in_plain_words_and_releases_the_credits(
 
 
 def test_without_callbacks_the_poller_finishes_the_job(sim_stack, alice_membership, drive):
-    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
 
     drive([job])
 
@@ -89,7 +89,7 @@ def test_without_callbacks_the_poller_finishes_the_job(sim_stack, alice_membersh
 def test_duplicate_callbacks_lead_to_one_download_and_one_capture(
     sim_stack, alice_membership, run_tasks, client, settings
 ):
-    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     run_tasks()  # sends it to Kie
     job.refresh_from_db()
     sim_stack.wait_until_done(job.task_id)
@@ -110,7 +110,7 @@ def test_duplicate_callbacks_lead_to_one_download_and_one_capture(
 def test_a_callback_with_an_unknown_token_is_404_and_changes_nothing(
     sim_stack, alice_membership, run_tasks, client
 ):
-    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     run_tasks()
 
     response = client.post(
@@ -126,7 +126,7 @@ def test_a_callback_with_an_unknown_token_is_404_and_changes_nothing(
 
 
 def test_a_callback_naming_another_task_is_refused(sim_stack, alice_membership, run_tasks, client):
-    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     run_tasks()
 
     response = client.post(
@@ -144,7 +144,7 @@ def test_paused_kie_fails_fast_without_charge_and_raises_an_alert(
 ):
     sim_stack.simulator.configure(paused=True)
     before = wallet(alice_membership.team)
-    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
 
     drive([job])
 
@@ -161,11 +161,11 @@ def test_paused_kie_fails_fast_without_charge_and_raises_an_alert(
 
 def test_the_alert_clears_once_kie_accepts_work_again(sim_stack, alice_membership, drive):
     sim_stack.simulator.configure(paused=True)
-    [first] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    [first] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     drive([first])
     sim_stack.simulator.configure(paused=False)
 
-    [second] = services.submit_links(membership=alice_membership, links=[OTHER_LINK])
+    [second] = services.submit_jobs(membership=alice_membership, links=[OTHER_LINK])
     drive([second])
 
     assert ProviderAlert.objects.get().resolved_at is not None
@@ -173,7 +173,7 @@ def test_the_alert_clears_once_kie_accepts_work_again(sim_stack, alice_membershi
 
 def test_kie_out_of_credits_fails_fast_and_says_we_are_on_it(sim_stack, alice_membership, drive):
     sim_stack.simulator.configure(credits=0)
-    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
 
     drive([job])
 
@@ -188,7 +188,7 @@ def test_jobs_refused_by_kie_rate_limit_wait_their_turn_and_all_finish(
     sim_stack, alice_membership, drive
 ):
     sim_stack.simulator.configure(rate_limit=1)
-    jobs = services.submit_links(membership=alice_membership, links=[SORA_LINK, OTHER_LINK])
+    jobs = services.submit_jobs(membership=alice_membership, links=[SORA_LINK, OTHER_LINK])
 
     drive(jobs, rounds=400)
 
@@ -205,7 +205,7 @@ def test_a_bad_result_link_fails_the_job_and_leaves_no_file(
     sim_stack, alice_membership, drive, fault, says
 ):
     sim_stack.simulator.configure(result_fault=fault)
-    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
 
     drive([job])
 
@@ -218,7 +218,7 @@ def test_a_bad_result_link_fails_the_job_and_leaves_no_file(
 
 def test_a_job_kie_never_finishes_is_given_up_and_refunded(sim_stack, alice_membership, run_tasks):
     sim_stack.simulator.configure(latency=(3600.0, 3600.0))
-    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     run_tasks()
 
     # Sixteen minutes later (the job's clock is moved, not the simulator's):
@@ -240,7 +240,7 @@ def test_a_job_kie_never_finishes_is_given_up_and_refunded(sim_stack, alice_memb
 def test_results_are_deleted_after_retention_and_the_history_stays(
     sim_stack, alice_membership, drive
 ):
-    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     drive([job])
     job.refresh_from_db()
     name = str(job.result_file.name)
@@ -258,7 +258,7 @@ def test_results_are_deleted_after_retention_and_the_history_stays(
 
 
 def test_a_job_whose_send_was_lost_is_sent_by_the_poller(sim_stack, alice_membership, run_tasks):
-    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     run_tasks.purge()  # the broker lost the message
 
     Job.objects.filter(pk=job.pk).update(next_check_at=timezone.now())
@@ -272,7 +272,7 @@ def test_a_job_whose_send_was_lost_is_sent_by_the_poller(sim_stack, alice_member
 
 def test_the_poller_runs_alone(sim_stack, alice_membership):
     cache.add(queue.POLLER_LOCK, "someone-else", timeout=30)
-    services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     Job.objects.update(next_check_at=timezone.now())
 
     assert pipeline.poll_due_jobs(run_seconds=0) == 0
@@ -287,7 +287,7 @@ def test_a_big_paste_is_sent_no_faster_than_kies_rate_limit(
     ledger.grant(team=alice_membership.team, credits=100, key="more", memo="test")
     links = [f"https://sora.chatgpt.com/p/s_{i:032x}" for i in range(1, 9)]
 
-    jobs = services.submit_links(membership=alice_membership, links=links)
+    jobs = services.submit_jobs(membership=alice_membership, links=links)
     run_tasks()
     pipeline.poll_due_jobs(run_seconds=0)
     run_tasks()
@@ -302,7 +302,7 @@ def test_a_big_paste_is_sent_no_faster_than_kies_rate_limit(
 def test_a_result_server_that_stops_answering_fails_the_job_after_a_few_tries(
     sim_stack, alice_membership, run_tasks
 ):
-    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     run_tasks()
     job.refresh_from_db()
     job.move(
@@ -324,7 +324,7 @@ def test_a_result_server_that_stops_answering_fails_the_job_after_a_few_tries(
 def test_a_worker_that_dies_on_every_try_cannot_keep_a_job_saving_forever(
     sim_stack, alice_membership, run_tasks
 ):
-    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     run_tasks()
     job.refresh_from_db()
     # Three tries that started and never reported back (killed workers, task timeouts).

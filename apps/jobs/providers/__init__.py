@@ -34,6 +34,27 @@ def get_provider() -> RemovalProvider:
         return _built[pid]
 
 
+class NoProvider(Exception):
+    """No enabled provider takes this kind of input: such jobs are refused, nothing held."""
+
+
+def provider_for(kind: str) -> RemovalProvider:
+    """The provider that takes `kind` ("link" or "file") inputs; raises `NoProvider`."""
+    provider = get_provider()
+    if kind not in provider.input_kinds:
+        noun = "uploaded files" if kind == "file" else "links"
+        raise NoProvider(
+            f"Cleaning {noun} is not available right now: no removal service that takes "
+            f"{noun} is set up. Nothing was charged."
+        )
+    return provider
+
+
+def accepts(kind: str) -> bool:
+    """Whether some enabled provider takes `kind` inputs (the dashboard offers only those)."""
+    return kind in get_provider().input_kinds
+
+
 def reset_provider() -> None:
     """Forgets the built provider, so the next `get_provider()` reads settings again."""
     with _lock:

@@ -90,6 +90,8 @@ class CallbackRejected(Exception):
 
 class RemovalProvider(Protocol):
     name: str
+    # What it can clean: "link" (a Sora share link) and/or "file" (an uploaded video).
+    input_kinds: frozenset[str]
 
     def start(self, source_url: str, *, callback_url: str | None) -> str:
         """Creates a removal task for a public Sora share link and returns its task id."""

@@ -74,6 +74,7 @@ class KieProvider:
     """One Kie account: a pooled HTTP client with a bearer key and explicit timeouts."""
 
     name = "kie"
+    input_kinds = frozenset({"link"})
 
     def __init__(
         self,
