@@ -20,6 +20,8 @@ class MultipleFileField(forms.FileField):
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": "video/*,.mp4,.mov"}))
+        # An empty file is refused with the other files judged by content, by name.
+        kwargs.setdefault("allow_empty_file", True)
         super().__init__(**kwargs)
 
     def clean(self, data: Any, initial: Any = None) -> list[Any]:

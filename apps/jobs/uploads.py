@@ -23,7 +23,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import TemporaryUploadedFile, UploadedFile
-from django.core.files.uploadhandler import SkipFile, StopUpload, TemporaryFileUploadHandler
+from django.core.files.uploadhandler import StopUpload, TemporaryFileUploadHandler
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -39,7 +39,8 @@ REQUEST_OVERHEAD_BYTES = 1024 * 1024
 
 @dataclass(frozen=True)
 class Refusal:
-    """A file that was not accepted, with the reason to show next to its name."""
+    """A file that was not accepted, with the reason to show next to its name. Without a
+    name, the whole batch was refused while it arrived."""
 
     name: str
     message: str
@@ -86,9 +87,10 @@ def request_refusals(request: HttpRequest) -> list[Refusal]:
 class CappedUploadHandler(TemporaryFileUploadHandler):
     """Streams each file to a temporary file (never into memory), hashing it on the way.
 
-    A file is refused the moment it passes `UPLOAD_MAX_BYTES`: its temporary file is deleted and
-    the rest of its bytes are dropped as they arrive, so a batch's other files still go
-    through. A request larger than a whole batch of the largest files is not read at all.
+    The moment a file passes `UPLOAD_MAX_BYTES` the request stops being read: nothing more is
+    received or stored, and the batch is refused with that file named. So is a batch of more
+    than `UPLOAD_MAX_FILES` files, when the one too many begins, and a request whose declared
+    length is over a whole batch of the largest files, before anything is read.
     """
 
     chunk_size = CHUNK_BYTES
@@ -96,6 +98,7 @@ class CappedUploadHandler(TemporaryFileUploadHandler):
     def __init__(self, request: HttpRequest | None = None) -> None:
         super().__init__(request)
         self.files_seen = 0
+        self.too_large = False
         self.received = 0
         self.digest = hashlib.sha256()
         self.refusals: list[Refusal] = []
@@ -111,17 +114,18 @@ class CappedUploadHandler(TemporaryFileUploadHandler):
         encoding: str | None = None,
     ) -> None:
         limit = settings.UPLOAD_MAX_BYTES * settings.UPLOAD_MAX_FILES + REQUEST_OVERHEAD_BYTES
-        if content_length > limit:
-            self.refusals.append(Refusal("", _batch_too_large_message()))
-            raise StopUpload(connection_reset=True)
+        # Refused when its first file begins: the form's fields before it (the CSRF token
+        # among them) are still read, so the person gets an answer rather than a 403.
+        self.too_large = content_length > limit
 
     def new_file(self, field_name: str, file_name: str, *args: Any, **kwargs: Any) -> None:
         self.files_seen += 1
+        if self.too_large:
+            self.refusals.append(Refusal("", _batch_too_large_message()))
+            raise StopUpload(connection_reset=True)
         if self.files_seen > settings.UPLOAD_MAX_FILES:
-            if self.files_seen == settings.UPLOAD_MAX_FILES + 1:
-                self.refusals.append(Refusal("", too_many_files_message()))
-            # The rest of the batch is dropped unread: it is refused as a whole.
-            raise SkipFile
+            self.refusals.append(Refusal("", too_many_files_message()))
+            raise StopUpload(connection_reset=True)
         # The base handler's bookkeeping, but our own temporary file class.
         super(TemporaryFileUploadHandler, self).new_file(field_name, file_name, *args, **kwargs)
         self.file = HashedUploadedFile(
@@ -133,8 +137,9 @@ class CappedUploadHandler(TemporaryFileUploadHandler):
     def receive_data_chunk(self, raw_data: bytes, start: int) -> None:
         self.received += len(raw_data)
         if self.received > settings.UPLOAD_MAX_BYTES:
-            self.refusals.append(Refusal(display_name(self.file_name or ""), too_large_message()))
-            raise SkipFile  # Django closes (so deletes) the temporary file
+            name = display_name(self.file_name or "")
+            self.refusals.append(Refusal("", f"{name}: {too_large_message()} {STOPPED}"))
+            raise StopUpload(connection_reset=True)  # Django closes (so deletes) the file
         self.digest.update(raw_data)
         self.file.write(raw_data)
 
@@ -143,6 +148,12 @@ class CappedUploadHandler(TemporaryFileUploadHandler):
         if isinstance(uploaded, HashedUploadedFile):
             uploaded.sha256 = self.digest.hexdigest()
         return uploaded
+
+
+STOPPED = (
+    "The upload was stopped there and nothing was submitted: remove that file and send the "
+    "others again."
+)
 
 
 def too_large_message() -> str:
