@@ -6,6 +6,7 @@ from django.db import connection
 from django.test import Client
 
 from apps.accounts.models import Role, Team, User
+from apps.jobs.providers.kie import KieProvider
 from tests.factories import UserFactory, add_member, make_team
 
 
@@ -71,3 +72,11 @@ def login(db: None) -> Callable[[User], Client]:
         return client
 
     return signed_in
+
+
+@pytest.fixture
+def files_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A provider that takes uploaded files is enabled."""
+    # Until the SWC provider lands, Kie is declared to take files for the upload tests; nothing
+    # here sends a job to a provider.
+    monkeypatch.setattr(KieProvider, "input_kinds", frozenset({"link", "file"}))

@@ -281,11 +281,3 @@ def finished_job(membership: Membership, link: str = SORA_LINK) -> Job:
     name = default_storage.save(f"results/{job.public_id}.mp4", ContentFile(VIDEO))
     services.succeed_job(job, name=name, size=len(VIDEO), sha256="x" * 64)
     return job
-
-
-@pytest.fixture
-def files_provider(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A provider that takes uploaded files is enabled."""
-    # Until the SWC provider lands, Kie is declared to take files for the upload tests; nothing
-    # here sends a job to a provider.
-    monkeypatch.setattr(KieProvider, "input_kinds", frozenset({"link", "file"}))

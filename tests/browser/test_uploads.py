@@ -1,0 +1,135 @@
+"""Uploading exported videos in a real browser: drag and drop, per-file progress, refusals."""
+
+import hashlib
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from apps.jobs.models import Job, Upload
+from tests.browser.steps import balance_chip, sign_up
+from tests.clips import make_clip
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def throttle_uploads(page: Page, bytes_per_second: int) -> None:
+    """Slows the browser's uploads down, so progress can be watched and canceled."""
+    session = page.context.new_cdp_session(page)
+    session.send("Network.enable")
+    session.send(
+        "Network.emulateNetworkConditions",
+        {
+            "offline": False,
+            "latency": 0,
+            "downloadThroughput": -1,
+            "uploadThroughput": bytes_per_second,
+        },
+    )
+
+
+def upload_items(page: Page):
+    return page.locator(".upload-list .upload-item")
+
+
+def test_two_clips_dropped_on_the_page_upload_with_progress_and_are_held_as_one_batch(
+    live_stack, open_page, files_provider, tmp_path: Path
+):
+    clips = [
+        # Big enough that the browser cannot hand all of it to the socket at once.
+        make_clip(tmp_path / "beach.mp4", seconds=6, width=288, height=512),
+        make_clip(tmp_path / "city.mp4", seconds=5, width=288, height=512),
+    ]
+    page = open_page("gina")
+    page.goto("/accounts/signup/")
+    sign_up(page, "gina@example.com")
+    expect(page.get_by_text("Sora share links stopped working when Sora closed")).to_be_visible()
+    throttle_uploads(page, 8_000)
+
+    page.locator(".drop-zone").set_input_files([str(clip) for clip in clips])
+
+    items = upload_items(page)
+    expect(items).to_have_count(2)
+    expect(items.nth(0).locator(".file-name")).to_have_text("beach.mp4")
+    # Each file shows its own progress, part-way first, and the form waits for them.
+    expect(page.get_by_role("button", name="Waiting for uploads…")).to_be_disabled()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.upload-progress')]"
+        ".some(bar => bar.value > 0 && bar.value < 100)"
+    )
+    for item in items.all():
+        expect(item).to_contain_text("ready", timeout=30_000)
+    assert Upload.objects.count() == 2
+
+    page.get_by_label("I own these videos or have the right to edit them").check()
+    page.get_by_role("button", name="Remove watermarks").click()
+
+    expect(page.get_by_text("2 videos added")).to_be_visible()
+    expect(balance_chip(page)).to_have_text("10 credits")
+    jobs = Job.objects.order_by("submission_index")
+    assert [job.original_name for job in jobs] == ["beach.mp4", "city.mp4"]
+    assert [job.original_sha256 for job in jobs] == [
+        hashlib.sha256(clip.read_bytes()).hexdigest() for clip in clips
+    ]
+    assert len({job.submission_id for job in jobs}) == 1
+    expect(page.get_by_role("link", name="beach.mp4")).to_be_visible()
+
+
+def test_an_upload_can_be_canceled_while_it_is_sent(
+    live_stack, open_page, files_provider, tmp_path: Path
+):
+    clip = make_clip(tmp_path / "long.mp4", seconds=6, width=288, height=512)
+    page = open_page("hal")
+    page.goto("/accounts/signup/")
+    sign_up(page, "hal@example.com")
+    throttle_uploads(page, 5_000)
+
+    page.locator(".drop-zone").set_input_files(str(clip))
+    page.wait_for_function("() => document.querySelector('.upload-progress')?.value > 0")
+    upload_items(page).get_by_role("button", name="Cancel").click()
+
+    expect(upload_items(page)).to_have_count(0)
+    expect(page.get_by_role("button", name="Remove watermarks")).to_be_enabled()
+    assert Upload.objects.count() == 0
+
+
+def test_a_bad_file_is_refused_with_its_reason_and_costs_nothing(
+    live_stack, open_page, files_provider, tmp_path: Path
+):
+    not_a_video = tmp_path / "holiday.mp4"
+    not_a_video.write_bytes(b"these are not the frames you are looking for" * 100)
+    page = open_page("ida")
+    page.goto("/accounts/signup/")
+    sign_up(page, "ida@example.com")
+
+    page.locator(".drop-zone").set_input_files(str(not_a_video))
+
+    item = upload_items(page)
+    expect(item).to_contain_text("holiday.mp4")
+    expect(item).to_contain_text("This is not a video file we can read.")
+    expect(page.get_by_role("button", name="Remove watermarks")).to_be_enabled()
+    expect(balance_chip(page)).to_have_text("30 credits")
+    assert Upload.objects.count() == 0
+    assert Job.objects.count() == 0
+
+
+def test_without_javascript_the_form_sends_the_files_itself(
+    live_stack, browser, live_server, files_provider, tmp_path: Path
+):
+    clip = make_clip(tmp_path / "plain.mp4", seconds=1)
+    context = browser.new_context(base_url=live_server.url, java_script_enabled=False)
+    page = context.new_page()
+    try:
+        page.goto("/accounts/signup/")
+        sign_up(page, "jo@example.com")
+        page.get_by_label("Drop your exported Sora videos here").set_input_files(str(clip))
+        page.get_by_label("I own these videos or have the right to edit them").check()
+        page.get_by_role("button", name="Remove watermarks").click()
+
+        expect(page.get_by_text("1 video added")).to_be_visible()
+        expect(page).to_have_url(re.compile(r"/dashboard/$"))
+        [job] = Job.objects.all()
+        assert job.original_sha256 == hashlib.sha256(clip.read_bytes()).hexdigest()
+    finally:
+        context.close()
