@@ -14,6 +14,7 @@ import os
 import secrets
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -214,6 +215,52 @@ KIE_TIMEOUT_SECONDS = env_int("KIE_TIMEOUT_SECONDS", 30, minimum=1)
 # Kie accepts 20 new tasks per 10 s per account; raise only for an account with a higher limit
 # (or a simulator started with a higher --rate-limit, as the pipeline benchmark does).
 KIE_CREATE_LIMIT = env_int("KIE_CREATE_LIMIT", 20, minimum=1)
+
+
+# --- SoraWatermarkCleaner servers, the pool that cleans uploaded files --------------------
+def _swc_servers(raw: str) -> list[dict[str, str]]:
+    """`SWC_SERVERS`: comma-separated server addresses, each optionally followed by `|` and the
+    `Authorization` header of the reverse proxy in front of it (SWC itself has no auth):
+    `http://10.0.0.5:5344,https://gpu2.internal|Bearer s3cret`. Being operator configuration,
+    private addresses are allowed here (and only here)."""
+    servers: list[dict[str, str]] = []
+    for entry in raw.split(","):
+        url, _, authorization = entry.strip().partition("|")
+        url = url.strip().rstrip("/")
+        if not url:
+            continue
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+            raise ImproperlyConfigured(f"SWC_SERVERS: {url!r} is not an http(s) server address.")
+        if any(server["url"] == url for server in servers):
+            raise ImproperlyConfigured(f"SWC_SERVERS names {url} twice.")
+        servers.append({"url": url, "authorization": authorization.strip()})
+    return servers
+
+
+SWC_SERVERS = _swc_servers(env_str("SWC_SERVERS"))
+# Without servers outside production, `make run` starts simulators on these ports.
+SWC_SIMULATOR_PORTS = [int(port) for port in env_list("SWC_SIMULATOR_PORTS", ["5344", "5345"])]
+SWC_SIMULATOR = not PRODUCTION and not SWC_SERVERS
+if SWC_SIMULATOR:
+    SWC_SERVERS = [
+        {"url": f"http://127.0.0.1:{port}", "authorization": ""} for port in SWC_SIMULATOR_PORTS
+    ]
+# Each server runs one video at a time; two in flight lets the next upload overlap the run.
+SWC_MAX_IN_FLIGHT = env_int("SWC_MAX_IN_FLIGHT", 2, minimum=1)
+# A task whose percentage has not moved for this long (while it should be running) is sent
+# to another server.
+SWC_STALL_SECONDS = env_int("SWC_STALL_SECONDS", 180, minimum=5)
+SWC_TIMEOUT_SECONDS = env_int("SWC_TIMEOUT_SECONDS", 10, minimum=1)
+SWC_UPLOAD_TIMEOUT_SECONDS = env_int("SWC_UPLOAD_TIMEOUT_SECONDS", 300, minimum=10)
+# A file job waits in the pool's queue, then runs: it gives up (and is refunded) this long
+# after it was submitted.
+SWC_GIVE_UP_SECONDS = env_int("SWC_GIVE_UP_SECONDS", 60 * 60, minimum=60)
+# Sends of one job (the first and re-sends after a lost, stalled or failed task) before it fails.
+SWC_MAX_SENDS = env_int("SWC_MAX_SENDS", 4, minimum=1)
+# SWC's ERROR gives no reason; a video that fails on this many servers is not tried again.
+SWC_MAX_ERRORS = 2
+SWC_POLL_SECONDS = 1.0
 
 # --- Jobs ---------------------------------------------------------------------------------------
 MAX_LINKS_PER_SUBMIT = env_int("MAX_LINKS_PER_SUBMIT", 50, minimum=1)

@@ -6,7 +6,6 @@ from django.db import connection
 from django.test import Client
 
 from apps.accounts.models import Role, Team, User
-from apps.jobs.providers.kie import KieProvider
 from tests.factories import UserFactory, add_member, make_team
 
 
@@ -75,8 +74,7 @@ def login(db: None) -> Callable[[User], Client]:
 
 
 @pytest.fixture
-def files_provider(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A provider that takes uploaded files is enabled."""
-    # Until the SWC provider lands, Kie is declared to take files for the upload tests; nothing
-    # here sends a job to a provider.
-    monkeypatch.setattr(KieProvider, "input_kinds", frozenset({"link", "file"}))
+def files_provider(settings) -> None:
+    """A provider that takes uploaded files is enabled: the SWC pool, with servers configured
+    (nothing here sends a job to them)."""
+    settings.SWC_SERVERS = [{"url": "http://127.0.0.1:9", "authorization": ""}]

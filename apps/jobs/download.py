@@ -36,10 +36,13 @@ ACCEPTED_CONTENT_TYPES = ("video/", "application/octet-stream", "binary/octet-st
 
 
 class DownloadError(Exception):
-    def __init__(self, message: str, *, retryable: bool) -> None:
+    """`gone`: the result no longer exists where it was (404/410)."""
+
+    def __init__(self, message: str, *, retryable: bool, gone: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.retryable = retryable
+        self.gone = gone
 
 
 @dataclass(frozen=True)
@@ -58,18 +61,26 @@ class _LocalTempFile(File):
 
 
 def store_result(
-    url: str, *, storage_name: str, temp_name: str, heartbeat: Callable[[float], None]
+    url: str,
+    *,
+    storage_name: str,
+    temp_name: str,
+    heartbeat: Callable[[float], None],
+    trusted_client: httpx.Client | None = None,
 ) -> StoredResult:
     """Downloads `url` into storage as `storage_name` (or a free variant of it).
 
     `heartbeat(seconds)` is called as work goes on, with how long the next quiet stretch
-    may last, so the caller can keep its lease on the job alive.
+    may last, so the caller can keep its lease on the job alive. `trusted_client` fetches a
+    URL on a server the operator configured (an SWC server, often on a private network, with
+    its `Authorization` header): the first request skips the address checks; any redirect
+    from it is checked like every other link.
     """
     temp_dir = Path(settings.DOWNLOAD_TEMP_DIR)
     temp_path = temp_dir / temp_name
     try:
         temp_dir.mkdir(parents=True, exist_ok=True)
-        size, digest = _download_to(url, temp_path, heartbeat)
+        size, digest = _download_to(url, temp_path, heartbeat, trusted_client)
         # Saving sends no heartbeat of its own (an upload to S3 can take a while).
         heartbeat(size / SLOWEST_SAVE_BYTES_PER_SECOND)
         poster = _save_poster(temp_path, storage_name)
@@ -92,14 +103,18 @@ def _save_poster(video: Path, storage_name: str) -> str:
     return default_storage.save(f"{storage_name.rsplit('.', 1)[0]}.jpg", ContentFile(frame))
 
 
-def _download_to(url: str, path: Path, heartbeat: Callable[[float], None]) -> tuple[int, str]:
+def _download_to(
+    url: str, path: Path, heartbeat: Callable[[float], None], trusted: httpx.Client | None
+) -> tuple[int, str]:
     limit = settings.RESULT_MAX_BYTES
-    client = _http_client()
+    client = trusted or _http_client()
     for _ in range(MAX_REDIRECTS + 1):
-        check_fetchable(url)
+        if client is not trusted:
+            check_fetchable(url)
         with client.stream("GET", url, headers={"Accept": "video/mp4,*/*"}) as response:
             if response.is_redirect:
                 url = urljoin(url, response.headers.get("location", ""))
+                client = _http_client()  # the trust was in the configured server, not beyond
                 continue
             _check_response(response, limit)
             return _write_stream(response, path, limit, heartbeat)
@@ -122,7 +137,7 @@ def _http_client() -> httpx.Client:
 def _check_response(response: httpx.Response, limit: int) -> None:
     status = response.status_code
     if status in (404, 410):
-        raise DownloadError("The result link no longer exists.", retryable=False)
+        raise DownloadError("The result link no longer exists.", retryable=False, gone=True)
     if status == 429 or status >= 500:
         raise DownloadError(f"The result server answered {status}.", retryable=True)
     if status != 200:

@@ -141,6 +141,11 @@ class Job(models.Model):
     provider_server = models.CharField(max_length=200, blank=True)
     # The provider's own percentage for the running task, where it gives one.
     provider_progress = models.PositiveSmallIntegerField(null=True, blank=True)
+    # When that percentage last moved (or the task last reached the front of its server's
+    # queue): a task quiet for too long has stalled and is sent elsewhere.
+    progress_changed_at = models.DateTimeField(null=True, blank=True)
+    # Times the provider answered ERROR for this job (SWC gives no reason).
+    provider_errors = models.PositiveSmallIntegerField(default=0)
     # Secret part of this job's callback URL: a callback names its job without revealing it.
     callback_token = models.CharField(max_length=64, unique=True, default=new_callback_token)
 
@@ -205,7 +210,13 @@ class Job(models.Model):
 
     @property
     def progress(self) -> int:
-        return PROGRESS[JobState(self.state)]
+        """The bar people watch; while the provider reports its own percentage (SWC does),
+        the bar follows it between "removing" and "saving"."""
+        state = JobState(self.state)
+        if state == JobState.PROCESSING and self.provider_progress is not None:
+            start, end = PROGRESS[JobState.PROCESSING], PROGRESS[JobState.DOWNLOADING]
+            return start + (end - start) * min(self.provider_progress, 100) // 100
+        return PROGRESS[state]
 
     @property
     def is_file(self) -> bool:
@@ -328,6 +339,36 @@ class ProviderAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider} {self.kind}: {self.message}"
+
+
+class SwcServer(models.Model):
+    """One SoraWatermarkCleaner server of the pool, as every worker machine sees it.
+
+    The list of servers is configuration (`SWC_SERVERS`); this row is their shared state:
+    whether a server is up, why it went down, when to probe it again, and which route layout it
+    has. How many jobs it holds is never stored: it is counted from the jobs themselves, under a
+    lock on these rows, so it cannot drift when a worker dies.
+    """
+
+    url = models.CharField(max_length=200, unique=True)
+    # Where its routes are: "/api/v1" (current releases) or "" (the root, older ones), and
+    # None until detected — "" is a real answer here, hence the null.
+    api_prefix = models.CharField(max_length=20, null=True, blank=True)  # noqa: DJ001
+    healthy = models.BooleanField(default=True)
+    down_reason = models.CharField(max_length=300, blank=True)
+    down_since = models.DateTimeField(null=True, blank=True)
+    # Times it went down since it last finished a video: probes come back more slowly.
+    failures = models.PositiveIntegerField(default=0)
+    next_probe_at = models.DateTimeField(null=True, blank=True)
+    # When it was last given a job: among equally loaded servers, the one waiting longest wins.
+    booked_at = models.DateTimeField(null=True, blank=True)
+    finished_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.url} ({'up' if self.healthy else 'down'})"
 
 
 class Upload(models.Model):

@@ -19,7 +19,7 @@ from django.core.files.storage import default_storage
 from django.db.models import F
 from django.utils import timezone
 
-from apps.jobs import queue
+from apps.jobs import queue, swc_pool
 from apps.jobs.backoff import next_poll_delay, retry_delay
 from apps.jobs.download import DownloadError, store_result
 from apps.jobs.models import Job, JobState, ProviderAlert
@@ -48,6 +48,9 @@ POLLER_LOCK_SECONDS = 15
 
 # --- Sending ----------------------------------------------------------------------------------
 def send_job(job: Job) -> None:
+    if job.provider == swc_pool.PROVIDER:
+        swc_pool.send_job(job)
+        return
     if job.state != JobState.QUEUED:
         return
     if _past_deadline(job):
@@ -101,6 +104,9 @@ def _send_later(job: Job, exc: RetryableError) -> None:
 
 # --- Following ---------------------------------------------------------------------------------
 def check_job(job: Job) -> None:
+    if job.provider == swc_pool.PROVIDER:
+        swc_pool.check_job(job)
+        return
     if job.state not in (JobState.SUBMITTED, JobState.PROCESSING) or not job.task_id:
         return
     provider = get_provider()
@@ -230,9 +236,15 @@ def _download_with_lease(job: Job, lock: str, lease_seconds: int) -> None:
             storage_name=f"results/{job.team.public_id}/{job.public_id}-{attempt}.mp4",
             temp_name=f"{job.public_id}-{attempt}.part",
             heartbeat=heartbeat,
+            trusted_client=swc_pool.download_client(job),
         )
     except DownloadError as exc:
-        if exc.retryable and job.download_attempts < settings.MAX_DOWNLOAD_ATTEMPTS:
+        if exc.gone and job.provider == swc_pool.PROVIDER:
+            # The SWC server restarted between finishing and our download: clean it again.
+            swc_pool.send_again(
+                job, detail="The cleaning server lost the finished video; sending it again."
+            )
+        elif exc.retryable and job.download_attempts < settings.MAX_DOWNLOAD_ATTEMPTS:
             delay = retry_delay(job.download_attempts)
             job.touch(next_check_at=timezone.now() + timedelta(seconds=delay))
             queue.start_poller()
@@ -280,6 +292,8 @@ def poll_due_jobs(*, run_seconds: float | None = None) -> int:
     try:
         stop_at = time.monotonic() + budget
         while True:
+            swc_pool.probe_due_servers()
+            swc_pool.fail_overdue_queued()
             handed += _hand_out_due_jobs()
             if time.monotonic() >= stop_at or not _work_due_soon():
                 break
@@ -307,11 +321,15 @@ def _hand_out_due_jobs() -> int:
     # Queued jobs go out only as fast as the provider's rate limit allows (the rest stay
     # due); checks and saves are looked up apart, so a long queue never holds them back.
     due = Job.objects.due(now).order_by("next_check_at", "id")
-    sendable = get_provider().free_create_slots()
-    to_send = due.filter(state=JobState.QUEUED)[:sendable]
+    queued = due.filter(state=JobState.QUEUED)
+    # Kie jobs as fast as Kie's create limit allows, files as the SWC pool has room.
+    to_kie = queued.exclude(provider=swc_pool.PROVIDER)[: get_provider().free_create_slots()]
+    to_swc = queued.filter(provider=swc_pool.PROVIDER)
+    to_swc = to_swc[: swc_pool.free_slots()] if to_swc.exists() else to_swc.none()
     others = due.exclude(state=JobState.QUEUED)[:POLL_BATCH]
     for pk, state, task_id, next_check_at in [
-        *to_send.values_list("pk", "state", "task_id", "next_check_at"),
+        *to_kie.values_list("pk", "state", "task_id", "next_check_at"),
+        *to_swc.values_list("pk", "state", "task_id", "next_check_at"),
         *others.values_list("pk", "state", "task_id", "next_check_at"),
     ]:
         # Claim the job by moving its next check on; a second poller or sweep skips it.

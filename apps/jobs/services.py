@@ -20,7 +20,7 @@ from apps.accounts.models import Membership, Team
 from apps.billing import ledger
 from apps.jobs import queue
 from apps.jobs.models import InputKind, Job, JobEvent, JobState, Upload
-from apps.jobs.providers import provider_for
+from apps.jobs.providers import get_provider, provider_for
 
 RETRYABLE_STATES = (JobState.FAILED, JobState.CANCELED, JobState.EXPIRED)
 
@@ -74,13 +74,13 @@ def submit_jobs(
     then nothing is created or used up.
     """
     credits = settings.CREDITS_PER_VIDEO
-    link_provider = provider_for(InputKind.LINK) if links else None
-    file_provider = provider_for(InputKind.FILE) if uploads else None
-    # As many link jobs as the provider's rate limit has room for are sent on commit (the
-    # poller re-sends one only if its message got lost); the rest are due at once, and the
-    # poller sends them as room frees up.
+    link_provider = provider_for(InputKind.LINK) if links else ""
+    file_provider = provider_for(InputKind.FILE) if uploads else ""
+    # As many link jobs as Kie's rate limit has room for are sent on commit (the poller
+    # re-sends one only if its message got lost); the rest are due at once, and the poller
+    # sends them as room frees up. File jobs all go: the pool books them or keeps them waiting.
     now = timezone.now()
-    send_now = link_provider.free_create_slots() if link_provider else 0
+    send_now = get_provider().free_create_slots() if links else 0
     resend_after = now + timedelta(seconds=settings.JOB_LEASE_SECONDS)
     count = len(links) + len(uploads)
     with transaction.atomic():
@@ -94,7 +94,7 @@ def submit_jobs(
         new_jobs = [
             Job(
                 source_url=link,
-                provider=link_provider.name if link_provider else "",
+                provider=link_provider,
                 next_check_at=resend_after if position < send_now else now,
             )
             for position, link in enumerate(links)
@@ -107,7 +107,7 @@ def submit_jobs(
                 original_sha256=upload.sha256,
                 media_info=upload.media_info,
                 original_poster=upload.poster.name,
-                provider=file_provider.name if file_provider else "",
+                provider=file_provider,
                 next_check_at=resend_after,
             )
             for upload in uploads

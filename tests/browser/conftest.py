@@ -137,12 +137,19 @@ class LiveStack:
 
 
 @pytest.fixture
+def worker_env() -> dict[str, str]:
+    """More environment for the worker process; journeys override it (SWC servers, say)."""
+    return {}
+
+
+@pytest.fixture
 def live_stack(
     transactional_db: None,
     live_server: LiveServer,
     settings,
     tmp_path: Path,
     request: pytest.FixtureRequest,
+    worker_env: dict[str, str],
 ) -> Iterator[LiveStack]:
     simulator = KieSimulator(
         SimulatorConfig(api_key=settings.KIE_SIMULATOR_API_KEY, latency=SIM_LATENCY)
@@ -169,7 +176,7 @@ def live_stack(
     worker = WorkerProcess(
         var_dir=var_dir,
         simulator_port=simulator_port,
-        extra_env={"PUBLIC_BASE_URL": live_server.url},
+        extra_env={"PUBLIC_BASE_URL": live_server.url, **worker_env},
     )
     try:
         yield LiveStack(simulator=simulator, worker=worker)

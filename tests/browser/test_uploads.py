@@ -2,16 +2,45 @@
 
 import hashlib
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
+import av
 import pytest
+from PIL import ImageStat
 from playwright.sync_api import Page, expect
 
-from apps.jobs.models import Job, Upload
-from tests.browser.steps import balance_chip, sign_up
-from tests.clips import make_clip
+from apps.jobs.models import Job, JobState, Upload
+from apps.jobs.providers.swc_simulator import SwcSimConfig, SwcSimulator
+from tests.browser.steps import JOB_TIMEOUT_MS, balance_chip, sign_up
+from tests.clips import make_clip, mark_box
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def swc(settings) -> Iterator[SwcSimulator]:
+    """One SWC simulator slow enough to watch its percentage move; the app and the worker use it."""
+    simulator = SwcSimulator(SwcSimConfig(seconds_per_video=4.0)).start()
+    settings.SWC_SERVERS = [{"url": simulator.url, "authorization": ""}]
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture
+def worker_env(swc: SwcSimulator) -> dict[str, str]:
+    return {"SWC_SERVERS": swc.url}
+
+
+def mark_brightness(path: Path) -> list[float]:
+    """Mean luma inside the mark's box, frame by frame: near 255 where the mark is drawn."""
+    with av.open(str(path)) as container:
+        return [
+            ImageStat.Stat(
+                frame.to_image().convert("L").crop(mark_box(index, frame.width, frame.height, 12))
+            ).mean[0]
+            for index, frame in enumerate(container.decode(video=0))
+        ]
 
 
 def throttle_uploads(page: Page, bytes_per_second: int) -> None:
@@ -33,8 +62,8 @@ def upload_items(page: Page):
     return page.locator(".upload-list .upload-item")
 
 
-def test_two_clips_dropped_on_the_page_upload_with_progress_and_are_held_as_one_batch(
-    live_stack, open_page, files_provider, tmp_path: Path
+def test_two_clips_dropped_on_the_page_are_uploaded_cleaned_compared_and_downloaded(
+    swc, live_stack, open_page, tmp_path: Path
 ):
     clips = [
         # Big enough that the browser cannot hand all of it to the socket at once.
@@ -73,7 +102,40 @@ def test_two_clips_dropped_on_the_page_upload_with_progress_and_are_held_as_one_
         hashlib.sha256(clip.read_bytes()).hexdigest() for clip in clips
     ]
     assert len({job.submission_id for job in jobs}) == 1
-    expect(page.get_by_role("link", name="beach.mp4")).to_be_visible()
+
+    # SWC's own percentage shows live on the job page while the server works.
+    page.get_by_role("link", name="beach.mp4").click()
+    expect(page.get_by_role("heading", name="Video beach.mp4")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"\b([1-9]\d?)% done"))).to_be_visible(
+        timeout=JOB_TIMEOUT_MS
+    )
+    expect(page.locator("#job-status .badge")).to_have_text("Done", timeout=JOB_TIMEOUT_MS)
+
+    # Before and after, side by side, each with its poster frame.
+    before, after = page.locator(".before-after video").all()
+    assert "/original/" in (before.get_attribute("src") or "")
+    assert (before.get_attribute("poster") or "").endswith("/poster/original.jpg")
+    assert (after.get_attribute("poster") or "").endswith("/poster/result.jpg")
+    after.evaluate("video => { video.muted = true; return video.play(); }")
+    page.wait_for_function(
+        "() => document.querySelector('.before-after video.result-video').currentTime > 0"
+    )
+    assert after.evaluate("video => video.videoWidth") == 288
+
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download MP4").click()
+    assert download.value.suggested_filename == "beach-unmarked.mp4"
+    result = Path(download.value.path())
+    job = Job.objects.get(original_name="beach.mp4")
+    assert job.state == JobState.SUCCEEDED
+    assert hashlib.sha256(result.read_bytes()).hexdigest() == job.result_sha256
+    # It is what the simulator made of this very upload: the mark painted over.
+    [task] = [t for t in swc.seen()["tasks"] if t["upload_sha256"] == job.original_sha256]
+    assert task["downloads"] == 1
+    assert result.read_bytes() != clips[0].read_bytes()
+    assert max(mark_brightness(clips[0])) > 200
+    assert max(mark_brightness(result)) < 150
+    expect(balance_chip(page)).to_have_text("10 credits", timeout=JOB_TIMEOUT_MS)
 
 
 def test_an_upload_can_be_canceled_while_it_is_sent(

@@ -441,8 +441,9 @@ def test_another_teams_cleaned_file_is_not_a_reason_to_skip(
 
 # --- No provider takes files ---------------------------------------------------------------------
 def test_files_are_refused_at_once_when_no_provider_takes_them(
-    login, alice, media_storage, tmp_path
+    login, alice, media_storage, tmp_path, settings
 ):
+    settings.SWC_SERVERS = []
     before = ledger.available_credits(personal(alice).team)
     client = login(alice)
 

@@ -38,21 +38,35 @@ class NoProvider(Exception):
     """No enabled provider takes this kind of input: such jobs are refused, nothing held."""
 
 
-def provider_for(kind: str) -> RemovalProvider:
-    """The provider that takes `kind` ("link" or "file") inputs; raises `NoProvider`."""
-    provider = get_provider()
-    if kind not in provider.input_kinds:
-        noun = "uploaded files" if kind == "file" else "links"
-        raise NoProvider(
-            f"Cleaning {noun} is not available right now: no removal service that takes "
-            f"{noun} is set up. Nothing was charged."
-        )
-    return provider
+# The SWC pool (apps/jobs/swc_pool.py) cleans uploaded files when servers are configured.
+SWC = "swc"
+SWC_INPUT_KINDS = frozenset({"file"})
+
+
+def provider_for(kind: str) -> str:
+    """The name of the enabled provider that takes `kind` ("link" or "file") inputs.
+
+    Raises `NoProvider`, so a job nobody can clean is refused when it is submitted.
+    """
+    kie = get_provider()
+    if kind in kie.input_kinds:
+        return kie.name
+    if kind in SWC_INPUT_KINDS and settings.SWC_SERVERS:
+        return SWC
+    noun = "uploaded files" if kind == "file" else "links"
+    raise NoProvider(
+        f"Cleaning {noun} is not available right now: no removal service that takes {noun} "
+        "is set up. Nothing was charged."
+    )
 
 
 def accepts(kind: str) -> bool:
     """Whether some enabled provider takes `kind` inputs (the dashboard offers only those)."""
-    return kind in get_provider().input_kinds
+    try:
+        provider_for(kind)
+    except NoProvider:
+        return False
+    return True
 
 
 def reset_provider() -> None:

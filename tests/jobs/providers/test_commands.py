@@ -20,7 +20,11 @@ MANAGE = [sys.executable, str(ROOT / "manage.py")]
 def command_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """A clean environment: SQLite under tmp_path, no Redis, no Kie key (so: the simulator)."""
     ignored = ("DATABASE_URL", "REDIS_URL", "PUBLIC_BASE_URL", "PORT")
-    env = {k: v for k, v in os.environ.items() if k not in ignored and not k.startswith("KIE_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ignored and not k.startswith(("KIE_", "SWC_"))
+    }
     return {**env, "DJANGO_ENV": "test", "VAR_DIR": str(tmp_path), **extra}
 
 
@@ -49,6 +53,17 @@ def test_the_simulator_command_refuses_a_public_address():
         call_command("kie_simulator", "--host", "0.0.0.0", "--port", "0")  # noqa: S104
 
 
+def test_the_swc_simulator_command_refuses_a_public_address():
+    with pytest.raises(CommandError, match="loopback only"):
+        call_command("swc_simulator", "--host", "0.0.0.0", "--port", "0")  # noqa: S104
+
+
+def test_the_swc_simulator_command_refuses_to_run_in_production(settings):
+    settings.PRODUCTION = True
+    with pytest.raises(CommandError, match="not production"):
+        call_command("swc_simulator", "--port", "0")
+
+
 def test_kie_status_says_when_the_key_is_rejected(simulator, settings, capsys):
     settings.KIE_BASE_URL = simulator.url
     settings.KIE_API_KEY = "not-the-key"
@@ -66,10 +81,15 @@ def test_kie_status_says_when_kie_cannot_be_reached(settings):
         call_command("kie_status")
 
 
-def test_make_run_starts_the_simulator_and_the_app_talks_to_it(tmp_path):
+def test_make_run_starts_the_simulators_and_the_app_talks_to_them(tmp_path):
     web_port, simulator_port = free_port(), free_port()
+    swc_ports = [free_port(), free_port()]
     env = command_env(
-        tmp_path, DJANGO_ENV="local", PORT=str(web_port), KIE_SIMULATOR_PORT=str(simulator_port)
+        tmp_path,
+        DJANGO_ENV="local",
+        PORT=str(web_port),
+        KIE_SIMULATOR_PORT=str(simulator_port),
+        SWC_SIMULATOR_PORTS=",".join(map(str, swc_ports)),
     )
     log = tmp_path / "run_local.log"
     with log.open("wb") as out:
@@ -79,6 +99,8 @@ def test_make_run_starts_the_simulator_and_the_app_talks_to_it(tmp_path):
     try:
         wait_for(f"http://127.0.0.1:{simulator_port}/__sim__/tasks", run, log)
         wait_for(f"http://127.0.0.1:{web_port}/healthz", run, log)
+        for port in swc_ports:
+            wait_for(f"http://127.0.0.1:{port}/api/v1/get_queue_status", run, log)
         # A fresh process reading the same environment, as the worker does.
         status = subprocess.run(
             [*MANAGE, "kie_status"],
@@ -101,5 +123,9 @@ def test_make_run_starts_the_simulator_and_the_app_talks_to_it(tmp_path):
     output = log.read_text()
     assert f"Kie simulator on http://127.0.0.1:{simulator_port}/" in output
     assert "Kie simulator stopped." in output  # it too stopped cleanly on the supervisor's TERM
-    with pytest.raises(httpx.ConnectError):
-        httpx.get(f"http://127.0.0.1:{simulator_port}/__sim__/tasks")
+    swc_urls = ", ".join(f"http://127.0.0.1:{port}/" for port in swc_ports)
+    assert f"SWC simulators on {swc_urls}" in output
+    assert output.count("SWC simulator stopped.") == 2
+    for port in (simulator_port, *swc_ports):
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{port}/__sim__/tasks")

@@ -1,4 +1,5 @@
-"""`make run`: the whole app in the foreground — web server, task worker (and Kie simulator).
+"""`make run`: the whole app in the foreground — web server, task worker (and the Kie and SWC
+simulators when no real provider is configured).
 
 Each child runs in its own process group so that Ctrl-C reaches only this supervisor, which
 then stops every child through its main process. (A SIGTERM delivered to django-q2's whole
@@ -34,7 +35,7 @@ class Child:
 
 
 class Command(BaseCommand):
-    help = "Runs the web server, a task worker and the Kie simulator for local use (make run)."
+    help = "Runs the web server, a task worker and the simulators for local use (make run)."
 
     def add_arguments(self, parser) -> None:  # type: ignore[no-untyped-def]
         parser.add_argument("--port", type=int, default=settings.PORT)
@@ -59,8 +60,13 @@ class Command(BaseCommand):
             ),
             Child("worker", [*manage, "qcluster"]),
         ]  # fmt: skip
+        # Simulators start first, so they listen before the worker sends them anything.
+        if settings.SWC_SIMULATOR:
+            # Two SWC servers, so uploads work offline and spread over a pool from the start.
+            for port in settings.SWC_SIMULATOR_PORTS:
+                argv = [*manage, "swc_simulator", "--port", str(port)]
+                children.insert(0, Child(f"swc-simulator-{port}", argv))
         if settings.KIE_SIMULATOR:
-            # Started first, so it listens before the worker sends it anything.
             children.insert(0, Child("kie-simulator", self._simulator_argv(manage)))
         # Children read settings again: with --port, their default PUBLIC_BASE_URL (where the
         # simulator calls back) must name the port the web server really listens on.
@@ -68,10 +74,16 @@ class Command(BaseCommand):
         for child in children:
             child.start(env)
 
-        simulator = f"; Kie simulator on {settings.KIE_BASE_URL}/" if settings.KIE_SIMULATOR else ""
+        simulators = []
+        if settings.KIE_SIMULATOR:
+            simulators.append(f"Kie simulator on {settings.KIE_BASE_URL}/")
+        if settings.SWC_SIMULATOR:
+            urls = ", ".join(f"{server['url']}/" for server in settings.SWC_SERVERS)
+            simulators.append(f"SWC simulators on {urls}")
         self.stdout.write(
             self.style.SUCCESS(
-                f"\nUnmark is running on http://127.0.0.1:{port}/{simulator}  (Ctrl-C stops it)\n"
+                f"\nUnmark is running on http://127.0.0.1:{port}/  (Ctrl-C stops it)\n"
+                + "".join(f"{line}\n" for line in simulators)
             )
         )
         self._supervise(children)

@@ -1,0 +1,511 @@
+"""The pool of SoraWatermarkCleaner servers that cleans uploaded files, and an SWC job's steps.
+
+Each SWC server runs one video at a time and knows nothing of the others, so the pool is ours
+to run. Its state lives in the database, shared by every worker machine:
+
+- **Booking**: a queued job goes to the least-loaded healthy server with room (at most
+  `SWC_MAX_IN_FLIGHT` jobs each, so the next upload overlaps the current run). The load is
+  counted from the jobs themselves while the server rows are locked (`SELECT … FOR UPDATE`),
+  and the job is booked in the same transaction: two workers never overfill a server, and a
+  dead worker leaves no counter behind.
+- **Health**: a connection error, a 5xx, a foreign answer or a stall marks a server down
+  (a conditional UPDATE); the dispatcher probes it back on a growing interval.
+- **SWC's quirks**: a restart loses the server's queue — its tasks vanish (404) or stay
+  PROCESSING forever — so a task gone, unreachable, or quiet for `SWC_STALL_SECONDS` while it
+  should be running is sent again, to another server if there is one. ERROR gives no reason:
+  the video is tried on another server, then the job fails. Whatever happens the job is the
+  same row with the same hold, so it is charged once.
+
+Nothing here blocks on a server: every step asks once and leaves a `next_check_at`.
+"""
+
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import IO
+
+import httpx
+from botocore.exceptions import ClientError
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, F, Q
+from django.utils import timezone
+
+from apps.jobs import queue
+from apps.jobs.models import Job, JobState, SwcServer
+from apps.jobs.providers.swc import (
+    NotSwc,
+    ServerDown,
+    SwcClient,
+    SwcStatus,
+    TaskVanished,
+    VideoRefused,
+)
+from apps.jobs.services import fail_job
+
+logger = logging.getLogger("unmark.jobs")
+
+PROVIDER = "swc"
+LABEL = "the cleaning server"
+ACTIVE_STATES = (JobState.SUBMITTED, JobState.PROCESSING)
+MAX_PROBE_SECONDS = 60
+
+
+# --- Configuration and clients -------------------------------------------------------------------
+def configured_urls() -> list[str]:
+    return [server["url"] for server in settings.SWC_SERVERS]
+
+
+def is_enabled() -> bool:
+    return bool(settings.SWC_SERVERS)
+
+
+def servers() -> list[SwcServer]:
+    """The configured servers' rows, created on first sight (a server left out of
+    `SWC_SERVERS` keeps its row but gets no more work)."""
+    urls = configured_urls()
+    SwcServer.objects.bulk_create([SwcServer(url=url) for url in urls], ignore_conflicts=True)
+    return list(SwcServer.objects.filter(url__in=urls))
+
+
+_clients: dict[tuple[int, str, str], SwcClient] = {}
+_clients_lock = threading.Lock()
+
+
+def client_for(server: SwcServer) -> SwcClient:
+    """One pooled client per server and process (forked workers must not share sockets)."""
+    authorization = next(
+        (s["authorization"] for s in settings.SWC_SERVERS if s["url"] == server.url), ""
+    )
+    key = (os.getpid(), server.url, authorization)
+    with _clients_lock:
+        if any(pid != key[0] for pid, _, _ in _clients):
+            _clients.clear()
+        if key not in _clients:
+            _clients[key] = SwcClient(
+                base_url=server.url,
+                authorization=authorization,
+                timeout_seconds=settings.SWC_TIMEOUT_SECONDS,
+                upload_timeout_seconds=settings.SWC_UPLOAD_TIMEOUT_SECONDS,
+            )
+        client = _clients[key]
+    client.prefix = server.api_prefix
+    return client
+
+
+def forget_clients() -> None:
+    with _clients_lock:
+        clients = list(_clients.values())
+        _clients.clear()
+    for client in clients:
+        client.close()
+
+
+# --- Load and booking ----------------------------------------------------------------------------
+def _load(urls: list[str]) -> dict[str, int]:
+    rows = (
+        Job.objects.filter(provider=PROVIDER, state__in=ACTIVE_STATES, provider_server__in=urls)
+        .order_by()
+        .values_list("provider_server")
+        .annotate(count=Count("id"))
+    )
+    return dict(rows)
+
+
+def free_slots() -> int:
+    """How many more jobs the healthy servers can take right now."""
+    healthy = [server.url for server in servers() if server.healthy]
+    load = _load(healthy)
+    return sum(max(0, settings.SWC_MAX_IN_FLIGHT - load.get(url, 0)) for url in healthy)
+
+
+def book_server(job: Job) -> SwcServer | None:
+    """Moves the queued job to SUBMITTED on the least-loaded healthy server with room.
+
+    None when every server is full or down: the job stays queued. Among equally loaded
+    servers the one booked longest ago wins, which spreads a batch evenly; a server that just
+    lost this job is avoided while another has room.
+    """
+    urls = configured_urls()
+    servers()
+    now = timezone.now()
+    with transaction.atomic():
+        healthy = list(
+            SwcServer.objects.select_for_update().filter(url__in=urls, healthy=True).order_by("id")
+        )
+        load = _load([server.url for server in healthy])
+        with_room = [s for s in healthy if load.get(s.url, 0) < settings.SWC_MAX_IN_FLIGHT]
+        if not with_room:
+            return None
+        lost_it = job.provider_server if len(with_room) > 1 else ""
+        server = min(
+            with_room,
+            key=lambda s: (
+                s.url == lost_it,
+                load.get(s.url, 0),
+                s.booked_at.timestamp() if s.booked_at else 0.0,
+                s.pk,
+            ),
+        )
+        if not job.move(
+            JobState.SUBMITTED,
+            detail="Sending the video to a cleaning server.",
+            provider_server=server.url,
+            attempts=job.attempts + 1,
+            submitted_at=now,
+            task_id="",
+            provider_progress=None,
+            progress_changed_at=now,
+            next_check_at=now + timedelta(seconds=settings.JOB_LEASE_SECONDS),
+        ):
+            return None
+        SwcServer.objects.filter(pk=server.pk).update(booked_at=now)
+    return server
+
+
+# --- Health --------------------------------------------------------------------------------------
+def _probe_delay(failures: int) -> timedelta:
+    return timedelta(seconds=min(2 ** max(failures, 1), MAX_PROBE_SECONDS))
+
+
+def mark_down(server: SwcServer, reason: str) -> bool:
+    """Takes the server out of the pool until a probe finds it back; False if already down."""
+    now = timezone.now()
+    marked = SwcServer.objects.filter(pk=server.pk, healthy=True).update(
+        healthy=False,
+        down_reason=reason[:300],
+        down_since=now,
+        failures=F("failures") + 1,
+        next_probe_at=now + _probe_delay(server.failures + 1),
+    )
+    if marked:
+        logger.warning("swc server down", extra={"server": server.url, "reason": reason})
+    return bool(marked)
+
+
+def probe_due_servers() -> int:
+    """Asks each down server whose probe is due whether it is back; returns how many are.
+
+    A probe is claimed by moving its time on, so two dispatchers never probe one server at once.
+    """
+    now = timezone.now()
+    back = 0
+    for server in SwcServer.objects.filter(
+        url__in=configured_urls(), healthy=False, next_probe_at__lte=now
+    ):
+        if not SwcServer.objects.filter(pk=server.pk, next_probe_at=server.next_probe_at).update(
+            next_probe_at=now + _probe_delay(server.failures)
+        ):
+            continue
+        try:
+            prefix = client_for(server).detect_prefix()
+        except (ServerDown, NotSwc) as exc:
+            SwcServer.objects.filter(pk=server.pk).update(down_reason=str(exc)[:300])
+            continue
+        if SwcServer.objects.filter(pk=server.pk, healthy=False).update(
+            healthy=True, api_prefix=prefix, down_reason="", down_since=None, next_probe_at=None
+        ):
+            back += 1
+            logger.info("swc server back", extra={"server": server.url})
+    return back
+
+
+def _known_prefix(server: SwcServer, client: SwcClient) -> None:
+    if server.api_prefix is None:
+        server.api_prefix = client.prefix = client.detect_prefix()
+        SwcServer.objects.filter(pk=server.pk).update(api_prefix=server.api_prefix)
+
+
+# --- Sending -------------------------------------------------------------------------------------
+class OriginalMissing(Exception):
+    """The uploaded original is no longer in storage."""
+
+
+@contextmanager
+def open_original(job: Job) -> Iterator[tuple[IO[bytes], int]]:
+    """The stored original as a stream and its size, never read whole into memory.
+
+    django-storages' S3 file object buffers the whole object (in memory by default), so from
+    S3 the object's body is streamed straight from the GET instead.
+    """
+    name = str(job.original_file.name)
+    if not name:
+        raise OriginalMissing("the job has no stored original")
+    storage = job.original_file.storage
+    bucket = getattr(storage, "bucket", None)
+    try:
+        if bucket is not None:
+            key = storage._normalize_name(name)  # type: ignore[attr-defined]
+            answer = bucket.meta.client.get_object(Bucket=bucket.name, Key=key)
+            body = answer["Body"]
+            try:
+                yield body, int(answer["ContentLength"])
+            finally:
+                body.close()
+            return
+        size = storage.size(name)
+        with storage.open(name, "rb") as stream:
+            yield stream, size
+    except FileNotFoundError as exc:
+        raise OriginalMissing(str(exc)) from exc
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            raise OriginalMissing(str(exc)) from exc
+        raise OSError(f"storage: {exc}") from exc
+
+
+def send_job(job: Job) -> None:
+    """Books a server for the queued job and uploads the original to it."""
+    if job.state != JobState.QUEUED:
+        return
+    if _past_deadline(job):
+        fail_job(job, code="timeout", message=_too_late_message())
+        return
+    if job.attempts >= settings.SWC_MAX_SENDS:
+        fail_job(
+            job,
+            code="swc_lost",
+            message=f"The cleaning servers lost this video {job.attempts} times. "
+            "Nothing was charged; please try again later.",
+        )
+        return
+    server = book_server(job)
+    if server is None:
+        # Every server is full or down: the dispatcher sends it when one has room.
+        job.touch(next_check_at=timezone.now())
+        queue.start_poller()
+        return
+    client = client_for(server)
+    lease = timedelta(seconds=settings.JOB_LEASE_SECONDS)
+    try:
+        _known_prefix(server, client)
+        with open_original(job) as (stream, size):
+            task_id = client.submit(
+                stream,
+                size=size,
+                heartbeat=lambda: _renew_lease(job, lease),
+            )
+    except (ServerDown, NotSwc) as exc:
+        mark_down(server, str(exc))
+        # Not the video's fault: the try is not counted, and another server takes it at once.
+        _back_in_line(job, detail="The cleaning server did not answer; trying another one.")
+        return
+    except VideoRefused as exc:
+        fail_job(
+            job,
+            code="swc_refused",
+            message=f"The cleaning server refused this video ({exc.message}). Nothing was charged.",
+        )
+        return
+    except OriginalMissing:
+        fail_job(
+            job,
+            code="original_missing",
+            message="The uploaded video is no longer stored; please upload it again. "
+            "Nothing was charged.",
+        )
+        return
+    except OSError as exc:  # storage trouble reading the original: try again shortly
+        logger.warning("swc original unreadable", extra={"job": job.public_id, "error": str(exc)})
+        _back_in_line(job, detail="The uploaded video could not be read; trying again.")
+        return
+    now = timezone.now()
+    job.touch(
+        task_id=task_id,
+        provider_progress=0,
+        progress_changed_at=now,
+        next_check_at=now + timedelta(seconds=settings.SWC_POLL_SECONDS),
+    )
+    queue.start_poller()
+
+
+def _renew_lease(job: Job, lease: timedelta) -> None:
+    # A large upload sends no news until it is answered: this keeps the dispatcher from
+    # presuming the worker dead meanwhile.
+    job.touch(next_check_at=timezone.now() + lease)
+
+
+def _back_in_line(job: Job, *, detail: str) -> None:
+    if job.move(
+        JobState.QUEUED,
+        detail=detail,
+        attempts=job.attempts - 1,
+        task_id="",
+        provider_progress=None,
+        next_check_at=job.created_at,  # its old place in line
+    ):
+        queue.start_poller()
+
+
+# --- Following -----------------------------------------------------------------------------------
+def check_job(job: Job) -> None:
+    if job.state not in ACTIVE_STATES or not job.task_id:
+        return
+    server = SwcServer.objects.filter(url=job.provider_server).first()
+    if server is None or server.url not in configured_urls():
+        send_again(job, detail="Its cleaning server was taken out of service; sending it again.")
+        return
+    client = client_for(server)
+    try:
+        result = client.result(job.task_id)
+    except TaskVanished:
+        send_again(
+            job, detail="The cleaning server restarted and lost this video; sending it again."
+        )
+        return
+    except (ServerDown, NotSwc) as exc:
+        mark_down(server, str(exc))
+        if isinstance(exc, ServerDown) and exc.unreachable:
+            # Nothing listens: the SWC process is gone, and its in-memory queue with it.
+            send_all_again(
+                server,
+                detail="The cleaning server went away and lost this video; sending it again.",
+            )
+        else:
+            _check_later_unless_stalled(job, server)
+        return
+
+    if result.status == SwcStatus.FINISHED:
+        _finished_on(server)
+        if job.move(
+            JobState.DOWNLOADING,
+            detail="The watermark is removed; saving the video.",
+            result_url=client.download_url(job.task_id),
+            provider_progress=100,
+            checks=job.checks + 1,
+            next_check_at=timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS),
+        ):
+            queue.download(job.pk)
+    elif result.status == SwcStatus.ERROR:
+        _front_of_queue_moved(server.url, leaving=job)
+        errors = job.provider_errors + 1
+        if errors >= settings.SWC_MAX_ERRORS:
+            fail_job(
+                job,
+                code="swc_error",
+                message=f"The cleaning servers could not process this video ({errors} tries; "
+                "they give no reason). Nothing was charged.",
+            )
+        else:
+            send_again(
+                job,
+                detail="The cleaning server could not process this video; trying another one.",
+                provider_errors=errors,
+            )
+    elif result.percentage != job.provider_progress:
+        _progressed(job, result.percentage, running=result.status == SwcStatus.PROCESSING)
+    else:
+        _check_later_unless_stalled(job, server)
+
+
+def _progressed(job: Job, percentage: int, *, running: bool) -> None:
+    now = timezone.now()
+    fields = {
+        "provider_progress": percentage,
+        "progress_changed_at": now,
+        "checks": job.checks + 1,
+        "next_check_at": now + timedelta(seconds=settings.SWC_POLL_SECONDS),
+    }
+    if running and percentage > 0 and job.state == JobState.SUBMITTED:
+        job.move(JobState.PROCESSING, detail="The watermark is being removed.", **fields)
+    else:
+        job.touch(**fields)
+
+
+def _check_later_unless_stalled(job: Job, server: SwcServer) -> None:
+    now = timezone.now()
+    quiet = now - (job.progress_changed_at or job.submitted_at or now)
+    if quiet > timedelta(seconds=settings.SWC_STALL_SECONDS):
+        # One video at a time: a run that stopped moving holds up everything behind it too.
+        mark_down(server, f"a task made no progress for {quiet.total_seconds():.0f} s")
+        send_all_again(
+            server, detail="The cleaning server stopped making progress; sending it again."
+        )
+        return
+    if _past_deadline(job):
+        fail_job(job, code="timeout", message=_too_late_message())
+        return
+    job.touch(
+        checks=job.checks + 1, next_check_at=now + timedelta(seconds=settings.SWC_POLL_SECONDS)
+    )
+
+
+def send_again(job: Job, *, detail: str, **fields: object) -> bool:
+    """Puts a job whose task was lost back in line, for another server. Same job, same hold:
+    it is charged once however often it is sent."""
+    server_url = job.provider_server
+    if not job.move(
+        JobState.QUEUED,
+        detail=detail,
+        task_id="",
+        provider_progress=None,
+        result_url="",
+        # Due since it was created: it goes out before jobs that came after it.
+        next_check_at=job.created_at,
+        **fields,
+    ):
+        return False
+    _front_of_queue_moved(server_url, leaving=job)
+    queue.start_poller()
+    return True
+
+
+def send_all_again(server: SwcServer, *, detail: str) -> int:
+    """Every task the server holds is lost (it went away, or it is stuck): send them again."""
+    sent = 0
+    for job in Job.objects.filter(
+        provider=PROVIDER, provider_server=server.url, state__in=ACTIVE_STATES
+    ).exclude(task_id=""):
+        sent += send_again(job, detail=detail)
+    return sent
+
+
+def _finished_on(server: SwcServer) -> None:
+    SwcServer.objects.filter(pk=server.pk).update(
+        failures=0, finished_count=F("finished_count") + 1
+    )
+
+
+def _front_of_queue_moved(server_url: str, *, leaving: Job) -> None:
+    """A task left the server: the ones waiting behind it move up, and their stall clocks
+    start now (a waiting task shows 0 % however long the one before it takes)."""
+    Job.objects.filter(
+        provider=PROVIDER, provider_server=server_url, state__in=ACTIVE_STATES
+    ).filter(Q(provider_progress__isnull=True) | Q(provider_progress=0)).exclude(
+        pk=leaving.pk
+    ).update(progress_changed_at=timezone.now())
+
+
+def fail_overdue_queued() -> int:
+    """Queued file jobs past their deadline are refunded here: while every server is full or
+    down, nothing else looks at them."""
+    cutoff = timezone.now() - timedelta(seconds=settings.SWC_GIVE_UP_SECONDS)
+    failed = 0
+    for job in Job.objects.filter(provider=PROVIDER, state=JobState.QUEUED, created_at__lt=cutoff):
+        failed += fail_job(job, code="timeout", message=_too_late_message())
+    return failed
+
+
+def _past_deadline(job: Job) -> bool:
+    return timezone.now() - job.created_at > timedelta(seconds=settings.SWC_GIVE_UP_SECONDS)
+
+
+def _too_late_message() -> str:
+    minutes = settings.SWC_GIVE_UP_SECONDS // 60
+    return (
+        f"No cleaning server could finish this video within {minutes} minutes. "
+        "Nothing was charged; please try again later."
+    )
+
+
+# --- Saving --------------------------------------------------------------------------------------
+def download_client(job: Job) -> httpx.Client | None:
+    """The pooled client (with its Authorization header) of the server that cleaned the job;
+    None for other providers' jobs."""
+    if job.provider != PROVIDER:
+        return None
+    server = SwcServer.objects.filter(url=job.provider_server).first()
+    return client_for(server).http if server else None

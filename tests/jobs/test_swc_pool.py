@@ -1,0 +1,321 @@
+"""Pool drills: file jobs through real SWC simulators over sockets while servers are killed,
+restarted, stalled or failing. Every drill ends with each job settled exactly once and
+`reconcile` clean."""
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.core.files.storage import default_storage
+from django.core.management import call_command
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.billing import ledger
+from apps.jobs import swc_pool
+from apps.jobs.models import Job, JobState, SwcServer
+from apps.jobs.providers.swc_simulator import SwcSimConfig, SwcSimulator
+from tests.clips import make_clip
+from tests.jobs.swc import file_jobs, ledger_kinds, mark_brightness, wait_for
+from tests.threads import run_at_once
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+STALL_SECONDS = 1.5
+
+
+class Pool:
+    def __init__(self, settings) -> None:
+        self.settings = settings
+        self.simulators: list[SwcSimulator] = []
+
+    def start(self, *configs: dict[str, object]) -> list[SwcSimulator]:
+        for config in configs:
+            config = {"seconds_per_video": 0.2, **config}
+            self.simulators.append(SwcSimulator(SwcSimConfig(**config)).start())  # type: ignore[arg-type]
+        self._configure()
+        return self.simulators
+
+    def restart(self, index: int, **config: object) -> SwcSimulator:
+        """The process comes back on the same address with nothing in memory."""
+        old = self.simulators[index]
+        old.stop()
+        merged = {**vars(old.config), **config}
+        self.simulators[index] = SwcSimulator(SwcSimConfig(**merged), port=old.port).start()
+        return self.simulators[index]
+
+    def probe_now(self) -> int:
+        SwcServer.objects.filter(healthy=False).update(next_probe_at=timezone.now())
+        return swc_pool.probe_due_servers()
+
+    def server(self, index: int) -> SwcServer:
+        return SwcServer.objects.get(url=self.simulators[index].url)
+
+    def _configure(self) -> None:
+        self.settings.SWC_SERVERS = [{"url": s.url, "authorization": ""} for s in self.simulators]
+
+    def stop(self) -> None:
+        for simulator in self.simulators:
+            simulator.stop()
+        swc_pool.forget_clients()
+
+
+@pytest.fixture
+def pool(settings, tmp_path: Path, media_storage: Path, alice_membership) -> Iterator[Pool]:
+    ledger.grant(team=alice_membership.team, credits=1000, key="drills", memo="pool drills")
+    settings.SWC_STALL_SECONDS = STALL_SECONDS
+    settings.POLLER_RUN_SECONDS = 0  # a poller run in-process makes one round
+    settings.DOWNLOAD_TEMP_DIR = str(tmp_path / "tmp")
+    running = Pool(settings)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_clip(tmp_path_factory.mktemp("clips") / "sora-export.mp4", seconds=1)
+
+
+def settled_once(*jobs: Job) -> None:
+    for job in jobs:
+        job.refresh_from_db()
+        expected = ["capture", "hold"] if job.state == JobState.SUCCEEDED else ["hold", "release"]
+        assert ledger_kinds(job) == expected, job
+    call_command("reconcile")  # raises on any drift
+
+
+def run_until(drive_once: Callable[[], None], condition: Callable[[], bool], what: str) -> None:
+    def step() -> bool:
+        drive_once()
+        return condition()
+
+    wait_for(step, seconds=20, what=what)
+
+
+@pytest.fixture
+def step(run_tasks) -> Callable[[], None]:
+    """One round of what the workers and the dispatcher do, in this process."""
+    from apps.jobs import pipeline
+
+    def once() -> None:
+        run_tasks()
+        pipeline.poll_due_jobs(run_seconds=0)
+        run_tasks()
+
+    return once
+
+
+def details(job: Job) -> list[str]:
+    return list(job.events.values_list("detail", flat=True))
+
+
+def test_files_spread_over_the_pool_and_come_back_clean(
+    pool, clip, alice_membership, drive, tmp_path
+):
+    first, second = pool.start({}, {})
+    jobs = file_jobs(alice_membership, clip, count=5)
+
+    drive(jobs)
+
+    servers = set()
+    for job in jobs:
+        job.refresh_from_db()
+        assert job.state == JobState.SUCCEEDED, details(job)
+        assert job.provider_progress == 100
+        servers.add(job.provider_server)
+        stored = tmp_path / f"{job.pk}.mp4"
+        with default_storage.open(str(job.result_file.name), "rb") as result:
+            stored.write_bytes(result.read())
+        assert max(mark_brightness(stored)) < 120  # the mark is painted over
+        assert job.result_size == stored.stat().st_size
+    assert servers == {first.url, second.url}
+    for simulator in (first, second):
+        seen = simulator.seen()
+        assert seen["peak_open"] <= 2  # SWC_MAX_IN_FLIGHT
+        assert all(task["downloads"] == 1 for task in seen["tasks"])
+    assert sum(len(s.seen()["tasks"]) for s in (first, second)) == 5  # each sent once
+    settled_once(*jobs)
+
+
+def test_a_server_killed_mid_video_loses_it_to_another_and_is_probed_back(
+    pool, clip, alice_membership, step, drive, login
+):
+    slow, quick = pool.start({"seconds_per_video": 30}, {})
+    [job] = file_jobs(alice_membership, clip)
+    run_until(
+        step,
+        lambda: Job.objects.filter(pk=job.pk, state=JobState.PROCESSING).exists(),
+        "the video to run",
+    )
+    job.refresh_from_db()
+    assert job.provider_server == slow.url
+    assert job.provider_progress is not None
+    assert 10 <= job.provider_progress < 100
+    page = login(alice_membership.user).get(reverse("jobs:detail", args=[job.public_id]))
+    assert f"{job.provider_progress}% done" in page.content.decode()  # SWC's own, live
+
+    slow.stop()  # the GPU machine dies mid-video
+    drive([job])
+
+    job.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED
+    assert job.provider_server == quick.url
+    assert "The cleaning server went away and lost this video; sending it again." in details(job)
+    assert not pool.server(0).healthy
+    assert "not answering" in pool.server(0).down_reason
+    settled_once(job)
+
+    pool.restart(0, seconds_per_video=0.2)
+    assert pool.probe_now() == 1
+    assert pool.server(0).healthy
+
+
+def test_a_restart_that_forgets_its_tasks_sends_them_again(
+    pool, clip, alice_membership, step, drive
+):
+    restarting, _ = pool.start({"seconds_per_video": 30}, {})
+    [job] = file_jobs(alice_membership, clip)
+    run_until(step, lambda: Job.objects.get(pk=job.pk).task_id != "", "the upload")
+
+    restarting.restart(keep_records=False)
+    drive([job])
+
+    job.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED
+    assert job.provider_server != restarting.url  # it avoids the server that lost it
+    assert job.attempts == 2
+    assert "The cleaning server restarted and lost this video; sending it again." in details(job)
+    assert pool.server(0).healthy  # it answers; it just forgot
+    settled_once(job)
+
+
+def test_tasks_stuck_processing_after_a_restart_are_sent_again(
+    pool, clip, alice_membership, step, drive
+):
+    restarting, _ = pool.start({"seconds_per_video": 30}, {})
+    [job] = file_jobs(alice_membership, clip)
+    run_until(
+        step,
+        lambda: Job.objects.filter(pk=job.pk, state=JobState.PROCESSING).exists(),
+        "the video to run",
+    )
+
+    restarting.restart(keep_records=True)  # its records say PROCESSING, forever
+    drive([job])
+
+    job.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED
+    assert "The cleaning server stopped making progress; sending it again." in details(job)
+    assert "no progress" in pool.server(0).down_reason
+    settled_once(job)
+
+
+def test_a_stalled_server_gives_up_its_running_and_waiting_videos(
+    pool, clip, alice_membership, drive
+):
+    stalled, healthy = pool.start({"stall_rate": 1}, {"seconds_per_video": 0.3})
+    jobs = file_jobs(alice_membership, clip, count=3)
+
+    drive(jobs)
+
+    for job in jobs:
+        job.refresh_from_db()
+        assert job.state == JobState.SUCCEEDED
+        assert job.provider_server == healthy.url
+    lost = [job for job in jobs if job.attempts == 2]
+    assert len(lost) == 2  # the running one and the one waiting behind it
+    assert not pool.server(0).healthy
+    assert len(stalled.seen()["tasks"]) == 2
+    settled_once(*jobs)
+
+
+def test_an_error_is_tried_on_another_server_then_the_job_fails_and_is_refunded(
+    pool, clip, alice_membership, drive
+):
+    _, fine = pool.start({"failure_rate": 1}, {})
+    [rescued] = file_jobs(alice_membership, clip)
+    drive([rescued])
+    rescued.refresh_from_db()
+    assert rescued.state == JobState.SUCCEEDED
+    assert rescued.provider_server == fine.url
+    assert rescued.provider_errors == 1
+
+    fine.configure(failure_rate=1)
+    [doomed] = file_jobs(alice_membership, clip)
+    drive([doomed])
+    doomed.refresh_from_db()
+    assert doomed.state == JobState.FAILED
+    assert doomed.failure_code == "swc_error"
+    assert doomed.failure_message == (
+        "The cleaning servers could not process this video (2 tries; they give no reason). "
+        "Nothing was charged."
+    )
+    assert pool.server(0).healthy  # a failing video says nothing about the server
+    settled_once(rescued, doomed)
+
+
+def test_with_every_server_down_videos_wait_then_go_when_one_is_back(
+    pool, clip, alice_membership, step, drive
+):
+    pool.start({}, {})
+    for simulator in pool.simulators:
+        simulator.stop()
+    jobs = file_jobs(alice_membership, clip, count=2)
+    run_until(step, lambda: not SwcServer.objects.filter(healthy=True).exists(), "both down")
+    for _ in range(5):
+        step()
+    assert set(Job.objects.values_list("state", flat=True)) == {JobState.QUEUED}
+    assert swc_pool.free_slots() == 0
+
+    pool.restart(1)
+    assert pool.probe_now() == 1
+    drive(jobs)
+
+    for job in jobs:
+        job.refresh_from_db()
+        assert job.state == JobState.SUCCEEDED
+        assert job.provider_server == pool.simulators[1].url
+        assert job.attempts == 1  # a send that never reached a server does not count
+    settled_once(*jobs)
+
+
+def test_videos_waiting_on_a_dead_pool_are_refunded_at_their_deadline(
+    pool, clip, alice_membership, step, settings
+):
+    pool.start({})
+    pool.simulators[0].stop()
+    jobs = file_jobs(alice_membership, clip, count=2)
+    run_until(step, lambda: not pool.server(0).healthy, "the server to be marked down")
+
+    Job.objects.update(created_at=timezone.now() - timedelta(hours=2))
+    step()
+
+    for job in jobs:
+        job.refresh_from_db()
+        assert job.state == JobState.FAILED
+        assert job.failure_code == "timeout"
+        assert "Nothing was charged" in job.failure_message
+    settled_once(*jobs)
+
+
+@pytest.mark.postgres
+def test_workers_booking_at_once_never_overfill_a_server(settings, alice_membership, tmp_path):
+    """Twelve workers book twelve queued jobs at the same moment on three servers that take
+    two each: the row locks let exactly six through, two per server."""
+    settings.SWC_SERVERS = [
+        {"url": f"http://10.0.0.{n}:5344", "authorization": ""} for n in (1, 2, 3)
+    ]
+    ledger.grant(team=alice_membership.team, credits=1000, key="race", memo="race")
+    clip = make_clip(tmp_path / "clip.mp4")
+    jobs = file_jobs(alice_membership, clip, count=12)
+
+    booked = run_at_once(12, lambda index: swc_pool.book_server(jobs[index]))
+
+    servers = [server.url for server in booked if isinstance(server, SwcServer)]
+    assert len(servers) == 6, booked
+    assert sorted(Counter(servers).values()) == [2, 2, 2]
+    states = Counter(Job.objects.values_list("state", flat=True))
+    assert states == {JobState.SUBMITTED: 6, JobState.QUEUED: 6}
+    assert swc_pool.free_slots() == 0
