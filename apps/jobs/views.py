@@ -112,7 +112,11 @@ def _submit_valid(request: MemberRequest, form: SubmitForm, outcome: Outcome) ->
     membership = request.membership
     outcome.line_errors = form.paste.errors
     ids = form.cleaned_data["uploads"]
-    uploads = list(Upload.objects.filter(team=membership.team, public_id__in=ids))
+    found = Upload.objects.filter(team=membership.team, public_id__in=ids).in_bulk(
+        field_name="public_id"
+    )
+    # In the order the person chose them, which the jobs keep.
+    uploads = [found[public_id] for public_id in dict.fromkeys(ids) if public_id in found]
     if len(uploads) != len(set(ids)):
         form.add_error(None, UPLOAD_GONE_MESSAGE)
         return
