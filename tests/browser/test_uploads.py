@@ -6,7 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import av
+import boto3
 import pytest
+from django.core.files.storage import default_storage
+from moto.server import ThreadedMotoServer
 from PIL import ImageStat
 from playwright.sync_api import Page, expect
 
@@ -16,6 +19,8 @@ from tests.browser.steps import JOB_TIMEOUT_MS, balance_chip, sign_up
 from tests.clips import make_clip, mark_box
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+BUCKET = "unmark-uploads"
 
 
 @pytest.fixture
@@ -201,3 +206,89 @@ def test_without_javascript_the_form_sends_the_files_itself(
         assert job.original_sha256 == hashlib.sha256(clip.read_bytes()).hexdigest()
     finally:
         context.close()
+
+
+@pytest.fixture
+def bucket(live_stack, settings) -> Iterator[str]:
+    """moto's S3 server on an ephemeral port as the app's storage, which browsers upload to
+    directly."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    ).create_bucket(Bucket=BUCKET)
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": BUCKET,
+                "endpoint_url": endpoint,
+                "region_name": "us-east-1",
+                "access_key": "testing",
+                "secret_key": "testing",
+                "default_acl": None,
+                "file_overwrite": False,
+                "signature_version": "s3v4",
+            },
+        },
+    }
+    settings.SECURE_CSP = {
+        **settings.SECURE_CSP,
+        "connect-src": [*settings.SECURE_CSP["connect-src"], endpoint],
+        "img-src": [*settings.SECURE_CSP["img-src"], endpoint],
+        "media-src": [*settings.SECURE_CSP["media-src"], endpoint],
+    }
+    yield endpoint
+    server.stop()
+
+
+def bucket_keys() -> list[str]:
+    return sorted(default_storage.listdir("uploads")[0])
+
+
+def test_files_go_straight_to_the_bucket_and_are_checked_before_they_are_accepted(
+    bucket, open_page, files_provider, tmp_path: Path
+):
+    clip = make_clip(tmp_path / "direct.mp4", seconds=2)
+    bad = tmp_path / "fake.mp4"
+    bad.write_bytes(b"\0\0\0\x18ftypisom" + b"garbage" * 500)
+    page = open_page("kim")
+    violations: list[str] = []
+    page.on("console", lambda message: violations.append(message.text))
+    page.goto("/accounts/signup/")
+    sign_up(page, "kim@example.com")
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(f"{request.method} {request.url}"))
+
+    page.locator(".drop-zone").set_input_files([str(clip), str(bad)])
+
+    good_item, bad_item = upload_items(page).all()
+    expect(good_item).to_contain_text("ready", timeout=30_000)
+    expect(bad_item).to_contain_text("This video is incomplete")
+    # The bytes went to the bucket, not through the app.
+    assert f"POST {bucket}/{BUCKET}" in requests
+    assert not [request for request in requests if request.endswith("/uploads/")]
+    [upload] = Upload.objects.all()
+    team = upload.team
+    assert upload.file.name.startswith(f"uploads/{team.public_id}/")
+    assert upload.sha256 == hashlib.sha256(clip.read_bytes()).hexdigest()
+    # The refused object was deleted from the bucket again.
+    stored = default_storage.listdir(f"uploads/{team.public_id}")[1]
+    assert stored == [Path(upload.file.name).name]
+
+    page.get_by_label("I own these videos or have the right to edit them").check()
+    page.get_by_role("button", name="Remove watermarks").click()
+
+    expect(page.get_by_text("1 video added")).to_be_visible()
+    expect(balance_chip(page)).to_have_text("20 credits")
+    [job] = Job.objects.all()
+    assert job.original_file.name == upload.file.name
+    assert default_storage.open(job.original_file.name).read() == clip.read_bytes()
+    assert not [text for text in violations if "Content Security Policy" in text]
