@@ -42,7 +42,7 @@ def main() -> None:
 
     call_command("migrate", verbosity=0)
     call_command("createcachetable", verbosity=0)
-    session_cookie, since = seed(args.jobs)
+    session_cookie, since, team_path = seed(args.jobs)
 
     server = subprocess.Popen(
         [
@@ -67,8 +67,8 @@ def main() -> None:
         wait_for_port(port)
         base = f"http://127.0.0.1:{port}"
         cookies = {"sessionid": session_cookie}
-        dashboard = f"{base}/dashboard/"
-        refresh = f"{base}/jobs/table/?since={since}"
+        dashboard = f"{base}{team_path}dashboard/"
+        refresh = f"{base}{team_path}jobs/table/?since={since}"
         check(dashboard, refresh, cookies)
         print(f"{args.jobs} jobs in the team's history; gunicorn 2 processes x 4 threads")
         measure("dashboard, 1 client", dashboard, cookies, args.requests, 1, expect=200)
@@ -97,8 +97,9 @@ def main() -> None:
     print(f"data and log: {workdir}")
 
 
-def seed(count: int) -> tuple[str, str]:
-    """One team with `count` jobs in mixed states; returns a session cookie and the pulse."""
+def seed(count: int) -> tuple[str, str, str]:
+    """One team with `count` jobs in mixed states; returns a session cookie, the pulse and the
+    team's address (`/t/<team>/`)."""
     from django.conf import settings
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
     from django.contrib.sessions.backends.db import SessionStore
@@ -135,7 +136,8 @@ def seed(count: int) -> tuple[str, str]:
     session[HASH_SESSION_KEY] = user.get_session_auth_hash()
     session.create()
     assert session.session_key is not None
-    return session.session_key, Job.objects.filter(team=team).pulse().fingerprint
+    fingerprint = Job.objects.filter(team=team).pulse().fingerprint
+    return session.session_key, fingerprint, f"/t/{team.public_id}/"
 
 
 def check(dashboard: str, refresh: str, cookies: dict[str, str]) -> None:

@@ -8,11 +8,15 @@ from config import views
 admin.site.site_header = "Unmark operations"
 admin.site.site_title = "Unmark admin"
 
+# Every page of a team's own things names the team: /t/<team public id>/… (see each app's urls).
 urlpatterns = [
     path("", views.home, name="home"),
+    # Bookmarks and sign-in land here and are sent on to the person's team.
+    path("dashboard/", views.to_team_page, {"page": "jobs:dashboard"}, name="dashboard"),
+    path("billing/", views.to_team_page, {"page": "billing:overview"}, name="billing"),
     path("accounts/", include("allauth.urls")),
-    path("teams/", include("apps.accounts.urls")),
-    path("billing/", include("apps.billing.urls")),
+    path("", include("apps.accounts.urls")),
+    path("", include("apps.billing.urls")),
     path("hooks/stripe/", stripe_webhook, name="stripe_webhook"),
     path("", include("apps.jobs.urls")),
     path(settings.ADMIN_URL, admin.site.urls),

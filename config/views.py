@@ -1,12 +1,15 @@
 from django.conf import settings
+from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 
+from apps.accounts.access import default_membership
+
 
 def home(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
-        return redirect("jobs:dashboard")
+        return to_team_page(request, page="jobs:dashboard")
     return TemplateResponse(
         request,
         "home.html",
@@ -16,3 +19,13 @@ def home(request: HttpRequest) -> HttpResponse:
             "max_seconds": settings.UPLOAD_MAX_SECONDS,
         },
     )
+
+
+@login_required
+def to_team_page(request: HttpRequest, *, page: str) -> HttpResponse:
+    """Sends a person to `page` of their default team, or to the teams page to make one when
+    they are in none."""
+    membership = default_membership(request)
+    if membership is None:
+        return redirect("accounts:teams")
+    return redirect(page, team_id=membership.team.public_id)

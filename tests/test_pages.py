@@ -17,7 +17,8 @@ def test_signed_in_people_skip_the_landing_page(login, alice):
     response = login(alice).get("/")
 
     assert response.status_code == 302
-    assert response["Location"] == reverse("jobs:dashboard")
+    personal = alice.memberships.get().team
+    assert response["Location"] == reverse("jobs:dashboard", args=[personal.public_id])
 
 
 def test_pages_carry_a_content_security_policy_with_a_script_nonce(client):

@@ -1,7 +1,9 @@
-"""Who may see what: every view that touches team-owned data goes through these helpers.
+"""Who may see what. Every team-owned page lives under `/t/<team public id>/…`, names its
+team in the URL and goes through `team_member_required`; the objects it touches come from
+`get_team_owned`, which looks only inside that team.
 
 Outsiders get 404 (they must not learn that a thing exists); members without the needed role
-get 403. Archived (deleted) teams are treated as if they did not exist, here and only here.
+get 403. Archived (deleted) teams are treated as if they did not exist.
 """
 
 import functools
@@ -12,12 +14,14 @@ from uuid import UUID
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
-from django.http import Http404, HttpRequest, HttpResponseBase
-from django.shortcuts import get_object_or_404, redirect
+from django.http import HttpRequest, HttpResponseBase
+from django.shortcuts import get_object_or_404
 from django_htmx.middleware import HtmxDetails
 
 from apps.accounts.models import Membership, Role, User
 
+# The team chosen last with the switcher (or just created or joined): where `/dashboard/`
+# and `/billing/` lead. Only POSTs write it; opening a team's page changes nothing.
 SESSION_KEY = "current_team"
 
 
@@ -29,18 +33,35 @@ class AuthedRequest(HttpRequest):
 
 
 class MemberRequest(AuthedRequest):
-    """A request from a signed-in person acting in their current team."""
+    """A request to a page of the team named in its URL, from a member of that team."""
 
     membership: Membership
 
 
-def get_for_member[M: Model](user: User, queryset: QuerySet[M], **lookup: object) -> M:
-    """Fetches one team-owned object (it has a `team` field) that `user` belongs to, else 404."""
-    if not user.is_authenticated:
-        raise Http404
-    return get_object_or_404(
-        queryset.filter(team__memberships__user=user, team__archived_at__isnull=True), **lookup
-    )
+type MemberView[**P] = Callable[Concatenate[MemberRequest, P], HttpResponseBase]
+type TeamView[**P] = Callable[Concatenate[HttpRequest, UUID, P], HttpResponseBase]
+
+
+def team_member_required[**P](view: MemberView[P]) -> TeamView[P]:
+    """For views under `/t/<team_id>/`: signs the person in, 404s unless they are a member of
+    that team, and sets `request.membership` to their membership of it.
+    """
+
+    @functools.wraps(view)
+    def wrapper(
+        request: HttpRequest, team_id: UUID, *args: P.args, **kwargs: P.kwargs
+    ) -> HttpResponseBase:
+        membership = get_membership_or_404(request.user, team_id)  # type: ignore[arg-type]
+        request.membership = membership  # type: ignore[attr-defined]
+        return view(request, *args, **kwargs)  # type: ignore[arg-type]
+
+    return login_required(wrapper)
+
+
+def get_team_owned[M: Model](request: MemberRequest, queryset: QuerySet[M], **lookup: object) -> M:
+    """One object (it has a `team` field) of the team in the URL, else 404: another team's
+    object under your team's URL does not exist."""
+    return get_object_or_404(queryset.filter(team=request.membership.team), **lookup)
 
 
 def get_membership_or_404(user: User, team_public_id: object) -> Membership:
@@ -56,75 +77,29 @@ def require_role(membership: Membership, *roles: Role) -> None:
         raise PermissionDenied
 
 
-def current_membership(request: HttpRequest) -> Membership | None:
-    """The membership of the team the person is acting in, remembered in the session.
-
-    Falls back to their personal team, then to their oldest membership, when the remembered
-    team is gone (they left or were removed, or the team was deleted).
+def default_membership(request: HttpRequest) -> Membership | None:
+    """The team a person lands in when no URL names one: the one they chose last, else their
+    personal team, else their oldest. None when they are in no team at all.
     """
-    if hasattr(request, "_current_membership"):
-        return request._current_membership
+    if hasattr(request, "_default_membership"):
+        return request._default_membership
     membership = None
-    user = request.user
-    if user.is_authenticated:
-        memberships = Membership.objects.active().select_related("team").filter(user=user)
-        remembered = request.session.get(SESSION_KEY)
-        if remembered:
+    if request.user.is_authenticated:
+        memberships = Membership.objects.active().select_related("team").filter(user=request.user)
+        if remembered := request.session.get(SESSION_KEY):
             membership = memberships.filter(team__public_id=remembered).first()
         if membership is None:
             membership = memberships.order_by("-team__is_personal", "created_at", "id").first()
-            if membership is not None:
-                remember_team(request, membership)
-    request._current_membership = membership  # type: ignore[attr-defined]
+    request._default_membership = membership  # type: ignore[attr-defined]
     return membership
 
 
 def remember_team(request: HttpRequest, membership: Membership) -> None:
-    team_id = str(membership.team.public_id)
-    if request.session.get(SESSION_KEY) != team_id:  # saves a session write on every page
-        request.session[SESSION_KEY] = team_id
-    request._current_membership = membership  # type: ignore[attr-defined]
+    """Makes `membership`'s team the one `/dashboard/` leads to. Only for POSTs."""
+    request.session[SESSION_KEY] = str(membership.team.public_id)
+    request._default_membership = membership  # type: ignore[attr-defined]
 
 
-type MemberView[**P] = Callable[Concatenate[MemberRequest, P], HttpResponseBase]
-type PlainView[**P] = Callable[Concatenate[HttpRequest, P], HttpResponseBase]
-
-
-def member_required[**P](view: MemberView[P]) -> PlainView[P]:
-    """Signs the person in if needed and sets `request.membership` to their current team's.
-
-    Someone in no team at all (they left every team) is sent to the teams page to make one.
-    """
-
-    @functools.wraps(view)
-    def wrapper(request: HttpRequest, *args: P.args, **kwargs: P.kwargs) -> HttpResponseBase:
-        membership = current_membership(request)
-        if membership is None:
-            return redirect("accounts:teams")
-        request.membership = membership  # type: ignore[attr-defined]
-        return view(request, *args, **kwargs)  # type: ignore[arg-type]
-
-    return login_required(wrapper)
-
-
-type TeamView[**P] = Callable[Concatenate[HttpRequest, UUID, P], HttpResponseBase]
-
-
-def team_member_required[**P](view: MemberView[P]) -> TeamView[P]:
-    """For views under `/teams/<team_id>/`: signs the person in, 404s unless they are a member
-    of that team, and sets `request.membership` to their membership of it.
-
-    The team whose page you open becomes the team you work in, so the header's switcher always
-    names the team the page is about.
-    """
-
-    @functools.wraps(view)
-    def wrapper(
-        request: HttpRequest, team_id: UUID, *args: P.args, **kwargs: P.kwargs
-    ) -> HttpResponseBase:
-        membership = get_membership_or_404(request.user, team_id)  # type: ignore[arg-type]
-        remember_team(request, membership)
-        request.membership = membership  # type: ignore[attr-defined]
-        return view(request, *args, **kwargs)  # type: ignore[arg-type]
-
-    return login_required(wrapper)
+def page_membership(request: HttpRequest) -> Membership | None:
+    """The team a page is about, for the header: the one in the URL, else the default one."""
+    return getattr(request, "membership", None) or default_membership(request)

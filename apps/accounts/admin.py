@@ -36,6 +36,7 @@ class TeamAdmin(admin.ModelAdmin):
     search_fields = ["name", "public_id", "memberships__user__email"]
     readonly_fields = ["public_id", "created_at"]
     inlines = [MembershipInline]
+    view_on_site = False  # a team's pages are for its members; staff are usually not one
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

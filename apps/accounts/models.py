@@ -8,6 +8,7 @@ from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.db import models
 from django.db.models import Case, Q, Value, When
 from django.db.models.functions import Lower
+from django.urls import reverse
 from django.utils import timezone
 
 
@@ -84,6 +85,9 @@ class Team(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("jobs:dashboard", kwargs={"team_id": self.public_id})
 
     @property
     def is_archived(self) -> bool:

@@ -1,9 +1,10 @@
-"""Team pages. Each view under /teams/<team_id>/ goes through `team_member_required` (404 for
+"""Team pages. Each view under /t/<team_id>/ goes through `team_member_required` (404 for
 anyone outside the team) and checks the role its action needs (403) before touching anything;
 the services re-check under their locks.
 """
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -12,18 +13,19 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.forms import Form
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.urls import Resolver404, resolve, reverse
+from django.utils.http import urlencode
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.accounts import invitations, services
 from apps.accounts.access import (
     AuthedRequest,
     MemberRequest,
-    current_membership,
+    default_membership,
     get_membership_or_404,
+    get_team_owned,
     remember_team,
     require_role,
     team_member_required,
@@ -50,6 +52,7 @@ from apps.accounts.models import (
     OwnershipOffer,
     Refusal,
     Role,
+    Team,
     TeamEvent,
     User,
 )
@@ -76,7 +79,7 @@ def teams(request: AuthedRequest) -> HttpResponse:
     return TemplateResponse(
         request,
         "accounts/teams.html",
-        {"memberships": memberships, "current": current_membership(request)},
+        {"memberships": memberships, "current": default_membership(request)},
     )
 
 
@@ -102,12 +105,19 @@ def switch_team(request: AuthedRequest) -> HttpResponse:
     membership = get_membership_or_404(request.user, form.cleaned_data["team"])
     remember_team(request, membership)
     messages.success(request, f"You are now working in {membership.team.name}.")
-    next_url = form.cleaned_data["next"]
-    if not url_has_allowed_host_and_scheme(
-        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        next_url = "jobs:dashboard"
-    return redirect(next_url)
+    return redirect(_same_page_in(membership.team, form.cleaned_data["next"]))
+
+
+def _same_page_in(team: Team, path: str) -> str:
+    """The page of `team` that matches `path` (the page the switcher was used on): the same
+    section of the other team (its billing, members, …), else its dashboard."""
+    try:
+        match = resolve(urlsplit(path).path)
+    except Resolver404:
+        match = None
+    if match is not None and set(match.kwargs) == {"team_id"}:
+        return reverse(match.view_name, kwargs={"team_id": team.public_id})
+    return team.get_absolute_url()
 
 
 # --- Members and invitations ----------------------------------------------------------------
@@ -187,11 +197,7 @@ def invite(request: MemberRequest) -> HttpResponse:
 
 
 def _get_team_invitation(request: MemberRequest, invitation_id: int) -> Invitation:
-    return get_object_or_404(
-        Invitation.objects.select_related("team"),
-        team=request.membership.team,
-        pk=invitation_id,
-    )
+    return get_team_owned(request, Invitation.objects.select_related("team"), pk=invitation_id)
 
 
 @team_member_required
@@ -231,10 +237,8 @@ def revoke_invitation(request: MemberRequest, invitation_id: int) -> HttpRespons
 
 def _get_managed_member(request: MemberRequest, membership_id: int) -> Membership:
     """A member of this team whom the person may manage: 404 if no such member, else 403."""
-    target = get_object_or_404(
-        Membership.objects.select_related("user", "team"),
-        team=request.membership.team,
-        pk=membership_id,
+    target = get_team_owned(
+        request, Membership.objects.select_related("user", "team"), pk=membership_id
     )
     if not request.membership.can_manage_member(target):
         raise PermissionDenied
@@ -329,9 +333,9 @@ def remove_member(request: MemberRequest, membership_id: int) -> HttpResponse:
 
 
 def _get_open_offer(request: MemberRequest) -> OwnershipOffer:
-    return get_object_or_404(
+    return get_team_owned(
+        request,
         OwnershipOffer.objects.select_related("team", "offered_by__user", "offered_to__user"),
-        team=request.membership.team,
     )
 
 
@@ -502,7 +506,7 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
             return _invitation_page(request, found, user, refused.refusal, status=403)
         remember_team(request, membership)
         messages.success(request, f"Welcome to {membership.team.name}! You are working in it now.")
-        return redirect("jobs:dashboard")
+        return redirect(membership.team)
     refusal = found.refusal_for(user) if found else Refusal.UNKNOWN
     return _invitation_page(request, found, user, refusal, status=200)
 

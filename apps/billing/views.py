@@ -15,7 +15,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
-from apps.accounts.access import MemberRequest, get_for_member, member_required
+from apps.accounts.access import MemberRequest, get_team_owned, team_member_required
+from apps.accounts.models import Team
 from apps.billing import ledger, services, webhooks
 from apps.billing import stripe_gateway as gateway
 from apps.billing.forms import CheckoutForm
@@ -27,13 +28,13 @@ LEDGER_PAGE_SIZE = 25
 TOPUP_HISTORY_SIZE = 20
 
 
-@member_required
+@team_member_required
 @require_GET
 def overview(request: MemberRequest) -> HttpResponse:
     return _overview(request, CheckoutForm())
 
 
-@member_required
+@team_member_required
 @require_POST
 def checkout(request: MemberRequest) -> HttpResponse:
     membership = request.membership
@@ -41,14 +42,16 @@ def checkout(request: MemberRequest) -> HttpResponse:
         raise PermissionDenied
     if not gateway.is_configured():
         messages.error(request, "Top-ups are not configured on this server.")
-        return redirect("billing:overview")
+        return redirect(_overview_url(membership.team))
     form = CheckoutForm(request.POST)
     if not form.is_valid():
         return _overview(request, form, status=400)
     if ledger.open_wallet(membership.team).is_frozen:
         messages.error(request, "Top-ups are paused while a payment dispute is open.")
-        return redirect("billing:overview")
-    success_url = request.build_absolute_uri(reverse("billing:success"))
+        return redirect(_overview_url(membership.team))
+    success_url = request.build_absolute_uri(
+        reverse("billing:success", kwargs={"team_id": membership.team.public_id})
+    )
     try:
         payment_url = services.start_checkout(
             team=membership.team,
@@ -56,25 +59,25 @@ def checkout(request: MemberRequest) -> HttpResponse:
             credits=form.cleaned_data["pack"],
             # Stripe fills in the session id; the braces must reach it unescaped.
             success_url=success_url + "?session_id={CHECKOUT_SESSION_ID}",
-            cancel_url=request.build_absolute_uri(reverse("billing:overview")),
+            cancel_url=request.build_absolute_uri(_overview_url(membership.team)),
         )
     except gateway.StripeGatewayError:
         messages.error(
             request, "Stripe could not start the payment. Nothing was charged; please try again."
         )
-        return redirect("billing:overview")
+        return redirect(_overview_url(membership.team))
     return redirect(payment_url)
 
 
-@member_required
+@team_member_required
 @require_GET
 def success(request: MemberRequest) -> HttpResponse:
     """Where Stripe sends the buyer back. Credits the top-up now if the webhook has not yet."""
     session_id = request.GET.get("session_id", "")
     if not session_id:
         raise Http404
-    topup = get_for_member(
-        request.user, TopUp.objects.select_related("team"), checkout_session_id=session_id
+    topup = get_team_owned(
+        request, TopUp.objects.select_related("team"), checkout_session_id=session_id
     )
     if topup.status != TopUpStatus.PAID:
         try:
@@ -92,10 +95,14 @@ def success(request: MemberRequest) -> HttpResponse:
             "Thank you. Your credits are added as soon as Stripe confirms the payment; "
             "this page shows them then.",
         )
-    return redirect("billing:overview")
+    return redirect(_overview_url(topup.team))
 
 
-@member_required
+def _overview_url(team: Team) -> str:
+    return reverse("billing:overview", kwargs={"team_id": team.public_id})
+
+
+@team_member_required
 @require_GET
 def ledger_csv(request: MemberRequest) -> StreamingHttpResponse:
     team = request.membership.team

@@ -37,6 +37,7 @@ class JobEventInline(admin.TabularInline):
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
+    view_on_site = False  # a job's page is for its team; staff see it here
     list_display = [
         "public_id",
         "state",

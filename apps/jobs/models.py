@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Count, Max, Q
+from django.urls import reverse
 from django.utils import timezone
 
 logger = logging.getLogger("unmark.jobs")
@@ -42,6 +43,8 @@ FINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED
 IN_FLIGHT_STATES = frozenset(
     {JobState.QUEUED, JobState.SUBMITTED, JobState.PROCESSING, JobState.DOWNLOADING}
 )
+# States from which a person may try a video again (as a new job).
+RETRYABLE_STATES = frozenset({JobState.FAILED, JobState.CANCELED, JobState.EXPIRED})
 
 
 class InputKind(models.TextChoices):
@@ -197,6 +200,11 @@ class Job(models.Model):
     def __str__(self) -> str:
         return f"Job {self.public_id} ({self.state})"
 
+    def get_absolute_url(self) -> str:
+        return reverse(
+            "jobs:detail", kwargs={"team_id": self.team.public_id, "public_id": self.public_id}
+        )
+
     @property
     def callback_url(self) -> str | None:
         """Where Kie calls back for this job; None when the app is not reachable from outside."""
@@ -207,6 +215,37 @@ class Job(models.Model):
     @property
     def is_in_flight(self) -> bool:
         return self.state in IN_FLIGHT_STATES
+
+    @property
+    def is_retryable(self) -> bool:
+        return self.state in RETRYABLE_STATES
+
+    @property
+    def is_cancelable(self) -> bool:
+        """Only a job that has not reached the provider yet can be canceled."""
+        return self.state == JobState.QUEUED
+
+    @property
+    def has_result(self) -> bool:
+        return self.state == JobState.SUCCEEDED and bool(self.result_file)
+
+    @property
+    def badge_class(self) -> str:
+        """How the status badge looks: done, failed, ended quietly, or still moving."""
+        if self.state == JobState.SUCCEEDED:
+            return "badge-ok"
+        if self.state == JobState.FAILED:
+            return "badge-bad"
+        if self.is_in_flight:
+            return "badge-accent badge-live"
+        return ""
+
+    @property
+    def credits_status(self) -> str:
+        """What happened to the job's credits, in the words of the job page."""
+        if self.state == JobState.SUCCEEDED or self.state == JobState.EXPIRED:
+            return "charged"
+        return "held" if self.is_in_flight else "not charged"
 
     @property
     def progress(self) -> int:

@@ -22,8 +22,6 @@ from apps.jobs import queue
 from apps.jobs.models import InputKind, Job, JobEvent, JobState, Upload
 from apps.jobs.providers import get_provider, provider_for
 
-RETRYABLE_STATES = (JobState.FAILED, JobState.CANCELED, JobState.EXPIRED)
-
 
 class UploadGone(Exception):
     """An upload named in the form was already submitted, or discarded."""
@@ -144,7 +142,7 @@ def retry_job(*, membership: Membership, job: Job) -> Job:
     """
     with transaction.atomic():
         original = Job.objects.select_for_update().get(pk=job.pk)
-        if original.state not in RETRYABLE_STATES:
+        if not original.is_retryable:
             raise NotRetryable("Only a failed, canceled or expired video can be tried again.")
         if earlier := original.retries.first():
             raise AlreadyRetried(earlier)
@@ -166,7 +164,7 @@ def retry_job(*, membership: Membership, job: Job) -> Job:
 
 def cancel_job(*, job: Job) -> bool:
     """Cancels a job that has not reached the provider yet, releasing its credits."""
-    if job.state != JobState.QUEUED:
+    if not job.is_cancelable:
         return False
     with transaction.atomic():
         if not job.move(

@@ -1,10 +1,10 @@
-from django.urls import path
+from django.urls import include, path
 
 from apps.jobs import views
 
 app_name = "jobs"
 
-urlpatterns = [
+team_urlpatterns = [
     path("dashboard/", views.dashboard, name="dashboard"),
     path("jobs/", views.submit, name="submit"),
     path("jobs/table/", views.jobs_table, name="table"),
@@ -19,5 +19,9 @@ urlpatterns = [
     path("uploads/presign/", views.upload_presign, name="upload_presign"),
     path("uploads/confirm/", views.upload_confirm, name="upload_confirm"),
     path("uploads/<uuid:public_id>/discard/", views.upload_discard, name="upload_discard"),
+]
+
+urlpatterns = [
+    path("t/<uuid:team_id>/", include(team_urlpatterns)),
     path("hooks/kie/<str:token>/", views.kie_callback, name="kie_callback"),
 ]

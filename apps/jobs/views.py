@@ -16,13 +16,13 @@ from django.http import (
     HttpResponseBase,
     JsonResponse,
 )
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from apps.accounts.access import MemberRequest, get_for_member, member_required
+from apps.accounts.access import MemberRequest, get_team_owned, team_member_required
 from apps.accounts.limits import MonthlyLimitReached
 from apps.accounts.models import Membership
 from apps.billing import ledger
@@ -35,7 +35,6 @@ from apps.jobs.models import (
     Job,
     JobQuerySet,
     JobsPulse,
-    JobState,
     ProviderAlert,
     Upload,
 )
@@ -66,7 +65,7 @@ UPLOAD_GONE_MESSAGE = (
 
 
 # --- Dashboard ---------------------------------------------------------------------------------
-@member_required
+@team_member_required
 @require_GET
 def dashboard(request: MemberRequest) -> HttpResponse:
     return _dashboard(request, SubmitForm(), Outcome())
@@ -88,7 +87,7 @@ class Outcome:
         return bool(self.line_errors or self.refused_files or self.already or self.ready)
 
 
-@member_required
+@team_member_required
 @require_POST
 def submit(request: MemberRequest) -> HttpResponse:
     form = SubmitForm(request.POST, request.FILES)
@@ -101,7 +100,7 @@ def submit(request: MemberRequest) -> HttpResponse:
     if outcome.created and not outcome.needs_attention and not request.htmx:
         count = outcome.created
         messages.success(request, f"{count} video{'s' if count != 1 else ''} added.")
-        return redirect("jobs:dashboard")
+        return redirect(request.membership.team)
     if outcome.created:
         # Keep only the lines that need fixing in the box; the rest of the form starts afresh.
         form = SubmitForm(initial={"links": "\n".join(error.text for error in outcome.line_errors)})
@@ -196,7 +195,7 @@ def _missing_credits_message(exc: ledger.InsufficientCredits, videos: int) -> st
 
 
 # --- Uploads, one file at a time (the page's script; the form works without it) -------------
-@member_required
+@team_member_required
 @require_POST
 def upload(request: MemberRequest) -> JsonResponse:
     """Receives one file through our server (local storage), checks it and keeps it ready."""
@@ -214,7 +213,7 @@ def upload(request: MemberRequest) -> JsonResponse:
     return _upload_json(staged)
 
 
-@member_required
+@team_member_required
 @require_POST
 def upload_presign(request: MemberRequest) -> JsonResponse:
     """With S3 storage: where the browser may POST one file straight into the bucket."""
@@ -225,7 +224,7 @@ def upload_presign(request: MemberRequest) -> JsonResponse:
     return JsonResponse(presigned_post(team=request.membership.team))
 
 
-@member_required
+@team_member_required
 @require_POST
 def upload_confirm(request: MemberRequest) -> JsonResponse:
     """With S3 storage: checks the object the browser put in the bucket before accepting it."""
@@ -244,11 +243,11 @@ def upload_confirm(request: MemberRequest) -> JsonResponse:
     return _upload_json(staged)
 
 
-@member_required
+@team_member_required
 @require_POST
 def upload_discard(request: MemberRequest, public_id: str) -> HttpResponse:
     """Removes a file from the batch before it is submitted."""
-    discard(get_object_or_404(Upload, team=request.membership.team, public_id=public_id))
+    discard(get_team_owned(request, Upload.objects.all(), public_id=public_id))
     return HttpResponse(status=204)
 
 
@@ -270,7 +269,10 @@ def _upload_json(staged: Upload) -> JsonResponse:
             "seconds": info.get("seconds"),
             "width": info.get("width"),
             "height": info.get("height"),
-            "discard_url": reverse("jobs:upload_discard", args=[staged.public_id]),
+            "discard_url": reverse(
+                "jobs:upload_discard",
+                kwargs={"team_id": staged.team.public_id, "public_id": staged.public_id},
+            ),
         },
         status=201,
     )
@@ -278,6 +280,7 @@ def _upload_json(staged: Upload) -> JsonResponse:
 
 def _dashboard(request: MemberRequest, form: SubmitForm, outcome: Outcome) -> HttpResponse:
     context = {
+        "team": request.membership.team,
         "form": form,
         "outcome": outcome,
         "max_links": settings.MAX_LINKS_PER_SUBMIT,
@@ -303,7 +306,7 @@ def _open_provider_alert() -> ProviderAlert | None:
 
 
 # --- Jobs table (with its live refresh) --------------------------------------------------------
-@member_required
+@team_member_required
 @require_GET
 def jobs_table(request: MemberRequest) -> HttpResponse:
     pulse = Job.objects.filter(team=request.membership.team).pulse()
@@ -331,16 +334,13 @@ def _jobs_table_context(
         jobs = jobs.filter(state=state)
     if by := filters.cleaned_data.get("by"):
         jobs = jobs.filter(created_by_id=by)
-    page: Page[Job] = Paginator(jobs.select_related("created_by"), JOBS_PER_PAGE).get_page(
+    page: Page[Job] = Paginator(jobs.select_related("created_by", "team"), JOBS_PER_PAGE).get_page(
         request.GET.get("page")
     )
-    query = request.GET.copy()
-    query.pop("page", None)
-    query.pop("since", None)
     return {
+        "team": team,
         "filters": filters,
         "page": page,
-        "query": query.urlencode(),
         "fingerprint": pulse.fingerprint,
         "live": pulse.active > 0,
     }
@@ -348,12 +348,12 @@ def _jobs_table_context(
 
 # --- One job ---------------------------------------------------------------------------------
 def _get_job(request: MemberRequest, public_id: object) -> Job:
-    return get_for_member(
-        request.user, Job.objects.select_related("created_by", "team"), public_id=public_id
+    return get_team_owned(
+        request, Job.objects.select_related("created_by", "team"), public_id=public_id
     )
 
 
-@member_required
+@team_member_required
 @require_GET
 def job_detail(request: MemberRequest, public_id: str) -> HttpResponse:
     job = _get_job(request, public_id)
@@ -381,34 +381,32 @@ def _job_fingerprint(job: Job) -> str:
     return f"{job.state}-{job.updated_at.timestamp():.6f}"
 
 
-@member_required
+@team_member_required
 @require_POST
 def retry(request: MemberRequest, public_id: str) -> HttpResponse:
     job = _get_job(request, public_id)
-    # The retry is charged to the job's own team, whichever team is current.
-    membership = get_object_or_404(Membership, team=job.team, user=request.user)
     try:
-        new_job = services.retry_job(membership=membership, job=job)
+        new_job = services.retry_job(membership=request.membership, job=job)
     except services.AlreadyRetried as exc:
         messages.info(request, f"{exc} Here is how that went.")
-        return redirect(job_url(exc.retry))
+        return redirect(exc.retry)
     except services.NotRetryable as exc:
         messages.error(request, str(exc))
-        return redirect(job_url(job))
+        return redirect(job)
     except ledger.InsufficientCredits as exc:
         messages.error(request, _missing_credits_message(exc, 1))
-        return redirect(job_url(job))
+        return redirect(job)
     except ledger.TeamFrozen:
         messages.error(request, FROZEN_MESSAGE)
-        return redirect(job_url(job))
+        return redirect(job)
     except MonthlyLimitReached as exc:
         messages.error(request, str(exc))
-        return redirect(job_url(job))
+        return redirect(job)
     messages.success(request, "Trying again as a new job. Credits are held until it finishes.")
-    return redirect(job_url(new_job))
+    return redirect(new_job)
 
 
-@member_required
+@team_member_required
 @require_POST
 def cancel(request: MemberRequest, public_id: str) -> HttpResponse:
     job = _get_job(request, public_id)
@@ -416,28 +414,24 @@ def cancel(request: MemberRequest, public_id: str) -> HttpResponse:
         messages.success(request, "Canceled. Its credits are available again.")
     else:
         messages.error(request, "This video was already sent to Kie and can no longer be canceled.")
-    return redirect(job_url(job))
+    return redirect(job)
 
 
-def job_url(job: Job) -> str:
-    return reverse("jobs:detail", args=[job.public_id])
-
-
-@member_required
+@team_member_required
 @require_GET
 def download(request: MemberRequest, public_id: str) -> HttpResponseBase:
     job = _get_job(request, public_id)
     return _serve_stored(_result_name(job), job.download_name, "video/mp4", attachment=True)
 
 
-@member_required
+@team_member_required
 @require_GET
 def preview(request: MemberRequest, public_id: str) -> HttpResponseBase:
     job = _get_job(request, public_id)
     return _serve_stored(_result_name(job), job.download_name, "video/mp4", attachment=False)
 
 
-@member_required
+@team_member_required
 @require_GET
 def original(request: MemberRequest, public_id: str) -> HttpResponseBase:
     """The uploaded original, while it is kept: the "before" of the comparison."""
@@ -447,7 +441,7 @@ def original(request: MemberRequest, public_id: str) -> HttpResponseBase:
     return _serve_stored(str(job.original_file.name), "original.mp4", "video/mp4", attachment=False)
 
 
-@member_required
+@team_member_required
 @require_GET
 def poster(request: MemberRequest, public_id: str, which: str) -> HttpResponseBase:
     job = _get_job(request, public_id)
@@ -458,7 +452,7 @@ def poster(request: MemberRequest, public_id: str, which: str) -> HttpResponseBa
 
 
 def _result_name(job: Job) -> str:
-    if job.state != JobState.SUCCEEDED or not job.result_file:
+    if not job.has_result:
         raise Http404("This video has no result to download.")
     return str(job.result_file.name)
 

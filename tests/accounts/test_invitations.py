@@ -300,13 +300,13 @@ def test_the_invited_person_joins_with_the_invited_role(login, acme, charlie, ch
     response = accept(client)
 
     assert response.status_code == 302
-    assert response["Location"] == reverse("jobs:dashboard")
+    assert response["Location"] == acme.get_absolute_url()
     assert membership(acme, charlie).role == Role.MEMBER
     charlie_invited.refresh_from_db()
     assert charlie_invited.accepted_by == charlie
     assert charlie_invited.accepted_at is not None
     assert client.session[SESSION_KEY] == str(acme.public_id)
-    assert "Welcome to Acme!" in client.get(reverse("jobs:dashboard")).text
+    assert "Welcome to Acme!" in client.get(acme.get_absolute_url()).text
 
 
 def test_joining_is_recorded_and_the_inviter_is_told(login, acme, charlie, charlie_invited):

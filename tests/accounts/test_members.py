@@ -87,9 +87,10 @@ def test_the_members_page_takes_the_same_queries_however_many_members(login, acm
 
 
 def test_the_header_links_to_the_current_teams_members(login, alice):
-    page = login(alice).get(reverse("jobs:dashboard"))
-
     personal = Membership.objects.get(user=alice).team
+
+    page = login(alice).get(personal.get_absolute_url())
+
     assert f'href="{members_url(personal)}"' in page.text
 
 
@@ -262,7 +263,7 @@ def test_a_removed_member_can_no_longer_open_the_team(login, acme, bob, carol):
     services.remove_member(actor=membership(acme, bob), target=membership(acme, carol))
 
     assert client.get(members_url(acme)).status_code == 404
-    assert "Working in carol&#x27;s team" in client.get(reverse("jobs:dashboard")).text
+    assert "Working in carol&#x27;s team" in client.get(reverse("dashboard"), follow=True).text
 
 
 def test_an_owner_removes_another_owner(acme, alice, bob):

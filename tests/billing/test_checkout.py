@@ -7,18 +7,18 @@ from tests.billing.stripe_fakes import checkout_session, event, post_event, rece
 pytestmark = pytest.mark.django_db
 
 
-def acme_in_session(login, user, acme):
-    client = login(user)
-    client.post(reverse("accounts:switch_team"), {"team": acme.public_id})
-    return client
+def buy(client, team, pack="1000"):
+    return client.post(reverse("billing:checkout", args=[team.public_id]), {"pack": pack})
 
 
-def buy(client, pack="1000"):
-    return client.post(reverse("billing:checkout"), {"pack": pack})
+def success(client, team, topup):
+    return client.get(
+        reverse("billing:success", args=[team.public_id]), {"session_id": topup.checkout_session_id}
+    )
 
 
 def test_an_owner_is_sent_to_stripe_checkout_for_the_pack_she_chose(login, alice, acme, stripe_api):
-    response = buy(acme_in_session(login, alice, acme), "5000")
+    response = buy(login(alice), acme, "5000")
 
     topup = TopUp.objects.get()
     assert response.status_code == 302
@@ -28,7 +28,7 @@ def test_an_owner_is_sent_to_stripe_checkout_for_the_pack_she_chose(login, alice
 
 
 def test_the_price_sent_to_stripe_is_computed_on_the_server(login, alice, acme, stripe_api):
-    buy(acme_in_session(login, alice, acme), "20000")
+    buy(login(alice), acme, "20000")
 
     (sent,) = stripe_api.created_sessions
     topup = TopUp.objects.get()
@@ -39,17 +39,17 @@ def test_the_price_sent_to_stripe_is_computed_on_the_server(login, alice, acme, 
     assert sent["client_reference_id"] == str(topup.public_id)
     assert sent["metadata[topup_id]"] == str(topup.pk)
     assert sent["metadata[team]"] == str(acme.public_id)
-    assert (
-        sent["success_url"] == "http://testserver/billing/success/?session_id={CHECKOUT_SESSION_ID}"
+    assert sent["success_url"] == (
+        f"http://testserver/t/{acme.public_id}/billing/success/?session_id={{CHECKOUT_SESSION_ID}}"
     )
-    assert sent["cancel_url"] == "http://testserver/billing/"
+    assert sent["cancel_url"] == f"http://testserver/t/{acme.public_id}/billing/"
 
 
 def test_a_made_up_pack_is_refused_and_nothing_is_created(login, alice, acme, stripe_api):
-    client = acme_in_session(login, alice, acme)
+    client = login(alice)
 
     for tampered in ["1", "999", "-5000", "5000.5", "", "1000; amount=1"]:
-        response = buy(client, tampered)
+        response = buy(client, acme, tampered)
         assert response.status_code == 400, tampered
         assert "Choose one of the credit packs." in response.text
 
@@ -58,8 +58,8 @@ def test_a_made_up_pack_is_refused_and_nothing_is_created(login, alice, acme, st
 
 
 def test_a_team_gets_one_stripe_customer_however_often_it_buys(login, alice, bob, acme, stripe_api):
-    buy(acme_in_session(login, alice, acme))
-    buy(acme_in_session(login, bob, acme))
+    buy(login(alice), acme)
+    buy(login(bob), acme)
 
     assert len(stripe_api.customers) == 1
     assert stripe_api.customers[0]["metadata[team]"] == str(acme.public_id)
@@ -70,23 +70,23 @@ def test_a_team_gets_one_stripe_customer_however_often_it_buys(login, alice, bob
 
 
 def test_an_admin_may_buy(login, bob, acme, stripe_api):
-    response = buy(acme_in_session(login, bob, acme))
+    response = buy(login(bob), acme)
 
     assert response.status_code == 302
     assert TopUp.objects.get().created_by == bob
 
 
 def test_a_member_may_not_buy(login, carol, acme, stripe_api):
-    response = buy(acme_in_session(login, carol, acme))
+    response = buy(login(carol), acme)
 
     assert response.status_code == 403
     assert not TopUp.objects.exists()
 
 
 def test_without_stripe_keys_checkout_is_refused_without_calling_stripe(login, alice, acme):
-    client = acme_in_session(login, alice, acme)
+    client = login(alice)
 
-    response = buy(client)
+    response = buy(client, acme)
 
     assert response.status_code == 302
     assert not TopUp.objects.exists()
@@ -97,24 +97,24 @@ def test_when_stripe_refuses_the_top_up_is_marked_failed_and_the_owner_told(
     login, alice, acme, stripe_api
 ):
     stripe_api.refuse_checkout = True
-    client = acme_in_session(login, alice, acme)
+    client = login(alice)
 
-    response = buy(client)
+    response = buy(client, acme)
 
-    assert response["Location"] == reverse("billing:overview")
+    assert response["Location"] == reverse("billing:overview", args=[acme.public_id])
     assert TopUp.objects.get().status == TopUpStatus.FAILED
     assert "Nothing was charged" in client.get(response["Location"]).text
 
 
 def test_the_success_page_credits_a_paid_session(login, alice, acme, stripe_api):
-    client = acme_in_session(login, alice, acme)
-    buy(client)
+    client = login(alice)
+    buy(client, acme)
     topup = TopUp.objects.get()
     paid = stripe_api.pay(topup.checkout_session_id)
 
-    response = client.get(reverse("billing:success"), {"session_id": topup.checkout_session_id})
+    response = success(client, acme, topup)
 
-    assert response["Location"] == reverse("billing:overview")
+    assert response["Location"] == reverse("billing:overview", args=[acme.public_id])
     topup.refresh_from_db()
     assert topup.status == TopUpStatus.PAID
     assert topup.payment_intent_id == paid["payment_intent"]
@@ -126,11 +126,11 @@ def test_the_success_page_credits_a_paid_session(login, alice, acme, stripe_api)
 
 
 def test_the_success_page_before_payment_completes_credits_nothing(login, alice, acme, stripe_api):
-    client = acme_in_session(login, alice, acme)
-    buy(client)
+    client = login(alice)
+    buy(client, acme)
     topup = TopUp.objects.get()
 
-    response = client.get(reverse("billing:success"), {"session_id": topup.checkout_session_id})
+    response = success(client, acme, topup)
 
     assert TopUp.objects.get().status == TopUpStatus.PENDING
     assert Wallet.objects.get(team=acme).balance == 0
@@ -140,34 +140,32 @@ def test_the_success_page_before_payment_completes_credits_nothing(login, alice,
 def test_success_page_and_webhook_in_either_order_credit_once(
     login, alice, acme, stripe_api, client
 ):
-    owner = acme_in_session(login, alice, acme)
-    buy(owner)
-    buy(owner)
+    owner = login(alice)
+    buy(owner, acme)
+    buy(owner, acme)
     first, second = TopUp.objects.order_by("id")
     for topup in (first, second):
         stripe_api.pay(topup.checkout_session_id)
 
-    owner.get(reverse("billing:success"), {"session_id": first.checkout_session_id})
+    success(owner, acme, first)
     post_event(
         client, event("checkout.session.completed", stripe_api.sessions[first.checkout_session_id])
     )
     post_event(
         client, event("checkout.session.completed", stripe_api.sessions[second.checkout_session_id])
     )
-    owner.get(reverse("billing:success"), {"session_id": second.checkout_session_id})
+    success(owner, acme, second)
 
     assert Wallet.objects.get(team=acme).balance == 2000
     assert LedgerEntry.objects.filter(team=acme, kind=EntryKind.TOPUP).count() == 2
 
 
 def test_an_outsider_cannot_use_another_teams_success_page(login, alice, acme, charlie, stripe_api):
-    buy(acme_in_session(login, alice, acme))
+    buy(login(alice), acme)
     topup = TopUp.objects.get()
     stripe_api.pay(topup.checkout_session_id)
 
-    response = login(charlie).get(
-        reverse("billing:success"), {"session_id": topup.checkout_session_id}
-    )
+    response = success(login(charlie), acme, topup)
 
     assert response.status_code == 404
     assert TopUp.objects.get().status == TopUpStatus.PENDING
@@ -175,13 +173,13 @@ def test_an_outsider_cannot_use_another_teams_success_page(login, alice, acme, c
 
 
 def test_a_session_paid_for_a_different_amount_is_not_credited(login, alice, acme, stripe_api):
-    client = acme_in_session(login, alice, acme)
-    buy(client)
+    client = login(alice)
+    buy(client, acme)
     topup = TopUp.objects.get()
     stripe_api.pay(topup.checkout_session_id)
     stripe_api.sessions[topup.checkout_session_id]["amount_total"] = 1
 
-    client.get(reverse("billing:success"), {"session_id": topup.checkout_session_id})
+    success(client, acme, topup)
 
     assert TopUp.objects.get().status == TopUpStatus.PENDING
     assert Wallet.objects.get(team=acme).balance == 0

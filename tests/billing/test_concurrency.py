@@ -96,8 +96,7 @@ def test_capture_and_release_racing_settle_a_job_once(acme):
 def test_five_simultaneous_deliveries_of_one_webhook_credit_once(acme, stripe_api, alice):
     owner = Client()
     owner.force_login(alice)
-    owner.post(reverse("accounts:switch_team"), {"team": acme.public_id})
-    owner.post(reverse("billing:checkout"), {"pack": "1000"})
+    owner.post(reverse("billing:checkout", args=[acme.public_id]), {"pack": "1000"})
     topup = TopUp.objects.get()
     completed = event("checkout.session.completed", stripe_api.pay(topup.checkout_session_id))
 
@@ -112,11 +111,13 @@ def test_five_simultaneous_deliveries_of_one_webhook_credit_once(acme, stripe_ap
 def test_success_pages_and_webhooks_racing_credit_once(acme, stripe_api, alice, bob):
     setup = Client()
     setup.force_login(alice)
-    setup.post(reverse("accounts:switch_team"), {"team": acme.public_id})
-    setup.post(reverse("billing:checkout"), {"pack": "5000"})
+    setup.post(reverse("billing:checkout", args=[acme.public_id]), {"pack": "5000"})
     topup = TopUp.objects.get()
     paid = stripe_api.pay(topup.checkout_session_id)
-    success_url = reverse("billing:success") + f"?session_id={topup.checkout_session_id}"
+    success_url = (
+        reverse("billing:success", args=[acme.public_id])
+        + f"?session_id={topup.checkout_session_id}"
+    )
     buyers = []
     for person in (alice, bob) * 3:
         buyer = Client()

@@ -25,16 +25,17 @@ def credit_events(team) -> list[tuple[str, str]]:
 @pytest.fixture
 def bobs_paid_topup(login, acme, bob, stripe_api) -> TopUp:
     """Bob, Acme's admin, bought 1,000 credits; Stripe says paid; nothing is credited yet."""
-    client = login(bob)
-    client.post(reverse("accounts:switch_team"), {"team": acme.public_id})
-    client.post(reverse("billing:checkout"), {"pack": "1000"})
+    login(bob).post(reverse("billing:checkout", args=[acme.public_id]), {"pack": "1000"})
     topup = TopUp.objects.get()
     stripe_api.pay(topup.checkout_session_id)
     return topup
 
 
 def success_page(client, topup: TopUp):
-    return client.get(reverse("billing:success"), {"session_id": topup.checkout_session_id})
+    return client.get(
+        reverse("billing:success", args=[topup.team.public_id]),
+        {"session_id": topup.checkout_session_id},
+    )
 
 
 def test_a_top_up_is_logged_as_credits_bought_by_the_buyer(
@@ -63,8 +64,7 @@ def test_a_top_up_credited_by_webhooks_and_success_pages_is_logged_once(
 
 def test_a_top_up_not_yet_paid_is_not_logged(login, acme, bob, stripe_api):
     client = login(bob)
-    client.post(reverse("accounts:switch_team"), {"team": acme.public_id})
-    client.post(reverse("billing:checkout"), {"pack": "1000"})
+    client.post(reverse("billing:checkout", args=[acme.public_id]), {"pack": "1000"})
 
     success_page(client, TopUp.objects.get())
 

@@ -1,9 +1,9 @@
 """The credits pages, walked by each character of the Acme team.
 
-Alice owns Acme, Bob is its admin, Carol a member and Charlie an outsider. The credits pages act
-on the team a person works in, and only a member can switch to a team: every member sees Acme's
-credits and history, owners and admins buy, Carol's purchase is 403, and Charlie only ever
-reaches his own team (Acme's payment addressed by URL is 404). Refusals change nothing. Once
+Alice owns Acme, Bob is its admin, Carol a member and Charlie an outsider. The credits pages
+name their team in the URL (`/t/<team>/billing/…`): every member sees Acme's credits and
+history, owners and admins buy, Carol's purchase is 403, and Charlie gets 404 for every Acme
+address — also for Acme's payment under his own team's address. Refusals change nothing. Once
 Alice deletes Acme it is gone for everyone.
 """
 
@@ -22,7 +22,14 @@ from tests.accounts.helpers import all_team_data
 pytestmark = pytest.mark.django_db
 
 MEMBERS = ("alice", "bob", "carol")
-CHECKOUT_FORM = 'action="/billing/checkout/"'
+
+
+def url(name: str, team: Team) -> str:
+    return reverse(name, args=[team.public_id])
+
+
+def checkout_form(team: Team) -> str:
+    return f'action="{url("billing:checkout", team)}"'
 
 
 @pytest.fixture
@@ -31,19 +38,15 @@ def acme_funded(acme: Team) -> Team:
     return acme
 
 
-def working_in(login, person: User, team: Team) -> Client:
-    """`person` signed in, having asked to work in `team` (refused with a 404 to an outsider,
-    who then stays in his own team)."""
-    client = login(person)
-    client.post(reverse("accounts:switch_team"), {"team": team.public_id})
-    return client
-
-
-def ledger_memos(client: Client) -> list[str]:
-    response = client.get(reverse("billing:ledger_csv"))
+def ledger_memos(client: Client, team: Team) -> list[str]:
+    response = client.get(url("billing:ledger_csv", team))
     assert response.status_code == 200
     content = response.getvalue().decode()
     return [row["memo"] for row in csv.DictReader(io.StringIO(content))]
+
+
+def buy(client: Client, team: Team):
+    return client.post(url("billing:checkout", team), {"pack": "1000"})
 
 
 def personal_team(person: User) -> Team:
@@ -64,31 +67,35 @@ def delete(login, alice: User, team: Team) -> None:
 def test_every_member_sees_the_teams_credits_and_only_managers_the_buy_form(
     request, login, acme_funded, stripe_on, who, may_buy
 ):
-    client = working_in(login, request.getfixturevalue(who), acme_funded)
+    client = login(request.getfixturevalue(who))
 
-    page = client.get(reverse("billing:overview"))
+    page = client.get(url("billing:overview", acme_funded))
 
     assert page.status_code == 200
     assert "Shared by everyone in Acme." in page.text
     assert "Acme launch promo" in page.text
-    assert (CHECKOUT_FORM in page.text) == may_buy
+    assert (checkout_form(acme_funded) in page.text) == may_buy
 
 
 @pytest.mark.parametrize("who", MEMBERS)
 def test_every_member_downloads_the_teams_history(request, login, acme_funded, who):
-    client = working_in(login, request.getfixturevalue(who), acme_funded)
+    client = login(request.getfixturevalue(who))
 
-    assert ledger_memos(client) == ["Acme launch promo"]
+    assert ledger_memos(client, acme_funded) == ["Acme launch promo"]
 
 
-def test_an_outsider_only_ever_sees_his_own_teams_credits(login, charlie, acme_funded, stripe_on):
-    client = working_in(login, charlie, acme_funded)
+def test_an_outsider_gets_404_for_the_teams_credits_and_sees_only_his_own(
+    login, charlie, acme_funded, stripe_on
+):
+    client = login(charlie)
 
-    page = client.get(reverse("billing:overview")).text
+    for name in ("billing:overview", "billing:ledger_csv"):
+        assert client.get(url(name, acme_funded)).status_code == 404
+    page = client.get(url("billing:overview", personal_team(charlie))).text
 
     assert "Shared by everyone in charlie&#x27;s team." in page
     assert "Acme launch promo" not in page
-    assert ledger_memos(client) == ["Welcome credits"]
+    assert ledger_memos(client, personal_team(charlie)) == ["Welcome credits"]
 
 
 # --- Buying ----------------------------------------------------------------------------------
@@ -98,7 +105,7 @@ def test_an_outsider_only_ever_sees_his_own_teams_credits(login, charlie, acme_f
 def test_owners_and_admins_buy_credits_for_the_team(request, login, acme, stripe_api, who):
     buyer = request.getfixturevalue(who)
 
-    response = working_in(login, buyer, acme).post(reverse("billing:checkout"), {"pack": "1000"})
+    response = buy(login(buyer), acme)
 
     assert response.status_code == 302
     topup = TopUp.objects.get()
@@ -106,22 +113,26 @@ def test_owners_and_admins_buy_credits_for_the_team(request, login, acme, stripe
 
 
 def test_a_member_may_not_buy_and_nothing_is_created(login, carol, acme, stripe_api):
-    client = working_in(login, carol, acme)
+    client = login(carol)
     before = all_team_data()
 
-    response = client.post(reverse("billing:checkout"), {"pack": "1000"})
+    response = buy(client, acme)
 
     assert response.status_code == 403
     assert all_team_data() == before
     assert stripe_api.created_sessions == []
 
 
-def test_an_outsider_can_only_buy_for_his_own_team(login, charlie, acme, stripe_api):
-    client = working_in(login, charlie, acme)
+def test_an_outsider_cannot_buy_for_the_team_and_nothing_is_created(
+    login, charlie, acme, stripe_api
+):
+    before = all_team_data()
 
-    client.post(reverse("billing:checkout"), {"pack": "1000"})
+    response = buy(login(charlie), acme)
 
-    assert TopUp.objects.get().team == personal_team(charlie)
+    assert response.status_code == 404
+    assert all_team_data() == before
+    assert stripe_api.created_sessions == []
 
 
 # --- Coming back from Stripe -----------------------------------------------------------------
@@ -130,14 +141,16 @@ def test_an_outsider_can_only_buy_for_his_own_team(login, charlie, acme, stripe_
 @pytest.fixture
 def paid_acme_topup(login, alice, acme, stripe_api) -> TopUp:
     """Alice bought 1,000 credits for Acme; Stripe says paid; nothing is credited yet."""
-    working_in(login, alice, acme).post(reverse("billing:checkout"), {"pack": "1000"})
+    buy(login(alice), acme)
     topup = TopUp.objects.get()
     stripe_api.pay(topup.checkout_session_id)
     return topup
 
 
-def success_page(client: Client, topup: TopUp):
-    return client.get(reverse("billing:success"), {"session_id": topup.checkout_session_id})
+def success_page(client: Client, topup: TopUp, *, under: Team | None = None):
+    """Stripe's way back to the payment's team (or to the team `under`)."""
+    team = under or topup.team
+    return client.get(url("billing:success", team), {"session_id": topup.checkout_session_id})
 
 
 @pytest.mark.parametrize("who", MEMBERS)
@@ -162,6 +175,18 @@ def test_an_outsider_with_another_teams_payment_link_gets_404_and_nothing_change
     assert not stripe_api.retrieve.called
 
 
+def test_an_outsider_with_another_teams_payment_under_his_own_team_gets_404(
+    login, charlie, paid_acme_topup, stripe_api
+):
+    before = all_team_data()
+
+    response = success_page(login(charlie), paid_acme_topup, under=personal_team(charlie))
+
+    assert response.status_code == 404
+    assert all_team_data() == before
+    assert not stripe_api.retrieve.called
+
+
 # --- After Acme is deleted -------------------------------------------------------------------
 
 
@@ -169,15 +194,16 @@ def test_an_outsider_with_another_teams_payment_link_gets_404_and_nothing_change
 def test_a_deleted_teams_credits_are_gone_for_its_former_members(
     request, login, alice, acme_funded, stripe_on, who
 ):
-    person = request.getfixturevalue(who)
-    client = working_in(login, person, acme_funded)
+    client = login(request.getfixturevalue(who))
+    client.post(reverse("accounts:switch_team"), {"team": acme_funded.public_id})
 
     delete(login, alice, acme_funded)
 
-    page = client.get(reverse("billing:overview")).text
+    for name in ("billing:overview", "billing:ledger_csv"):
+        assert client.get(url(name, acme_funded)).status_code == 404
+    page = client.get(reverse("billing"), follow=True).text
     assert f"Shared by everyone in {who}&#x27;s team." in page
     assert "Acme launch promo" not in page
-    assert ledger_memos(client) == ["Welcome credits"]
 
 
 @pytest.mark.parametrize("who", MEMBERS)
@@ -194,12 +220,13 @@ def test_a_deleted_teams_payment_link_is_404_and_credits_nothing(
     assert TopUp.objects.get().status == TopUpStatus.PENDING
 
 
-def test_buying_after_the_team_was_deleted_buys_for_your_own_team(
+def test_buying_after_the_team_was_deleted_is_404_and_buys_nothing(
     login, alice, bob, acme, stripe_api
 ):
-    client = working_in(login, bob, acme)
+    client = login(bob)
     delete(login, alice, acme)
 
-    client.post(reverse("billing:checkout"), {"pack": "1000"})
+    response = buy(client, acme)
 
-    assert TopUp.objects.get().team == personal_team(bob)
+    assert response.status_code == 404
+    assert not TopUp.objects.exists()

@@ -58,10 +58,14 @@ def test_an_invited_teammate_sees_the_teams_videos_and_an_outsider_sees_none(liv
     outsider = open_page("outsider")
     outsider.goto("/accounts/signup/")
     sign_up(outsider, "oscar@example.com")
-    expect(outsider).to_have_url(re.compile(r"/dashboard/$"))
+    expect(outsider).to_have_url(re.compile(r"/t/[0-9a-f-]{36}/dashboard/$"))
     expect(outsider.get_by_text("No videos yet.")).to_be_visible()
     expect(outsider.get_by_text(video_id)).to_have_count(0)
     response = outsider.goto(job_path)
     assert response is not None
     assert response.status == 404
     assert outsider.request.get(f"{job_path}download/").status == 404
+    # The same job under the outsider's own team's address does not exist either.
+    own_team = outsider.url.split("/t/", 1)[1].split("/", 1)[0]
+    theirs = job_path.split("/t/", 1)[1].split("/", 1)[0]
+    assert outsider.goto(job_path.replace(theirs, own_team)).status == 404

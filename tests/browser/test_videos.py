@@ -28,7 +28,7 @@ def test_a_new_person_signs_up_and_gets_clean_copies_of_their_good_links(live_st
     page.get_by_role("link", name="Create a free account").click()
     sign_up(page, "dana@example.com")
 
-    expect(page).to_have_url(re.compile(r"/dashboard/$"))
+    expect(page).to_have_url(re.compile(r"/t/[0-9a-f-]{36}/dashboard/$"))
     expect(balance_chip(page)).to_have_text("30 credits")
     expect(page.get_by_text("No videos yet.")).to_be_visible()
 

@@ -33,7 +33,7 @@ def assert_settled_cleanly(job: Job, client: Client) -> str:
         ["capture", "hold"] if job.state == JobState.SUCCEEDED else ["hold", "release"]
     )
     call_command("reconcile")  # raises on any drift
-    page = client.get(reverse("jobs:detail", args=[job.public_id])).text
+    page = client.get(reverse("jobs:detail", args=[job.team.public_id, job.public_id])).text
     assert job.get_state_display() in page
     return page
 
@@ -63,7 +63,10 @@ def test_a_passing_fault_delays_the_job_and_then_it_finishes(
     last_step = job.events.last()
     assert last_step is not None
     assert "trying again" in last_step.detail
-    assert "Queued" in login(alice).get(reverse("jobs:detail", args=[job.public_id])).text
+    assert (
+        "Queued"
+        in login(alice).get(reverse("jobs:detail", args=[job.team.public_id, job.public_id])).text
+    )
 
     sim_stack.simulator.configure(forced_code=0, forced_msg="", api_fault="", api_delay_seconds=0.0)
     drive([job])

@@ -155,7 +155,7 @@ def test_paused_kie_fails_fast_without_charge_and_raises_an_alert(
     assert wallet(alice_membership.team).balance == before.balance
     alert = ProviderAlert.objects.get()
     assert (alert.kind, alert.resolved_at) == ("paused", None)
-    page = login(alice).get(reverse("jobs:dashboard"))
+    page = login(alice).get(alice_membership.team.get_absolute_url())
     assert "Kie has paused Sora watermark removal" in page.text
 
 

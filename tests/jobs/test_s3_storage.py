@@ -63,7 +63,7 @@ def test_download_redirects_to_a_short_lived_signed_link(
     drive([job])
     job.refresh_from_db()
 
-    response = login(alice).get(f"/jobs/{job.public_id}/download/")
+    response = login(alice).get(f"/t/{job.team.public_id}/jobs/{job.public_id}/download/")
 
     assert response.status_code == 302
     query = parse_qs(urlsplit(response["Location"]).query)

@@ -1,9 +1,10 @@
 """The job pages, walked by each character of the Acme team.
 
 Alice owns Acme, Bob is its admin, Carol a member and Charlie an outsider. Every member sees,
-downloads, retries and cancels the team's jobs, whoever submitted them; Charlie gets 404 for
-each and changes nothing. Once Alice deletes Acme, its jobs are 404 for everyone. People who
-leave, are removed or delete their account leave their jobs and their name in the log behind.
+downloads, retries and cancels the team's jobs, whoever submitted them, at Acme's address (and
+nowhere else); Charlie gets 404 for each and changes nothing, under Acme's address and under his
+own team's. Once Alice deletes Acme, its jobs are 404 for everyone. People who leave, are removed
+or delete their account leave their jobs and their name in the log behind.
 """
 
 import re
@@ -59,17 +60,16 @@ ACTIONS = {
 }
 
 
-def act(client: Client, action: str, jobs: CarolsJobs):
+def act(client: Client, action: str, jobs: CarolsJobs, *, under: Team | None = None):
+    """Does `action` on one of Carol's jobs, at its address under `under` (default: Acme)."""
     method, name, which = ACTIONS[action]
     job: Job = getattr(jobs, which)
-    return getattr(client, method)(reverse(name, args=[job.public_id]))
+    team = under or job.team
+    return getattr(client, method)(reverse(name, args=[team.public_id, job.public_id]))
 
 
-def working_in(login, person: User, team: Team) -> Client:
-    """`person` signed in, having asked to work in `team` (an outsider's request is refused)."""
-    client = login(person)
-    client.post(reverse("accounts:switch_team"), {"team": team.public_id})
-    return client
+def personal_team(person: User) -> Team:
+    return Team.objects.get(memberships__user=person, is_personal=True)
 
 
 def delete(login, alice: User, team: Team) -> None:
@@ -131,37 +131,80 @@ def test_an_outsider_gets_404_for_every_job_action_and_nothing_changes(
     assert all_team_data() == before
 
 
+@pytest.mark.parametrize("action", ACTIONS)
+def test_an_outsider_gets_404_for_a_teams_job_under_his_own_teams_address(
+    login, charlie, carols_jobs, action
+):
+    before = all_team_data()
+
+    response = act(login(charlie), action, carols_jobs, under=personal_team(charlie))
+
+    assert response.status_code == 404
+    assert all_team_data() == before
+
+
+@pytest.mark.parametrize("action", ACTIONS)
+def test_a_member_gets_404_for_a_teams_job_under_another_of_her_teams(
+    login, alice, carols_jobs, action
+):
+    """Alice may see the job, but only at Acme's address: her personal team does not have it."""
+    before = all_team_data()
+
+    response = act(login(alice), action, carols_jobs, under=personal_team(alice))
+
+    assert response.status_code == 404
+    assert all_team_data() == before
+
+
 @pytest.mark.parametrize("who", MEMBERS)
 def test_every_member_sees_the_teams_jobs_on_the_dashboard(request, login, acme, carols_jobs, who):
-    client = working_in(login, request.getfixturevalue(who), acme)
+    client = login(request.getfixturevalue(who))
 
-    dashboard = client.get(reverse("jobs:dashboard")).text
-    table = client.get(reverse("jobs:table"), headers={"HX-Request": "true"}).text
+    dashboard = client.get(reverse("jobs:dashboard", args=[acme.public_id])).text
+    table = client.get(
+        reverse("jobs:table", args=[acme.public_id]), headers={"HX-Request": "true"}
+    ).text
 
     for page in (dashboard, table):
         assert carols_jobs.done.video_id in page
         assert "carol@example.com" in page
 
 
-def test_an_outsider_never_sees_the_teams_jobs_even_filtering_by_a_member(
+def test_an_outsider_gets_404_for_the_teams_dashboard_and_table(
     login, charlie, carol, acme, carols_jobs
 ):
-    client = working_in(login, charlie, acme)
+    client = login(charlie)
 
-    for url in (reverse("jobs:dashboard"), reverse("jobs:table")):
-        page = client.get(url, {"by": carol.pk}).text
-        assert carols_jobs.done.video_id not in page
-        assert "carol@example.com" not in page
+    for name in ("jobs:dashboard", "jobs:table"):
+        response = client.get(reverse(name, args=[acme.public_id]), {"by": carol.pk})
+        assert response.status_code == 404
+        assert carols_jobs.done.video_id not in response.text
 
 
-def test_what_an_outsider_submits_goes_to_his_own_team(login, charlie, acme, carols_jobs):
-    client = working_in(login, charlie, acme)
-    acme_jobs = list(Job.objects.filter(team=acme).values_list("pk", flat=True))
+def test_an_outsider_filtering_his_own_table_by_a_member_sees_nothing_of_hers(
+    login, charlie, carol, carols_jobs
+):
+    page = login(charlie).get(
+        reverse("jobs:dashboard", args=[personal_team(charlie).public_id]), {"by": carol.pk}
+    )
 
-    client.post(reverse("jobs:submit"), {"links": QUEUED_LINK, "owns_videos": "on"})
+    assert page.status_code == 200
+    assert carols_jobs.done.video_id not in page.text
+    assert "carol@example.com" not in page.text
 
-    assert list(Job.objects.filter(team=acme).values_list("pk", flat=True)) == acme_jobs
-    assert Job.objects.get(created_by=charlie).team.is_personal
+
+def test_an_outsider_cannot_submit_to_the_team_and_nothing_is_created(
+    login, charlie, acme, carols_jobs
+):
+    before = all_team_data()
+
+    response = login(charlie).post(
+        reverse("jobs:submit", args=[acme.public_id]),
+        {"links": QUEUED_LINK, "owns_videos": "on"},
+    )
+
+    assert response.status_code == 404
+    assert all_team_data() == before
 
 
 # --- After Acme is deleted -------------------------------------------------------------------
@@ -186,11 +229,13 @@ def test_a_deleted_teams_jobs_are_404_for_its_former_members_and_nothing_changes
 def test_a_deleted_team_leaves_the_dashboard_and_the_switcher(
     request, login, alice, acme, carols_jobs, who
 ):
-    client = working_in(login, request.getfixturevalue(who), acme)
+    client = login(request.getfixturevalue(who))
+    client.post(reverse("accounts:switch_team"), {"team": acme.public_id})
 
     delete(login, alice, acme)
 
-    page = client.get(reverse("jobs:dashboard")).text
+    assert client.get(reverse("jobs:dashboard", args=[acme.public_id])).status_code == 404
+    page = client.get(reverse("dashboard"), follow=True).text
     assert f"Working in {who}&#x27;s team" in page
     assert str(acme.public_id) not in page
     assert carols_jobs.done.video_id not in page
@@ -208,20 +253,27 @@ def bobs_job(acme: Team, bob: User) -> Job:
 def test_a_removed_members_jobs_stay_in_the_team_under_their_name(
     login, alice, bob, acme, bobs_job
 ):
-    owner = working_in(login, alice, acme)
+    owner = login(alice)
 
     owner.post(reverse("accounts:remove_member", args=[acme.public_id, in_team(acme, bob).pk]))
 
     bobs_job.refresh_from_db()
     assert (bobs_job.team, bobs_job.created_by, bobs_job.state) == (acme, bob, JobState.SUCCEEDED)
     assert LedgerEntry.objects.filter(job=bobs_job, kind=EntryKind.CAPTURE).exists()
-    job_page = owner.get(reverse("jobs:detail", args=[bobs_job.public_id])).text
+    job_page = owner.get(
+        reverse("jobs:detail", args=[bobs_job.team.public_id, bobs_job.public_id])
+    ).text
     assert "Submitted by</dt><dd>bob@example.com" in job_page
-    dashboard = owner.get(reverse("jobs:dashboard")).text
+    dashboard = owner.get(reverse("jobs:dashboard", args=[acme.public_id])).text
     assert re.search(rf"{bobs_job.video_id}</a>.*?bob@example.com", dashboard, re.S)
     activity = owner.get(reverse("accounts:activity", args=[acme.public_id])).text
     assert re.search(r"Removed</td>\s*<td[^>]*>alice@example.com</td>\s*<td[^>]*>bob@", activity)
-    assert login(bob).get(reverse("jobs:detail", args=[bobs_job.public_id])).status_code == 404
+    assert (
+        login(bob)
+        .get(reverse("jobs:detail", args=[bobs_job.team.public_id, bobs_job.public_id]))
+        .status_code
+        == 404
+    )
 
 
 def test_a_deleted_account_leaves_its_jobs_and_its_email_in_the_log(
@@ -236,8 +288,10 @@ def test_a_deleted_account_leaves_its_jobs_and_its_email_in_the_log(
     bobs_job.refresh_from_db()
     assert (bobs_job.team, bobs_job.created_by) == (acme, None)
     assert LedgerEntry.objects.filter(job=bobs_job).count() == 2  # hold, capture
-    owner = working_in(login, alice, acme)
-    job_page = owner.get(reverse("jobs:detail", args=[bobs_job.public_id])).text
+    owner = login(alice)
+    job_page = owner.get(
+        reverse("jobs:detail", args=[bobs_job.team.public_id, bobs_job.public_id])
+    ).text
     assert "Submitted by</dt><dd>a former member" in job_page
     invited = TeamEvent.objects.get(kind=TeamEventKind.INVITED)
     assert (invited.actor, invited.actor_email) == (None, "bob@example.com")

@@ -15,7 +15,6 @@ import pytest
 from django.core.files.storage import default_storage
 from django.http.multipartparser import MultiPartParser
 from django.test import RequestFactory
-from django.urls import reverse
 from django.utils import timezone
 
 from apps.accounts.models import Membership
@@ -24,6 +23,7 @@ from apps.jobs import services
 from apps.jobs.models import InputKind, Job, JobState, Upload
 from apps.jobs.uploads import CappedUploadHandler, display_name, expire_originals
 from tests.jobs.uploads import (
+    at,
     audio_only_bytes,
     clip_bytes,
     faststart_clip_bytes,
@@ -64,7 +64,7 @@ def test_two_clips_become_two_file_jobs_held_together(login, alice, uploads_stac
     before = ledger.available_credits(team)
     first, second = clip_bytes(tmp_path, seconds=1), clip_bytes(tmp_path, seconds=2)
 
-    response = post_videos(login(alice), [("first.mp4", first), ("second.mov", second)])
+    response = post_videos(login(alice), alice, [("first.mp4", first), ("second.mov", second)])
 
     assert response.status_code == 302
     jobs = list(Job.objects.order_by("submission_index"))
@@ -88,13 +88,13 @@ def test_a_file_uploaded_by_the_page_script_is_submitted_by_its_id(
 ):
     client = login(alice)
     answer = client.post(
-        reverse("jobs:upload"), {"file": video_file("mine.mp4", clip_bytes(tmp_path))}
+        at(alice, "jobs:upload"), {"file": video_file("mine.mp4", clip_bytes(tmp_path))}
     )
     assert answer.status_code == 201
     assert answer.json()["name"] == "mine.mp4"
 
     response = client.post(
-        reverse("jobs:submit"),
+        at(alice, "jobs:submit"),
         {"uploads": [answer.json()["id"]], "owns_videos": "on", "submission": str(uuid.uuid4())},
     )
 
@@ -109,7 +109,7 @@ def test_an_upload_removed_from_the_batch_is_deleted_with_its_files(
 ):
     client = login(alice)
     data = client.post(
-        reverse("jobs:upload"), {"file": video_file("a.mp4", clip_bytes(tmp_path))}
+        at(alice, "jobs:upload"), {"file": video_file("a.mp4", clip_bytes(tmp_path))}
     ).json()
 
     assert client.post(data["discard_url"]).status_code == 204
@@ -123,13 +123,13 @@ def test_another_teams_upload_cannot_be_submitted_or_removed(
 ):
     data = (
         login(alice)
-        .post(reverse("jobs:upload"), {"file": video_file("a.mp4", clip_bytes(tmp_path))})
+        .post(at(alice, "jobs:upload"), {"file": video_file("a.mp4", clip_bytes(tmp_path))})
         .json()
     )
     client = login(charlie)
 
     response = client.post(
-        reverse("jobs:submit"),
+        at(charlie, "jobs:submit"),
         {"uploads": [data["id"]], "owns_videos": "on", "submission": str(uuid.uuid4())},
     )
 
@@ -180,7 +180,7 @@ def test_a_hostile_file_is_refused_with_its_reason_and_nothing_kept_or_held(
     make, message = HOSTILE[kind]
     before = ledger.available_credits(personal(alice).team)
 
-    response = post_videos(login(alice), [("holiday.mp4", make(tmp_path))])
+    response = post_videos(login(alice), alice, [("holiday.mp4", make(tmp_path))])
 
     assert response.status_code == 200
     assert "holiday.mp4" in response.text
@@ -189,7 +189,9 @@ def test_a_hostile_file_is_refused_with_its_reason_and_nothing_kept_or_held(
 
 
 def test_the_page_script_gets_the_same_refusal_as_json(login, alice, uploads_stack):
-    response = login(alice).post(reverse("jobs:upload"), {"file": video_file("x.mp4", png_bytes())})
+    response = login(alice).post(
+        at(alice, "jobs:upload"), {"file": video_file("x.mp4", png_bytes())}
+    )
 
     assert response.status_code == 400
     assert response.json() == {"error": "This is a still picture, not a video."}
@@ -201,6 +203,7 @@ def test_a_refused_file_does_not_stop_the_good_ones_of_its_batch(
 ):
     response = post_videos(
         login(alice),
+        alice,
         [("good.mp4", clip_bytes(tmp_path)), ("bad.mp4", b"")],
         HTTP_HX_REQUEST="true",
     )
@@ -250,7 +253,9 @@ def test_a_file_over_the_size_cap_refuses_the_batch_and_holds_nothing(
     small = clip_bytes(tmp_path, seconds=0.5, fps=4)
     assert len(small) < 20_000
 
-    response = post_videos(login(alice), [("small.mp4", small), ("huge.mp4", b"\1" * 60_000)])
+    response = post_videos(
+        login(alice), alice, [("small.mp4", small), ("huge.mp4", b"\1" * 60_000)]
+    )
 
     assert "huge.mp4: This file is larger than the 20,000 bytes we accept." in response.text
     assert "nothing was submitted" in response.text
@@ -263,7 +268,7 @@ def test_twenty_one_files_in_one_batch_are_refused_and_nothing_held(
     before = ledger.available_credits(personal(alice).team)
     clip = clip_bytes(tmp_path, seconds=0.5, fps=4)
 
-    response = post_videos(login(alice), [(f"clip{n}.mp4", clip) for n in range(21)])
+    response = post_videos(login(alice), alice, [(f"clip{n}.mp4", clip) for n in range(21)])
 
     assert "Up to 20 files can be sent at once, and these are more." in response.text
     assert_nothing_kept(alice, uploads_stack, before)
@@ -277,7 +282,7 @@ def test_the_same_file_twice_in_a_batch_is_cleaned_and_charged_once(
     clip = clip_bytes(tmp_path)
 
     response = post_videos(
-        login(alice), [("a.mp4", clip), ("copy of a.mp4", clip)], HTTP_HX_REQUEST="true"
+        login(alice), alice, [("a.mp4", clip), ("copy of a.mp4", clip)], HTTP_HX_REQUEST="true"
     )
 
     assert "The same video as a.mp4: it is cleaned once." in response.text
@@ -303,7 +308,7 @@ def test_hostile_names_are_shown_cleaned_and_never_reach_storage(
     ledger.grant(team=personal(alice).team, credits=100, key="test:names", memo="For the test")
     clips = [clip_bytes(tmp_path, seconds=0.5, fps=4 + n) for n in range(len(HOSTILE_NAMES))]
 
-    response = post_videos(login(alice), list(zip(HOSTILE_NAMES, clips, strict=True)))
+    response = post_videos(login(alice), alice, list(zip(HOSTILE_NAMES, clips, strict=True)))
 
     assert response.status_code == 302
     team = personal(alice).team
@@ -338,7 +343,7 @@ def test_two_uploads_at_once_are_both_kept_apart(login, alice, uploads_stack, tm
     def upload(data: bytes) -> None:
         client = login(alice)
         answers.append(
-            client.post(reverse("jobs:upload"), {"file": video_file("a.mp4", data)}).status_code
+            client.post(at(alice, "jobs:upload"), {"file": video_file("a.mp4", data)}).status_code
         )
 
     threads = [threading.Thread(target=upload, args=(clip,)) for clip in clips]
@@ -370,21 +375,21 @@ def test_a_file_this_team_already_cleaned_links_to_the_result_instead_of_chargin
     team = personal(alice).team
     client = login(alice)
     clip = clip_bytes(tmp_path)
-    post_videos(client, [("first.mp4", clip)])
+    post_videos(client, alice, [("first.mp4", clip)])
     [earlier] = Job.objects.all()
     finish(earlier)
     before = ledger.available_credits(team)
 
-    response = post_videos(client, [("renamed.mp4", clip)])
+    response = post_videos(client, alice, [("renamed.mp4", clip)])
 
     assert "Already cleaned" in response.text
-    assert reverse("jobs:detail", args=[earlier.public_id]) in response.text
+    assert earlier.get_absolute_url() in response.text
     assert Job.objects.count() == 1
     assert ledger.available_credits(team) == before
     [waiting] = Upload.objects.all()
 
     again = client.post(
-        reverse("jobs:submit"),
+        at(alice, "jobs:submit"),
         {
             "uploads": [str(waiting.public_id)],
             "again": "on",
@@ -408,17 +413,17 @@ def test_a_link_this_team_already_cleaned_links_to_the_result_instead_of_chargin
     client = login(alice)
 
     response = client.post(
-        reverse("jobs:submit"),
+        at(alice, "jobs:submit"),
         {"links": GOOD_LINK, "owns_videos": "on", "submission": str(uuid.uuid4())},
     )
 
     assert "Already cleaned" in response.text
-    assert reverse("jobs:detail", args=[earlier.public_id]) in response.text
+    assert earlier.get_absolute_url() in response.text
     assert "Process it again" in response.text
     assert ledger.available_credits(team) == before
 
     client.post(
-        reverse("jobs:submit"),
+        at(alice, "jobs:submit"),
         {"links": GOOD_LINK, "again": "on", "owns_videos": "on", "submission": str(uuid.uuid4())},
     )
 
@@ -430,10 +435,10 @@ def test_another_teams_cleaned_file_is_not_a_reason_to_skip(
     login, alice, charlie, uploads_stack, tmp_path
 ):
     clip = clip_bytes(tmp_path)
-    post_videos(login(alice), [("a.mp4", clip)])
+    post_videos(login(alice), alice, [("a.mp4", clip)])
     finish(Job.objects.get())
 
-    response = post_videos(login(charlie), [("a.mp4", clip)])
+    response = post_videos(login(charlie), charlie, [("a.mp4", clip)])
 
     assert response.status_code == 302
     assert Job.objects.filter(team=personal(charlie).team).count() == 1
@@ -447,8 +452,8 @@ def test_files_are_refused_at_once_when_no_provider_takes_them(
     before = ledger.available_credits(personal(alice).team)
     client = login(alice)
 
-    response = post_videos(client, [("a.mp4", clip_bytes(tmp_path))])
-    script = client.post(reverse("jobs:upload"), {"file": video_file("a.mp4", b"x")})
+    response = post_videos(client, alice, [("a.mp4", clip_bytes(tmp_path))])
+    script = client.post(at(alice, "jobs:upload"), {"file": video_file("a.mp4", b"x")})
 
     assert "Cleaning uploaded files is not available right now" in response.text
     assert script.status_code == 409
@@ -460,10 +465,10 @@ def test_originals_are_deleted_a_day_after_their_job_ends_and_unsubmitted_upload
     login, alice, uploads_stack, tmp_path
 ):
     client = login(alice)
-    post_videos(client, [("done.mp4", clip_bytes(tmp_path, seconds=1))])
+    post_videos(client, alice, [("done.mp4", clip_bytes(tmp_path, seconds=1))])
     [job] = Job.objects.all()
     finish(job)
-    client.post(reverse("jobs:upload"), {"file": video_file("never.mp4", clip_bytes(tmp_path))})
+    client.post(at(alice, "jobs:upload"), {"file": video_file("never.mp4", clip_bytes(tmp_path))})
     assert expire_originals() == 0
 
     day_ago = timezone.now() - timedelta(hours=24, minutes=1)
@@ -481,7 +486,7 @@ def test_originals_are_deleted_a_day_after_their_job_ends_and_unsubmitted_upload
 
 
 def test_a_retried_file_job_takes_its_original_along(login, alice, uploads_stack, tmp_path):
-    post_videos(login(alice), [("a.mp4", clip_bytes(tmp_path))])
+    post_videos(login(alice), alice, [("a.mp4", clip_bytes(tmp_path))])
     [job] = Job.objects.all()
     services.fail_job(job, code="test", message="Failed for the test.")
     original = job.original_file.name
@@ -500,21 +505,22 @@ def test_the_job_page_shows_before_and_after_and_outsiders_get_404(
     login, alice, charlie, uploads_stack, tmp_path
 ):
     clip = clip_bytes(tmp_path)
-    post_videos(login(alice), [("a.mp4", clip)])
+    post_videos(login(alice), alice, [("a.mp4", clip)])
     [job] = Job.objects.all()
     finish(job)
     client = login(alice)
 
-    page = client.get(reverse("jobs:detail", args=[job.public_id])).text
-    original = client.get(reverse("jobs:original", args=[job.public_id]))
-    poster = client.get(reverse("jobs:poster", args=[job.public_id, "original"]))
+    page = client.get(job.get_absolute_url()).text
+    original = client.get(at(alice, "jobs:original", job.public_id))
+    poster = client.get(at(alice, "jobs:poster", job.public_id, "original"))
 
     assert "Before" in page
     assert "After" in page
-    assert reverse("jobs:original", args=[job.public_id]) in page
+    assert at(alice, "jobs:original", job.public_id) in page
     assert b"".join(original.streaming_content) == clip
     assert b"".join(poster.streaming_content)[:3] == b"\xff\xd8\xff"
     outsider = login(charlie)
-    assert outsider.get(reverse("jobs:original", args=[job.public_id])).status_code == 404
-    poster_url = reverse("jobs:poster", args=[job.public_id, "original"])
+    assert outsider.get(at(alice, "jobs:original", job.public_id)).status_code == 404
+    assert outsider.get(at(charlie, "jobs:original", job.public_id)).status_code == 404
+    poster_url = at(alice, "jobs:poster", job.public_id, "original")
     assert outsider.get(poster_url).status_code == 404

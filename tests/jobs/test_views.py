@@ -39,12 +39,20 @@ def available(team) -> int:
     return ledger.available_credits(team)
 
 
-def submit(client, links: str, *, owns: bool = True, htmx: bool = False):
+def submit(client, team, links: str, *, owns: bool = True, htmx: bool = False):
     data = {"links": links}
     if owns:
         data["owns_videos"] = "on"
     headers = {"HTTP_HX_REQUEST": "true"} if htmx else {}
-    return client.post(reverse("jobs:submit"), data, **headers)
+    return client.post(reverse("jobs:submit", args=[team.public_id]), data, **headers)
+
+
+def dashboard_url(team) -> str:
+    return reverse("jobs:dashboard", args=[team.public_id])
+
+
+def table_url(team) -> str:
+    return reverse("jobs:table", args=[team.public_id])
 
 
 # --- Submitting links --------------------------------------------------------------------------
@@ -52,13 +60,13 @@ def test_pasting_links_creates_one_job_each_and_holds_their_credits(login, alice
     client = login(alice)
     team = personal(alice).team
 
-    response = submit(client, f"{GOOD}\n{OTHER}\n")
+    response = submit(client, team, f"{GOOD}\n{OTHER}\n")
 
     assert response.status_code == 302
     assert Job.objects.filter(team=team).count() == 2
     assert available(team) == 10
     assert Wallet.objects.get(team=team).held == 20
-    page = client.get(reverse("jobs:dashboard"))
+    page = client.get(dashboard_url(team))
     assert "2 videos added." in page.text
     assert page.text.count("s_68e83bd7eee88191be79d2ba7158516f") >= 1
 
@@ -67,7 +75,9 @@ def test_bad_lines_are_explained_and_cost_nothing_while_good_ones_go_through(log
     client = login(alice)
     team = personal(alice).team
 
-    response = submit(client, f"{GOOD}\nhttps://sora.chatgpt.com/d/gen_123\n{OTHER}\n", htmx=True)
+    response = submit(
+        client, team, f"{GOOD}\nhttps://sora.chatgpt.com/d/gen_123\n{OTHER}\n", htmx=True
+    )
 
     assert response.status_code == 200
     assert "2 videos added" in response.text
@@ -81,7 +91,7 @@ def test_bad_lines_are_explained_and_cost_nothing_while_good_ones_go_through(log
 
 
 def test_the_htmx_answer_updates_the_table_and_the_balance_out_of_band(login, alice):
-    response = submit(login(alice), GOOD, htmx=True)
+    response = submit(login(alice), personal(alice).team, GOOD, htmx=True)
 
     assert 'id="jobs-table"' in response.text
     assert 'hx-swap-oob="true"' in response.text
@@ -93,7 +103,7 @@ def test_the_htmx_answer_updates_the_table_and_the_balance_out_of_band(login, al
 def test_only_bad_lines_create_nothing(login, alice):
     client = login(alice)
 
-    response = submit(client, "https://www.youtube.com/watch?v=1\nhello")
+    response = submit(client, personal(alice).team, "https://www.youtube.com/watch?v=1\nhello")
 
     assert response.status_code == 200
     assert "2 lines could not be used" in response.text
@@ -102,7 +112,7 @@ def test_only_bad_lines_create_nothing(login, alice):
 
 
 def test_the_ownership_checkbox_is_required(login, alice):
-    response = submit(login(alice), GOOD, owns=False)
+    response = submit(login(alice), personal(alice).team, GOOD, owns=False)
 
     assert "Please confirm that you own these videos" in response.text
     assert Job.objects.count() == 0
@@ -111,7 +121,7 @@ def test_the_ownership_checkbox_is_required(login, alice):
 def test_a_ten_thousand_line_paste_is_refused_clearly_and_creates_nothing(login, alice):
     text = "\n".join(f"https://sora.chatgpt.com/p/s_{i:032x}" for i in range(10_000))
 
-    response = submit(login(alice), text)
+    response = submit(login(alice), personal(alice).team, text)
 
     assert response.status_code == 200
     assert "You pasted 10,000 lines, but up to 50 links can be sent at once" in response.text
@@ -123,7 +133,9 @@ def test_too_few_credits_creates_nothing_and_says_how_many_are_missing(login, al
     client = login(alice)
     team = personal(alice).team
 
-    response = submit(client, f"{GOOD}\n{OTHER}\n{THIRD}\nhttps://sora.chatgpt.com/p/s_{'1' * 32}")
+    response = submit(
+        client, team, f"{GOOD}\n{OTHER}\n{THIRD}\nhttps://sora.chatgpt.com/p/s_{'1' * 32}"
+    )
 
     assert (
         "4 videos need 40 credits, but your team has 30 available: 10 more credits" in response.text
@@ -136,7 +148,7 @@ def test_a_frozen_team_cannot_submit(login, alice):
     team = personal(alice).team
     ledger.freeze(team=team, reason="dispute")
 
-    response = submit(login(alice), GOOD)
+    response = submit(login(alice), personal(alice).team, GOOD)
 
     assert "paused for this team because of a payment dispute" in response.text
     assert Job.objects.count() == 0
@@ -147,17 +159,14 @@ def test_a_member_over_their_monthly_limit_is_told_and_nothing_is_created(login,
     membership = acme_membership(carol, acme)
     membership.monthly_credit_limit = 10
     membership.save()
-    client = login(carol)
-    client.post(reverse("accounts:switch_team"), {"team": acme.public_id})
-
-    response = submit(client, f"{GOOD}\n{OTHER}")
+    response = submit(login(carol), acme, f"{GOOD}\n{OTHER}")
 
     assert "You can use 10 more credits this month (your limit is 10)." in response.text
     assert Job.objects.count() == 0
 
 
 def test_the_form_works_without_javascript_after_an_error(login, alice):
-    response = submit(login(alice), "not a link")
+    response = submit(login(alice), personal(alice).team, "not a link")
 
     assert '<form method="post"' in response.text
     assert "not a link" in response.text
@@ -167,12 +176,12 @@ def test_the_form_works_without_javascript_after_an_error(login, alice):
 def test_the_table_refreshes_only_when_something_changed(login, alice):
     client = login(alice)
     [job] = services.submit_jobs(membership=personal(alice), links=[GOOD])
-    first = client.get(reverse("jobs:table"), HTTP_HX_REQUEST="true")
+    first = client.get(table_url(job.team), HTTP_HX_REQUEST="true")
     since = found(r"since=([0-9.-]+)", first.text)
 
-    unchanged = client.get(reverse("jobs:table") + f"?since={since}", HTTP_HX_REQUEST="true")
+    unchanged = client.get(table_url(job.team) + f"?since={since}", HTTP_HX_REQUEST="true")
     job.move(JobState.SUBMITTED, task_id="t")
-    changed = client.get(reverse("jobs:table") + f"?since={since}", HTTP_HX_REQUEST="true")
+    changed = client.get(table_url(job.team) + f"?since={since}", HTTP_HX_REQUEST="true")
 
     assert unchanged.status_code == 204
     assert changed.status_code == 200
@@ -184,8 +193,10 @@ def test_the_live_refreshes_bring_the_balance_a_failure_gave_back(login, alice):
     [job] = services.submit_jobs(membership=personal(alice), links=[GOOD])
     services.fail_job(job, code="kie_500", message="Kie could not remove the watermark: boom.")
 
-    table = client.get(reverse("jobs:table"), HTTP_HX_REQUEST="true")
-    status = client.get(reverse("jobs:detail", args=[job.public_id]), HTTP_HX_REQUEST="true")
+    table = client.get(table_url(job.team), HTTP_HX_REQUEST="true")
+    status = client.get(
+        reverse("jobs:detail", args=[job.team.public_id, job.public_id]), HTTP_HX_REQUEST="true"
+    )
 
     for refresh in (table, status):
         assert re.search(
@@ -197,7 +208,7 @@ def test_the_table_stops_refreshing_when_nothing_is_in_flight(login, alice):
     client = login(alice)
     job = finished_job(personal(alice))
 
-    response = client.get(reverse("jobs:table"), HTTP_HX_REQUEST="true")
+    response = client.get(table_url(job.team), HTTP_HX_REQUEST="true")
 
     assert job.public_id.hex[:8] in response.text.replace("-", "")
     assert 'hx-trigger="every 2s"' not in response.text
@@ -208,7 +219,7 @@ def test_the_table_shows_plain_stage_names_and_failure_reasons(login, alice):
     [_queued, failed] = services.submit_jobs(membership=membership, links=[GOOD, OTHER])
     services.fail_job(failed, code="kie_500", message="Kie could not remove the watermark: boom.")
 
-    page = login(alice).get(reverse("jobs:dashboard")).text
+    page = login(alice).get(dashboard_url(membership.team)).text
 
     assert "Queued" in page
     assert "Failed" in page
@@ -222,8 +233,8 @@ def test_filters_narrow_the_table_and_bad_values_are_ignored_with_a_note(login, 
     services.submit_jobs(membership=membership, links=[OTHER])
     client = login(alice)
 
-    only_done = client.get(reverse("jobs:dashboard") + "?state=succeeded").text
-    bogus = client.get(reverse("jobs:dashboard") + "?state=bogus&by=abc&page=zzz")
+    only_done = client.get(dashboard_url(membership.team) + "?state=succeeded").text
+    bogus = client.get(dashboard_url(membership.team) + "?state=bogus&by=abc&page=zzz")
 
     assert done.video_id in only_done
     assert "s_0123456789abcdef0123456789abcdef" not in only_done
@@ -236,10 +247,7 @@ def test_filter_by_who_submitted(login, alice, carol, acme):
     ledger.grant(team=acme, credits=100, key="t", memo="test")
     services.submit_jobs(membership=acme_membership(alice, acme), links=[GOOD])
     services.submit_jobs(membership=acme_membership(carol, acme), links=[OTHER])
-    client = login(alice)
-    client.post(reverse("accounts:switch_team"), {"team": acme.public_id})
-
-    page = client.get(reverse("jobs:dashboard") + f"?by={carol.pk}").text
+    page = login(alice).get(dashboard_url(acme) + f"?by={carol.pk}").text
 
     assert "s_0123456789abcdef0123456789abcdef" in page
     assert "s_68e83bd7eee88191be79d2ba7158516f" not in page
@@ -250,15 +258,15 @@ def test_the_dashboard_costs_the_same_queries_with_1_or_60_jobs(login, alice):
     ledger.grant(team=membership.team, credits=10_000, key="t", memo="test")
     client = login(alice)
     services.submit_jobs(membership=membership, links=[GOOD])
-    client.get(reverse("jobs:dashboard"))  # warm the session
+    client.get(dashboard_url(membership.team))  # warm the session
 
     with CaptureQueriesContext(connection) as one:
-        client.get(reverse("jobs:dashboard"))
+        client.get(dashboard_url(membership.team))
     links = [f"https://sora.chatgpt.com/p/s_{i:032x}" for i in range(1, 60)]
     services.submit_jobs(membership=membership, links=links[:45])
     services.submit_jobs(membership=membership, links=links[45:])
     with CaptureQueriesContext(connection) as many:
-        client.get(reverse("jobs:dashboard"))
+        client.get(dashboard_url(membership.team))
 
     assert len(many) == len(one)
 
@@ -267,7 +275,7 @@ def test_the_dashboard_costs_the_same_queries_with_1_or_60_jobs(login, alice):
 def test_the_job_page_shows_the_timeline_preview_and_download(login, alice):
     job = finished_job(personal(alice))
 
-    page = login(alice).get(reverse("jobs:detail", args=[job.public_id])).text
+    page = login(alice).get(reverse("jobs:detail", args=[job.team.public_id, job.public_id])).text
 
     assert "Timeline" in page
     assert (
@@ -276,14 +284,14 @@ def test_the_job_page_shows_the_timeline_preview_and_download(login, alice):
         < page.index("Saving")
         < page.rindex("Done")
     )
-    assert reverse("jobs:preview", args=[job.public_id]) in page
-    assert reverse("jobs:download", args=[job.public_id]) in page
+    assert reverse("jobs:preview", args=[job.team.public_id, job.public_id]) in page
+    assert reverse("jobs:download", args=[job.team.public_id, job.public_id]) in page
 
 
 def test_download_streams_the_stored_bytes_with_a_sensible_name(login, alice):
     job = finished_job(personal(alice))
 
-    response = login(alice).get(reverse("jobs:download", args=[job.public_id]))
+    response = login(alice).get(reverse("jobs:download", args=[job.team.public_id, job.public_id]))
 
     assert response.status_code == 200
     assert b"".join(response.streaming_content) == VIDEO
@@ -297,7 +305,7 @@ def test_download_streams_the_stored_bytes_with_a_sensible_name(login, alice):
 def test_preview_serves_the_video_inline(login, alice):
     job = finished_job(personal(alice))
 
-    response = login(alice).get(reverse("jobs:preview", args=[job.public_id]))
+    response = login(alice).get(reverse("jobs:preview", args=[job.team.public_id, job.public_id]))
 
     assert response["Content-Disposition"].startswith("inline")
 
@@ -305,14 +313,19 @@ def test_preview_serves_the_video_inline(login, alice):
 def test_a_job_without_a_result_has_nothing_to_download(login, alice):
     [job] = services.submit_jobs(membership=personal(alice), links=[GOOD])
 
-    assert login(alice).get(reverse("jobs:download", args=[job.public_id])).status_code == 404
+    assert (
+        login(alice)
+        .get(reverse("jobs:download", args=[job.team.public_id, job.public_id]))
+        .status_code
+        == 404
+    )
 
 
 @pytest.mark.parametrize("name", ["jobs:detail", "jobs:download", "jobs:preview"])
 def test_an_outsider_gets_404_for_another_teams_job(login, alice, charlie, name):
     job = finished_job(personal(alice))
 
-    response = login(charlie).get(reverse(name, args=[job.public_id]))
+    response = login(charlie).get(reverse(name, args=[job.team.public_id, job.public_id]))
 
     assert response.status_code == 404
 
@@ -322,7 +335,7 @@ def test_an_outsider_cannot_retry_a_failed_job_and_nothing_changes(login, alice,
     services.fail_job(job, code="x", message="failed")
     entries = LedgerEntry.objects.count()
 
-    response = login(charlie).post(reverse("jobs:retry", args=[job.public_id]))
+    response = login(charlie).post(reverse("jobs:retry", args=[job.team.public_id, job.public_id]))
 
     assert response.status_code == 404
     assert Job.objects.count() == 1
@@ -332,7 +345,7 @@ def test_an_outsider_cannot_retry_a_failed_job_and_nothing_changes(login, alice,
 def test_an_outsider_cannot_cancel_a_queued_job(login, alice, charlie):
     [job] = services.submit_jobs(membership=personal(alice), links=[GOOD])
 
-    response = login(charlie).post(reverse("jobs:cancel", args=[job.public_id]))
+    response = login(charlie).post(reverse("jobs:cancel", args=[job.team.public_id, job.public_id]))
 
     assert response.status_code == 404
     job.refresh_from_db()
@@ -343,7 +356,7 @@ def test_teammates_see_and_download_each_others_jobs(login, alice, carol, acme):
     ledger.grant(team=acme, credits=100, key="t", memo="test")
     job = finished_job(acme_membership(alice, acme))
 
-    response = login(carol).get(reverse("jobs:download", args=[job.public_id]))
+    response = login(carol).get(reverse("jobs:download", args=[job.team.public_id, job.public_id]))
 
     assert response.status_code == 200
 
@@ -353,10 +366,12 @@ def test_try_again_makes_a_new_job_with_a_new_hold(login, alice):
     [job] = services.submit_jobs(membership=membership, links=[GOOD])
     services.fail_job(job, code="kie_500", message="boom")
 
-    response = login(alice).post(reverse("jobs:retry", args=[job.public_id]))
+    response = login(alice).post(reverse("jobs:retry", args=[job.team.public_id, job.public_id]))
 
     new_job = Job.objects.exclude(pk=job.pk).get()
-    assert response["Location"] == reverse("jobs:detail", args=[new_job.public_id])
+    assert response["Location"] == reverse(
+        "jobs:detail", args=[new_job.team.public_id, new_job.public_id]
+    )
     assert new_job.retry_of == job
     assert new_job.source_url == job.source_url
     assert LedgerEntry.objects.filter(job=new_job, kind="hold").count() == 1
@@ -366,7 +381,7 @@ def test_try_again_makes_a_new_job_with_a_new_hold(login, alice):
 def test_a_job_in_flight_cannot_be_tried_again(login, alice):
     [job] = services.submit_jobs(membership=personal(alice), links=[GOOD])
 
-    login(alice).post(reverse("jobs:retry", args=[job.public_id]))
+    login(alice).post(reverse("jobs:retry", args=[job.team.public_id, job.public_id]))
 
     assert Job.objects.count() == 1
 
@@ -375,7 +390,7 @@ def test_cancelling_a_queued_job_releases_its_credits(login, alice):
     membership = personal(alice)
     [job] = services.submit_jobs(membership=membership, links=[GOOD])
 
-    login(alice).post(reverse("jobs:cancel", args=[job.public_id]))
+    login(alice).post(reverse("jobs:cancel", args=[job.team.public_id, job.public_id]))
 
     job.refresh_from_db()
     assert job.state == JobState.CANCELED
@@ -390,7 +405,9 @@ def test_a_sent_job_can_no_longer_be_canceled(login, alice):
     [job] = services.submit_jobs(membership=personal(alice), links=[GOOD])
     job.move(JobState.SUBMITTED)
 
-    response = login(alice).post(reverse("jobs:cancel", args=[job.public_id]), follow=True)
+    response = login(alice).post(
+        reverse("jobs:cancel", args=[job.team.public_id, job.public_id]), follow=True
+    )
 
     assert "can no longer be canceled" in response.text
     job.refresh_from_db()
@@ -400,11 +417,12 @@ def test_a_sent_job_can_no_longer_be_canceled(login, alice):
 def test_the_job_page_refresh_answers_204_while_nothing_changes(login, alice):
     [job] = services.submit_jobs(membership=personal(alice), links=[GOOD])
     client = login(alice)
-    page = client.get(reverse("jobs:detail", args=[job.public_id])).text
+    page = client.get(reverse("jobs:detail", args=[job.team.public_id, job.public_id])).text
     since = found(r"since=([^\"&]+)", page)
 
     response = client.get(
-        reverse("jobs:detail", args=[job.public_id]) + f"?since={since}", HTTP_HX_REQUEST="true"
+        reverse("jobs:detail", args=[job.team.public_id, job.public_id]) + f"?since={since}",
+        HTTP_HX_REQUEST="true",
     )
 
     assert response.status_code == 204
@@ -416,15 +434,17 @@ def test_trying_again_twice_makes_one_new_job(login, alice):
     services.fail_job(job, code="kie_500", message="boom")
     client = login(alice)
 
-    first = client.post(reverse("jobs:retry", args=[job.public_id]))
-    second = client.post(reverse("jobs:retry", args=[job.public_id]), follow=True)
+    first = client.post(reverse("jobs:retry", args=[job.team.public_id, job.public_id]))
+    second = client.post(
+        reverse("jobs:retry", args=[job.team.public_id, job.public_id]), follow=True
+    )
 
     new_job = Job.objects.get(retry_of=job)
     assert first["Location"] == second.redirect_chain[0][0]
     assert "already tried again" in second.text
     assert LedgerEntry.objects.filter(kind="hold").count() == 2
-    page = client.get(reverse("jobs:detail", args=[job.public_id])).text
-    assert reverse("jobs:detail", args=[new_job.public_id]) in page
+    page = client.get(reverse("jobs:detail", args=[job.team.public_id, job.public_id])).text
+    assert reverse("jobs:detail", args=[new_job.team.public_id, new_job.public_id]) in page
     assert "Try again</button>" not in page
 
 
@@ -432,19 +452,20 @@ def test_an_expired_video_can_be_processed_again(login, alice):
     job = finished_job(personal(alice))
     job.move(JobState.EXPIRED, result_file="")
 
-    login(alice).post(reverse("jobs:retry", args=[job.public_id]))
+    login(alice).post(reverse("jobs:retry", args=[job.team.public_id, job.public_id]))
 
     assert Job.objects.filter(retry_of=job).count() == 1
 
 
 def test_the_same_paste_form_sent_twice_creates_its_jobs_once(login, alice):
     client = login(alice)
-    page = client.get(reverse("jobs:dashboard")).text
+    team = personal(alice).team
+    page = client.get(dashboard_url(team)).text
     submission = found(r'name="submission" value="([0-9a-f-]{36})"', page)
     data = {"links": GOOD, "owns_videos": "on", "submission": submission}
 
-    client.post(reverse("jobs:submit"), data)
-    again = client.post(reverse("jobs:submit"), data)
+    client.post(reverse("jobs:submit", args=[team.public_id]), data)
+    again = client.post(reverse("jobs:submit", args=[team.public_id]), data)
 
     assert Job.objects.count() == 1
     assert "These videos were already sent" in again.text
@@ -460,10 +481,33 @@ def test_a_paste_refused_for_credits_can_be_sent_again_once_topped_up(login, ali
         "submission": "0" * 8 + "-0000-4000-8000-" + "0" * 12,
     }
 
-    refused = client.post(reverse("jobs:submit"), data)
+    refused = client.post(reverse("jobs:submit", args=[team.public_id]), data)
     ledger.grant(team=team, credits=100, key="top-up", memo="test")
-    accepted = client.post(reverse("jobs:submit"), data)
+    accepted = client.post(reverse("jobs:submit", args=[team.public_id]), data)
 
     assert "more credits are needed" in refused.text
     assert accepted.status_code == 302
     assert Job.objects.count() == 4
+
+
+def test_an_expired_video_says_its_credits_were_charged(login, alice):
+    job = finished_job(personal(alice))
+    job.move(JobState.EXPIRED, result_file="")
+
+    page = login(alice).get(job.get_absolute_url()).text
+
+    assert "<dt>Credits</dt><dd>10 (charged)</dd>" in page
+    assert "Try again</button>" in page
+    assert "Download MP4" not in page
+
+
+def test_page_links_keep_the_filters_and_drop_the_refresh_marker(login, alice):
+    membership = personal(alice)
+    ledger.grant(team=membership.team, credits=1000, key="t", memo="test")
+    links = [f"https://sora.chatgpt.com/p/s_{i:032x}" for i in range(1, 23)]
+    services.submit_jobs(membership=membership, links=links)
+
+    page = login(alice).get(dashboard_url(membership.team) + "?state=queued&since=x").text
+
+    assert f'href="{dashboard_url(membership.team)}?state=queued&amp;page=2"' in page
+    assert f'hx-get="{table_url(membership.team)}?state=queued&amp;page=2"' in page

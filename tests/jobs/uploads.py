@@ -12,6 +12,7 @@ from django.test import Client
 from django.urls import reverse
 from PIL import Image
 
+from apps.accounts.models import Membership, User
 from tests.clips import make_clip
 
 
@@ -59,11 +60,18 @@ def video_file(name: str, data: bytes) -> SimpleUploadedFile:
     return SimpleUploadedFile(name, data, content_type="video/mp4")
 
 
-def post_videos(client: Client, files: list[tuple[str, bytes]], **fields: object):
+def post_videos(client: Client, user: User, files: list[tuple[str, bytes]], **fields: object):
+    """Sends the dashboard's form of `user`'s personal team with these files."""
     data: dict[str, object] = {
         "videos": [video_file(name, content) for name, content in files],
         "owns_videos": "on",
         "submission": str(uuid.uuid4()),
         **fields,
     }
-    return client.post(reverse("jobs:submit"), data)
+    return client.post(at(user, "jobs:submit"), data)
+
+
+def at(user: User, name: str, *args: object) -> str:
+    """The URL of a page of `user`'s personal team."""
+    team = Membership.objects.get(user=user, team__is_personal=True).team
+    return reverse(name, args=[team.public_id, *args])
