@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.accounts.limits import check_monthly_limit
@@ -21,6 +21,22 @@ from apps.billing import ledger
 from apps.jobs import queue
 from apps.jobs.models import InputKind, Job, JobEvent, JobState, Upload
 from apps.jobs.providers import get_provider, provider_for
+
+
+class AlreadySubmitted(Exception):
+    """This form submission already made its jobs (a second click, a resent form)."""
+
+    def __init__(self, jobs: list[Job]) -> None:
+        super().__init__("These videos were already sent.")
+        self.jobs = jobs
+
+
+def jobs_of_submission(*, team: Team, submission: uuid.UUID | None) -> list[Job]:
+    if submission is None:
+        return []
+    return list(
+        Job.objects.filter(team=team, submission_id=submission).order_by("submission_index")
+    )
 
 
 class UploadGone(Exception):
@@ -62,15 +78,42 @@ def submit_jobs(
     membership: Membership,
     links: Sequence[str] = (),
     uploads: Sequence[Upload] = (),
-    submission_id: uuid.UUID | None = None,
+    submission: uuid.UUID | None = None,
     retry_of: Job | None = None,
 ) -> list[Job]:
     """Creates one job per link and per uploaded file and holds their credits, all or nothing.
 
-    The uploads become the jobs' originals (their rows are used up). Raises `NoProvider`,
+    The uploads become the jobs' originals (their rows are used up). `submission` is the
+    form's own id: the database takes each (submission, item) once, so a form sent twice makes
+    its jobs once and raises `AlreadySubmitted` the second time. Raises `NoProvider`,
     `UploadGone`, `ledger.InsufficientCredits`, `ledger.TeamFrozen` or `MonthlyLimitReached`;
     then nothing is created or used up.
     """
+    if made := jobs_of_submission(team=membership.team, submission=submission):
+        raise AlreadySubmitted(made)  # the usual case, told before anything is checked
+    try:
+        return _create_jobs(
+            membership=membership,
+            links=links,
+            uploads=uploads,
+            submission=submission,
+            retry_of=retry_of,
+        )
+    except IntegrityError:
+        # Two copies of the form at once: the database let only the first one in.
+        if not (made := jobs_of_submission(team=membership.team, submission=submission)):
+            raise
+        raise AlreadySubmitted(made) from None
+
+
+def _create_jobs(
+    *,
+    membership: Membership,
+    links: Sequence[str],
+    uploads: Sequence[Upload],
+    submission: uuid.UUID | None,
+    retry_of: Job | None,
+) -> list[Job]:
     credits = settings.CREDITS_PER_VIDEO
     link_provider = provider_for(InputKind.LINK) if links else ""
     file_provider = provider_for(InputKind.FILE) if uploads else ""
@@ -112,7 +155,7 @@ def submit_jobs(
         ]
         for index, job in enumerate(new_jobs):
             job.team, job.created_by, job.credits = membership.team, membership.user, credits
-            job.retry_of, job.submission_id, job.submission_index = retry_of, submission_id, index
+            job.retry_of, job.submission_id, job.submission_index = retry_of, submission, index
         jobs = Job.objects.bulk_create(new_jobs)
         JobEvent.objects.bulk_create(
             JobEvent(job=job, to_state=JobState.QUEUED, detail=job.submitted_detail) for job in jobs

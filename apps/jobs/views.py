@@ -5,7 +5,6 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.cache import cache
 from django.core.files.storage import default_storage
 from django.core.paginator import Page, Paginator
 from django.http import (
@@ -19,6 +18,7 @@ from django.http import (
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.translation import ngettext
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
@@ -57,7 +57,6 @@ logger = logging.getLogger("unmark.jobs")
 JOBS_PER_PAGE = 20
 NO_CHANGE = 204  # htmx leaves the page alone on 204: the cheap answer of a live refresh
 FROZEN_MESSAGE = "New videos are paused for this team because of a payment dispute."
-SUBMISSION_MEMORY_SECONDS = 24 * 60 * 60
 UPLOAD_GONE_MESSAGE = (
     "Some of the files uploaded for this form were already submitted or removed. "
     "Nothing was submitted: please check the list below and upload them again if needed."
@@ -110,6 +109,11 @@ def submit(request: MemberRequest) -> HttpResponse:
 def _submit_valid(request: MemberRequest, form: SubmitForm, outcome: Outcome) -> None:
     membership = request.membership
     outcome.line_errors = form.paste.errors
+    submission = form.cleaned_data["submission"]
+    if made := services.jobs_of_submission(team=membership.team, submission=submission):
+        # Told before any file of a resent form is received again or checked.
+        form.add_error(None, _already_sent_message(len(made)))
+        return
     ids = form.cleaned_data["uploads"]
     found = Upload.objects.filter(team=membership.team, public_id__in=ids).in_bulk(
         field_name="public_id"
@@ -140,18 +144,13 @@ def _submit_valid(request: MemberRequest, form: SubmitForm, outcome: Outcome) ->
     outcome.ready = [upload for upload in uploads if upload.sha256 in set_aside]
     if not links and not uploads:
         return
-    submission = _submission_key(form.cleaned_data["submission"])
-    if not cache.add(submission, True, timeout=SUBMISSION_MEMORY_SECONDS):
-        form.add_error(None, "These videos were already sent: see the list below.")
-        return
     try:
         created = services.submit_jobs(
-            membership=membership,
-            links=links,
-            uploads=uploads,
-            submission_id=form.cleaned_data["submission"],
+            membership=membership, links=links, uploads=uploads, submission=submission
         )
         outcome.created = len(created)
+    except services.AlreadySubmitted as exc:
+        form.add_error(None, _already_sent_message(len(exc.jobs)))
     except ledger.InsufficientCredits as exc:
         form.add_error(None, _missing_credits_message(exc, len(links) + len(uploads)))
     except ledger.TeamFrozen:
@@ -161,8 +160,7 @@ def _submit_valid(request: MemberRequest, form: SubmitForm, outcome: Outcome) ->
     except services.UploadGone:
         form.add_error(None, UPLOAD_GONE_MESSAGE)
     finally:
-        if not outcome.created:  # nothing was made: the same form may be sent again
-            cache.delete(submission)
+        if not outcome.created:
             # The checked files wait in the form, so nobody has to upload them again.
             outcome.ready += [upload for upload in uploads if upload not in outcome.ready]
 
@@ -181,9 +179,14 @@ def _drop_repeated_files(uploads: list[Upload], outcome: Outcome) -> list[Upload
     return list(first_of.values())
 
 
-def _submission_key(submission: uuid.UUID | None) -> str:
-    # A form from before the field existed has none: it gets a one-off key.
-    return f"jobs:submission:{submission or uuid.uuid4()}"
+def _already_sent_message(videos: int) -> str:
+    return ngettext(
+        "This video was already added when this form was first sent; nothing was charged "
+        "again. It is at the top of the list below.",
+        "These %(count)d videos were already added when this form was first sent; nothing "
+        "was charged again. They are at the top of the list below.",
+        videos,
+    ) % {"count": videos}
 
 
 def _missing_credits_message(exc: ledger.InsufficientCredits, videos: int) -> str:

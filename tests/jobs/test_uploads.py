@@ -13,12 +13,14 @@ from pathlib import Path
 
 import pytest
 from django.core.files.storage import default_storage
+from django.core.management import call_command
 from django.http.multipartparser import MultiPartParser
 from django.test import RequestFactory
 from django.utils import timezone
 
 from apps.accounts.models import Membership
 from apps.billing import ledger
+from apps.billing.models import EntryKind, LedgerEntry
 from apps.jobs import services
 from apps.jobs.models import InputKind, Job, JobState, Upload
 from apps.jobs.uploads import CappedUploadHandler, display_name, expire_originals
@@ -31,6 +33,7 @@ from tests.jobs.uploads import (
     post_videos,
     video_file,
 )
+from tests.threads import run_at_once
 
 GOOD_LINK = "https://sora.chatgpt.com/p/s_68e83bd7eee88191be79d2ba7158516f"
 
@@ -356,6 +359,36 @@ def test_two_uploads_at_once_are_both_kept_apart(login, alice, uploads_stack, tm
     uploads = list(Upload.objects.all())
     assert {upload.sha256 for upload in uploads} == {hashlib.sha256(c).hexdigest() for c in clips}
     assert len({upload.file.name for upload in uploads}) == 2
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_one_upload_sent_in_several_forms_at_once_becomes_one_job(
+    login, alice, uploads_stack, tmp_path
+):
+    client = login(alice)
+    data = client.post(
+        at(alice, "jobs:upload"), {"file": video_file("a.mp4", clip_bytes(tmp_path))}
+    ).json()
+    upload = Upload.objects.get()
+    membership = personal(alice)
+
+    def send(i: int) -> list[Job]:
+        return services.submit_jobs(
+            membership=membership, uploads=[upload], submission=uuid.uuid4()
+        )
+
+    results = run_at_once(6, send)
+
+    made = [r for r in results if isinstance(r, list)]
+    gone = [r for r in results if isinstance(r, services.UploadGone)]
+    assert (len(made), len(gone)) == (1, 5), results
+    [job] = Job.objects.all()
+    assert job.original_sha256 == upload.sha256
+    assert LedgerEntry.objects.filter(kind=EntryKind.HOLD).count() == 1
+    assert Upload.objects.count() == 0
+    assert data["id"] == str(upload.public_id)
+    call_command("reconcile")
 
 
 # --- Already cleaned: one mechanism for links and files -----------------------------------------
