@@ -49,6 +49,8 @@ def test_a_link_goes_all_the_way_to_a_stored_video_and_is_charged_once(
         assert stored.read() == expected
     assert job.result_size == len(expected)
     assert job.result_sha256 == hashlib.sha256(expected).hexdigest()
+    with default_storage.open(str(job.result_poster.name), "rb") as poster:
+        assert poster.read(3) == b"\xff\xd8\xff"  # a JPEG frame of the result
     after = wallet(alice_membership.team)
     assert (after.balance, after.held) == (before.balance - 10, 0)
     assert settle_kinds(job) == ["capture", "hold"]

@@ -21,7 +21,7 @@ from django.utils import timezone
 from apps.accounts.models import Membership
 from apps.billing import ledger
 from apps.billing.models import EntryKind, LedgerEntry
-from apps.jobs import services
+from apps.jobs import pipeline, services
 from apps.jobs.models import InputKind, Job, JobState, Upload
 from apps.jobs.uploads import CappedUploadHandler, display_name, expire_originals
 from tests.jobs.uploads import (
@@ -516,6 +516,23 @@ def test_originals_are_deleted_a_day_after_their_job_ends_and_unsubmitted_upload
     left = stored_files(uploads_stack)
     assert [name for name in left if name.startswith("uploads/")] == []
     assert job.result_file.name in left
+
+
+def test_an_expired_result_takes_its_posters_along(login, alice, uploads_stack, tmp_path):
+    post_videos(login(alice), alice, [("a.mp4", clip_bytes(tmp_path))])
+    [job] = Job.objects.all()
+    finish(job)
+    job.refresh_from_db()
+    poster = str(job.original_poster.name)
+    assert poster in stored_files(uploads_stack)
+
+    Job.objects.update(expires_at=timezone.now())
+    pipeline.expire_results()
+
+    job.refresh_from_db()
+    assert job.state == JobState.EXPIRED
+    assert (job.result_file.name, job.original_poster.name) == ("", "")
+    assert poster not in stored_files(uploads_stack)
 
 
 def test_a_retried_file_job_takes_its_original_along(login, alice, uploads_stack, tmp_path):
