@@ -26,7 +26,7 @@ BUCKET = "unmark-uploads"
 @pytest.fixture
 def swc(settings) -> Iterator[SwcSimulator]:
     """One SWC simulator slow enough to watch its percentage move; the app and the worker use it."""
-    simulator = SwcSimulator(SwcSimConfig(seconds_per_video=4.0)).start()
+    simulator = SwcSimulator(SwcSimConfig(seconds_per_video=8.0)).start()
     settings.SWC_SERVERS = [{"url": simulator.url, "authorization": ""}]
     yield simulator
     simulator.stop()
