@@ -20,6 +20,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 from django.conf import settings
+from django.core import signing
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import TemporaryUploadedFile, UploadedFile
@@ -198,15 +199,22 @@ def stage_received_file(*, membership: Membership, uploaded: HashedUploadedFile)
     )
 
 
-def stage_stored_object(*, membership: Membership, key: str, name: str) -> Upload:
+def stage_stored_object(*, membership: Membership, ticket: str, name: str) -> Upload:
     """Checks an object the browser put straight into the bucket, then keeps it as an upload.
 
-    The key must be under this team's prefix; the object is read back through a temporary file
-    to measure, hash and probe it. A refused object is deleted. Raises `MediaRefused`.
+    `ticket` is the signed key `presigned_post` handed out for this team, still fresh: no other
+    object can be claimed. The object is read back through a temporary file to measure, hash
+    and probe it; a refused object is deleted. Raises `MediaRefused`.
     """
-    if not key.startswith(upload_prefix(membership.team)) or ".." in key:
+    try:
+        key = _ticket_signer().unsign(ticket, max_age=settings.UPLOAD_PRESIGN_SECONDS * 2)
+    except signing.BadSignature:
+        raise MediaRefused(
+            "This upload took too long or was not ours. Please send it again."
+        ) from None
+    if not key.startswith(upload_prefix(membership.team)):
         raise MediaRefused("This upload does not belong to your team.")
-    if Upload.objects.filter(file=key).exists():
+    if Upload.objects.filter(file=key).exists() or Job.objects.filter(original_file=key).exists():
         raise MediaRefused("This upload was already received.")
     try:
         size, sha256, probed = _check_stored_object(key)
@@ -222,6 +230,10 @@ def stage_stored_object(*, membership: Membership, key: str, name: str) -> Uploa
         media_info=probed.info.as_json(),
         poster=probed.poster,
     )
+
+
+def _ticket_signer() -> signing.TimestampSigner:
+    return signing.TimestampSigner(salt="unmark.uploads.presigned")
 
 
 def _check_stored_object(key: str) -> tuple[int, str, Probed]:
@@ -259,7 +271,9 @@ def presigned_post(*, team: Team) -> dict[str, object]:
         ],
         ExpiresIn=settings.UPLOAD_PRESIGN_SECONDS,
     )
-    return {"url": post["url"], "fields": post["fields"], "key": key}
+    # The page hands the ticket back once the bucket has the file: only keys we issued can
+    # be claimed, and only for a while.
+    return {"url": post["url"], "fields": post["fields"], "ticket": _ticket_signer().sign(key)}
 
 
 def direct_to_bucket() -> bool:

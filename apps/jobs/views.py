@@ -238,7 +238,7 @@ def upload_confirm(request: MemberRequest) -> JsonResponse:
     try:
         staged = stage_stored_object(
             membership=request.membership,
-            key=request.POST.get("key", ""),
+            ticket=request.POST.get("ticket", ""),
             name=request.POST.get("name", ""),
         )
     except MediaRefused as exc:

@@ -122,7 +122,7 @@
         const xhr = await send(target.url, body, view);
         if (xhr.status >= 300) throw new Error(`The storage refused the upload (${xhr.status}).`);
         view.status.textContent = "Checking…";
-        data = await postForm(box.dataset.confirmUrl, { key: target.key, name: file.name });
+        data = await postForm(box.dataset.confirmUrl, { ticket: target.ticket, name: file.name });
       } else {
         const body = new FormData();
         body.append("file", file);
