@@ -260,7 +260,8 @@ SWC_GIVE_UP_SECONDS = env_int("SWC_GIVE_UP_SECONDS", 60 * 60, minimum=60)
 SWC_MAX_SENDS = env_int("SWC_MAX_SENDS", 4, minimum=1)
 # SWC's ERROR gives no reason; a video that fails on this many servers is not tried again.
 SWC_MAX_ERRORS = 2
-SWC_POLL_SECONDS = 1.0
+# Asked this often while running (due by the dispatcher's next round, which is every second).
+SWC_POLL_SECONDS = 0.5
 
 # --- Jobs ---------------------------------------------------------------------------------------
 MAX_LINKS_PER_SUBMIT = env_int("MAX_LINKS_PER_SUBMIT", 50, minimum=1)

@@ -289,13 +289,16 @@ def poll_due_jobs(*, run_seconds: float | None = None) -> int:
     if not cache.add(queue.POLLER_LOCK, token, timeout=POLLER_LOCK_SECONDS):
         return 0
     handed = 0
+    out_of_time = False
     try:
         stop_at = time.monotonic() + budget
         while True:
             swc_pool.probe_due_servers()
             swc_pool.fail_overdue_queued()
             handed += _hand_out_due_jobs()
-            if time.monotonic() >= stop_at or not _work_due_soon():
+            if not _work_due_soon():
+                break
+            if out_of_time := time.monotonic() >= stop_at:
                 break
             time.sleep(settings.POLLER_INTERVAL_SECONDS)
             if cache.get(queue.POLLER_LOCK) != token:
@@ -304,6 +307,10 @@ def poll_due_jobs(*, run_seconds: float | None = None) -> int:
     finally:
         if cache.get(queue.POLLER_LOCK) == token:
             cache.delete(queue.POLLER_LOCK)
+    if out_of_time and run_seconds is None and budget > 0:
+        # Work is still coming due: a successor takes over now, not at the next minute's sweep
+        # (a pool of servers left without checks for a minute would sit idle).
+        queue.start_poller()
     return handed
 
 

@@ -274,8 +274,8 @@ def send_job(job: Job) -> None:
         return
     server = book_server(job)
     if server is None:
-        # Every server is full or down: the dispatcher sends it when one has room.
-        job.touch(next_check_at=timezone.now())
+        # Every server is full or down: the dispatcher sends it, in its turn, when one has room.
+        job.touch(next_check_at=job.created_at)
         queue.start_poller()
         return
     client = client_for(server)
@@ -370,6 +370,7 @@ def check_job(job: Job) -> None:
 
     if result.status == SwcStatus.FINISHED:
         _finished_on(server)
+        send_next()  # its place on the server is free now
         if job.move(
             JobState.DOWNLOADING,
             detail="The watermark is removed; saving the video.",
@@ -413,6 +414,7 @@ def _progressed(job: Job, percentage: int, *, running: bool) -> None:
         job.move(JobState.PROCESSING, detail="The watermark is being removed.", **fields)
     else:
         job.touch(**fields)
+    _keep_dispatcher_running()
 
 
 def _check_later_unless_stalled(job: Job, server: SwcServer) -> None:
@@ -431,6 +433,13 @@ def _check_later_unless_stalled(job: Job, server: SwcServer) -> None:
     job.touch(
         checks=job.checks + 1, next_check_at=now + timedelta(seconds=settings.SWC_POLL_SECONDS)
     )
+    _keep_dispatcher_running()
+
+
+def _keep_dispatcher_running() -> None:
+    # The dispatcher stops when it sees nothing due soon, which is what it sees while every
+    # check is handed out: the check that comes back due must not wait for the minute's sweep.
+    queue.start_poller()
 
 
 def send_again(job: Job, *, detail: str, **fields: object) -> bool:
@@ -449,7 +458,32 @@ def send_again(job: Job, *, detail: str, **fields: object) -> bool:
     ):
         return False
     _front_of_queue_moved(server_url, leaving=job)
+    send_next()
     queue.start_poller()
+    return True
+
+
+def send_next() -> bool:
+    """A place on a server just freed up: the longest-waiting file job goes out now rather
+    than at the dispatcher's next round, so the server's next video is there before it is
+    done with the current one. Claimed like the dispatcher claims (its next check moved on),
+    so the two never send one job twice."""
+    now = timezone.now()
+    waiting = (
+        Job.objects.filter(provider=PROVIDER, state=JobState.QUEUED, next_check_at__lte=now)
+        .order_by("next_check_at", "id")
+        .values_list("pk", "next_check_at")
+        .first()
+    )
+    if waiting is None:
+        return False
+    pk, next_check_at = waiting
+    lease = now + timedelta(seconds=settings.JOB_LEASE_SECONDS)
+    if not Job.objects.filter(pk=pk, state=JobState.QUEUED, next_check_at=next_check_at).update(
+        next_check_at=lease
+    ):
+        return False
+    queue.send_to_provider([pk])
     return True
 
 
