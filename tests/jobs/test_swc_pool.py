@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from django.core.files.storage import default_storage
 from django.core.management import call_command
-from django.urls import reverse
 from django.utils import timezone
 
 from apps.billing import ledger
@@ -153,7 +152,7 @@ def test_a_server_killed_mid_video_loses_it_to_another_and_is_probed_back(
     assert job.provider_server == slow.url
     assert job.provider_progress is not None
     assert 10 <= job.provider_progress < 100
-    page = login(alice_membership.user).get(reverse("jobs:detail", args=[job.public_id]))
+    page = login(alice_membership.user).get(job.get_absolute_url())
     assert f"{job.provider_progress}% done" in page.content.decode()  # SWC's own, live
 
     slow.stop()  # the GPU machine dies mid-video
