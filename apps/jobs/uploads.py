@@ -169,9 +169,11 @@ def too_many_files_message() -> str:
 
 
 def _batch_too_large_message() -> str:
+    files, size = settings.UPLOAD_MAX_FILES, _megabytes(settings.UPLOAD_MAX_BYTES)
     return (
-        f"These files are larger together than {settings.UPLOAD_MAX_FILES} videos of "
-        f"{_megabytes(settings.UPLOAD_MAX_BYTES)} each. Nothing was received."
+        f"These files are larger together than a whole batch may be (up to {files} files of "
+        f"{size} each). "
+        "Nothing was received: please send them in smaller batches."
     )
 
 

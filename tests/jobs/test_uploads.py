@@ -242,6 +242,42 @@ def test_a_file_over_the_size_cap_stops_the_upload_while_it_arrives(settings, tm
     assert refusal.message.startswith("big.mp4: This file is larger than the 100,000 bytes")
 
 
+def test_a_request_larger_than_a_whole_batch_is_refused_before_its_files_are_read(
+    settings, tmp_path
+):
+    settings.UPLOAD_MAX_BYTES, settings.UPLOAD_MAX_FILES = 1_000, 1
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path)
+    boundary = "BoUnDaRy"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="csrfmiddlewaretoken"\r\n\r\n'
+            f"token\r\n--{boundary}\r\n"
+            'Content-Disposition: form-data; name="videos"; filename="a.mp4"\r\n\r\n'
+        ).encode()
+        + b"\0" * 1_100_000
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    stream = CountingStream(body)
+    request = RequestFactory().post("/")
+    meta = {
+        "CONTENT_TYPE": f"multipart/form-data; boundary={boundary}",
+        "CONTENT_LENGTH": str(len(body)),
+    }
+
+    fields, files = MultiPartParser(meta, stream, [CappedUploadHandler(request)]).parse()
+
+    assert fields["csrfmiddlewaretoken"] == "token"  # so the person gets an answer, not a 403
+    assert len(files) == 0
+    assert stream.consumed < 3 * CappedUploadHandler.chunk_size
+    assert list(tmp_path.iterdir()) == []
+    [refusal] = request.upload_refusals  # type: ignore[attr-defined]
+    assert refusal.name == ""
+    assert (
+        "larger together than a whole batch may be (up to 1 files of 1,000 bytes each)"
+        in refusal.message
+    )
+
+
 class CountingStream(io.BytesIO):
     @property
     def consumed(self) -> int:
