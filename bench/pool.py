@@ -1,4 +1,4 @@
-"""SWC pool benchmark: N file jobs over 3 SWC simulators, through a real `qcluster`.
+"""SWC pool benchmark: N file jobs over 3 SWC simulators, through a real worker cluster.
 
     .venv/bin/python bench/pool.py                    # 200 jobs, 3 s per video
     .venv/bin/python bench/pool.py --jobs 60 --seconds 2
@@ -104,7 +104,7 @@ def main() -> None:
         simulator.start()
     worker_log = logs / "worker.log"
     worker = subprocess.Popen(
-        [*manage, "qcluster"],
+        [*manage, "worker"],
         env=env,
         stdout=worker_log.open("wb"),
         stderr=subprocess.STDOUT,

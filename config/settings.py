@@ -253,9 +253,9 @@ SWC_MAX_IN_FLIGHT = env_int("SWC_MAX_IN_FLIGHT", 2, minimum=1)
 SWC_STALL_SECONDS = env_int("SWC_STALL_SECONDS", 180, minimum=5)
 SWC_TIMEOUT_SECONDS = env_int("SWC_TIMEOUT_SECONDS", 10, minimum=1)
 SWC_UPLOAD_TIMEOUT_SECONDS = env_int("SWC_UPLOAD_TIMEOUT_SECONDS", 300, minimum=10)
-# A file job waits in the pool's queue, then runs: it gives up (and is refunded) this long
-# after it was submitted.
-SWC_GIVE_UP_SECONDS = env_int("SWC_GIVE_UP_SECONDS", 60 * 60, minimum=60)
+# How long one video takes on one server, for admission control (how long a batch would wait):
+# the simulators' speed locally, a 60-second clip on a mid-range GPU otherwise.
+SWC_SECONDS_PER_VIDEO = env_int("SWC_SECONDS_PER_VIDEO", 2 if SWC_SIMULATOR else 120, minimum=1)
 # Sends of one job (the first and re-sends after a lost, stalled or failed task) before it fails.
 SWC_MAX_SENDS = env_int("SWC_MAX_SENDS", 4, minimum=1)
 # SWC's ERROR gives no reason; a video that fails on this many servers is not tried again.
@@ -294,6 +294,8 @@ MAX_DOWNLOAD_ATTEMPTS = 3
 POLLER_RUN_SECONDS = 55
 POLLER_INTERVAL_SECONDS = 1.0
 POLLER_HORIZON_SECONDS = 10
+# While a provider takes no work (maintenance, paused…), how often a cheap call asks if it is back.
+PROVIDER_PROBE_SECONDS = env_int("PROVIDER_PROBE_SECONDS", 15, minimum=1)
 
 # --- Auth and accounts ----------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

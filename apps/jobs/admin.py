@@ -4,8 +4,8 @@ from django.db.models import F, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
-from apps.jobs import queue, services
-from apps.jobs.models import IN_FLIGHT_STATES, Job, JobEvent, ProviderAlert
+from apps.jobs import queue, swc_pool
+from apps.jobs.models import IN_FLIGHT_STATES, Job, JobEvent, ProviderAlert, SwcServer
 from apps.jobs.providers import get_provider
 from apps.jobs.providers.base import ProviderError
 
@@ -17,7 +17,7 @@ def provider_balance() -> str:
     cached = cache.get(BALANCE_CACHE_KEY)
     if cached is None:
         try:
-            cached = f"{get_provider().remaining_credits():,} Kie credits left"
+            cached = f"{get_provider('kie').remaining_credits():,} Kie credits left"
         except ProviderError as exc:
             cached = f"Kie balance unavailable ({exc})"
         cache.set(BALANCE_CACHE_KEY, cached, timeout=60)
@@ -91,8 +91,7 @@ class JobAdmin(admin.ModelAdmin):
     def fail_and_release(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         failed = 0
         for job in queryset.filter(state__in=IN_FLIGHT_STATES):
-            failed += services.fail_job(
-                job,
+            failed += job.fail(
                 code="staff",
                 message="Stopped by our staff. Nothing was charged.",
             )
@@ -129,3 +128,40 @@ class ProviderAlertAdmin(admin.ModelAdmin):
     def mark_resolved(self, request: HttpRequest, queryset: QuerySet[ProviderAlert]) -> None:
         count = queryset.filter(resolved_at__isnull=True).update(resolved_at=timezone.now())
         self.message_user(request, f"{count} alert(s) resolved.")
+
+
+@admin.register(SwcServer)
+class SwcServerAdmin(admin.ModelAdmin):
+    """The SWC pool as workers see it. Servers come from `SWC_SERVERS`, not from here; staff
+    can only ask for a server to be probed again now."""
+
+    list_display = [
+        "url",
+        "healthy",
+        "jobs_on_it",
+        "down_reason",
+        "down_since",
+        "next_probe_at",
+        "finished_count",
+        "api_prefix",
+    ]
+    readonly_fields = [field.name for field in SwcServer._meta.fields]
+    actions = ["probe_now"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: SwcServer | None = None) -> bool:
+        return False
+
+    @admin.display(description="Jobs on it")
+    def jobs_on_it(self, server: SwcServer) -> int:
+        return Job.objects.filter(
+            provider=swc_pool.PROVIDER, provider_server=server.url, state__in=swc_pool.ACTIVE_STATES
+        ).count()
+
+    @admin.action(description="Probe again now")
+    def probe_now(self, request: HttpRequest, queryset: QuerySet[SwcServer]) -> None:
+        queryset.filter(healthy=False).update(next_probe_at=timezone.now())
+        back = swc_pool.probe_due_servers()
+        self.message_user(request, f"{back} server(s) back in the pool.")

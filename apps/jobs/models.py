@@ -3,7 +3,7 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from django.conf import settings
@@ -11,6 +11,8 @@ from django.db import models, transaction
 from django.db.models import Count, Max, Q
 from django.urls import reverse
 from django.utils import timezone
+
+from apps.billing import ledger
 
 logger = logging.getLogger("unmark.jobs")
 
@@ -45,6 +47,29 @@ IN_FLIGHT_STATES = frozenset(
 )
 # States from which a person may try a video again (as a new job).
 RETRYABLE_STATES = frozenset({JobState.FAILED, JobState.CANCELED, JobState.EXPIRED})
+
+# Every move a job may make, and nothing else: `Job.move` refuses the rest.
+MOVES: dict[JobState, frozenset[JobState]] = {
+    # sent; canceled by its team; failed (too late to send, staff)
+    JobState.QUEUED: frozenset({JobState.SUBMITTED, JobState.CANCELED, JobState.FAILED}),
+    # the provider took it; finished at once; back in line (busy, unavailable); failed
+    JobState.SUBMITTED: frozenset(
+        {JobState.PROCESSING, JobState.DOWNLOADING, JobState.QUEUED, JobState.FAILED}
+    ),
+    # finished; failed; back in line when its server lost the task (an SWC restart or stall)
+    JobState.PROCESSING: frozenset({JobState.DOWNLOADING, JobState.FAILED, JobState.QUEUED}),
+    # saved; failed; back in line when the server lost the finished video before we saved it
+    JobState.DOWNLOADING: frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.QUEUED}),
+    # the result is deleted after the retention period
+    JobState.SUCCEEDED: frozenset({JobState.EXPIRED}),
+    JobState.FAILED: frozenset(),
+    JobState.CANCELED: frozenset(),
+    JobState.EXPIRED: frozenset(),
+}
+
+
+class ForbiddenMove(Exception):
+    """A move the table does not allow: always a bug in the caller."""
 
 
 class InputKind(models.TextChoices):
@@ -151,6 +176,8 @@ class Job(models.Model):
     provider_errors = models.PositiveSmallIntegerField(default=0)
     # Secret part of this job's callback URL: a callback names its job without revealing it.
     callback_token = models.CharField(max_length=64, unique=True, default=new_callback_token)
+    # When the last callback that led to a status query came: a burst of callbacks makes one.
+    callback_at = models.DateTimeField(null=True, blank=True)
 
     state = models.CharField(max_length=12, choices=JobState.choices, default=JobState.QUEUED)
     credits = models.PositiveIntegerField()
@@ -304,8 +331,18 @@ class Job(models.Model):
 
         One conditional UPDATE decides the race between workers, callbacks and the sweep;
         the winner records the step in the timeline. Returns whether this call moved it.
+        A move `MOVES` does not allow is a bug: it raises under tests and DEBUG, and in
+        production it is logged and not applied.
         """
-        from_state = self.state
+        from_state = JobState(self.state)
+        if to_state not in MOVES[from_state]:
+            if settings.DEBUG or settings.TESTING:
+                raise ForbiddenMove(f"{from_state} → {to_state} for job {self.public_id}")
+            logger.error(
+                "forbidden job move",
+                extra={"job": self.public_id, "from": from_state, "to": to_state},
+            )
+            return False
         now = timezone.now()
         with transaction.atomic():
             moved = Job.objects.filter(pk=self.pk, state=from_state).update(
@@ -324,6 +361,79 @@ class Job(models.Model):
             extra={"job": self.public_id, "team": self.team_id, "from": from_state, "to": to_state},
         )
         return True
+
+    # How a job ends. Each settles its credits in the same transaction as the move: captured
+    # on success, released on failure or cancellation, so both are recorded or neither is.
+    def fail(self, *, code: str, message: str) -> bool:
+        """Ends the job as failed and gives its credits back. False if it had already moved on."""
+        with transaction.atomic():
+            if not self.move(
+                JobState.FAILED,
+                detail=message,
+                failure_code=code[:40],
+                failure_message=message[:300],
+                finished_at=timezone.now(),
+                next_check_at=None,
+            ):
+                return False
+            ledger.release(job=self, memo=f"Failed: {code}")
+        return True
+
+    def succeed(self, *, name: str, size: int, sha256: str, poster: str = "") -> bool:
+        """Ends the job with its stored result (and its poster frame) and charges its held
+        credits."""
+        now = timezone.now()
+        with transaction.atomic():
+            if not self.move(
+                JobState.SUCCEEDED,
+                detail=f"Saved {size:,} bytes.",
+                result_file=name,
+                result_size=size,
+                result_sha256=sha256,
+                result_poster=poster,
+                finished_at=now,
+                next_check_at=None,
+                expires_at=now + timedelta(days=settings.RESULT_RETENTION_DAYS),
+            ):
+                return False
+            ledger.capture(job=self)
+        return True
+
+    def cancel(self) -> bool:
+        """Cancels a job that has not reached the provider yet, releasing its credits."""
+        if self.state != JobState.QUEUED:
+            return False
+        with transaction.atomic():
+            if not self.move(
+                JobState.CANCELED,
+                detail="Canceled before it was sent.",
+                finished_at=timezone.now(),
+                next_check_at=None,
+            ):
+                return False
+            ledger.release(job=self, memo="Canceled")
+        return True
+
+    def expire(self) -> bool:
+        """Forgets the stored result and posters after the retention period (the caller deletes
+        the files first, so a failed delete leaves the job pointing at them for the next try)."""
+        return self.move(
+            JobState.EXPIRED,
+            detail="Result deleted after the retention period.",
+            result_file="",
+            result_poster="",
+            original_poster="",
+        )
+
+    def note_callback(self, *, window_seconds: float) -> bool:
+        """Records a callback; False when another came within the window (and already led to
+        a status query). One conditional UPDATE, so concurrent callbacks cannot both win."""
+        now = timezone.now()
+        return bool(
+            Job.objects.filter(pk=self.pk)
+            .exclude(callback_at__gt=now - timedelta(seconds=window_seconds))
+            .update(callback_at=now)
+        )
 
     def touch(self, **fields: Any) -> bool:
         """Updates fields without a state change, only while the job is still in its state."""
@@ -353,9 +463,11 @@ class JobEvent(models.Model):
 
 
 class ProviderAlert(models.Model):
-    """The provider refused all work (paused, out of credits, bad key): users and staff are told.
+    """The provider takes no work (maintenance, paused, out of credits, bad key): nothing new
+    is sent to it, and users and staff are told.
 
-    One open alert per provider and kind; it closes when the provider accepts a task again.
+    One open alert per provider and kind; it closes when a probe, or a task, finds the
+    provider back.
     """
 
     provider = models.CharField(max_length=20)
@@ -378,6 +490,24 @@ class ProviderAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider} {self.kind}: {self.message}"
+
+    @property
+    def headline(self) -> str:
+        """What users are told is wrong, in plain words."""
+        if self.kind == "maintenance":
+            return "Kie is under maintenance."
+        if self.kind == "paused":
+            return "Kie has paused Sora watermark removal (OpenAI is winding Sora down)."
+        return "The watermark remover is unavailable right now; our team has been alerted."
+
+    @property
+    def advice(self) -> str:
+        """What it means for their videos."""
+        minutes = settings.JOB_GIVE_UP_SECONDS // 60
+        return (
+            "Your videos wait and go out when it is back. Any not sent within "
+            f"{minutes} minutes are refunded: nothing is charged for them."
+        )
 
 
 class SwcServer(models.Model):
@@ -405,6 +535,7 @@ class SwcServer(models.Model):
 
     class Meta:
         ordering: ClassVar[list[str]] = ["id"]
+        verbose_name = "SWC server"
 
     def __str__(self) -> str:
         return f"{self.url} ({'up' if self.healthy else 'down'})"

@@ -1,15 +1,12 @@
-"""What people and staff do with jobs: submit links and files, retry, cancel — and how a job
-ends.
-
-A job's credits are held when it is created and settled exactly once when it ends: captured
-when it succeeds, released when it fails or is canceled. The state change and the settlement
-happen in one transaction, so either both are recorded or neither is.
+"""What people do with jobs: submit links and files (admitted only if they can be sent in
+time) and retry. A job's credits are held when it is created; how it moves on and ends, and how
+its credits are settled then, is `Job`'s business (`Job.move`, `.fail`, `.succeed`, `.cancel`).
 """
 
+import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -20,7 +17,17 @@ from apps.accounts.models import Membership, Team
 from apps.billing import ledger
 from apps.jobs import queue
 from apps.jobs.models import InputKind, Job, JobEvent, JobState, Upload
-from apps.jobs.providers import get_provider, provider_for
+from apps.jobs.providers import provider_for
+from apps.jobs.providers.base import RemovalProvider
+
+RETRYABLE_STATES = (JobState.FAILED, JobState.CANCELED, JobState.EXPIRED)
+
+
+class ProviderBusy(Exception):
+    """More videos are waiting than the provider can take before they would be given up on.
+
+    Nothing was created or held; the message says how long the wait is.
+    """
 
 
 class AlreadySubmitted(Exception):
@@ -86,8 +93,8 @@ def submit_jobs(
     The uploads become the jobs' originals (their rows are used up). `submission` is the
     form's own id: the database takes each (submission, item) once, so a form sent twice makes
     its jobs once and raises `AlreadySubmitted` the second time. Raises `NoProvider`,
-    `UploadGone`, `ledger.InsufficientCredits`, `ledger.TeamFrozen` or `MonthlyLimitReached`;
-    then nothing is created or used up.
+    `ProviderBusy`, `UploadGone`, `ledger.InsufficientCredits`, `ledger.TeamFrozen` or
+    `MonthlyLimitReached`; then nothing is created or used up.
     """
     if made := jobs_of_submission(team=membership.team, submission=submission):
         raise AlreadySubmitted(made)  # the usual case, told before anything is checked
@@ -115,14 +122,15 @@ def _create_jobs(
     retry_of: Job | None,
 ) -> list[Job]:
     credits = settings.CREDITS_PER_VIDEO
-    link_provider = provider_for(InputKind.LINK) if links else ""
-    file_provider = provider_for(InputKind.FILE) if uploads else ""
-    # As many link jobs as Kie's rate limit has room for are sent on commit (the poller
-    # re-sends one only if its message got lost); the rest are due at once, and the poller
-    # sends them as room frees up. File jobs all go: the pool books them or keeps them waiting.
+    link_provider = provider_for(InputKind.LINK) if links else None
+    file_provider = provider_for(InputKind.FILE) if uploads else None
+    if link_provider:
+        admit(link_provider, count=len(links))
+    if file_provider:
+        admit(file_provider, count=len(uploads))
+    # Sending is the dispatcher's job: the new jobs are due at once, and it sends them as fast
+    # as their provider takes them.
     now = timezone.now()
-    send_now = get_provider().free_create_slots() if links else 0
-    resend_after = now + timedelta(seconds=settings.JOB_LEASE_SECONDS)
     count = len(links) + len(uploads)
     with transaction.atomic():
         check_monthly_limit(membership=membership, credits=credits * count)
@@ -133,12 +141,9 @@ def _create_jobs(
             if used != len(uploads):
                 raise UploadGone("Some of these files were already submitted or removed.")
         new_jobs = [
-            Job(
-                source_url=link,
-                provider=link_provider,
-                next_check_at=resend_after if position < send_now else now,
-            )
-            for position, link in enumerate(links)
+            Job(input_kind=InputKind.LINK, source_url=link, provider=link_provider.name)
+            for link in links
+            if link_provider
         ] + [
             Job(
                 input_kind=InputKind.FILE,
@@ -148,24 +153,42 @@ def _create_jobs(
                 original_sha256=upload.sha256,
                 media_info=upload.media_info,
                 original_poster=upload.poster.name,
-                provider=file_provider,
-                next_check_at=resend_after,
+                provider=file_provider.name,
             )
             for upload in uploads
+            if file_provider
         ]
         for index, job in enumerate(new_jobs):
             job.team, job.created_by, job.credits = membership.team, membership.user, credits
             job.retry_of, job.submission_id, job.submission_index = retry_of, submission, index
+            job.next_check_at = now
         jobs = Job.objects.bulk_create(new_jobs)
         JobEvent.objects.bulk_create(
             JobEvent(job=job, to_state=JobState.QUEUED, detail=job.submitted_detail) for job in jobs
         )
         ledger.hold_for_jobs(team=membership.team, jobs=jobs)
-        link_jobs, file_jobs = jobs[: len(links)], jobs[len(links) :]
-        queue.send_to_provider([job.pk for job in link_jobs[:send_now] + file_jobs])
-        if len(link_jobs) > send_now:
-            queue.start_poller()
+        queue.start_poller()
     return jobs
+
+
+def admit(provider: RemovalProvider, *, count: int) -> None:
+    """Refuses `count` new jobs if the provider could not start them all before they would be
+    given up on, at the rate it takes new tasks, behind the jobs already waiting for it."""
+    waiting = Job.objects.filter(provider=provider.name, state=JobState.QUEUED).count()
+    wait = (waiting + count) / provider.starts_per_second()
+    # A minute to spare for the video itself once it is sent.
+    allowed = settings.JOB_GIVE_UP_SECONDS - 60
+    if wait <= allowed:
+        return
+    minutes = math.ceil(wait / 60)
+    later = math.ceil((wait - allowed) / 60)
+    videos = "video" if count == 1 else f"{count} videos"
+    raise ProviderBusy(
+        f"{provider.label} is very busy: {waiting:,} videos are waiting to be sent, so your "
+        f"{videos} would wait about {minutes} minutes, longer than we let a video wait. "
+        f"Nothing was charged; please try again in about {later} "
+        f"{'minute' if later == 1 else 'minutes'}."
+    )
 
 
 class NotRetryable(Exception):
@@ -203,53 +226,3 @@ def retry_job(*, membership: Membership, job: Job) -> Job:
         upload = original.take_back_original()
         [new_job] = submit_jobs(membership=membership, uploads=[upload], retry_of=original)
     return new_job
-
-
-def cancel_job(*, job: Job) -> bool:
-    """Cancels a job that has not reached the provider yet, releasing its credits."""
-    if not job.is_cancelable:
-        return False
-    with transaction.atomic():
-        if not job.move(
-            JobState.CANCELED, detail="Canceled before it was sent.", finished_at=timezone.now()
-        ):
-            return False
-        ledger.release(job=job, memo="Canceled")
-    return True
-
-
-def fail_job(job: Job, *, code: str, message: str) -> bool:
-    """Ends the job as failed and gives its credits back. False if it had already moved on."""
-    with transaction.atomic():
-        if not job.move(
-            JobState.FAILED,
-            detail=message,
-            failure_code=code[:40],
-            failure_message=message[:300],
-            finished_at=timezone.now(),
-            next_check_at=None,
-        ):
-            return False
-        ledger.release(job=job, memo=f"Failed: {code}")
-    return True
-
-
-def succeed_job(job: Job, *, name: str, size: int, sha256: str, poster: str = "") -> bool:
-    """Ends the job with its stored result (and its poster frame) and charges its held
-    credits."""
-    now = timezone.now()
-    with transaction.atomic():
-        if not job.move(
-            JobState.SUCCEEDED,
-            detail=f"Saved {size:,} bytes.",
-            result_file=name,
-            result_size=size,
-            result_sha256=sha256,
-            result_poster=poster,
-            finished_at=now,
-            next_check_at=None,
-            expires_at=now + timedelta(days=settings.RESULT_RETENTION_DAYS),
-        ):
-            return False
-        ledger.capture(job=job)
-    return True

@@ -22,20 +22,29 @@ Nothing here blocks on a server: every step asks once and leaves a `next_check_a
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import IO
 
 import httpx
 from botocore.exceptions import ClientError
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, Max, Q
 from django.utils import timezone
 
 from apps.jobs import queue
-from apps.jobs.models import Job, JobState, SwcServer
+from apps.jobs.models import InputKind, Job, JobState, SwcServer
+from apps.jobs.providers import get_provider
+from apps.jobs.providers.base import (
+    CallbackRejected,
+    ProviderError,
+    ProviderUnavailable,
+    TaskInput,
+    TaskState,
+    TaskStatus,
+)
 from apps.jobs.providers.swc import (
     NotSwc,
     ServerDown,
@@ -44,12 +53,10 @@ from apps.jobs.providers.swc import (
     TaskVanished,
     VideoRefused,
 )
-from apps.jobs.services import fail_job
 
 logger = logging.getLogger("unmark.jobs")
 
 PROVIDER = "swc"
-LABEL = "the cleaning server"
 ACTIVE_STATES = (JobState.SUBMITTED, JobState.PROCESSING)
 MAX_PROBE_SECONDS = 60
 
@@ -183,6 +190,14 @@ def mark_down(server: SwcServer, reason: str) -> bool:
     )
     if marked:
         logger.warning("swc server down", extra={"server": server.url, "reason": reason})
+        if not SwcServer.objects.filter(url__in=configured_urls(), healthy=True).exists():
+            # The whole pool is down: users see the banner, staff the alert, and the
+            # dispatcher holds file jobs until a probe finds a server back.
+            from apps.jobs.pipeline import record_provider_alert  # the pipeline imports us
+
+            record_provider_alert(
+                PROVIDER, ProviderUnavailable("No cleaning server is answering.", kind="down")
+            )
     return bool(marked)
 
 
@@ -210,6 +225,10 @@ def probe_due_servers() -> int:
         ):
             back += 1
             logger.info("swc server back", extra={"server": server.url})
+    if back:
+        from apps.jobs.pipeline import resolve_provider_alerts  # the pipeline imports us
+
+        resolve_provider_alerts(PROVIDER)
     return back
 
 
@@ -262,11 +281,10 @@ def send_job(job: Job) -> None:
     if job.state != JobState.QUEUED:
         return
     if _past_deadline(job):
-        fail_job(job, code="timeout", message=_too_late_message())
+        job.fail(code="timeout", message=_too_late_message())
         return
     if job.attempts >= settings.SWC_MAX_SENDS:
-        fail_job(
-            job,
+        job.fail(
             code="swc_lost",
             message=f"The cleaning servers lost this video {job.attempts} times. "
             "Nothing was charged; please try again later.",
@@ -278,31 +296,21 @@ def send_job(job: Job) -> None:
         job.touch(next_check_at=job.created_at)
         queue.start_poller()
         return
-    client = client_for(server)
-    lease = timedelta(seconds=settings.JOB_LEASE_SECONDS)
     try:
-        _known_prefix(server, client)
-        with open_original(job) as (stream, size):
-            task_id = client.submit(
-                stream,
-                size=size,
-                heartbeat=lambda: _renew_lease(job, lease),
-            )
+        task_id = get_provider(PROVIDER).start(TaskInput.for_job(job))
     except (ServerDown, NotSwc) as exc:
         mark_down(server, str(exc))
         # Not the video's fault: the try is not counted, and another server takes it at once.
         _back_in_line(job, detail="The cleaning server did not answer; trying another one.")
         return
     except VideoRefused as exc:
-        fail_job(
-            job,
+        job.fail(
             code="swc_refused",
             message=f"The cleaning server refused this video ({exc.message}). Nothing was charged.",
         )
         return
     except OriginalMissing:
-        fail_job(
-            job,
+        job.fail(
             code="original_missing",
             message="The uploaded video is no longer stored; please upload it again. "
             "Nothing was charged.",
@@ -310,7 +318,11 @@ def send_job(job: Job) -> None:
         return
     except OSError as exc:  # storage trouble reading the original: try again shortly
         logger.warning("swc original unreadable", extra={"job": job.public_id, "error": str(exc)})
-        _back_in_line(job, detail="The uploaded video could not be read; trying again.")
+        _back_in_line(
+            job,
+            detail="The uploaded video could not be read; trying again shortly.",
+            after=timedelta(seconds=settings.JOB_LEASE_SECONDS),
+        )
         return
     now = timezone.now()
     job.touch(
@@ -328,14 +340,15 @@ def _renew_lease(job: Job, lease: timedelta) -> None:
     job.touch(next_check_at=timezone.now() + lease)
 
 
-def _back_in_line(job: Job, *, detail: str) -> None:
+def _back_in_line(job: Job, *, detail: str, after: timedelta | None = None) -> None:
+    """Back in line without using a try: at its old place, or after a pause."""
     if job.move(
         JobState.QUEUED,
         detail=detail,
         attempts=job.attempts - 1,
         task_id="",
         provider_progress=None,
-        next_check_at=job.created_at,  # its old place in line
+        next_check_at=timezone.now() + after if after else job.created_at,
     ):
         queue.start_poller()
 
@@ -348,9 +361,8 @@ def check_job(job: Job) -> None:
     if server is None or server.url not in configured_urls():
         send_again(job, detail="Its cleaning server was taken out of service; sending it again.")
         return
-    client = client_for(server)
     try:
-        result = client.result(job.task_id)
+        status = get_provider(PROVIDER).status(job.task_id)
     except TaskVanished:
         send_again(
             job, detail="The cleaning server restarted and lost this video; sending it again."
@@ -368,24 +380,24 @@ def check_job(job: Job) -> None:
             _check_later_unless_stalled(job, server)
         return
 
-    if result.status == SwcStatus.FINISHED:
+    if status.state == TaskState.SUCCEEDED:
         _finished_on(server)
+        _front_of_queue_moved(server.url, leaving=job)
         send_next()  # its place on the server is free now
         if job.move(
             JobState.DOWNLOADING,
             detail="The watermark is removed; saving the video.",
-            result_url=client.download_url(job.task_id),
+            result_url=status.result_urls[0],
             provider_progress=100,
             checks=job.checks + 1,
             next_check_at=timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS),
         ):
             queue.download(job.pk)
-    elif result.status == SwcStatus.ERROR:
+    elif status.state == TaskState.FAILED:
         _front_of_queue_moved(server.url, leaving=job)
         errors = job.provider_errors + 1
         if errors >= settings.SWC_MAX_ERRORS:
-            fail_job(
-                job,
+            job.fail(
                 code="swc_error",
                 message=f"The cleaning servers could not process this video ({errors} tries; "
                 "they give no reason). Nothing was charged.",
@@ -396,8 +408,8 @@ def check_job(job: Job) -> None:
                 detail="The cleaning server could not process this video; trying another one.",
                 provider_errors=errors,
             )
-    elif result.percentage != job.provider_progress:
-        _progressed(job, result.percentage, running=result.status == SwcStatus.PROCESSING)
+    elif status.progress != job.provider_progress:
+        _progressed(job, status.progress or 0, running=status.state == TaskState.RUNNING)
     else:
         _check_later_unless_stalled(job, server)
 
@@ -410,7 +422,7 @@ def _progressed(job: Job, percentage: int, *, running: bool) -> None:
         "checks": job.checks + 1,
         "next_check_at": now + timedelta(seconds=settings.SWC_POLL_SECONDS),
     }
-    if running and percentage > 0 and job.state == JobState.SUBMITTED:
+    if running and job.state == JobState.SUBMITTED:
         job.move(JobState.PROCESSING, detail="The watermark is being removed.", **fields)
     else:
         job.touch(**fields)
@@ -419,7 +431,7 @@ def _progressed(job: Job, percentage: int, *, running: bool) -> None:
 
 def _check_later_unless_stalled(job: Job, server: SwcServer) -> None:
     now = timezone.now()
-    quiet = now - (job.progress_changed_at or job.submitted_at or now)
+    quiet = now - _quiet_since(job, server, now)
     if quiet > timedelta(seconds=settings.SWC_STALL_SECONDS):
         # One video at a time: a run that stopped moving holds up everything behind it too.
         mark_down(server, f"a task made no progress for {quiet.total_seconds():.0f} s")
@@ -428,12 +440,28 @@ def _check_later_unless_stalled(job: Job, server: SwcServer) -> None:
         )
         return
     if _past_deadline(job):
-        fail_job(job, code="timeout", message=_too_late_message())
+        job.fail(code="timeout", message=_too_late_message())
         return
     job.touch(
         checks=job.checks + 1, next_check_at=now + timedelta(seconds=settings.SWC_POLL_SECONDS)
     )
     _keep_dispatcher_running()
+
+
+def _quiet_since(job: Job, server: SwcServer, now: datetime) -> datetime:
+    """Since when the job's task has shown no sign of life. A task waiting its turn (0 %)
+    lives as long as the one running ahead of it on the same server moves."""
+    since = job.progress_changed_at or job.submitted_at or now
+    if not job.provider_progress:
+        ahead = (
+            Job.objects.filter(
+                provider=PROVIDER, provider_server=server.url, state__in=ACTIVE_STATES
+            )
+            .exclude(pk=job.pk)
+            .aggregate(latest=Max("progress_changed_at"))["latest"]
+        )
+        since = max(since, ahead) if ahead else since
+    return since
 
 
 def _keep_dispatcher_running() -> None:
@@ -513,22 +541,12 @@ def _front_of_queue_moved(server_url: str, *, leaving: Job) -> None:
     ).update(progress_changed_at=timezone.now())
 
 
-def fail_overdue_queued() -> int:
-    """Queued file jobs past their deadline are refunded here: while every server is full or
-    down, nothing else looks at them."""
-    cutoff = timezone.now() - timedelta(seconds=settings.SWC_GIVE_UP_SECONDS)
-    failed = 0
-    for job in Job.objects.filter(provider=PROVIDER, state=JobState.QUEUED, created_at__lt=cutoff):
-        failed += fail_job(job, code="timeout", message=_too_late_message())
-    return failed
-
-
 def _past_deadline(job: Job) -> bool:
-    return timezone.now() - job.created_at > timedelta(seconds=settings.SWC_GIVE_UP_SECONDS)
+    return timezone.now() - job.created_at > timedelta(seconds=settings.JOB_GIVE_UP_SECONDS)
 
 
 def _too_late_message() -> str:
-    minutes = settings.SWC_GIVE_UP_SECONDS // 60
+    minutes = settings.JOB_GIVE_UP_SECONDS // 60
     return (
         f"No cleaning server could finish this video within {minutes} minutes. "
         "Nothing was charged; please try again later."
@@ -543,3 +561,81 @@ def download_client(job: Job) -> httpx.Client | None:
         return None
     server = SwcServer.objects.filter(url=job.provider_server).first()
     return client_for(server).http if server else None
+
+
+# --- The pool as a provider ---------------------------------------------------------------------
+class SwcPool:
+    """The pool as the dispatcher and the registry see it: a provider that takes files, with
+    as many starts as its healthy servers have free places. Its jobs run the steps above
+    (the pipeline hands SWC jobs to `send_job` and `check_job`), which use `start` and `status`
+    once a server is booked."""
+
+    name = PROVIDER
+    label = "Our cleaning servers"
+
+    def __init__(self) -> None:
+        self.accepts = frozenset({InputKind.FILE}) if is_enabled() else frozenset()
+
+    def start(self, task: TaskInput) -> str:
+        """Streams the job's stored original to the server booked for it (`book_server`)."""
+        job = Job.objects.get(public_id=task.reference)
+        server = SwcServer.objects.get(url=job.provider_server)
+        client = client_for(server)
+        _known_prefix(server, client)
+        lease = timedelta(seconds=settings.JOB_LEASE_SECONDS)
+        # Not `task.open`: django-storages' S3 file would buffer the whole object first.
+        with open_original(job) as (stream, size):
+            return client.submit(stream, size=size, heartbeat=lambda: _renew_lease(job, lease))
+
+    def status(self, task_id: str) -> TaskStatus:
+        url = (
+            Job.objects.filter(provider=PROVIDER, task_id=task_id)
+            .values_list("provider_server", flat=True)
+            .first()
+        )
+        server = SwcServer.objects.filter(url=url).first() if url else None
+        if server is None:
+            raise TaskVanished(f"no server of the pool holds task {task_id}")
+        client = client_for(server)
+        result = client.result(task_id)
+        if result.status == SwcStatus.FINISHED:
+            url = client.download_url(task_id)
+            return TaskStatus(task_id, TaskState.SUCCEEDED, result_urls=(url,), progress=100)
+        if result.status == SwcStatus.ERROR:
+            return TaskStatus(
+                task_id,
+                TaskState.FAILED,
+                failure_code="error",
+                failure_message="SWC reported ERROR (it never gives a reason)",
+                progress=0,
+            )
+        running = result.status == SwcStatus.PROCESSING and result.percentage > 0
+        state = TaskState.RUNNING if running else TaskState.PENDING
+        return TaskStatus(task_id, state, progress=result.percentage)
+
+    def verify_callback(self, headers: Mapping[str, str], body: bytes) -> str:
+        raise CallbackRejected("SWC servers never call back")
+
+    def claim_starts(self, wanted: int) -> int:
+        # The dispatcher asks before each hand-out: servers due for a probe are asked first,
+        # so one that came back gets work in the same round.
+        probe_due_servers()
+        return min(wanted, free_slots())
+
+    def seconds_until_start(self) -> float:
+        return 0.0 if free_slots() else settings.SWC_POLL_SECONDS
+
+    def starts_per_second(self) -> float:
+        up = sum(server.healthy for server in servers()) or len(configured_urls())
+        return max(up, 1) / settings.SWC_SECONDS_PER_VIDEO
+
+    def probe(self) -> None:
+        probe_due_servers()
+        if not any(server.healthy for server in servers()):
+            raise ProviderUnavailable("No cleaning server is answering.", kind="down")
+
+    def remaining_credits(self) -> int:
+        raise ProviderError("Self-hosted SWC servers have no credit balance.")
+
+    def close(self) -> None:
+        forget_clients()

@@ -38,7 +38,7 @@ from apps.jobs.models import (
     ProviderAlert,
     Upload,
 )
-from apps.jobs.providers import NoProvider, accepts, get_provider, provider_for
+from apps.jobs.providers import NoProvider, accepts, get_provider
 from apps.jobs.providers.base import CallbackRejected
 from apps.jobs.uploads import (
     HashedUploadedFile,
@@ -57,10 +57,16 @@ logger = logging.getLogger("unmark.jobs")
 JOBS_PER_PAGE = 20
 NO_CHANGE = 204  # htmx leaves the page alone on 204: the cheap answer of a live refresh
 FROZEN_MESSAGE = "New videos are paused for this team because of a payment dispute."
+NO_FILES_MESSAGE = (
+    "Cleaning uploaded files is not available right now: no removal service that takes files "
+    "is set up. Nothing was charged."
+)
 UPLOAD_GONE_MESSAGE = (
     "Some of the files uploaded for this form were already submitted or removed. "
     "Nothing was submitted: please check the list below and upload them again if needed."
 )
+# Callbacks about one job within this many seconds make one status query (Kie may repeat them).
+CALLBACK_WINDOW_SECONDS = 5
 
 
 # --- Dashboard ---------------------------------------------------------------------------------
@@ -124,10 +130,8 @@ def _submit_valid(request: MemberRequest, form: SubmitForm, outcome: Outcome) ->
         form.add_error(None, UPLOAD_GONE_MESSAGE)
         return
     if form.cleaned_data["videos"]:
-        try:
-            provider_for(InputKind.FILE)
-        except NoProvider as exc:
-            form.add_error(None, str(exc))
+        if not accepts(InputKind.FILE):
+            form.add_error(None, NO_FILES_MESSAGE)
             return
         for received in form.cleaned_data["videos"]:
             try:
@@ -155,8 +159,10 @@ def _submit_valid(request: MemberRequest, form: SubmitForm, outcome: Outcome) ->
         form.add_error(None, _missing_credits_message(exc, len(links) + len(uploads)))
     except ledger.TeamFrozen:
         form.add_error(None, FROZEN_MESSAGE)
-    except (MonthlyLimitReached, NoProvider) as exc:
+    except (MonthlyLimitReached, services.ProviderBusy) as exc:
         form.add_error(None, str(exc))
+    except NoProvider as exc:
+        form.add_error(None, f"{exc} Nothing was charged.")
     except services.UploadGone:
         form.add_error(None, UPLOAD_GONE_MESSAGE)
     finally:
@@ -255,11 +261,9 @@ def upload_discard(request: MemberRequest, public_id: str) -> HttpResponse:
 
 
 def _refuse_uploads() -> JsonResponse | None:
-    try:
-        provider_for(InputKind.FILE)
-    except NoProvider as exc:
-        return JsonResponse({"error": str(exc)}, status=409)
-    return None
+    if accepts(InputKind.FILE):
+        return None
+    return JsonResponse({"error": NO_FILES_MESSAGE}, status=409)
 
 
 def _upload_json(staged: Upload) -> JsonResponse:
@@ -402,7 +406,7 @@ def retry(request: MemberRequest, public_id: str) -> HttpResponse:
     except ledger.TeamFrozen:
         messages.error(request, FROZEN_MESSAGE)
         return redirect(job)
-    except MonthlyLimitReached as exc:
+    except (MonthlyLimitReached, services.ProviderBusy) as exc:
         messages.error(request, str(exc))
         return redirect(job)
     messages.success(request, "Trying again as a new job. Credits are held until it finishes.")
@@ -413,7 +417,7 @@ def retry(request: MemberRequest, public_id: str) -> HttpResponse:
 @require_POST
 def cancel(request: MemberRequest, public_id: str) -> HttpResponse:
     job = _get_job(request, public_id)
-    if services.cancel_job(job=job):
+    if job.cancel():
         messages.success(request, "Canceled. Its credits are available again.")
     else:
         messages.error(request, "This video was already sent to Kie and can no longer be canceled.")
@@ -492,16 +496,18 @@ def kie_callback(request: HttpRequest, token: str) -> HttpResponse:
     if job is None:
         raise Http404
     try:
-        task_id = get_provider().verify_callback(request.headers, request.body)
+        task_id = get_provider(job.provider).verify_callback(request.headers, request.body)
     except CallbackRejected as exc:
         logger.warning("callback rejected", extra={"job": job.public_id, "reason": str(exc)})
         return JsonResponse({"code": 400, "msg": "rejected"}, status=400)
     if job.task_id and task_id != job.task_id:
         logger.warning("callback for another task", extra={"job": job.public_id})
         return JsonResponse({"code": 400, "msg": "task mismatch"}, status=400)
-    # The body is never trusted: the callback only makes us ask Kie for the task's status.
-    if job.is_in_flight:
-        queue.check(job.pk)
+    # The body is never trusted: the callback only makes us ask Kie for the task's status
+    # (once for a burst of callbacks), or, for a job whose start got no answer, whether the
+    # task it names is the one that start created.
+    if job.is_in_flight and job.note_callback(window_seconds=CALLBACK_WINDOW_SECONDS):
+        queue.check_after_callback(job.pk, task_id=task_id)
     return HttpResponse(
         json.dumps({"code": 200, "msg": "success"}), content_type="application/json"
     )

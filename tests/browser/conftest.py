@@ -1,7 +1,7 @@
 """Browser journeys: Debian's Chromium, driven by Playwright, against the whole app running.
 
 - The app is served by pytest-django's live server, a thread of this process.
-- Jobs are worked by a real `manage.py qcluster` process sharing the test database
+- Jobs are worked by a real `manage.py worker` cluster sharing the test database
   (`tests/live.py`), which sends links to a Kie simulator running in this process on an
   ephemeral port; the simulator calls back into the live server, as Kie calls back production.
 - Chromium is Debian's (`/usr/bin/chromium`); `playwright install` is never used. Without it

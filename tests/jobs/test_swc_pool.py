@@ -2,22 +2,29 @@
 restarted, stalled or failing. Every drill ends with each job settled exactly once and
 `reconcile` clean."""
 
+import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import boto3
 import pytest
 from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.utils import timezone
+from moto import mock_aws
+from storages.backends.s3 import S3File
 
 from apps.billing import ledger
 from apps.jobs import swc_pool
-from apps.jobs.models import Job, JobState, SwcServer
+from apps.jobs.models import InputKind, Job, JobState, ProviderAlert, SwcServer
+from apps.jobs.providers import NoProvider, get_provider, provider_for
 from apps.jobs.providers.swc_simulator import SwcSimConfig, SwcSimulator
 from tests.clips import make_clip
+from tests.jobs.conftest import free_port
 from tests.jobs.swc import file_jobs, ledger_kinds, mark_brightness, wait_for
+from tests.live import WorkerProcess
 from tests.threads import run_at_once
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -212,10 +219,16 @@ def test_tasks_stuck_processing_after_a_restart_are_sent_again(
 
 
 def test_a_stalled_server_gives_up_its_running_and_waiting_videos(
-    pool, clip, alice_membership, drive
+    pool, clip, alice_membership, step, drive
 ):
-    stalled, healthy = pool.start({"stall_rate": 1}, {"seconds_per_video": 0.3})
-    jobs = file_jobs(alice_membership, clip, count=3)
+    [stalled] = pool.start({"stall_rate": 1})
+    jobs = file_jobs(alice_membership, clip, count=2)
+    run_until(
+        step,
+        lambda: Job.objects.exclude(task_id="").count() == 2,
+        "both videos to reach the server",
+    )
+    [_, healthy] = pool.start({"seconds_per_video": 0.3})  # a second server joins the pool
 
     drive(jobs)
 
@@ -223,10 +236,27 @@ def test_a_stalled_server_gives_up_its_running_and_waiting_videos(
         job.refresh_from_db()
         assert job.state == JobState.SUCCEEDED
         assert job.provider_server == healthy.url
-    lost = [job for job in jobs if job.attempts == 2]
-    assert len(lost) == 2  # the running one and the one waiting behind it
+        assert job.attempts == 2  # the running one and the one waiting behind it
+        assert "The cleaning server stopped making progress; sending it again." in details(job)
     assert not pool.server(0).healthy
+    assert "no progress" in pool.server(0).down_reason
     assert len(stalled.seen()["tasks"]) == 2
+    settled_once(*jobs)
+
+
+def test_a_video_waiting_behind_a_long_run_is_not_taken_for_stalled(
+    pool, clip, alice_membership, drive
+):
+    pool.start({"seconds_per_video": 2 * STALL_SECONDS})
+    jobs = file_jobs(alice_membership, clip, count=2)
+
+    drive(jobs)
+
+    for job in jobs:
+        job.refresh_from_db()
+        assert job.state == JobState.SUCCEEDED
+        assert job.attempts == 1
+    assert pool.server(0).healthy
     settled_once(*jobs)
 
 
@@ -267,9 +297,12 @@ def test_with_every_server_down_videos_wait_then_go_when_one_is_back(
         step()
     assert set(Job.objects.values_list("state", flat=True)) == {JobState.QUEUED}
     assert swc_pool.free_slots() == 0
+    [alert] = ProviderAlert.objects.filter(provider="swc", resolved_at=None)
+    assert alert.message == "No cleaning server is answering."  # users see the banner
 
     pool.restart(1)
     assert pool.probe_now() == 1
+    assert not ProviderAlert.objects.filter(provider="swc", resolved_at=None).exists()
     drive(jobs)
 
     for job in jobs:
@@ -318,3 +351,95 @@ def test_workers_booking_at_once_never_overfill_a_server(settings, alice_members
     states = Counter(Job.objects.values_list("state", flat=True))
     assert states == {JobState.SUBMITTED: 6, JobState.QUEUED: 6}
     assert swc_pool.free_slots() == 0
+
+
+def test_files_go_to_the_pool_and_without_servers_no_provider_takes_them(settings):
+    settings.SWC_SERVERS = [{"url": "http://10.0.0.9:5344", "authorization": ""}]
+    assert provider_for(InputKind.FILE).name == "swc"
+    assert provider_for(InputKind.LINK).name == "kie"
+    assert get_provider("kie").accepts == {InputKind.LINK}
+
+    settings.SWC_SERVERS = []
+    with pytest.raises(NoProvider, match="No removal provider takes uploaded files"):
+        provider_for(InputKind.FILE)
+
+
+def test_a_real_worker_cluster_rides_out_a_server_killed_mid_video(
+    settings, tmp_path, clip, alice_membership
+):
+    var_dir = tmp_path / "var"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": var_dir / "media"},
+        },
+    }
+    ledger.grant(team=alice_membership.team, credits=1000, key="cluster", memo="drill")
+    pool = Pool(settings)
+    slow, quick = pool.start({"seconds_per_video": 30}, {"seconds_per_video": 0.3})
+    worker = WorkerProcess(
+        var_dir=var_dir,
+        simulator_port=free_port(),
+        extra_env={"SWC_SERVERS": f"{slow.url},{quick.url}"},
+    )
+    try:
+        jobs = file_jobs(alice_membership, clip, count=3)
+        wait_for(
+            lambda: Job.objects.filter(provider_server=slow.url, state=JobState.PROCESSING),
+            seconds=60,
+            what=f"a video running on the slow server; worker log:\n{worker.output()[-2000:]}",
+        )
+        slow.stop()
+        wait_for(
+            lambda: not Job.objects.in_flight().exists(),
+            seconds=90,
+            what=f"every job to end; worker log:\n{worker.output()[-2000:]}",
+        )
+    finally:
+        worker.stop()
+        pool.stop()
+
+    for job in jobs:
+        job.refresh_from_db()
+        assert job.state == JobState.SUCCEEDED
+        assert job.provider_server == quick.url
+    assert Job.objects.filter(attempts=2).count() == 2  # both videos the slow server held
+    settled_once(*jobs)
+
+
+def test_originals_in_s3_stream_to_the_server_without_a_whole_file_buffer(
+    pool, clip, alice_membership, drive, settings, monkeypatch
+):
+    def buffered(self: S3File) -> object:
+        raise AssertionError("S3File buffers the whole object: stream the GET instead")
+
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="unmark-originals")
+        settings.STORAGES = {
+            **settings.STORAGES,
+            "default": {
+                "BACKEND": "storages.backends.s3.S3Storage",
+                "OPTIONS": {
+                    "bucket_name": "unmark-originals",
+                    "region_name": "us-east-1",
+                    "access_key": "testing",
+                    "secret_key": "testing",
+                    "file_overwrite": False,
+                },
+            },
+        }
+        [server] = pool.start({})
+        [job] = file_jobs(alice_membership, clip)
+        monkeypatch.setattr(S3File, "_get_file", buffered)
+
+        drive([job])
+
+        job.refresh_from_db()
+        assert job.state == JobState.SUCCEEDED
+        [task] = server.seen()["tasks"]
+        assert task["upload_sha256"] == hashlib.sha256(clip.read_bytes()).hexdigest()
+        result = s3.get_object(Bucket="unmark-originals", Key=job.result_file.name)["Body"].read()
+        assert len(result) == job.result_size
+    settled_once(job)

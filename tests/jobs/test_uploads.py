@@ -435,7 +435,7 @@ def finish(job: Job) -> None:
     from django.core.files.base import ContentFile
 
     name = default_storage.save(f"results/{job.public_id}.mp4", ContentFile(b"result"))
-    services.succeed_job(job, name=name, size=6, sha256="0" * 64)
+    job.succeed(name=name, size=6, sha256="0" * 64)
 
 
 def test_a_file_this_team_already_cleaned_links_to_the_result_instead_of_charging(
@@ -574,7 +574,7 @@ def test_an_expired_result_takes_its_posters_along(login, alice, uploads_stack, 
 def test_a_retried_file_job_takes_its_original_along(login, alice, uploads_stack, tmp_path):
     post_videos(login(alice), alice, [("a.mp4", clip_bytes(tmp_path))])
     [job] = Job.objects.all()
-    services.fail_job(job, code="test", message="Failed for the test.")
+    job.fail(code="test", message="Failed for the test.")
     original = job.original_file.name
 
     retry = services.retry_job(membership=personal(alice), job=job)

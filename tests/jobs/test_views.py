@@ -191,7 +191,7 @@ def test_the_table_refreshes_only_when_something_changed(login, alice):
 def test_the_live_refreshes_bring_the_balance_a_failure_gave_back(login, alice):
     client = login(alice)
     [job] = services.submit_jobs(membership=personal(alice), links=[GOOD])
-    services.fail_job(job, code="kie_500", message="Kie could not remove the watermark: boom.")
+    job.fail(code="kie_500", message="Kie could not remove the watermark: boom.")
 
     table = client.get(table_url(job.team), HTTP_HX_REQUEST="true")
     status = client.get(
@@ -217,7 +217,7 @@ def test_the_table_stops_refreshing_when_nothing_is_in_flight(login, alice):
 def test_the_table_shows_plain_stage_names_and_failure_reasons(login, alice):
     membership = personal(alice)
     [_queued, failed] = services.submit_jobs(membership=membership, links=[GOOD, OTHER])
-    services.fail_job(failed, code="kie_500", message="Kie could not remove the watermark: boom.")
+    failed.fail(code="kie_500", message="Kie could not remove the watermark: boom.")
 
     page = login(alice).get(dashboard_url(membership.team)).text
 
@@ -332,7 +332,7 @@ def test_an_outsider_gets_404_for_another_teams_job(login, alice, charlie, name)
 
 def test_an_outsider_cannot_retry_a_failed_job_and_nothing_changes(login, alice, charlie):
     [job] = services.submit_jobs(membership=personal(alice), links=[GOOD])
-    services.fail_job(job, code="x", message="failed")
+    job.fail(code="x", message="failed")
     entries = LedgerEntry.objects.count()
 
     response = login(charlie).post(reverse("jobs:retry", args=[job.team.public_id, job.public_id]))
@@ -364,7 +364,7 @@ def test_teammates_see_and_download_each_others_jobs(login, alice, carol, acme):
 def test_try_again_makes_a_new_job_with_a_new_hold(login, alice):
     membership = personal(alice)
     [job] = services.submit_jobs(membership=membership, links=[GOOD])
-    services.fail_job(job, code="kie_500", message="boom")
+    job.fail(code="kie_500", message="boom")
 
     response = login(alice).post(reverse("jobs:retry", args=[job.team.public_id, job.public_id]))
 
@@ -431,7 +431,7 @@ def test_the_job_page_refresh_answers_204_while_nothing_changes(login, alice):
 def test_trying_again_twice_makes_one_new_job(login, alice):
     membership = personal(alice)
     [job] = services.submit_jobs(membership=membership, links=[GOOD])
-    services.fail_job(job, code="kie_500", message="boom")
+    job.fail(code="kie_500", message="boom")
     client = login(alice)
 
     first = client.post(reverse("jobs:retry", args=[job.team.public_id, job.public_id]))
