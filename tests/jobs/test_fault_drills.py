@@ -149,7 +149,7 @@ def test_a_maintenance_window_holds_jobs_without_using_attempts_until_kie_is_bac
     pipeline.poll_due_jobs(run_seconds=0)
     run_tasks()
     assert creates_seen(sim_stack) == 1
-    page = login(alice).get(reverse("jobs:dashboard")).text
+    page = login(alice).get(alice_membership.team.get_absolute_url()).text
     assert "Kie is under maintenance" in page
     assert "Your videos wait and go out when it is back" in page
 
