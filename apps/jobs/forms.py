@@ -71,6 +71,12 @@ class SubmitForm(forms.Form):
 
     paste: PasteResult
 
+    def __init__(self, *args: Any, ownership_confirmed: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Stated once per person (User.ownership_confirmed_at), not re-ticked on every paste.
+        if ownership_confirmed:
+            del self.fields["owns_videos"]
+
     def clean_links(self) -> str:
         text: str = self.cleaned_data["links"]
         self.paste = PasteResult(links=[], errors=[])

@@ -1,5 +1,6 @@
 import logging
 import secrets
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,14 +14,16 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.billing import ledger
+from apps.jobs import queue
 
 logger = logging.getLogger("unmark.jobs")
 
 
 class JobState(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    SUBMITTED = "submitted", "Sent to Kie"
-    PROCESSING = "processing", "Removing watermark"
+    # Labels are what people read: stages in plain words, never a vendor's name.
+    QUEUED = "queued", "Waiting"
+    SUBMITTED = "submitted", "Sending"
+    PROCESSING = "processing", "Removing the watermark"
     DOWNLOADING = "downloading", "Saving"
     SUCCEEDED = "succeeded", "Done"
     FAILED = "failed", "Failed"
@@ -28,20 +31,24 @@ class JobState(models.TextChoices):
     EXPIRED = "expired", "Expired"
 
 
-# How far along each state is, for the progress bar people watch.
-PROGRESS = {
-    JobState.QUEUED: 5,
-    JobState.SUBMITTED: 25,
-    JobState.PROCESSING: 55,
-    JobState.DOWNLOADING: 85,
-    JobState.SUCCEEDED: 100,
-    JobState.FAILED: 100,
-    JobState.CANCELED: 100,
-    JobState.EXPIRED: 100,
+# Where each stage starts and ends on the progress bar people watch: removing the watermark
+# takes most of the time, so it gets most of the bar.
+STAGE_SPAN = {
+    JobState.QUEUED: (0, 5),
+    JobState.SUBMITTED: (5, 10),
+    JobState.PROCESSING: (10, 90),
+    JobState.DOWNLOADING: (90, 99),
 }
+# How long removal usually takes when the provider gives no percentage: the estimate grows
+# towards it and never claims more than ESTIMATE_CEILING % before the provider says it is done.
+TYPICAL_REMOVAL_SECONDS = 60
+ESTIMATE_CEILING = 95
+ESTIMATE_REFRESH_SECONDS = 4
 
 # States a job never leaves (but for EXPIRED, which only a succeeded job enters).
 FINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED, JobState.EXPIRED})
+# The moves that end a job's run (expiring a result later is not news to anyone).
+ENDINGS = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED})
 IN_FLIGHT_STATES = frozenset(
     {JobState.QUEUED, JobState.SUBMITTED, JobState.PROCESSING, JobState.DOWNLOADING}
 )
@@ -97,9 +104,12 @@ class JobQuerySet(models.QuerySet["Job"]):
             count=Count("id"),
             active=Count("id", filter=Q(state__in=IN_FLIGHT_STATES)),
             latest=Max("updated_at"),
+            estimating=Count(
+                "id", filter=Q(state=JobState.PROCESSING, provider_progress__isnull=True)
+            ),
         )
         latest = summary["latest"].timestamp() if summary["latest"] else 0.0
-        return JobsPulse(summary["count"], summary["active"], latest)
+        return JobsPulse(summary["count"], summary["active"], latest, summary["estimating"] > 0)
 
     def already_cleaned(
         self, *, links: Sequence[str] = (), sha256s: Sequence[str] = ()
@@ -124,10 +134,24 @@ class JobsPulse:
     count: int
     active: int
     latest: float
+    # Some job's progress is an estimate from the time spent: it moves without the job changing.
+    estimating: bool = False
+
+    @staticmethod
+    def latest_in(fingerprint: str) -> float | None:
+        """The latest change time a fingerprint was made from, or None if it is not one."""
+        try:
+            return float(fingerprint.split("-")[2])
+        except (IndexError, ValueError):
+            return None
 
     @property
     def fingerprint(self) -> str:
-        return f"{self.count}-{self.active}-{self.latest:.6f}"
+        base = f"{self.count}-{self.active}-{self.latest:.6f}"
+        if self.estimating:
+            # Changes every few seconds, so the estimate on the page moves on.
+            return f"{base}-{int(time.time()) // ESTIMATE_REFRESH_SECONDS}"
+        return base
 
 
 class Job(models.Model):
@@ -244,6 +268,22 @@ class Job(models.Model):
         return self.state in IN_FLIGHT_STATES
 
     @property
+    def stage_percent(self) -> int | None:
+        """How far the watermark removal is (0 to 100): the provider's own figure when it gives
+        one, else an estimate from the time spent (`stage_is_estimate`). None outside removal."""
+        if self.state != JobState.PROCESSING:
+            return None
+        if self.provider_progress is not None:
+            return min(self.provider_progress, 100)
+        started = self.submitted_at or self.created_at
+        elapsed = (timezone.now() - started).total_seconds()
+        return min(int(100 * elapsed / TYPICAL_REMOVAL_SECONDS), ESTIMATE_CEILING)
+
+    @property
+    def stage_is_estimate(self) -> bool:
+        return self.state == JobState.PROCESSING and self.provider_progress is None
+
+    @property
     def is_retryable(self) -> bool:
         return self.state in RETRYABLE_STATES
 
@@ -269,20 +309,46 @@ class Job(models.Model):
 
     @property
     def credits_status(self) -> str:
-        """What happened to the job's credits, in the words of the job page."""
+        """What this video did to the team's credits: reserved (until it ends), charged (it
+        succeeded) or refunded (it failed or was canceled)."""
+        if self.is_in_flight:
+            return "reserved"
         if self.state == JobState.SUCCEEDED or self.state == JobState.EXPIRED:
             return "charged"
-        return "held" if self.is_in_flight else "not charged"
+        return "refunded"
 
     @property
     def progress(self) -> int:
-        """The bar people watch; while the provider reports its own percentage (SWC does),
-        the bar follows it between "removing" and "saving"."""
-        state = JobState(self.state)
-        if state == JobState.PROCESSING and self.provider_progress is not None:
-            start, end = PROGRESS[JobState.PROCESSING], PROGRESS[JobState.DOWNLOADING]
-            return start + (end - start) * min(self.provider_progress, 100) // 100
-        return PROGRESS[state]
+        """The whole bar, 0 to 100: the stage's span, filled by the removal's percentage."""
+        if self.state not in STAGE_SPAN:
+            return 100
+        start, end = STAGE_SPAN[JobState(self.state)]
+        percent = self.stage_percent
+        if percent is None:
+            return start
+        return start + (end - start) * percent // 100
+
+    @property
+    def announcement(self) -> str:
+        """One sentence for a screen reader when the video ends."""
+        name = self.original_name or self.video_id
+        if self.state == JobState.SUCCEEDED:
+            return f"Video {name} is ready."
+        if self.state == JobState.FAILED:
+            return f"Video {name} failed; its credits were refunded."
+        return f"Video {name} is {self.get_state_display().lower()}."
+
+    @property
+    def why_not_cancelable(self) -> str:
+        """Plain words for an in-flight job that can no longer be canceled."""
+        if self.state in (JobState.SUBMITTED, JobState.PROCESSING):
+            return (
+                "It can no longer be canceled: the watermark remover already has it and cannot "
+                "be stopped. If it fails, its credits come back by themselves."
+            )
+        if self.state == JobState.DOWNLOADING:
+            return "It can no longer be canceled: the clean video is being saved."
+        return ""
 
     @property
     def is_file(self) -> bool:
@@ -353,6 +419,10 @@ class Job(models.Model):
             JobEvent.objects.create(
                 job=self, from_state=from_state, to_state=to_state, detail=detail[:300]
             )
+            if to_state in ENDINGS:
+                # The batch email and the low-balance check, in a worker once this commits:
+                # they never hold up the move, and a rolled-back move tells nobody.
+                queue.job_finished(self.pk)
         self.state, self.updated_at = to_state, now
         for name, value in fields.items():
             setattr(self, name, value)
@@ -401,7 +471,7 @@ class Job(models.Model):
 
     def cancel(self) -> bool:
         """Cancels a job that has not reached the provider yet, releasing its credits."""
-        if self.state != JobState.QUEUED:
+        if not self.is_cancelable:
             return False
         with transaction.atomic():
             if not self.move(
@@ -539,6 +609,19 @@ class SwcServer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.url} ({'up' if self.healthy else 'down'})"
+
+
+class BatchNotice(models.Model):
+    """The "your videos are done" email of one submission went (or was not wanted): one row per
+    submission, so however many workers see its last job end, people hear of it once."""
+
+    submission_id = models.UUIDField(unique=True)
+    sent_at = models.DateTimeField(auto_now_add=True)
+    succeeded = models.PositiveIntegerField()
+    failed = models.PositiveIntegerField()
+
+    def __str__(self) -> str:
+        return f"Batch {self.submission_id}: {self.succeeded} done, {self.failed} not"
 
 
 class Upload(models.Model):

@@ -391,15 +391,12 @@ def poll_due_jobs(*, run_seconds: float | None = None, wait_for_lock: float = 0)
     if not _take_poller_lock(token, wait_for_lock):
         return 0
     handed = 0
-    out_of_time = False
     try:
         stop_at = time.monotonic() + budget
         while True:
             probe_unavailable_providers()
             handed += _hand_out_due_jobs()
-            if not _work_due_soon():
-                break
-            if out_of_time := time.monotonic() >= stop_at:
+            if time.monotonic() >= stop_at or not _work_due_soon():
                 break
             time.sleep(_seconds_until_next_round())
             if cache.get(queue.POLLER_LOCK) != token:
@@ -408,9 +405,10 @@ def poll_due_jobs(*, run_seconds: float | None = None, wait_for_lock: float = 0)
     finally:
         if cache.get(queue.POLLER_LOCK) == token:
             cache.delete(queue.POLLER_LOCK)
-    if out_of_time and run_seconds is None and budget > 0:
-        # Work is still coming due: a successor takes over now, not at the next minute's sweep
-        # (a pool of servers left without checks for a minute would sit idle).
+    if run_seconds is None and budget > 0 and _work_due_soon():
+        # Work is still coming due (our time ran out, or our lock lapsed in a slow round): a
+        # poller carries on now, not at the next minute's sweep — a pool of servers left
+        # without checks for a minute would sit idle.
         queue.start_poller()
     return handed
 

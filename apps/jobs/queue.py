@@ -67,6 +67,16 @@ def start_poller() -> None:
         _enqueue("poll_due_jobs")
 
 
+def job_finished(job_id: int) -> None:
+    """What follows a job's final move (the batch email, the low-balance check), after commit
+    and in a worker, so neither ever holds up or undoes the move itself."""
+    _enqueue("job_finished", job_id)
+
+
+def check_low_balance(team_id: int) -> None:
+    _enqueue("check_low_balance", team_id)
+
+
 def ensure_schedules() -> None:
     """Creates or corrects the app's schedules (run when a worker cluster starts, and by
     `manage.py ensure_schedules`); schedules of functions the app no longer has are removed."""

@@ -131,6 +131,8 @@ def _create_jobs(
     # Sending is the dispatcher's job: the new jobs are due at once, and it sends them as fast
     # as their provider takes them.
     now = timezone.now()
+    # Every batch is one submission (one "videos done" email), named by its form or not.
+    submission = submission or uuid.uuid4()
     count = len(links) + len(uploads)
     with transaction.atomic():
         check_monthly_limit(membership=membership, credits=credits * count)
@@ -167,6 +169,7 @@ def _create_jobs(
             JobEvent(job=job, to_state=JobState.QUEUED, detail=job.submitted_detail) for job in jobs
         )
         ledger.hold_for_jobs(team=membership.team, jobs=jobs)
+        queue.check_low_balance(membership.team_id)
         queue.start_poller()
     return jobs
 

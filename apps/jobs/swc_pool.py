@@ -74,8 +74,11 @@ def servers() -> list[SwcServer]:
     """The configured servers' rows, created on first sight (a server left out of
     `SWC_SERVERS` keeps its row but gets no more work)."""
     urls = configured_urls()
-    SwcServer.objects.bulk_create([SwcServer(url=url) for url in urls], ignore_conflicts=True)
-    return list(SwcServer.objects.filter(url__in=urls))
+    rows = list(SwcServer.objects.filter(url__in=urls))
+    if len(rows) < len(urls):
+        SwcServer.objects.bulk_create([SwcServer(url=url) for url in urls], ignore_conflicts=True)
+        rows = list(SwcServer.objects.filter(url__in=urls))
+    return rows
 
 
 _clients: dict[tuple[int, str, str], SwcClient] = {}

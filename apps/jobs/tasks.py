@@ -1,7 +1,9 @@
 """Task entry points: each takes ids, loads fresh rows and calls the pipeline. A worker that
 cannot reach the database hands the task back instead of running it (`queue.needs_database`)."""
 
-from apps.jobs import pipeline, queue
+from apps.accounts.models import Team
+from apps.billing import low_balance
+from apps.jobs import notifications, pipeline, queue
 from apps.jobs.models import Job
 
 
@@ -41,3 +43,12 @@ def poll_due_jobs(wait_for_lock: float = 0) -> int:
 @queue.needs_database
 def sweep() -> None:
     pipeline.sweep()
+
+
+def job_finished(job_id: int) -> None:
+    notifications.job_finished(job_id=job_id)
+
+
+def check_low_balance(team_id: int) -> None:
+    if team := Team.objects.filter(pk=team_id).first():
+        low_balance.check(team=team)

@@ -2,6 +2,8 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
@@ -23,7 +25,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.accounts.access import MemberRequest, get_team_owned, team_member_required
-from apps.accounts.limits import MonthlyLimitReached
+from apps.accounts.limits import MonthlyLimitReached, limit_left
 from apps.accounts.models import Membership
 from apps.billing import ledger
 from apps.jobs import queue, services
@@ -65,6 +67,7 @@ UPLOAD_GONE_MESSAGE = (
     "Some of the files uploaded for this form were already submitted or removed. "
     "Nothing was submitted: please check the list below and upload them again if needed."
 )
+ANNOUNCE_AT_MOST = 5  # a screen reader reads every word: name a few videos, not a whole batch
 # Callbacks about one job within this many seconds make one status query (Kie may repeat them).
 CALLBACK_WINDOW_SECONDS = 5
 
@@ -73,7 +76,7 @@ CALLBACK_WINDOW_SECONDS = 5
 @team_member_required
 @require_GET
 def dashboard(request: MemberRequest) -> HttpResponse:
-    return _dashboard(request, SubmitForm(), Outcome())
+    return _dashboard(request, _submit_form(request), Outcome())
 
 
 @dataclass
@@ -82,6 +85,7 @@ class Outcome:
 
     created: int = 0
     line_errors: list[LineError] = field(default_factory=list)
+    duplicates: list[LineError] = field(default_factory=list)
     refused_files: list[Refusal] = field(default_factory=list)
     already: list[services.AlreadyCleaned] = field(default_factory=list)
     # Files received and checked but not submitted (yet): the form carries them on.
@@ -92,10 +96,15 @@ class Outcome:
         return bool(self.line_errors or self.refused_files or self.already or self.ready)
 
 
+def _submit_form(request: MemberRequest, **kwargs: Any) -> SubmitForm:
+    confirmed = request.user.ownership_confirmed_at is not None
+    return SubmitForm(ownership_confirmed=confirmed, **kwargs)
+
+
 @team_member_required
 @require_POST
 def submit(request: MemberRequest) -> HttpResponse:
-    form = SubmitForm(request.POST, request.FILES)
+    form = _submit_form(request, data=request.POST, files=request.FILES)
     outcome = Outcome(refused_files=[r for r in request_refusals(request) if r.name])
     if whole_batch := [r.message for r in request_refusals(request) if not r.name]:
         form.is_valid()
@@ -104,17 +113,23 @@ def submit(request: MemberRequest) -> HttpResponse:
         _submit_valid(request, form, outcome)
     if outcome.created and not outcome.needs_attention and not request.htmx:
         count = outcome.created
-        messages.success(request, f"{count} video{'s' if count != 1 else ''} added.")
+        notes = " ".join(f"Line {line.number}: {line.message}" for line in outcome.duplicates)
+        messages.success(request, f"{count} video{'s' if count != 1 else ''} added. {notes}")
         return redirect(request.membership.team)
     if outcome.created:
         # Keep only the lines that need fixing in the box; the rest of the form starts afresh.
-        form = SubmitForm(initial={"links": "\n".join(error.text for error in outcome.line_errors)})
+        form = _submit_form(
+            request, initial={"links": "\n".join(error.text for error in outcome.line_errors)}
+        )
     return _dashboard(request, form, outcome)
 
 
 def _submit_valid(request: MemberRequest, form: SubmitForm, outcome: Outcome) -> None:
     membership = request.membership
+    if form.cleaned_data.get("owns_videos"):
+        request.user.confirm_ownership()
     outcome.line_errors = form.paste.errors
+    outcome.duplicates = form.paste.duplicates
     submission = form.cleaned_data["submission"]
     if made := services.jobs_of_submission(team=membership.team, submission=submission):
         # Told before any file of a resent form is received again or checked.
@@ -290,6 +305,7 @@ def _dashboard(request: MemberRequest, form: SubmitForm, outcome: Outcome) -> Ht
         "team": request.membership.team,
         "form": form,
         "outcome": outcome,
+        "duplicates": outcome.duplicates,
         "max_links": settings.MAX_LINKS_PER_SUBMIT,
         "max_files": settings.UPLOAD_MAX_FILES,
         "max_upload_bytes": settings.UPLOAD_MAX_BYTES,
@@ -300,6 +316,7 @@ def _dashboard(request: MemberRequest, form: SubmitForm, outcome: Outcome) -> Ht
         "again_submission": uuid.uuid4(),
         "provider_alert": _open_provider_alert(),
         **_jobs_table_context(request),
+        **_credit_context(request),
     }
     if request.htmx:
         # The form is swapped in place; the table, flash messages and balance follow out of band.
@@ -312,15 +329,39 @@ def _open_provider_alert() -> ProviderAlert | None:
     return ProviderAlert.objects.filter(resolved_at__isnull=True).order_by("-last_seen_at").first()
 
 
+def _credit_context(request: MemberRequest) -> dict[str, object]:
+    membership = request.membership
+    return {
+        "limit_left": limit_left(membership=membership),
+        "can_buy": membership.can_buy_credits,
+    }
+
+
 # --- Jobs table (with its live refresh) --------------------------------------------------------
 @team_member_required
 @require_GET
 def jobs_table(request: MemberRequest) -> HttpResponse:
-    pulse = Job.objects.filter(team=request.membership.team).pulse()
-    if request.GET.get("since") == pulse.fingerprint:
+    team = request.membership.team
+    pulse = Job.objects.filter(team=team).pulse()
+    since = request.GET.get("since", "")
+    if since == pulse.fingerprint:
         return HttpResponse(status=NO_CHANGE)
-    context = _jobs_table_context(request, pulse)
+    context = {
+        **_jobs_table_context(request, pulse),
+        **_credit_context(request),
+        "finished": _finished_since(Job.objects.filter(team=team), since),
+    }
     return TemplateResponse(request, "jobs/dashboard.html#table_refresh", context)
+
+
+def _finished_since(jobs: JobQuerySet, fingerprint: str) -> list[Job]:
+    """Jobs that ended after the page's last look (its fingerprint holds the latest change),
+    for the screen reader announcement. None on a first look: there was nothing to compare."""
+    since = JobsPulse.latest_in(fingerprint)
+    if since is None:
+        return []
+    moment = datetime.fromtimestamp(since, tz=UTC)
+    return list(jobs.filter(finished_at__gt=moment).order_by("finished_at")[:ANNOUNCE_AT_MOST])
 
 
 def _jobs_table_context(
@@ -385,7 +426,8 @@ def job_detail(request: MemberRequest, public_id: str) -> HttpResponse:
 
 
 def _job_fingerprint(job: Job) -> str:
-    return f"{job.state}-{job.updated_at.timestamp():.6f}"
+    # The progress is part of it: an estimate moves on while the job itself does not change.
+    return f"{job.state}-{job.updated_at.timestamp():.6f}-{job.progress}"
 
 
 @team_member_required
@@ -420,7 +462,8 @@ def cancel(request: MemberRequest, public_id: str) -> HttpResponse:
     if job.cancel():
         messages.success(request, "Canceled. Its credits are available again.")
     else:
-        messages.error(request, "This video was already sent to Kie and can no longer be canceled.")
+        job.refresh_from_db()
+        messages.error(request, job.why_not_cancelable or "This video has already finished.")
     return redirect(job)
 
 

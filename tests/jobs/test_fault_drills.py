@@ -65,7 +65,7 @@ def test_a_passing_fault_delays_the_job_and_then_it_finishes(
     assert last_step is not None
     assert "trying again" in last_step.detail
     assert (
-        "Queued"
+        "Waiting"
         in login(alice).get(reverse("jobs:detail", args=[job.team.public_id, job.public_id])).text
     )
 
@@ -149,7 +149,7 @@ def test_a_maintenance_window_holds_jobs_without_using_attempts_until_kie_is_bac
     pipeline.poll_due_jobs(run_seconds=0)
     run_tasks()
     assert creates_seen(sim_stack) == 1
-    page = login(alice).get(alice_membership.team.get_absolute_url()).text
+    page = login(alice).get(reverse("jobs:dashboard", args=[alice_membership.team.public_id])).text
     assert "Kie is under maintenance" in page
     assert "Your videos wait and go out when it is back" in page
 

@@ -160,7 +160,7 @@ def test_a_server_killed_mid_video_loses_it_to_another_and_is_probed_back(
     assert job.provider_progress is not None
     assert 10 <= job.provider_progress < 100
     page = login(alice_membership.user).get(job.get_absolute_url())
-    assert f"{job.provider_progress}% done" in page.content.decode()  # SWC's own, live
+    assert f"Removing the watermark — {job.provider_progress} %" in page.content.decode()  # live
 
     slow.stop()  # the GPU machine dies mid-video
     drive([job])

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0002_teams_invitations_audit_log"),
-        ("jobs", "0007_swc_pool"),
+        ("jobs", "0008_swc_pool"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

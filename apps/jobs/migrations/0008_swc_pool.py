@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("jobs", "0006_job_callback_at"),
+        ("jobs", "0007_ux_notifications"),
     ]
 
     operations = [
