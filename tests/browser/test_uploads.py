@@ -106,7 +106,7 @@ def test_two_clips_dropped_on_the_page_are_uploaded_cleaned_compared_and_downloa
     page.get_by_role("button", name="Remove watermarks").click()
 
     expect(page.get_by_text("2 videos added")).to_be_visible()
-    expect(balance_chip(page)).to_have_text("10 credits")
+    expect(balance_chip(page)).to_have_text("10 available · 20 reserved")
     jobs = Job.objects.order_by("submission_index")
     assert [job.original_name for job in jobs] == ["beach.mp4", "city.mp4"]
     assert [job.original_sha256 for job in jobs] == [
@@ -117,8 +117,8 @@ def test_two_clips_dropped_on_the_page_are_uploaded_cleaned_compared_and_downloa
     # SWC's own percentage shows live on the job page while the server works.
     page.get_by_role("link", name="beach.mp4").click()
     expect(page.get_by_role("heading", name="Video beach.mp4")).to_be_visible()
-    expect(page.get_by_text(re.compile(r"\b([1-9]\d?)% done"))).to_be_visible(
-        timeout=JOB_TIMEOUT_MS
+    expect(page.locator("#job-status .badge")).to_have_text(
+        re.compile(r"^Removing the watermark — [1-9]\d? %$"), timeout=JOB_TIMEOUT_MS
     )
     expect(page.locator("#job-status .badge")).to_have_text("Done", timeout=JOB_TIMEOUT_MS)
 
@@ -146,7 +146,9 @@ def test_two_clips_dropped_on_the_page_are_uploaded_cleaned_compared_and_downloa
     assert result.read_bytes() != clips[0].read_bytes()
     assert share_marked(clips[0]) == 1.0
     assert share_marked(result) < 0.1
-    expect(balance_chip(page)).to_have_text("10 credits", timeout=JOB_TIMEOUT_MS)
+    # Back on the list, which follows the second video live: both charged, nothing reserved.
+    page.get_by_role("link", name="All videos").click()
+    expect(balance_chip(page)).to_have_text("10 available", timeout=JOB_TIMEOUT_MS)
 
 
 def test_an_upload_can_be_canceled_while_it_is_sent(
@@ -182,7 +184,7 @@ def test_a_bad_file_is_refused_with_its_reason_and_costs_nothing(
     expect(item).to_contain_text("holiday.mp4")
     expect(item).to_contain_text("This is not a video file we can read.")
     expect(page.get_by_role("button", name="Remove watermarks")).to_be_enabled()
-    expect(balance_chip(page)).to_have_text("30 credits")
+    expect(balance_chip(page)).to_have_text("30 available")
     assert Upload.objects.count() == 0
     assert Job.objects.count() == 0
 
@@ -284,7 +286,7 @@ def test_files_go_straight_to_the_bucket_and_are_checked_before_they_are_accepte
     page.get_by_role("button", name="Remove watermarks").click()
 
     expect(page.get_by_text("1 video added")).to_be_visible()
-    expect(balance_chip(page)).to_have_text("20 credits")
+    expect(balance_chip(page)).to_have_text("20 available · 10 reserved")
     [job] = Job.objects.all()
     assert job.original_file.name == key
     assert default_storage.open(key).read() == clip.read_bytes()
