@@ -20,6 +20,7 @@ urlpatterns = [
     path("dashboard/", views.to_team_page, {"page": "jobs:dashboard"}, name="dashboard"),
     path("billing/", views.to_team_page, {"page": "billing:overview"}, name="billing"),
     path("accounts/", include("allauth.urls")),
+    path("account/", include("apps.privacy.urls")),
     path("", include("apps.accounts.urls")),
     path("", include("apps.billing.urls")),
     path("hooks/stripe/", stripe_webhook, name="stripe_webhook"),
