@@ -106,7 +106,7 @@ def seed(count: int) -> tuple[str, str, str]:
     from django.utils import timezone
 
     from apps.accounts.models import User
-    from apps.accounts.services import onboard_new_user
+    from apps.billing.welcome import onboard_new_user
     from apps.jobs.models import Job, JobEvent, JobState
 
     user = User.objects.create_user("bench@example.com", "bench-password-123")

@@ -261,7 +261,7 @@ ACCOUNT_EMAIL_VERIFICATION = (
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if PRODUCTION else "http"
-ACCOUNT_ADAPTER = "apps.accounts.adapters.AccountAdapter"
+ACCOUNT_ADAPTER = "apps.billing.welcome.SignupAdapter"
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Unmark] "
 # allauth's login and signup rate limits stay on in every mode (its defaults).
 ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/300s/key"}

@@ -7,7 +7,7 @@ from django.http import HttpRequest
 
 from apps.accounts.invitations import RETURN_TO_INVITATION_SESSION_KEY
 from apps.accounts.models import User
-from apps.accounts.services import onboard_new_user
+from apps.accounts.services import ensure_personal_team
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -16,7 +16,7 @@ class AccountAdapter(DefaultAccountAdapter):
         with transaction.atomic():
             saved: User = super().save_user(request, user, form, commit=commit)
             if commit:
-                onboard_new_user(user=saved)
+                ensure_personal_team(user=saved)
         return saved
 
     def get_email_verification_redirect_url(self, email_address: EmailAddress) -> str:

@@ -6,7 +6,6 @@ team's memberships first and re-checks the actor's permission under the lock, so
 concurrent changes (two owners demoting each other, say) cannot both pass.
 """
 
-from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
@@ -22,7 +21,6 @@ from apps.accounts.models import (
     TeamEventKind,
     User,
 )
-from apps.billing import ledger
 
 
 class ActionRefused(Exception):
@@ -53,25 +51,14 @@ def create_team(*, name: str, owner: User, personal: bool = False) -> Team:
     with transaction.atomic():
         team = Team.objects.create(name=name, is_personal=personal)
         Membership.objects.create(team=team, user=owner, role=Role.OWNER)
-        ledger.open_wallet(team)
         record_team_event(team=team, kind=TeamEventKind.CREATED, actor=owner, detail=name)
     return team
 
 
-def onboard_new_user(*, user: User) -> Team:
-    """Gives a newly signed-up person their personal team, which they own, and welcome credits."""
+def ensure_personal_team(*, user: User) -> Team:
+    """The person's personal team, which they own, made if they have none yet."""
     existing = Team.objects.filter(is_personal=True, memberships__user=user).first()
-    if existing:
-        return existing
-    with transaction.atomic():
-        team = create_team(name=personal_team_name(user), owner=user, personal=True)
-        if settings.SIGNUP_CREDITS:
-            # Keyed by the person: welcome credits once, however often this runs.
-            ledger.grant(
-                team=team, credits=settings.SIGNUP_CREDITS, key=f"signup:{user.pk}",
-                memo="Welcome credits",
-            )  # fmt: skip
-    return team
+    return existing or create_team(name=personal_team_name(user), owner=user, personal=True)
 
 
 def personal_team_name(user: User) -> str:

@@ -40,11 +40,6 @@ from apps.accounts.forms import (
     TeamNameForm,
 )
 from apps.accounts.invitations import RETURN_TO_INVITATION_SESSION_KEY, InvitationRefused
-from apps.accounts.limits import (
-    credits_used_this_month,
-    credits_used_this_month_by_member,
-    start_of_month,
-)
 from apps.accounts.models import (
     MANAGER_ROLES,
     Invitation,
@@ -57,6 +52,7 @@ from apps.accounts.models import (
     User,
 )
 from apps.accounts.services import ActionRefused
+from apps.accounts.usage import credits_used_this_month_by_member, start_of_month
 
 EVENTS_PER_PAGE = 50
 
@@ -261,7 +257,7 @@ def member(request: MemberRequest, membership_id: int) -> HttpResponse:
             "team": me.team,
             "me": me,
             "target": target,
-            "credits_used": credits_used_this_month(membership=target),
+            "credits_used": credits_used_this_month_by_member(team=me.team).get(target.user_id, 0),
             "role_form": ChangeRoleForm(initial={"role": target.role}),
             "limit_form": MonthlyLimitForm(
                 initial={"monthly_credit_limit": target.monthly_credit_limit}

@@ -11,10 +11,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from apps.accounts.limits import check_monthly_limit
 from apps.accounts.models import Membership
 from apps.billing import ledger
 from apps.jobs import queue
+from apps.jobs.limits import check_monthly_limit
 from apps.jobs.models import Job, JobEvent, JobState
 from apps.jobs.providers import get_provider
 

@@ -21,11 +21,11 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.accounts.access import MemberRequest, get_team_owned, team_member_required
-from apps.accounts.limits import MonthlyLimitReached
 from apps.accounts.models import Membership
 from apps.billing import ledger
 from apps.jobs import queue, services
 from apps.jobs.forms import JobFilterForm, SubmitLinksForm
+from apps.jobs.limits import MonthlyLimitReached
 from apps.jobs.links import LineError
 from apps.jobs.models import Job, JobQuerySet, JobsPulse, ProviderAlert
 from apps.jobs.providers import get_provider

@@ -11,13 +11,13 @@ from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
 
 from apps.accounts import services
-from apps.accounts.limits import (
+from apps.accounts.models import Membership, Role
+from apps.jobs.limits import (
     MonthlyLimitReached,
     check_monthly_limit,
     credits_used_this_month,
     credits_used_this_month_by_member,
 )
-from apps.accounts.models import Membership, Role
 from apps.jobs.models import Job, JobState
 from tests.accounts.helpers import membership
 

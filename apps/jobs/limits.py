@@ -1,32 +1,19 @@
-"""Monthly credit limits per member: what each person has used this month, and the check the
-job submission makes before it holds credits.
+"""Monthly credit limits per member, where jobs and money meet: what each person has used this
+month, and the check the job submission makes before it holds credits.
 
 A month is the calendar month in UTC. Jobs that failed or were canceled cost nothing (their
-hold is released), so they do not count against anyone's limit.
+hold is released), so they do not count against anyone's limit. The member pages (accounts)
+show these figures through `apps.accounts.usage`, which `JobsConfig.ready` points here.
 """
-
-from datetime import UTC, datetime
 
 from django.db import transaction
 from django.db.models import QuerySet, Sum
-from django.utils import timezone
 
 from apps.accounts.models import Membership, Team
+from apps.accounts.usage import start_of_month, start_of_next_month
 from apps.jobs.models import Job, JobState
 
 UNCHARGED_STATES = (JobState.FAILED, JobState.CANCELED)
-
-
-def start_of_month(now: datetime | None = None) -> datetime:
-    moment = (now or timezone.now()).astimezone(UTC)
-    return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
-def start_of_next_month(now: datetime | None = None) -> datetime:
-    start = start_of_month(now)
-    if start.month == 12:
-        return start.replace(year=start.year + 1, month=1)
-    return start.replace(month=start.month + 1)
 
 
 def _charged_jobs_this_month(team_id: int) -> QuerySet[Job]:
