@@ -5,10 +5,11 @@ when it succeeds, released when it fails or is canceled. The state change and th
 happen in one transaction, so either both are recorded or neither is.
 """
 
+import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.accounts.models import Membership
@@ -19,14 +20,56 @@ from apps.jobs.models import Job, JobEvent, JobState
 from apps.jobs.providers import get_provider
 
 
+class AlreadySubmitted(Exception):
+    """This form submission already made its jobs (a second click, a resent form)."""
+
+    def __init__(self, jobs: list[Job]) -> None:
+        super().__init__("These links were already sent.")
+        self.jobs = jobs
+
+
 def submit_links(
-    *, membership: Membership, links: list[str], retry_of: Job | None = None
+    *,
+    membership: Membership,
+    links: list[str],
+    retry_of: Job | None = None,
+    submission: uuid.UUID | None = None,
 ) -> list[Job]:
     """Creates one job per link and holds their credits, all or nothing.
 
+    `submission` is the form's own id: the database takes each (submission, line) once, so a
+    form sent twice makes its jobs once and raises `AlreadySubmitted` the second time.
     Raises `ledger.InsufficientCredits`, `ledger.TeamFrozen` or `MonthlyLimitReached`; then
     nothing is created.
     """
+    if submission is not None and (made := _jobs_of_submission(membership, submission)):
+        raise AlreadySubmitted(made)  # the usual case, told before any limit is checked
+    try:
+        return _create_jobs(
+            membership=membership, links=links, retry_of=retry_of, submission=submission
+        )
+    except IntegrityError:
+        # Two copies of the form at once: the database let only the first one in.
+        if submission is None or not (made := _jobs_of_submission(membership, submission)):
+            raise
+        raise AlreadySubmitted(made) from None
+
+
+def _jobs_of_submission(membership: Membership, submission: uuid.UUID) -> list[Job]:
+    return list(
+        Job.objects.filter(team=membership.team, submission_id=submission).order_by(
+            "submission_index"
+        )
+    )
+
+
+def _create_jobs(
+    *,
+    membership: Membership,
+    links: list[str],
+    retry_of: Job | None,
+    submission: uuid.UUID | None,
+) -> list[Job]:
     credits = settings.CREDITS_PER_VIDEO
     provider = get_provider()
     # As many jobs as the provider's rate limit has room for are sent on commit (the poller
@@ -45,6 +88,8 @@ def submit_links(
                 provider=provider.name,
                 credits=credits,
                 retry_of=retry_of,
+                submission_id=submission,
+                submission_index=position if submission else None,
                 next_check_at=resend_after if position < send_now else now,
             )
             for position, link in enumerate(links)

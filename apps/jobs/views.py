@@ -1,10 +1,8 @@
 import json
 import logging
-import uuid
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.cache import cache
 from django.core.files.storage import default_storage
 from django.core.paginator import Page, Paginator
 from django.http import (
@@ -17,6 +15,7 @@ from django.http import (
 )
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
+from django.utils.translation import ngettext
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
@@ -36,7 +35,6 @@ logger = logging.getLogger("unmark.jobs")
 JOBS_PER_PAGE = 20
 NO_CHANGE = 204  # htmx leaves the page alone on 204: the cheap answer of a live refresh
 FROZEN_MESSAGE = "New videos are paused for this team because of a payment dispute."
-SUBMISSION_MEMORY_SECONDS = 24 * 60 * 60
 
 
 # --- Dashboard ---------------------------------------------------------------------------------
@@ -55,21 +53,21 @@ def submit(request: MemberRequest) -> HttpResponse:
     if form.is_valid():
         paste = form.paste
         line_errors = paste.errors
-        submission = _submission_key(form.cleaned_data["submission"])
-        if paste.links and not cache.add(submission, True, timeout=SUBMISSION_MEMORY_SECONDS):
-            form.add_error(None, "These links were already sent: see the list below.")
-        elif paste.links:
+        if paste.links:
             try:
-                created = services.submit_links(membership=request.membership, links=paste.links)
+                created = services.submit_links(
+                    membership=request.membership,
+                    links=paste.links,
+                    submission=form.cleaned_data["submission"],
+                )
+            except services.AlreadySubmitted as exc:
+                form.add_error(None, _already_sent_message(len(exc.jobs)))
             except ledger.InsufficientCredits as exc:
                 form.add_error(None, _missing_credits_message(exc, len(paste.links)))
             except ledger.TeamFrozen:
                 form.add_error(None, FROZEN_MESSAGE)
             except MonthlyLimitReached as exc:
                 form.add_error(None, str(exc))
-            finally:
-                if not created:  # nothing was made: the same form may be sent again
-                    cache.delete(submission)
     if created and not line_errors and not request.htmx:
         count = len(created)
         messages.success(request, f"{count} video{'s' if count != 1 else ''} added.")
@@ -80,9 +78,14 @@ def submit(request: MemberRequest) -> HttpResponse:
     return _dashboard(request, form, line_errors=line_errors, just_created=len(created))
 
 
-def _submission_key(submission: uuid.UUID | None) -> str:
-    # A form from before the field existed has none: it gets a one-off key.
-    return f"jobs:submission:{submission or uuid.uuid4()}"
+def _already_sent_message(videos: int) -> str:
+    return ngettext(
+        "This video was already added when this form was first sent; nothing was charged "
+        "again. It is at the top of the list below.",
+        "These %(count)d videos were already added when this form was first sent; nothing "
+        "was charged again. They are at the top of the list below.",
+        videos,
+    ) % {"count": videos}
 
 
 def _missing_credits_message(exc: ledger.InsufficientCredits, videos: int) -> str:

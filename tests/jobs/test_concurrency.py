@@ -4,6 +4,8 @@ submission path: they share one balance and nobody's limit is passed.
 PostgreSQL only: that is where writers truly run at once (SQLite serialises them).
 """
 
+import uuid
+
 import pytest
 from django.conf import settings
 from django.core.management import call_command
@@ -92,4 +94,27 @@ def test_a_members_monthly_limit_holds_when_she_submits_many_times_at_once(acme,
     assert Job.objects.filter(team=acme, created_by=carol).count() == 3
     assert Job.objects.filter(team=acme, created_by=bob).count() == RACERS // 2  # no limit
     assert Wallet.objects.get(team=acme).held == (3 + RACERS // 2) * settings.CREDITS_PER_VIDEO
+    call_command("reconcile")  # raises CommandError on any drift
+
+
+def test_one_form_sent_ten_times_at_once_makes_its_jobs_once(acme, bob):
+    """The database, not a cache entry, refuses the copies: one set of jobs, one hold each."""
+    fund(acme, 1000)
+    submission = uuid.uuid4()
+    bobs = in_team(acme, bob)
+
+    def send(i: int) -> list[Job]:
+        return services.submit_links(
+            membership=bobs, links=[link(1), link(2)], submission=submission
+        )
+
+    results = run_at_once(10, send)
+
+    made = [r for r in results if isinstance(r, list)]
+    refused = [r for r in results if isinstance(r, services.AlreadySubmitted)]
+    assert (len(made), len(refused)) == (1, 9), results
+    assert all([job.pk for job in r.jobs] == [job.pk for job in made[0]] for r in refused)
+    assert Job.objects.filter(team=acme, submission_id=submission).count() == 2
+    assert LedgerEntry.objects.filter(team=acme, kind=EntryKind.HOLD).count() == 2
+    assert ledger.available_credits(acme) == 980
     call_command("reconcile")  # raises CommandError on any drift

@@ -464,11 +464,17 @@ def test_the_same_paste_form_sent_twice_creates_its_jobs_once(login, alice):
     submission = found(r'name="submission" value="([0-9a-f-]{36})"', page)
     data = {"links": GOOD, "owns_videos": "on", "submission": submission}
 
-    client.post(reverse("jobs:submit", args=[team.public_id]), data)
+    first = client.post(reverse("jobs:submit", args=[team.public_id]), data)
     again = client.post(reverse("jobs:submit", args=[team.public_id]), data)
 
-    assert Job.objects.count() == 1
-    assert "These links were already sent" in again.text
+    assert first.status_code == 302
+    [job] = Job.objects.all()
+    assert (str(job.submission_id), job.submission_index) == (submission, 0)
+    assert LedgerEntry.objects.filter(kind="hold").count() == 1
+    assert available(team) == 20
+    assert "This video was already added when this form was first sent" in again.text
+    assert "nothing was charged again" in again.text
+    assert job.video_id in again.text
 
 
 def test_a_paste_refused_for_credits_can_be_sent_again_once_topped_up(login, alice):
