@@ -16,9 +16,7 @@ def balance(request: HttpRequest) -> dict[str, object]:
         membership = page_membership(request)
         if membership is None:
             return None
-        wallet = Wallet.objects.filter(team_id=membership.team_id).select_related("team").first()
-        # A team that never used credits has no wallet row yet: it has none to show.
-        return wallet or Wallet(team=membership.team)
+        return Wallet.objects.filter(team_id=membership.team_id).select_related("team").first()
 
     return {
         "team_wallet": SimpleLazyObject(current_wallet),

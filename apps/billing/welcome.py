@@ -21,7 +21,6 @@ def onboard_new_user(*, user: User) -> Team:
     (once, however often this runs)."""
     with transaction.atomic():
         team = ensure_personal_team(user=user)
-        ledger.open_wallet(team)
         if settings.SIGNUP_CREDITS:
             ledger.grant(
                 team=team, credits=settings.SIGNUP_CREDITS, key=f"signup:{user.pk}",

@@ -80,14 +80,21 @@ class JobAdmin(admin.ModelAdmin):
         seconds = int((end - job.created_at).total_seconds())
         return f"{seconds // 60}m {seconds % 60:02d}s" + ("" if job.finished_at else " (running)")
 
-    @admin.action(description="Retry: run the next step of selected in-flight jobs now")
+    # Actions declare the permission they need: view-only staff are not offered them, and
+    # a hand-made POST of one is ignored.
+    @admin.action(
+        description="Retry: run the next step of selected in-flight jobs now",
+        permissions=["change"],
+    )
     def retry_selected(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         jobs = queryset.filter(state__in=IN_FLIGHT_STATES)
         count = jobs.update(next_check_at=timezone.now())
         queue.start_poller()
         self.message_user(request, f"{count} job(s) will be picked up by the poller now.")
 
-    @admin.action(description="Fail and release credits of selected in-flight jobs")
+    @admin.action(
+        description="Fail and release credits of selected in-flight jobs", permissions=["change"]
+    )
     def fail_and_release(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         failed = 0
         for job in queryset.filter(state__in=IN_FLIGHT_STATES):
@@ -125,7 +132,7 @@ class ProviderAlertAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.action(description="Mark resolved (hide the banner)")
+    @admin.action(description="Mark resolved (hide the banner)", permissions=["change"])
     def mark_resolved(self, request: HttpRequest, queryset: QuerySet[ProviderAlert]) -> None:
         count = queryset.filter(resolved_at__isnull=True).update(resolved_at=timezone.now())
         self.message_user(request, f"{count} alert(s) resolved.")
