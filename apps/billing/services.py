@@ -27,7 +27,7 @@ from apps.accounts.models import TeamEventKind
 from apps.accounts.services import record_team_event
 from apps.billing import ledger
 from apps.billing import stripe_gateway as gateway
-from apps.billing.models import EntryKind, LedgerEntry, TopUp, TopUpStatus, dollars
+from apps.billing.models import EntryKind, LedgerEntry, TopUp, TopUpStatus, Wallet, dollars
 
 if TYPE_CHECKING:
     from apps.accounts.models import Team, User
@@ -83,7 +83,7 @@ def start_checkout(
         team=team, created_by=buyer, credits=credits, amount_cents=price_cents(credits)
     )
     try:
-        customer_id = gateway.ensure_customer(team=team, email=buyer.email)
+        customer_id = _stripe_customer(team=team, email=buyer.email)
         session = gateway.create_checkout_session(
             topup=topup, customer_id=customer_id, success_url=success_url, cancel_url=cancel_url
         )
@@ -95,6 +95,19 @@ def start_checkout(
     TopUp.objects.filter(pk=topup.pk).update(checkout_session_id=session.id)
     logger.info("checkout started", extra={"team": team.pk, "topup": topup.pk, "credits": credits})
     return session.url
+
+
+def _stripe_customer(*, team: Team, email: str) -> str:
+    """The team's one Stripe Customer id, created (and remembered on its wallet) the first time."""
+    wallet = ledger.open_wallet(team)
+    if wallet.stripe_customer_id:
+        return wallet.stripe_customer_id
+    customer_id = gateway.create_customer(team=team, email=email)
+    # Only the first writer stores its id; a racing request reads the stored one.
+    Wallet.objects.filter(pk=wallet.pk, stripe_customer_id="").update(
+        stripe_customer_id=customer_id
+    )
+    return Wallet.objects.values_list("stripe_customer_id", flat=True).get(pk=wallet.pk)
 
 
 def fulfil_checkout_session(session: gateway.CheckoutSession) -> TopUp | None:
