@@ -112,11 +112,15 @@ def freeze(*, team: Team, reason: str) -> bool:
     return changed == 1
 
 
-def unfreeze(*, team: Team) -> bool:
-    """Lets the team hold credits again. True if it was frozen."""
-    changed = Wallet.objects.filter(team=team, frozen_at__isnull=False).update(
-        frozen_at=None, frozen_reason=""
-    )
+def unfreeze(*, team: Team, frozen_for: str = "") -> bool:
+    """Lets the team hold credits again. True if it was frozen.
+
+    With `frozen_for`, only a freeze whose reason starts with it is lifted (a won dispute lifts
+    its own freeze, not another dispute's).
+    """
+    changed = Wallet.objects.filter(
+        team=team, frozen_at__isnull=False, frozen_reason__startswith=frozen_for
+    ).update(frozen_at=None, frozen_reason="")
     return changed == 1
 
 

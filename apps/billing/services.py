@@ -218,16 +218,68 @@ def claw_back_refunds(*, charge: Mapping[str, Any]) -> int:
 
 
 def freeze_for_dispute(*, dispute: Mapping[str, Any]) -> bool:
-    """Freezes the team whose top-up is disputed: no new jobs until staff clear it."""
+    """Freezes the team whose top-up is disputed: no new jobs until the dispute is closed."""
     with transaction.atomic():
         topup = _lock_paid_topup(dispute.get("payment_intent"))
         frozen = ledger.freeze(
             team=topup.team,
-            reason=f"Payment dispute {dispute.get('id', '')} on a top-up of "
-            f"{topup.credits:,} credits",
+            reason=f"{_dispute_reason(dispute)} on a top-up of {topup.credits:,} credits",
         )
     logger.warning("team frozen by a dispute", extra={"team": topup.team_id, "topup": topup.pk})
     return frozen
+
+
+# Stripe's final statuses of a dispute: the money stays with us, or goes back to the payer.
+DISPUTE_KEPT = frozenset({"won", "warning_closed"})
+DISPUTE_LOST = "lost"
+
+
+def close_dispute(*, dispute: Mapping[str, Any]) -> bool:
+    """A dispute ended. Won: the freeze it caused is lifted. Lost: the disputed share of the
+    top-up's credits is taken back, once (keyed by the dispute), never more than was bought;
+    the team stays frozen until staff look at it. True if anything changed."""
+    status = dispute.get("status")
+    with transaction.atomic():
+        topup = _lock_paid_topup(dispute.get("payment_intent"))
+        if status in DISPUTE_KEPT:
+            changed = ledger.unfreeze(team=topup.team, frozen_for=f"{_dispute_reason(dispute)} ")
+        elif status == DISPUTE_LOST:
+            changed = _claw_back_dispute(topup, dispute)
+        else:
+            return False
+    logger.warning(
+        "dispute closed", extra={"team": topup.team_id, "topup": topup.pk, "status": status}
+    )
+    return changed
+
+
+def _claw_back_dispute(topup: TopUp, dispute: Mapping[str, Any]) -> bool:
+    key = f"clawback:{dispute['id']}"
+    charged = topup.amount_cents
+    due = topup.credits * min(int(dispute["amount"]), charged) // charged
+    # What refunds (or other disputes) already took back counts: never more than was bought.
+    taken_before = -(
+        LedgerEntry.objects.filter(topup=topup, kind=EntryKind.CLAWBACK)
+        .exclude(key=key)
+        .aggregate(total=Sum("amount"))["total"]
+        or 0
+    )
+    credits = min(due, topup.credits - taken_before)
+    if credits <= 0:
+        return False
+    entry = ledger.clawback(
+        team=topup.team,
+        credits=credits,
+        key=key,
+        topup=topup,
+        memo=f"Lost payment dispute of ${dollars(int(dispute['amount']))} on a top-up of "
+        f"{topup.credits:,} credits",
+    )
+    return entry.just_recorded
+
+
+def _dispute_reason(dispute: Mapping[str, Any]) -> str:
+    return f"Payment dispute {dispute.get('id', '')}"
 
 
 def grant_by_staff(*, team: Team, credits: int, key: str, staff: User, reason: str) -> LedgerEntry:
