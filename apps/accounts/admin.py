@@ -1,8 +1,12 @@
+from collections.abc import Sequence
+from typing import Any
+
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
-from django.db.models import Model
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
+from apps.accounts import services
 from apps.accounts.models import Invitation, Membership, Team, TeamEvent, User
 
 
@@ -21,6 +25,27 @@ class UserAdmin(BaseUserAdmin):
         ("Important dates", {"fields": ("last_login", "date_joined")}),
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
+
+    def get_deleted_objects(
+        self, objs: Sequence[User] | QuerySet[User], request: HttpRequest
+    ) -> tuple[list[Any], dict[str, int], set[str], list[Any]]:
+        # Teams a person alone owns block their deletion, like protected rows: the admin says
+        # which, and refuses the POST, for one person or a selection.
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        for user in objs:
+            protected += [
+                f"{team.name}: {user.email} is its only owner. Make another member an owner "
+                "first (Teams → the team → Memberships)."
+                for team in services.teams_left_without_owner(user)
+            ]
+        return deleted, counts, perms_needed, protected
+
+    def delete_model(self, request: HttpRequest, obj: User) -> None:
+        services.delete_user(user=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        for user in queryset:
+            services.delete_user(user=user)
 
 
 class MembershipInline(admin.TabularInline):

@@ -8,6 +8,7 @@ concurrent changes (two owners demoting each other, say) cannot both pass.
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from apps.accounts import emails
@@ -226,6 +227,48 @@ def archive_team(*, team: Team, actor: Membership) -> None:
         team.invitations.open().update(revoked_at=now)
         OwnershipOffer.objects.filter(team=team).delete()
         record_team_event(team=team, kind=TeamEventKind.ARCHIVED, actor=actor.user)
+
+
+def teams_left_without_owner(user: User) -> list[Team]:
+    """Teams `user` alone owns that have other members: deleting `user` would orphan them."""
+    owned = Membership.objects.active().filter(user=user, role=Role.OWNER).values("team_id")
+    return list(
+        Team.objects.filter(pk__in=owned)
+        .annotate(
+            owners=Count("memberships", filter=Q(memberships__role=Role.OWNER)),
+            members=Count("memberships"),
+        )
+        .filter(owners=1, members__gt=1)
+        .order_by("name")
+    )
+
+
+def delete_user(*, user: User) -> None:
+    """Deletes a person (staff, in the admin). Never leaves a team without an owner: refused
+    while they alone own a team with other members (make one of them an owner first). Teams
+    they were the only member of are deleted with them (archived: history stays for staff).
+    """
+    with transaction.atomic():
+        # By id: counting members through the filter on `user` would count only theirs.
+        teams = Team.objects.active().filter(
+            pk__in=Membership.objects.filter(user=user).values("team_id")
+        )
+        for team in teams:
+            _lock_memberships(team)  # no role change or new member slips in meanwhile
+        if orphaned := teams_left_without_owner(user):
+            names = ", ".join(team.name for team in orphaned)
+            raise ActionRefused(
+                f"{user.email} is the only owner of {names}: make another member an owner first."
+            )
+        now = timezone.now()
+        alone_in = teams.annotate(members=Count("memberships")).filter(members=1)
+        for team in alone_in:
+            team.archived_at = now
+            team.save(update_fields=["archived_at"])
+            record_team_event(
+                team=team, kind=TeamEventKind.ARCHIVED, detail="Its only member was deleted."
+            )
+        user.delete()
 
 
 def offer_ownership(*, actor: Membership, target: Membership, site_url: str) -> OwnershipOffer:
