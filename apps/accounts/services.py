@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from apps import plural
 from apps.accounts import emails
 from apps.accounts.models import (
     ASSIGNABLE_ROLES,
@@ -174,7 +175,7 @@ def set_monthly_limit(*, actor: Membership, target: Membership, limit: int | Non
             kind=TeamEventKind.LIMIT_CHANGED,
             actor=actor.user,
             subject_email=target.user.email,
-            detail="No limit" if limit is None else f"{limit} credits a month",
+            detail="No limit" if limit is None else f"{plural.credits(limit)} a month",
         )
 
 

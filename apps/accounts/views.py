@@ -19,6 +19,7 @@ from django.urls import Resolver404, resolve, reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_http_methods, require_POST
 
+from apps import plural
 from apps.accounts import invitations, services
 from apps.accounts.access import (
     AuthedRequest,
@@ -304,7 +305,7 @@ def set_limit(request: MemberRequest, membership_id: int) -> HttpResponse:
     if limit is None:
         messages.success(request, f"{target.user.email} has no monthly limit.")
     else:
-        messages.success(request, f"{target.user.email} may use {limit} credits a month.")
+        messages.success(request, f"{target.user.email} may use {plural.credits(limit)} a month.")
     return redirect("accounts:members", team_id=target.team.public_id)
 
 

@@ -9,6 +9,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
+from django.utils.translation import ngettext
 
 from apps.accounts.models import User
 from apps.billing import ledger, services, webhooks
@@ -186,4 +187,5 @@ class StripeEventAdmin(ReadOnlyAdmin):
     )
     def process_again(self, request: HttpRequest, queryset: QuerySet[StripeEvent]) -> None:
         done = sum(webhooks.process(event) for event in queryset.filter(processed_at=None))
-        self.message_user(request, f"{done} event(s) processed.")
+        message = ngettext("%(count)d event processed.", "%(count)d events processed.", done)
+        self.message_user(request, message % {"count": done})

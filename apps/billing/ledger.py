@@ -32,6 +32,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from apps import plural
 from apps.billing.models import SETTLE_KINDS, EntryKind, LedgerEntry, TopUp, Wallet
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ class InsufficientCredits(Exception):
     def __init__(self, *, needed: int, available: int) -> None:
         self.needed = needed
         self.available = available
-        super().__init__(f"{needed} credits needed, {available} available")
+        super().__init__(f"{plural.credits(needed)} needed, {available:,} available")
 
     @property
     def missing(self) -> int:

@@ -23,6 +23,7 @@ from django.db.models import Q, Sum
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
+from apps import plural
 from apps.accounts.models import TeamEventKind
 from apps.accounts.services import record_team_event
 from apps.billing import ledger
@@ -137,7 +138,7 @@ def fulfil_checkout_session(session: gateway.CheckoutSession) -> TopUp | None:
             entry,
             team=topup.team,
             actor=topup.created_by,
-            detail=f"{topup.credits:,} credits bought",
+            detail=f"{plural.credits(topup.credits)} bought",
         )
         changes: dict[str, Any] = {"payment_intent_id": session.payment_intent_id}
         if topup.status != TopUpStatus.PAID:
@@ -286,7 +287,7 @@ def grant_by_staff(*, team: Team, credits: int, key: str, staff: User, reason: s
     """Free credits from Unmark staff. Idempotent by `key`, like every ledger movement."""
     with transaction.atomic():
         entry = ledger.grant(team=team, credits=credits, key=key, memo=reason, actor=staff)
-        _log_credits_granted(entry, team=team, detail=f"{credits:,} credits: {reason}")
+        _log_credits_granted(entry, team=team, detail=f"{plural.credits(credits)}: {reason}")
     return entry
 
 
@@ -295,7 +296,10 @@ def adjust_by_staff(*, team: Team, credits: int, key: str, staff: User, reason: 
     with transaction.atomic():
         entry = ledger.adjust(team=team, credits=credits, key=key, actor=staff, reason=reason)
         _log_credits_granted(
-            entry, team=team, detail=f"Balance adjusted by {credits:+,} credits: {reason}"
+            entry,
+            team=team,
+            detail=f"Balance adjusted by {'+' if credits > 0 else '-'}"
+            f"{plural.credits(abs(credits))}: {reason}",
         )
     return entry
 

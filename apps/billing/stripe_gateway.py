@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 import stripe
 from django.conf import settings
 
+from apps import plural
+
 if TYPE_CHECKING:
     from apps.accounts.models import Team
     from apps.billing.models import TopUp
@@ -138,8 +140,8 @@ def create_checkout_session(
                             "currency": topup.currency,
                             "unit_amount": topup.amount_cents,
                             "product_data": {
-                                "name": f"{topup.credits:,} Unmark credits",
-                                "description": f"Enough for {videos:,} videos.",
+                                "name": f"{topup.credits:,} Unmark credits",  # packs: 1,000 and up
+                                "description": f"Enough for {plural.videos(videos)}.",
                             },
                         },
                     }

@@ -3,6 +3,7 @@ from django.core.cache import cache
 from django.db.models import F, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from apps.jobs import queue, services
 from apps.jobs.models import IN_FLIGHT_STATES, Job, JobEvent, ProviderAlert
@@ -90,7 +91,15 @@ class JobAdmin(admin.ModelAdmin):
         jobs = queryset.filter(state__in=IN_FLIGHT_STATES)
         count = jobs.update(next_check_at=timezone.now())
         queue.start_poller()
-        self.message_user(request, f"{count} job(s) will be picked up by the poller now.")
+        self.message_user(
+            request,
+            ngettext(
+                "%(count)d job will be picked up by the poller now.",
+                "%(count)d jobs will be picked up by the poller now.",
+                count,
+            )
+            % {"count": count},
+        )
 
     @admin.action(
         description="Fail and release credits of selected in-flight jobs", permissions=["change"]
@@ -104,7 +113,12 @@ class JobAdmin(admin.ModelAdmin):
                 message="Stopped by our staff. Nothing was charged.",
             )
         level = messages.SUCCESS if failed else messages.WARNING
-        self.message_user(request, f"{failed} job(s) failed and their credits released.", level)
+        message = ngettext(
+            "%(count)d job failed and its credits were released.",
+            "%(count)d jobs failed and their credits were released.",
+            failed,
+        )
+        self.message_user(request, message % {"count": failed}, level)
 
 
 @admin.register(ProviderAlert)
@@ -135,4 +149,5 @@ class ProviderAlertAdmin(admin.ModelAdmin):
     @admin.action(description="Mark resolved (hide the banner)", permissions=["change"])
     def mark_resolved(self, request: HttpRequest, queryset: QuerySet[ProviderAlert]) -> None:
         count = queryset.filter(resolved_at__isnull=True).update(resolved_at=timezone.now())
-        self.message_user(request, f"{count} alert(s) resolved.")
+        message = ngettext("%(count)d alert resolved.", "%(count)d alerts resolved.", count)
+        self.message_user(request, message % {"count": count})

@@ -8,7 +8,9 @@ show these figures through `apps.accounts.usage`, which `JobsConfig.ready` point
 
 from django.db import transaction
 from django.db.models import QuerySet, Sum
+from django.utils.translation import ngettext
 
+from apps import plural
 from apps.accounts.models import Membership, Team
 from apps.accounts.usage import start_of_month, start_of_next_month
 from apps.jobs.models import Job, JobState
@@ -62,10 +64,14 @@ class MonthlyLimitReached(Exception):
     def message(self) -> str:
         if self.remaining == 0:
             return (
-                f"You have used all {self.limit} credits of your monthly limit. It resets on"
-                f" {self.resets_at.day} {self.resets_at:%B}."
+                f"You have used all of your monthly limit of {plural.credits(self.limit)}. It"
+                f" resets on {self.resets_at.day} {self.resets_at:%B}."
             )
-        return f"You can use {self.remaining} more credits this month (your limit is {self.limit})."
+        return ngettext(
+            "You can use %(remaining)s more credit this month (your limit is %(limit)s).",
+            "You can use %(remaining)s more credits this month (your limit is %(limit)s).",
+            self.remaining,
+        ) % {"remaining": f"{self.remaining:,}", "limit": plural.credits(self.limit)}
 
 
 def check_monthly_limit(*, membership: Membership, credits: int) -> None:

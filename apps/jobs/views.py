@@ -19,6 +19,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from apps import plural
 from apps.accounts.access import MemberRequest, get_team_owned, team_member_required
 from apps.accounts.models import Membership
 from apps.billing import ledger
@@ -69,8 +70,7 @@ def submit(request: MemberRequest) -> HttpResponse:
             except MonthlyLimitReached as exc:
                 form.add_error(None, str(exc))
     if created and not line_errors and not request.htmx:
-        count = len(created)
-        messages.success(request, f"{count} video{'s' if count != 1 else ''} added.")
+        messages.success(request, f"{plural.videos(len(created))} added.")
         return redirect(request.membership.team)
     if created:
         # Keep only the lines that need fixing in the box; the rest of the form starts afresh.
@@ -89,11 +89,19 @@ def _already_sent_message(videos: int) -> str:
 
 
 def _missing_credits_message(exc: ledger.InsufficientCredits, videos: int) -> str:
-    return (
-        f"{videos} video{'s' if videos != 1 else ''} need {exc.needed:,} credits, but your team "
-        f"has {max(exc.available, 0):,} available: {exc.missing:,} more credits are needed. "
-        "Nothing was submitted."
-    )
+    need = ngettext(
+        "%(videos)s needs %(needed)s, but your team has %(available)s available:",
+        "%(videos)s need %(needed)s, but your team has %(available)s available:",
+        videos,
+    ) % {
+        "videos": plural.videos(videos),
+        "needed": plural.credits(exc.needed),
+        "available": plural.credits(max(exc.available, 0)),
+    }
+    missing = ngettext(
+        "%(missing)s more credit is needed.", "%(missing)s more credits are needed.", exc.missing
+    ) % {"missing": f"{exc.missing:,}"}
+    return f"{need} {missing} Nothing was submitted."
 
 
 def _dashboard(
