@@ -141,12 +141,13 @@ def seed(count: int) -> tuple[str, str, str]:
 
 
 def check(dashboard: str, refresh: str, cookies: dict[str, str]) -> None:
-    page = httpx.get(dashboard, cookies=cookies)
+    # The first request also warms a worker up (imports, templates): slow on a busy machine.
+    page = httpx.get(dashboard, cookies=cookies, timeout=60)
     if page.status_code != 200 or "Remove watermarks" not in page.text:
         raise SystemExit(
             f"the dashboard did not render for the signed-in person ({page.status_code})"
         )
-    if httpx.get(refresh, cookies=cookies).status_code != 204:
+    if httpx.get(refresh, cookies=cookies, timeout=60).status_code != 204:
         raise SystemExit("the live refresh did not answer 204 for an unchanged team")
 
 
