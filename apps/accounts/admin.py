@@ -3,11 +3,13 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.core.exceptions import ValidationError
 from django.db.models import Model, QuerySet
+from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
 from apps.accounts import services
-from apps.accounts.models import Invitation, Membership, Team, TeamEvent, User
+from apps.accounts.models import Invitation, Membership, Role, Team, TeamEvent, User
 
 
 @admin.register(User)
@@ -48,8 +50,24 @@ class UserAdmin(BaseUserAdmin):
             services.delete_user(user=user)
 
 
+class MembershipFormSet(BaseInlineFormSet):
+    def clean(self) -> None:
+        """A team with members keeps at least one owner, whatever staff change here."""
+        super().clean()
+        kept = [
+            form.cleaned_data
+            for form in self.forms
+            if form.cleaned_data and not form.cleaned_data.get("DELETE")
+        ]
+        if kept and not any(data.get("role") == Role.OWNER for data in kept):
+            raise ValidationError(
+                "A team with members needs an owner: make one of them an owner first."
+            )
+
+
 class MembershipInline(admin.TabularInline):
     model = Membership
+    formset = MembershipFormSet
     extra = 0
     autocomplete_fields = ["user"]
 

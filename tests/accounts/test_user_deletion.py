@@ -70,3 +70,43 @@ def test_a_deleted_persons_own_teams_are_deleted_with_them(login, staff, charlie
     event = TeamEvent.objects.get(team=personal, kind=TeamEventKind.ARCHIVED)
     assert (event.actor, event.detail) == (None, "Its only member was deleted.")
     assert not Team.objects.active().filter(memberships__isnull=True).exists()
+
+
+def team_form(team: Team, roles: dict[int, str]) -> dict[str, object]:
+    """The admin's team form as staff would send it, with each membership's role from `roles`."""
+    memberships = list(Membership.objects.filter(team=team).order_by("pk"))
+    data: dict[str, object] = {
+        "name": team.name,
+        "memberships-TOTAL_FORMS": len(memberships),
+        "memberships-INITIAL_FORMS": len(memberships),
+        "memberships-MIN_NUM_FORMS": 0,
+        "memberships-MAX_NUM_FORMS": 1000,
+    }
+    for i, membership in enumerate(memberships):
+        data |= {
+            f"memberships-{i}-id": membership.pk,
+            f"memberships-{i}-team": team.pk,
+            f"memberships-{i}-user": membership.user_id,
+            f"memberships-{i}-role": roles.get(membership.user_id, membership.role),
+            f"memberships-{i}-monthly_credit_limit": "",
+        }
+    return data
+
+
+def test_staff_cannot_demote_a_teams_only_owner_in_the_admin(login, staff, alice, acme):
+    url = reverse("admin:accounts_team_change", args=[acme.pk])
+
+    response = login(staff).post(url, team_form(acme, {alice.pk: Role.ADMIN}))
+
+    assert response.status_code == 200
+    assert "A team with members needs an owner" in response.text
+    assert Membership.objects.get(team=acme, user=alice).role == Role.OWNER
+
+
+def test_staff_may_hand_ownership_over_in_the_admin(login, staff, alice, bob, acme):
+    url = reverse("admin:accounts_team_change", args=[acme.pk])
+
+    response = login(staff).post(url, team_form(acme, {alice.pk: Role.ADMIN, bob.pk: Role.OWNER}))
+
+    assert response.status_code == 302
+    assert Membership.objects.get(team=acme, role=Role.OWNER).user == bob
