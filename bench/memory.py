@@ -3,7 +3,7 @@
     .venv/bin/python bench/memory.py [--megabytes 500]
 
 Starts the Kie simulator serving generated video-sized results (`--result-bytes`) and one
-`qcluster` with a single worker process, submits one job, and samples the resident memory of
+`manage.py worker` with a single worker process, submits one job, and samples the resident memory of
 every cluster process every 20 ms until the job ends. Prints each process's baseline and peak
 and the largest growth (target: < 64 MB), and checks the stored file's size.
 """
@@ -75,7 +75,7 @@ def main() -> None:
     )
     worker_log = workdir / "worker.log"
     worker = subprocess.Popen(
-        [*manage, "qcluster"], env=env, stdout=worker_log.open("wb"), stderr=subprocess.STDOUT
+        [*manage, "worker"], env=env, stdout=worker_log.open("wb"), stderr=subprocess.STDOUT
     )
     try:
         wait_for_port(sim_port)

@@ -1,11 +1,11 @@
-"""Pipeline benchmark: N jobs through real `qcluster` workers and the Kie simulator.
+"""Pipeline benchmark: N jobs through a real worker cluster and the Kie simulator.
 
     .venv/bin/python bench/pipeline.py                 # 500 jobs, callbacks, Kie's 20/10 s limit
     .venv/bin/python bench/pipeline.py --create-limit 1000 --jobs 500
     .venv/bin/python bench/pipeline.py --no-callbacks  # polling only
 
 It starts, in a fresh folder: the simulator (latency 1-3 s), gunicorn (to receive Kie's
-callbacks), and one `qcluster`; submits the jobs through the same service the dashboard uses;
+callbacks), and one worker cluster; submits the jobs through the same service the dashboard uses;
 waits until every job has ended; then prints throughput, how long jobs waited beyond the
 simulator's own processing time, lost jobs, and the ledger reconciliation. Any database or
 broker settings in the environment (DATABASE_URL, REDIS_URL) are used as given.
@@ -75,7 +75,7 @@ def main() -> None:
              str(args.latency[0]), str(args.latency[1]), "--rate-limit", str(args.create_limit)],
             env, logs,
         ),
-        spawn("worker", [*manage, "qcluster"], env, logs),
+        spawn("worker", [*manage, "worker"], env, logs),
     ]  # fmt: skip
     if args.callbacks:
         processes.append(
@@ -271,7 +271,7 @@ def parse_args() -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--jobs", type=int, default=500)
-    parser.add_argument("--workers", type=int, default=4, help="qcluster worker processes")
+    parser.add_argument("--workers", type=int, default=4, help="worker processes of the cluster")
     parser.add_argument(
         "--latency", type=float, nargs=2, default=(1.0, 3.0), metavar=("MIN", "MAX")
     )

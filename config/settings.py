@@ -66,6 +66,12 @@ PORT = env_int("PORT", 8000, minimum=1)
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", f"http://127.0.0.1:{PORT}" if LOCAL else "").rstrip(
     "/"
 )
+# The product's name and the address people open it at, as emails and pages name them (never
+# the host a request happened to come in on). SITE_URL defaults to PUBLIC_BASE_URL.
+PRODUCT_NAME = env_str("PRODUCT_NAME", "Unmark")
+SITE_URL = (env_str("SITE_URL") or PUBLIC_BASE_URL or f"http://127.0.0.1:{PORT}").rstrip("/")
+if PRODUCTION and not (env_str("SITE_URL") or PUBLIC_BASE_URL):
+    raise ImproperlyConfigured("Set SITE_URL (or PUBLIC_BASE_URL): links in emails need it.")
 
 INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
@@ -97,6 +103,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "config.viewer_timezone.viewer_timezone_middleware",
     "allauth.account.middleware.AccountMiddleware",
 ]
 
@@ -105,10 +112,13 @@ WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"
 ADMIN_URL = env_str("ADMIN_URL", "admin/").strip("/") + "/"
 
+SITE_TEMPLATES = [Path(folder)] if (folder := env_str("SITE_TEMPLATES_DIR")) else []
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        # An operator's own texts (Terms, Privacy, Contact: legal/*.html) or any other template
+        # placed in SITE_TEMPLATES_DIR replace the bundled ones of the same name.
+        "DIRS": [*SITE_TEMPLATES, BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -118,6 +128,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "apps.accounts.context_processors.teams",
                 "apps.billing.context_processors.balance",
+                "config.context_processors.brand",
             ],
             "builtins": ["django_htmx.templatetags.django_htmx"],
         },
@@ -230,6 +241,8 @@ MAX_DOWNLOAD_ATTEMPTS = 3
 POLLER_RUN_SECONDS = 55
 POLLER_INTERVAL_SECONDS = 1.0
 POLLER_HORIZON_SECONDS = 10
+# While a provider takes no work (maintenance, paused…), how often a cheap call asks if it is back.
+PROVIDER_PROBE_SECONDS = env_int("PROVIDER_PROBE_SECONDS", 15, minimum=1)
 
 # --- Auth and accounts ----------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
@@ -262,7 +275,7 @@ ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if PRODUCTION else "http"
 ACCOUNT_ADAPTER = "apps.billing.welcome.SignupAdapter"
-ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Unmark] "
+ACCOUNT_EMAIL_SUBJECT_PREFIX = f"[{PRODUCT_NAME}] "
 # allauth's login and signup rate limits stay on in every mode (its defaults).
 ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/300s/key"}
 # Behind the load balancer every request comes from its address: per-IP limits must read the
@@ -289,7 +302,13 @@ if env_str("EMAIL_HOST"):
 elif PRODUCTION:
     raise ImproperlyConfigured("Set EMAIL_HOST (SMTP) so verification emails can be delivered.")
 else:
-    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
+    # Locally every email is written under var/mail/ and named by one printed line.
+    MAILERS = {
+        "default": {
+            "BACKEND": "config.local_mail.LocalMailBackend",
+            "OPTIONS": {"folder": VAR_DIR / "mail"},
+        }
+    }
 
 # --- Credits and Stripe ---------------------------------------------------------------------
 # Credits are whole numbers; money is computed from them on the server, in integer cents.
@@ -305,8 +324,10 @@ if not CREDIT_PACKS or min(CREDIT_PACKS) < MIN_TOPUP_CREDITS:
     raise ImproperlyConfigured(f"Every credit pack must be at least {MIN_TOPUP_CREDITS} credits.")
 if any((credits * USD_PER_CREDIT * 100) % 1 for credits in CREDIT_PACKS):
     raise ImproperlyConfigured("Every credit pack must cost a whole number of cents.")
-# Shown to teams whose credits are frozen by a payment dispute.
+# Where people write to (the Contact page, frozen credits, payments not set up).
 SUPPORT_EMAIL = env_str("SUPPORT_EMAIL", "support@unmark.localhost")
+# Who runs this service, as the Terms, Privacy and Contact pages name them.
+OPERATOR_NAME = env_str("OPERATOR_NAME", PRODUCT_NAME)
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
 if PRODUCTION and STRIPE_SECRET_KEY and not STRIPE_WEBHOOK_SECRET:

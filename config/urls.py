@@ -2,6 +2,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
+from apps.accounts.views import notifications
 from apps.billing.views import stripe_webhook
 from config import views
 
@@ -11,6 +12,10 @@ admin.site.site_title = "Unmark admin"
 # Every page of a team's own things names the team: /t/<team public id>/… (see each app's urls).
 urlpatterns = [
     path("", views.home, name="home"),
+    path("terms/", views.legal, {"page": "terms"}, name="terms"),
+    path("privacy/", views.legal, {"page": "privacy"}, name="privacy"),
+    path("contact/", views.legal, {"page": "contact"}, name="contact"),
+    path("settings/emails/", notifications, name="notifications"),
     # Bookmarks and sign-in land here and are sent on to the person's team.
     path("dashboard/", views.to_team_page, {"page": "jobs:dashboard"}, name="dashboard"),
     path("billing/", views.to_team_page, {"page": "billing:overview"}, name="billing"),

@@ -20,3 +20,12 @@ def to_team_page(request: HttpRequest, *, page: str) -> HttpResponse:
     if membership is None:
         return redirect("accounts:teams")
     return redirect(page, team_id=membership.team.public_id)
+
+
+LEGAL_PAGES = {"terms": "Terms of service", "privacy": "Privacy", "contact": "Contact"}
+
+
+def legal(request: HttpRequest, page: str) -> HttpResponse:
+    """Terms, Privacy and Contact: `templates/legal/<page>.html`, which an operator replaces
+    with their own text by placing a file of that name in SITE_TEMPLATES_DIR."""
+    return TemplateResponse(request, f"legal/{page}.html", {"page_title": LEGAL_PAGES[page]})

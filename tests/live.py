@@ -1,4 +1,4 @@
-"""Real processes for tests: a `qcluster` worker sharing the test database with the test.
+"""Real processes for tests: a worker cluster (`manage.py worker`) sharing the test database.
 
 The worker is a separate Python process started from `manage.py`, like in production; it
 finds the test database through `DATABASE_URL`, the broker and cache through `REDIS_URL` when
@@ -30,7 +30,7 @@ def test_database_url() -> str:
 
 
 class WorkerProcess:
-    """`manage.py qcluster` in its own process group, stopped (or killed) by the test."""
+    """`manage.py worker` in its own process group, stopped (or killed) by the test."""
 
     def __init__(self, *, var_dir: Path, simulator_port: int, extra_env: dict[str, str]) -> None:
         var_dir.mkdir(parents=True, exist_ok=True)
@@ -47,7 +47,7 @@ class WorkerProcess:
         env.pop("KIE_API_KEY", None)  # no key: the worker talks to the simulator
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, str(ROOT / "manage.py"), "qcluster"],
+                [sys.executable, str(ROOT / "manage.py"), "worker"],
                 cwd=ROOT,
                 env=env,
                 stdout=log,

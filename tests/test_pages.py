@@ -54,3 +54,51 @@ def test_healthz_answers_probes_that_use_an_ip_address_as_host(client):
 
     assert response.status_code == 200
     assert response["Cache-Control"].startswith("max-age=0")
+
+
+def test_a_missing_page_is_the_branded_404(client):
+    response = client.get("/no-such-page/")
+
+    assert response.status_code == 404
+    assert "This page doesn't exist" in response.text
+    assert 'class="site-header"' in response.text
+    assert reverse("terms") in response.text  # the footer, with its links
+
+
+def test_the_500_page_stands_alone_and_is_branded():
+    from django.template.loader import render_to_string
+
+    page = render_to_string("500.html")
+
+    assert "Something went wrong on our side" in page
+    assert "favicon.svg" in page
+
+
+@pytest.mark.parametrize("name", ["terms", "privacy", "contact"])
+def test_terms_privacy_and_contact_are_linked_from_the_footer(client, name, settings):
+    page = client.get(reverse(name))
+
+    assert page.status_code == 200
+    assert settings.SUPPORT_EMAIL in page.text
+    assert f'href="{reverse(name)}"' in client.get("/").text
+
+
+def test_an_operator_replaces_the_terms_with_their_own_text(client, settings, tmp_path):
+    (tmp_path / "legal").mkdir()
+    (tmp_path / "legal" / "terms.html").write_text(
+        '{% extends "legal/_page.html" %}{% block text %}<p>Our own terms.</p>{% endblock %}'
+    )
+    settings.TEMPLATES = [
+        {**settings.TEMPLATES[0], "DIRS": [tmp_path, *settings.TEMPLATES[0]["DIRS"]]}
+    ]
+
+    page = client.get(reverse("terms"))
+
+    assert "Our own terms." in page.text
+    assert "Only your own videos" not in page.text
+
+
+def test_the_favicon_is_served(client):
+    response = client.get("/static/img/favicon.svg")
+
+    assert response.status_code == 200

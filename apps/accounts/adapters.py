@@ -2,9 +2,11 @@ from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.models import EmailAddress
+from django.core.mail import EmailMessage
 from django.db import transaction
 from django.http import HttpRequest
 
+from apps.accounts import emails
 from apps.accounts.invitations import RETURN_TO_INVITATION_SESSION_KEY
 from apps.accounts.models import User
 from apps.accounts.services import ensure_personal_team
@@ -25,3 +27,22 @@ class AccountAdapter(DefaultAccountAdapter):
         if invitation_path and self.request.user.is_authenticated:
             return str(invitation_path)
         return str(super().get_email_verification_redirect_url(email_address))
+
+    def send_mail(self, template_prefix: str, email: str, context: dict[str, Any]) -> None:
+        # allauth names the site after the request's host ("Hello from 127.0.0.1:8101"):
+        # its templates (overridden under templates/account/email/) use the brand instead.
+        super().send_mail(template_prefix, email, {**context, **emails.brand()})
+
+    def render_mail(
+        self,
+        template_prefix: str,
+        email: str | list[str],
+        context: dict[str, Any],
+        headers: dict[str, str] | None = None,
+    ) -> EmailMessage:
+        # Same subject and text as allauth's, with the HTML twin every email of ours has.
+        plain = super().render_mail(template_prefix, email, context, headers)
+        subject = str(plain.subject).removeprefix(self.format_email_subject(""))
+        return emails.compose(
+            subject=subject, text=str(plain.body), to=list(plain.to), headers=headers
+        )

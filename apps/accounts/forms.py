@@ -1,8 +1,9 @@
 from typing import Any
 
 from django import forms
+from django.conf import settings
 
-from apps.accounts.models import ASSIGNABLE_ROLES, Team
+from apps.accounts.models import ASSIGNABLE_ROLES, Team, User
 
 ROLE_CHOICES = [(role.value, role.label) for role in ASSIGNABLE_ROLES]
 
@@ -42,11 +43,38 @@ class ChangeRoleForm(forms.Form):
     role = forms.ChoiceField(choices=ROLE_CHOICES)
 
 
+class VideosField(forms.IntegerField):
+    """A number of videos on the page, a number of credits in the database: people think in
+    videos, and a limit that is not a whole number of videos would strand a few credits."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(min_value=0, max_value=1_000_000, required=False, **kwargs)
+
+    def clean(self, value: Any) -> int | None:
+        videos = super().clean(value)
+        return None if videos is None else videos * settings.CREDITS_PER_VIDEO
+
+    @staticmethod
+    def initial_from(credits: int | None) -> int | None:
+        return None if credits is None else credits // settings.CREDITS_PER_VIDEO
+
+
 class MonthlyLimitForm(forms.Form):
-    monthly_credit_limit = forms.IntegerField(
-        required=False,
-        min_value=0,
-        max_value=10_000_000,
-        label="Monthly credit limit",
-        help_text="Credits per calendar month (10 per video). Leave empty for no limit.",
+    monthly_credit_limit = VideosField(
+        label="Monthly limit, in videos",
+        help_text="Videos this person may make per calendar month (each is "
+        f"{settings.CREDITS_PER_VIDEO} credits, $0.05). Leave empty for no limit.",
     )
+
+
+class LowBalanceForm(forms.Form):
+    low_balance_threshold = VideosField(
+        label="Email owners and admins when fewer videos than this are left",
+        help_text="Once each time the credits fall below it. Leave empty for no email.",
+    )
+
+
+class NotificationsForm(forms.ModelForm):
+    class Meta:
+        model = User
+        fields = ["email_when_batch_finishes"]

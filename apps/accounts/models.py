@@ -43,6 +43,15 @@ class User(AbstractUser):
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS: ClassVar[list[str]] = []
 
+    # When this person last stated they own (or may edit) the videos they submit: stated once,
+    # recorded with its time, instead of re-ticked on every paste.
+    ownership_confirmed_at = models.DateTimeField(null=True, blank=True)
+    email_when_batch_finishes = models.BooleanField(
+        "email me when my videos are done",
+        default=True,
+        help_text="One email per paste or upload, once all its videos have finished.",
+    )
+
     objects: ClassVar[UserManager] = UserManager()  # type: ignore[assignment]
 
     class Meta:
@@ -50,6 +59,14 @@ class User(AbstractUser):
 
     def __str__(self) -> str:
         return self.email
+
+    def confirm_ownership(self) -> None:
+        """Records, once, that this person stated they own the videos they submit."""
+        if self.ownership_confirmed_at is None:
+            self.ownership_confirmed_at = timezone.now()
+            User.objects.filter(pk=self.pk, ownership_confirmed_at__isnull=True).update(
+                ownership_confirmed_at=self.ownership_confirmed_at
+            )
 
 
 class TeamQuerySet(models.QuerySet["Team"]):
@@ -70,6 +87,14 @@ class Team(models.Model):
     # Deleting a team archives it: its jobs and ledger rows reference it and money history is
     # never lost. An archived team is gone for its members and stays visible to staff.
     archived_at = models.DateTimeField(null=True, blank=True)
+    # Owners and admins are emailed when available credits fall below this (empty: never);
+    # `low_balance_alerted` says the email went and re-arms once credits are back above it.
+    low_balance_threshold = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Email owners and admins when available credits fall below this.",
+    )
+    low_balance_alerted = models.BooleanField(default=False)
 
     objects = TeamQuerySet.as_manager()
 
@@ -144,6 +169,12 @@ class Membership(models.Model):
     @property
     def can_manage(self) -> bool:
         return self.role in MANAGER_ROLES
+
+    @property
+    def can_buy_credits(self) -> bool:
+        """Owners and admins buy credits, unless the team gave them a monthly limit: then they
+        spend like members and are not offered a way round it."""
+        return self.can_manage and self.monthly_credit_limit is None
 
     def can_manage_member(self, other: "Membership") -> bool:
         """Whether this person may change `other`'s role or limit, or remove them.

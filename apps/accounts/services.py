@@ -194,6 +194,10 @@ def remove_member(*, actor: Membership, target: Membership) -> None:
             subject_email=target.user.email,
             detail=f"Was {target.get_role_display().lower()}",
         )
+        removed, by = target.user, actor.user
+        transaction.on_commit(
+            lambda: emails.send_removed_from_team(team=target.team, person=removed, by=by)
+        )
 
 
 def leave_team(*, membership: Membership) -> None:

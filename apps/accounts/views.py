@@ -6,6 +6,7 @@ the services re-check under their locks.
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
@@ -14,6 +15,7 @@ from django.core.paginator import Paginator
 from django.forms import Form
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.template.defaultfilters import pluralize
 from django.template.response import TemplateResponse
 from django.urls import Resolver404, resolve, reverse
 from django.utils.http import urlencode
@@ -36,9 +38,12 @@ from apps.accounts.forms import (
     ChangeRoleForm,
     DeleteTeamForm,
     InviteForm,
+    LowBalanceForm,
     MonthlyLimitForm,
+    NotificationsForm,
     SwitchTeamForm,
     TeamNameForm,
+    VideosField,
 )
 from apps.accounts.invitations import RETURN_TO_INVITATION_SESSION_KEY, InvitationRefused
 from apps.accounts.models import (
@@ -60,6 +65,29 @@ EVENTS_PER_PAGE = 50
 
 def _first_error(form: Form) -> str:
     return str(next(iter(form.errors.values()))[0])
+
+
+def _confirm(
+    request: MemberRequest,
+    *,
+    title: str,
+    explanation: list[str],
+    button: str,
+    back: str,
+    form: Form | None = None,
+) -> HttpResponse:
+    """The question a destructive action asks first (GET shows it, POST does it). Opened by
+    `static/js/app.js` in a dialog (only the form then), or as a page without JavaScript."""
+    template = "confirm.html#dialog" if request.headers.get("X-Confirm-Dialog") else "confirm.html"
+    context = {
+        "title": title,
+        "explanation": explanation,
+        "button": button,
+        "back": back,
+        "form": form,
+        "action": request.path,
+    }
+    return TemplateResponse(request, template, context)
 
 
 # --- Your teams -----------------------------------------------------------------------------
@@ -216,10 +244,20 @@ def resend_invitation(request: MemberRequest, invitation_id: int) -> HttpRespons
 
 
 @team_member_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def revoke_invitation(request: MemberRequest, invitation_id: int) -> HttpResponse:
     require_role(request.membership, *MANAGER_ROLES)
     invitation = _get_team_invitation(request, invitation_id)
+    if request.method == "GET":
+        return _confirm(
+            request,
+            title=f"Revoke the invitation to {invitation.email}?",
+            explanation=[
+                "The link they were sent stops working at once. You can invite them again later."
+            ],
+            button="Revoke the invitation",
+            back=reverse("accounts:members", args=[invitation.team.public_id]),
+        )
     try:
         invitations.revoke_invitation(invitation=invitation, actor=request.user)
     except ActionRefused as refusal:
@@ -261,7 +299,9 @@ def member(request: MemberRequest, membership_id: int) -> HttpResponse:
             "credits_used": credits_used_this_month_by_member(team=me.team).get(target.user_id, 0),
             "role_form": ChangeRoleForm(initial={"role": target.role}),
             "limit_form": MonthlyLimitForm(
-                initial={"monthly_credit_limit": target.monthly_credit_limit}
+                initial={
+                    "monthly_credit_limit": VideosField.initial_from(target.monthly_credit_limit)
+                }
             ),
             "offer": offer,
             "can_remove": me.can_remove(target),
@@ -305,16 +345,33 @@ def set_limit(request: MemberRequest, membership_id: int) -> HttpResponse:
     if limit is None:
         messages.success(request, f"{target.user.email} has no monthly limit.")
     else:
-        messages.success(request, f"{target.user.email} may use {plural.credits(limit)} a month.")
+        videos = limit // settings.CREDITS_PER_VIDEO
+        messages.success(
+            request,
+            f"{target.user.email} may make {plural.videos(videos)} a month"
+            f" ({plural.credits(limit)}).",
+        )
     return redirect("accounts:members", team_id=target.team.public_id)
 
 
 @team_member_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def remove_member(request: MemberRequest, membership_id: int) -> HttpResponse:
     target = _get_managed_member(request, membership_id)
     if not request.membership.can_remove(target):
         raise PermissionDenied  # yourself: leaving has its own page and rules
+    if request.method == "GET":
+        return _confirm(
+            request,
+            title=f"Remove {target.user.email} from {target.team.name}?",
+            explanation=[
+                "They lose access to the team's videos and credits at once, and we email them "
+                "that they were removed.",
+                "The videos they made stay in the team, and so does the activity log.",
+            ],
+            button=f"Remove {target.user.email}",
+            back=reverse("accounts:member", args=[target.team.public_id, target.pk]),
+        )
     try:
         services.remove_member(actor=request.membership, target=target)
     except ActionRefused as refusal:
@@ -420,16 +477,60 @@ def _settings_page(
     request: MemberRequest,
     *,
     rename_form: TeamNameForm | None = None,
-    delete_form: DeleteTeamForm | None = None,
+    low_balance_form: LowBalanceForm | None = None,
 ) -> HttpResponse:
     me = request.membership
     team = me.team
-    context: dict[str, object] = {"team": team, "me": me}
+    context: dict[str, object] = {
+        "team": team,
+        "me": me,
+        "can_delete": me.is_owner and not team.is_personal,
+    }
     if me.can_manage:
         context["rename_form"] = rename_form or TeamNameForm(initial={"name": team.name})
-    if me.is_owner and not team.is_personal:
-        context["delete_form"] = delete_form or DeleteTeamForm(team=team)
+        context["low_balance_form"] = low_balance_form or LowBalanceForm(
+            initial={"low_balance_threshold": VideosField.initial_from(team.low_balance_threshold)}
+        )
     return TemplateResponse(request, "accounts/team_settings.html", context)
+
+
+@team_member_required
+@require_POST
+def set_low_balance(request: MemberRequest) -> HttpResponse:
+    require_role(request.membership, *MANAGER_ROLES)
+    form = LowBalanceForm(request.POST)
+    if not form.is_valid():
+        return _settings_page(request, low_balance_form=form)
+    team = request.membership.team
+    threshold: int | None = form.cleaned_data["low_balance_threshold"]
+    # A new threshold starts afresh: the next check emails if credits are already below it.
+    Team.objects.filter(pk=team.pk).update(
+        low_balance_threshold=threshold, low_balance_alerted=False
+    )
+    if threshold is None:
+        messages.success(request, "No low-balance email will be sent.")
+    else:
+        videos = threshold // settings.CREDITS_PER_VIDEO
+        messages.success(
+            request,
+            f"Owners and admins are emailed when fewer than {videos:,} video{pluralize(videos)}"
+            f" ({threshold:,} credits) are left.",
+        )
+    return redirect("accounts:team_settings", team_id=team.public_id)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def notifications(request: AuthedRequest) -> HttpResponse:
+    """The emails a person may turn off (the ones about their account always go)."""
+    form = NotificationsForm(
+        request.POST if request.method == "POST" else None, instance=request.user
+    )
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, "Saved your email settings.")
+        return redirect("notifications")
+    return TemplateResponse(request, "accounts/notifications.html", {"form": form})
 
 
 @team_member_required
@@ -450,14 +551,42 @@ def rename_team(request: MemberRequest) -> HttpResponse:
     return redirect("accounts:team_settings", team_id=team.public_id)
 
 
+def _unused_credits_warning(team: Team) -> str:
+    # Read through the reverse relation: accounts, the ground floor, imports no billing code.
+    wallet = getattr(team, "wallet", None)
+    available = max(wallet.available, 0) if wallet else 0
+    if not available:
+        return "It has no unused credits."
+    videos = available // settings.CREDITS_PER_VIDEO
+    return (
+        f"Its {available:,} unused credits (enough for {videos:,} video{pluralize(videos)}) are "
+        "lost with it: they cannot be moved to another team or used afterwards. For a refund of "
+        f"paid credits, write to {settings.SUPPORT_EMAIL} before you delete it."
+    )
+
+
 @team_member_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def delete_team(request: MemberRequest) -> HttpResponse:
     require_role(request.membership, Role.OWNER)
     team = request.membership.team
-    form = DeleteTeamForm(request.POST, team=team)
+    if team.is_personal:
+        messages.error(request, "A personal team can't be deleted.")
+        return redirect("accounts:team_settings", team_id=team.public_id)
+    form = DeleteTeamForm(request.POST if request.method == "POST" else None, team=team)
     if not form.is_valid():
-        return _settings_page(request, delete_form=form)
+        return _confirm(
+            request,
+            title=f"Delete {team.name}?",
+            explanation=[
+                "The team disappears for every member: nobody can submit, download or buy "
+                "credits in it any more. Its history is kept for our records.",
+                _unused_credits_warning(team),
+            ],
+            button="Delete the team",
+            back=reverse("accounts:team_settings", args=[team.public_id]),
+            form=form,
+        )
     try:
         services.archive_team(team=team, actor=request.membership)
     except ActionRefused as refusal:
@@ -468,9 +597,20 @@ def delete_team(request: MemberRequest) -> HttpResponse:
 
 
 @team_member_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def leave_team(request: MemberRequest) -> HttpResponse:
     team = request.membership.team
+    if request.method == "GET":
+        return _confirm(
+            request,
+            title=f"Leave {team.name}?",
+            explanation=[
+                "You lose access to the team's videos and credits at once; only an owner or "
+                "admin can invite you back. The videos you made stay with the team."
+            ],
+            button="Leave the team",
+            back=reverse("accounts:team_settings", args=[team.public_id]),
+        )
     try:
         services.leave_team(membership=request.membership)
     except ActionRefused as refusal:

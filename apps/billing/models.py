@@ -10,7 +10,7 @@ from typing import Any, ClassVar, NoReturn
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import OuterRef, Q, Subquery
 
 
 class EntryKind(models.TextChoices):
@@ -84,6 +84,17 @@ class AppendOnlyError(Exception):
 
 
 class LedgerEntryQuerySet(models.QuerySet["LedgerEntry"]):
+    def history(self) -> "LedgerEntryQuerySet":
+        """What people read: one line per video (its hold, annotated with how it was settled)
+        and one per top-up, grant, refund or adjustment. Captures and releases are folded into
+        their video's line; the CSV export keeps every entry."""
+        settle = LedgerEntry.objects.filter(job=OuterRef("job"), kind__in=list(SETTLE_KINDS))
+        return (
+            self.exclude(kind__in=list(SETTLE_KINDS))
+            .annotate(settle_kind=Subquery(settle.values("kind")[:1]))
+            .select_related("job__team")
+        )
+
     def update(self, **kwargs: Any) -> NoReturn:
         raise AppendOnlyError("Ledger entries cannot be updated; record a correcting entry.")
 
@@ -176,6 +187,47 @@ class LedgerEntry(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise AppendOnlyError("Ledger entries cannot be deleted; record a correcting entry.")
+
+    # Set by `LedgerEntryQuerySet.history()` on a video's hold: CAPTURE, RELEASE or None.
+    settle_kind: str | None = None
+
+    @property
+    def is_video(self) -> bool:
+        return self.kind == EntryKind.HOLD and self.job_id is not None
+
+    @property
+    def video_outcome(self) -> str:
+        """How a video's line reads: its credits are reserved, charged or refunded."""
+        if self.settle_kind == EntryKind.CAPTURE:
+            return "charged"
+        if self.settle_kind == EntryKind.RELEASE:
+            return "refunded"
+        return "reserved"
+
+    @property
+    def history_title(self) -> str:
+        """A top-up, grant, refund or adjustment in words (videos have their own line)."""
+        titles = {
+            EntryKind.TOPUP: f"Bought {self.amount:,} credits",
+            EntryKind.GRANT: "Free credits",
+            EntryKind.CLAWBACK: "Credits taken back after a payment refund",
+            EntryKind.ADJUSTMENT: "Correction by Unmark staff",
+        }
+        return titles.get(EntryKind(self.kind), self.get_kind_display())
+
+    @property
+    def history_note(self) -> str:
+        # Grants, refunds and corrections carry a reason written for the team; a top-up's memo
+        # only repeats the title.
+        return "" if self.kind == EntryKind.TOPUP else self.memo
+
+    @property
+    def history_change(self) -> int:
+        """What the line did to the team's credits in the end: a charged video costs its
+        credits, a refunded one nothing, a reserved one is not spent yet (shown apart)."""
+        if self.is_video:
+            return -self.amount if self.settle_kind == EntryKind.CAPTURE else 0
+        return self.amount
 
     @property
     def available_change(self) -> int:

@@ -26,7 +26,7 @@ from django.utils import timezone
 from apps import plural
 from apps.accounts.models import TeamEventKind
 from apps.accounts.services import record_team_event
-from apps.billing import ledger
+from apps.billing import ledger, low_balance
 from apps.billing import stripe_gateway as gateway
 from apps.billing.models import EntryKind, LedgerEntry, TopUp, TopUpStatus, Wallet, dollars
 
@@ -315,6 +315,9 @@ def _log_credits_granted(
     """
     if entry.just_recorded:
         record_team_event(team=team, kind=TeamEventKind.CREDITS_GRANTED, actor=actor, detail=detail)
+        # Credits back above the low-balance threshold re-arm its email (or a correction took
+        # them below it); after commit, so a rollback tells nobody.
+        transaction.on_commit(lambda: low_balance.check(team=team))
 
 
 def _session_match(session: gateway.CheckoutSession) -> Q:

@@ -17,11 +17,12 @@ from django_htmx.middleware import HtmxDetails
 
 from apps import plural
 from apps.accounts.access import MemberRequest, get_team_owned, team_member_required
-from apps.accounts.models import Team
+from apps.accounts.models import MANAGER_ROLES, Membership, Team
 from apps.billing import ledger, services, webhooks
 from apps.billing import stripe_gateway as gateway
 from apps.billing.forms import CheckoutForm
 from apps.billing.models import LedgerEntry, TopUp, TopUpStatus
+from apps.jobs.limits import limit_left
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +40,14 @@ def overview(request: MemberRequest) -> HttpResponse:
 @require_POST
 def checkout(request: MemberRequest) -> HttpResponse:
     membership = request.membership
-    if not membership.can_manage:
+    if not membership.can_buy_credits:
         raise PermissionDenied
     if not gateway.is_configured():
-        messages.error(request, "Top-ups are not configured on this server.")
+        messages.error(
+            request,
+            f"Card payments are not available yet: write to {settings.SUPPORT_EMAIL} to add"
+            " credits.",
+        )
         return redirect(_overview_url(membership.team))
     form = CheckoutForm(request.POST)
     if not form.is_valid():
@@ -139,15 +144,19 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
 
 def _overview(request: MemberRequest, form: CheckoutForm, status: int = 200) -> TemplateResponse:
     team = request.membership.team
-    paginator = Paginator(
-        LedgerEntry.objects.filter(team=team).select_related("job"), LEDGER_PAGE_SIZE
-    )
+    paginator = Paginator(LedgerEntry.objects.filter(team=team).history(), LEDGER_PAGE_SIZE)
     # get_page turns a missing, malformed or out-of-range ?page= into the nearest real page.
     page = paginator.get_page(request.GET.get("page"))
     context = {
         "team": team,
         "wallet": ledger.open_wallet(team),
         "can_manage": request.membership.can_manage,
+        # A member with a monthly limit is not offered a way round it.
+        "can_buy": request.membership.can_buy_credits,
+        "limit_left": limit_left(membership=request.membership),
+        "managers": Membership.objects.filter(team=team, role__in=MANAGER_ROLES)
+        .order_by("user__email")
+        .values_list("user__email", flat=True),
         "stripe_enabled": gateway.is_configured(),
         "form": form,
         "packs": services.credit_packs(),

@@ -5,7 +5,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.translation import ngettext
 
-from apps.jobs import queue, services
+from apps.jobs import queue
 from apps.jobs.models import IN_FLIGHT_STATES, Job, JobEvent, ProviderAlert
 from apps.jobs.providers import get_provider
 from apps.jobs.providers.base import ProviderError
@@ -18,7 +18,7 @@ def provider_balance() -> str:
     cached = cache.get(BALANCE_CACHE_KEY)
     if cached is None:
         try:
-            cached = f"{get_provider().remaining_credits():,} Kie credits left"
+            cached = f"{get_provider('kie').remaining_credits():,} Kie credits left"
         except ProviderError as exc:
             cached = f"Kie balance unavailable ({exc})"
         cache.set(BALANCE_CACHE_KEY, cached, timeout=60)
@@ -107,8 +107,7 @@ class JobAdmin(admin.ModelAdmin):
     def fail_and_release(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         failed = 0
         for job in queryset.filter(state__in=IN_FLIGHT_STATES):
-            failed += services.fail_job(
-                job,
+            failed += job.fail(
                 code="staff",
                 message="Stopped by our staff. Nothing was charged.",
             )

@@ -1,11 +1,13 @@
 """Copying a finished video from the provider's result URL into our storage, safely.
 
 The URL comes from a third party, so it is treated as hostile: https only, never to private,
-loopback or link-local addresses (except the local Kie simulator), redirects checked hop by
-hop, a size cap, and the bytes must look like an MP4. The video is streamed through a temporary
-file — never held in memory — while its size and SHA-256 are computed; it reaches storage only
-once complete, so a crash leaves no partial result behind. Every failure, network and storage
-ones included, comes out as a `DownloadError` that says whether trying again can help.
+loopback or link-local addresses (except the local Kie simulator), connecting to exactly the
+address that was checked (no second lookup a rebinding DNS could answer differently), redirects
+checked hop by hop, a size cap, and the bytes must look like an MP4. The video is streamed
+through a temporary file — never held in memory — while its size and SHA-256 are computed; it
+reaches storage only once complete, so a crash leaves no partial result behind. Every failure,
+network and storage ones included, comes out as a `DownloadError` that says whether trying
+again can help.
 """
 
 import hashlib
@@ -16,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 from django.conf import settings
@@ -84,8 +86,11 @@ def _download_to(url: str, path: Path, heartbeat: Callable[[float], None]) -> tu
     limit = settings.RESULT_MAX_BYTES
     client = _http_client()
     for _ in range(MAX_REDIRECTS + 1):
-        check_fetchable(url)
-        with client.stream("GET", url, headers={"Accept": "video/mp4,*/*"}) as response:
+        address = check_fetchable(url)
+        target, headers, extensions = _pinned(url, address)
+        with client.stream(
+            "GET", target, headers={"Accept": "video/mp4,*/*", **headers}, extensions=extensions
+        ) as response:
             if response.is_redirect:
                 url = urljoin(url, response.headers.get("location", ""))
                 continue
@@ -154,8 +159,23 @@ def looks_like_mp4(first_bytes: bytes) -> bool:
     return len(first_bytes) >= 8 and first_bytes[4:8] == b"ftyp"
 
 
-def check_fetchable(url: str) -> None:
-    """Refuses URLs that could reach into our own network (SSRF)."""
+def _pinned(url: str, address: str | None) -> tuple[str, dict[str, str], dict[str, str]]:
+    """The request that connects to exactly the vetted `address`, not to whatever the name
+    resolves to a moment later (DNS rebinding): the URL names the address, while the Host
+    header and TLS (SNI and the certificate check) keep the original name."""
+    if address is None:
+        return url, {}, {}
+    parts = urlsplit(url)
+    name = parts.netloc.rpartition("@")[2]  # host[:port], without any user part
+    literal = f"[{address}]" if ":" in address else address
+    netloc = f"{literal}:{parts.port}" if parts.port else literal
+    pinned = urlunsplit(parts._replace(netloc=netloc))
+    return pinned, {"Host": name}, {"sni_hostname": parts.hostname or ""}
+
+
+def check_fetchable(url: str) -> str | None:
+    """Refuses URLs that could reach into our own network (SSRF); returns the vetted address
+    to connect to (None for the local simulator, which is reached by its URL)."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     try:
@@ -163,19 +183,23 @@ def check_fetchable(url: str) -> None:
     except ValueError:
         raise DownloadError("The result link is malformed.", retryable=False) from None
     if settings.KIE_SIMULATOR and _is_simulator(parts.scheme, host, port):
-        return
+        return None
     if parts.scheme != "https" or not host:
         raise DownloadError("The result link is not an https address.", retryable=False)
     try:
-        addresses = {
+        addresses = [
             str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        }
+        ]
     except socket.gaierror:
         raise DownloadError("The result server could not be found.", retryable=True) from None
+    # Every address the name has must be public, not only the one used.
     for address in addresses:
         ip = ipaddress.ip_address(address.split("%")[0])
         if not ip.is_global or ip.is_multicast:
             raise DownloadError("The result link points into a private network.", retryable=False)
+    if not addresses:
+        raise DownloadError("The result server could not be found.", retryable=True)
+    return addresses[0]
 
 
 def _is_simulator(scheme: str, host: str, port: int) -> bool:

@@ -1,4 +1,5 @@
 import uuid
+from typing import Any
 
 from django import forms
 from django.conf import settings
@@ -32,6 +33,12 @@ class SubmitLinksForm(forms.Form):
     )
 
     paste: PasteResult
+
+    def __init__(self, *args: Any, ownership_confirmed: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Stated once per person (User.ownership_confirmed_at), not re-ticked on every paste.
+        if ownership_confirmed:
+            del self.fields["owns_videos"]
 
     def clean_links(self) -> str:
         text: str = self.cleaned_data["links"]

@@ -6,6 +6,10 @@ hold is released), so they do not count against anyone's limit. The member pages
 show these figures through `apps.accounts.usage`, which `JobsConfig.ready` points here.
 """
 
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet, Sum
 from django.utils.translation import ngettext
@@ -47,6 +51,38 @@ def credits_used_this_month(*, membership: Membership) -> int:
         .aggregate(total=Sum("credits"))["total"]
     )
     return used or 0
+
+
+@dataclass(frozen=True)
+class LimitLeft:
+    """What a member with a monthly limit may still spend this month, for their dashboard."""
+
+    limit: int
+    used: int
+    resets_at: datetime
+
+    @property
+    def credits(self) -> int:
+        return max(self.limit - self.used, 0)
+
+    @property
+    def videos(self) -> int:
+        return self.credits // settings.CREDITS_PER_VIDEO
+
+    @property
+    def limit_videos(self) -> int:
+        return self.limit // settings.CREDITS_PER_VIDEO
+
+
+def limit_left(*, membership: Membership) -> LimitLeft | None:
+    """None for a member without a monthly limit."""
+    if membership.monthly_credit_limit is None:
+        return None
+    return LimitLeft(
+        limit=membership.monthly_credit_limit,
+        used=credits_used_this_month(membership=membership),
+        resets_at=start_of_next_month(),
+    )
 
 
 class MonthlyLimitReached(Exception):

@@ -26,7 +26,8 @@ class LineError:
 class PasteResult:
     links: list[str] = field(default_factory=list)
     errors: list[LineError] = field(default_factory=list)
-    duplicates: int = 0
+    # Lines repeating an earlier one: each video is sent once, and the person is told so.
+    duplicates: list[LineError] = field(default_factory=list)
 
 
 def count_nonblank_lines(text: str) -> int:
@@ -44,7 +45,13 @@ def parse_pasted_links(text: str) -> PasteResult:
         if problem:
             result.errors.append(LineError(number, _excerpt(line), problem))
         elif link in first_seen:
-            result.duplicates += 1
+            result.duplicates.append(
+                LineError(
+                    number,
+                    _excerpt(line),
+                    f"The same video as line {first_seen[link]}: it is sent once.",
+                )
+            )
         else:
             first_seen[link] = number
             result.links.append(link)
@@ -82,12 +89,14 @@ def check_share_link(text: str) -> tuple[str, str]:
         return "", "Sora share links start with https://."
     if parts.username or parts.password or port not in (None, 443):
         return "", f"This link has an unusual form. Copy the share link from {SORA_HOST} again."
-    if parts.path.startswith("/d/"):
+    # Ids are lowercase hex: a link copied or typed in capitals is the same video.
+    path = parts.path.lower()
+    if path.startswith("/d/"):
         return "", (
             "This is a draft link, which only you can open. Publish the video in Sora and "
             "paste its share link (…/p/s_…)."
         )
-    if not _SHARE_PATH.fullmatch(parts.path):
+    if not _SHARE_PATH.fullmatch(path):
         return "", (
             "This is not a video share link. It should look like "
             "https://sora.chatgpt.com/p/s_ followed by 32 letters and digits."
@@ -95,7 +104,7 @@ def check_share_link(text: str) -> tuple[str, str]:
     if not _QUERY.fullmatch(parts.query):
         return "", "The part after “?” in this link is not valid."
     # The fragment (#…) never reaches the server; dropping it keeps duplicates recognisable.
-    link = f"https://{SORA_HOST}{parts.path}" + (f"?{parts.query}" if parts.query else "")
+    link = f"https://{SORA_HOST}{path}" + (f"?{parts.query}" if parts.query else "")
     if len(link) > MAX_LINK_LENGTH:  # "https://" may have been added above
         return "", f"This link is over {MAX_LINK_LENGTH} characters; a share link is shorter."
     return link, ""

@@ -1,8 +1,9 @@
 import logging
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from django.conf import settings
@@ -11,13 +12,17 @@ from django.db.models import Count, Max, Q
 from django.urls import reverse
 from django.utils import timezone
 
+from apps.billing import ledger
+from apps.jobs import queue
+
 logger = logging.getLogger("unmark.jobs")
 
 
 class JobState(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    SUBMITTED = "submitted", "Sent to Kie"
-    PROCESSING = "processing", "Removing watermark"
+    # Labels are what people read: stages in plain words, never a vendor's name.
+    QUEUED = "queued", "Waiting"
+    SUBMITTED = "submitted", "Sending"
+    PROCESSING = "processing", "Removing the watermark"
     DOWNLOADING = "downloading", "Saving"
     SUCCEEDED = "succeeded", "Done"
     FAILED = "failed", "Failed"
@@ -25,25 +30,50 @@ class JobState(models.TextChoices):
     EXPIRED = "expired", "Expired"
 
 
-# How far along each state is, for the progress bar people watch.
-PROGRESS = {
-    JobState.QUEUED: 5,
-    JobState.SUBMITTED: 25,
-    JobState.PROCESSING: 55,
-    JobState.DOWNLOADING: 85,
-    JobState.SUCCEEDED: 100,
-    JobState.FAILED: 100,
-    JobState.CANCELED: 100,
-    JobState.EXPIRED: 100,
+# Where each stage starts and ends on the progress bar people watch: removing the watermark
+# takes most of the time, so it gets most of the bar.
+STAGE_SPAN = {
+    JobState.QUEUED: (0, 5),
+    JobState.SUBMITTED: (5, 10),
+    JobState.PROCESSING: (10, 90),
+    JobState.DOWNLOADING: (90, 99),
 }
+# How long removal usually takes when the provider gives no percentage: the estimate grows
+# towards it and never claims more than ESTIMATE_CEILING % before the provider says it is done.
+TYPICAL_REMOVAL_SECONDS = 60
+ESTIMATE_CEILING = 95
+ESTIMATE_REFRESH_SECONDS = 4
 
 # States a job never leaves (but for EXPIRED, which only a succeeded job enters).
 FINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED, JobState.EXPIRED})
+# The moves that end a job's run (expiring a result later is not news to anyone).
+ENDINGS = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED})
 IN_FLIGHT_STATES = frozenset(
     {JobState.QUEUED, JobState.SUBMITTED, JobState.PROCESSING, JobState.DOWNLOADING}
 )
 # States from which a person may try a video again (as a new job).
 RETRYABLE_STATES = frozenset({JobState.FAILED, JobState.CANCELED, JobState.EXPIRED})
+
+# Every move a job may make, and nothing else: `Job.move` refuses the rest.
+MOVES: dict[JobState, frozenset[JobState]] = {
+    # sent; canceled by its team; failed (too late to send, staff)
+    JobState.QUEUED: frozenset({JobState.SUBMITTED, JobState.CANCELED, JobState.FAILED}),
+    # the provider took it; finished at once; back in line (busy, unavailable); failed
+    JobState.SUBMITTED: frozenset(
+        {JobState.PROCESSING, JobState.DOWNLOADING, JobState.QUEUED, JobState.FAILED}
+    ),
+    JobState.PROCESSING: frozenset({JobState.DOWNLOADING, JobState.FAILED}),
+    JobState.DOWNLOADING: frozenset({JobState.SUCCEEDED, JobState.FAILED}),
+    # the result is deleted after the retention period
+    JobState.SUCCEEDED: frozenset({JobState.EXPIRED}),
+    JobState.FAILED: frozenset(),
+    JobState.CANCELED: frozenset(),
+    JobState.EXPIRED: frozenset(),
+}
+
+
+class ForbiddenMove(Exception):
+    """A move the table does not allow: always a bug in the caller."""
 
 
 class InputKind(models.TextChoices):
@@ -71,9 +101,12 @@ class JobQuerySet(models.QuerySet["Job"]):
             count=Count("id"),
             active=Count("id", filter=Q(state__in=IN_FLIGHT_STATES)),
             latest=Max("updated_at"),
+            estimating=Count(
+                "id", filter=Q(state=JobState.PROCESSING, provider_progress__isnull=True)
+            ),
         )
         latest = summary["latest"].timestamp() if summary["latest"] else 0.0
-        return JobsPulse(summary["count"], summary["active"], latest)
+        return JobsPulse(summary["count"], summary["active"], latest, summary["estimating"] > 0)
 
 
 @dataclass(frozen=True)
@@ -81,10 +114,24 @@ class JobsPulse:
     count: int
     active: int
     latest: float
+    # Some job's progress is an estimate from the time spent: it moves without the job changing.
+    estimating: bool = False
+
+    @staticmethod
+    def latest_in(fingerprint: str) -> float | None:
+        """The latest change time a fingerprint was made from, or None if it is not one."""
+        try:
+            return float(fingerprint.split("-")[2])
+        except (IndexError, ValueError):
+            return None
 
     @property
     def fingerprint(self) -> str:
-        return f"{self.count}-{self.active}-{self.latest:.6f}"
+        base = f"{self.count}-{self.active}-{self.latest:.6f}"
+        if self.estimating:
+            # Changes every few seconds, so the estimate on the page moves on.
+            return f"{base}-{int(time.time()) // ESTIMATE_REFRESH_SECONDS}"
+        return base
 
 
 class Job(models.Model):
@@ -128,6 +175,8 @@ class Job(models.Model):
     provider_progress = models.PositiveSmallIntegerField(null=True, blank=True)
     # Secret part of this job's callback URL: a callback names its job without revealing it.
     callback_token = models.CharField(max_length=64, unique=True, default=new_callback_token)
+    # When the last callback that led to a status query came: a burst of callbacks makes one.
+    callback_at = models.DateTimeField(null=True, blank=True)
 
     state = models.CharField(max_length=12, choices=JobState.choices, default=JobState.QUEUED)
     credits = models.PositiveIntegerField()
@@ -194,6 +243,22 @@ class Job(models.Model):
         return self.state in IN_FLIGHT_STATES
 
     @property
+    def stage_percent(self) -> int | None:
+        """How far the watermark removal is (0 to 100): the provider's own figure when it gives
+        one, else an estimate from the time spent (`stage_is_estimate`). None outside removal."""
+        if self.state != JobState.PROCESSING:
+            return None
+        if self.provider_progress is not None:
+            return min(self.provider_progress, 100)
+        started = self.submitted_at or self.created_at
+        elapsed = (timezone.now() - started).total_seconds()
+        return min(int(100 * elapsed / TYPICAL_REMOVAL_SECONDS), ESTIMATE_CEILING)
+
+    @property
+    def stage_is_estimate(self) -> bool:
+        return self.state == JobState.PROCESSING and self.provider_progress is None
+
+    @property
     def is_retryable(self) -> bool:
         return self.state in RETRYABLE_STATES
 
@@ -219,14 +284,46 @@ class Job(models.Model):
 
     @property
     def credits_status(self) -> str:
-        """What happened to the job's credits, in the words of the job page."""
+        """What this video did to the team's credits: reserved (until it ends), charged (it
+        succeeded) or refunded (it failed or was canceled)."""
+        if self.is_in_flight:
+            return "reserved"
         if self.state == JobState.SUCCEEDED or self.state == JobState.EXPIRED:
             return "charged"
-        return "held" if self.is_in_flight else "not charged"
+        return "refunded"
 
     @property
     def progress(self) -> int:
-        return PROGRESS[JobState(self.state)]
+        """The whole bar, 0 to 100: the stage's span, filled by the removal's percentage."""
+        if self.state not in STAGE_SPAN:
+            return 100
+        start, end = STAGE_SPAN[JobState(self.state)]
+        percent = self.stage_percent
+        if percent is None:
+            return start
+        return start + (end - start) * percent // 100
+
+    @property
+    def announcement(self) -> str:
+        """One sentence for a screen reader when the video ends."""
+        name = self.original_name or self.video_id
+        if self.state == JobState.SUCCEEDED:
+            return f"Video {name} is ready."
+        if self.state == JobState.FAILED:
+            return f"Video {name} failed; its credits were refunded."
+        return f"Video {name} is {self.get_state_display().lower()}."
+
+    @property
+    def why_not_cancelable(self) -> str:
+        """Plain words for an in-flight job that can no longer be canceled."""
+        if self.state in (JobState.SUBMITTED, JobState.PROCESSING):
+            return (
+                "It can no longer be canceled: the watermark remover already has it and cannot "
+                "be stopped. If it fails, its credits come back by themselves."
+            )
+        if self.state == JobState.DOWNLOADING:
+            return "It can no longer be canceled: the clean video is being saved."
+        return ""
 
     @property
     def video_id(self) -> str:
@@ -242,8 +339,18 @@ class Job(models.Model):
 
         One conditional UPDATE decides the race between workers, callbacks and the sweep;
         the winner records the step in the timeline. Returns whether this call moved it.
+        A move `MOVES` does not allow is a bug: it raises under tests and DEBUG, and in
+        production it is logged and not applied.
         """
-        from_state = self.state
+        from_state = JobState(self.state)
+        if to_state not in MOVES[from_state]:
+            if settings.DEBUG or settings.TESTING:
+                raise ForbiddenMove(f"{from_state} → {to_state} for job {self.public_id}")
+            logger.error(
+                "forbidden job move",
+                extra={"job": self.public_id, "from": from_state, "to": to_state},
+            )
+            return False
         now = timezone.now()
         with transaction.atomic():
             moved = Job.objects.filter(pk=self.pk, state=from_state).update(
@@ -254,6 +361,10 @@ class Job(models.Model):
             JobEvent.objects.create(
                 job=self, from_state=from_state, to_state=to_state, detail=detail[:300]
             )
+            if to_state in ENDINGS:
+                # The batch email and the low-balance check, in a worker once this commits:
+                # they never hold up the move, and a rolled-back move tells nobody.
+                queue.job_finished(self.pk)
         self.state, self.updated_at = to_state, now
         for name, value in fields.items():
             setattr(self, name, value)
@@ -262,6 +373,73 @@ class Job(models.Model):
             extra={"job": self.public_id, "team": self.team_id, "from": from_state, "to": to_state},
         )
         return True
+
+    # How a job ends. Each settles its credits in the same transaction as the move: captured
+    # on success, released on failure or cancellation, so both are recorded or neither is.
+    def fail(self, *, code: str, message: str) -> bool:
+        """Ends the job as failed and gives its credits back. False if it had already moved on."""
+        with transaction.atomic():
+            if not self.move(
+                JobState.FAILED,
+                detail=message,
+                failure_code=code[:40],
+                failure_message=message[:300],
+                finished_at=timezone.now(),
+                next_check_at=None,
+            ):
+                return False
+            ledger.release(job=self, memo=f"Failed: {code}")
+        return True
+
+    def succeed(self, *, name: str, size: int, sha256: str) -> bool:
+        """Ends the job with its stored result and charges its held credits."""
+        now = timezone.now()
+        with transaction.atomic():
+            if not self.move(
+                JobState.SUCCEEDED,
+                detail=f"Saved {size:,} bytes.",
+                result_file=name,
+                result_size=size,
+                result_sha256=sha256,
+                finished_at=now,
+                next_check_at=None,
+                expires_at=now + timedelta(days=settings.RESULT_RETENTION_DAYS),
+            ):
+                return False
+            ledger.capture(job=self)
+        return True
+
+    def cancel(self) -> bool:
+        """Cancels a job that has not reached the provider yet, releasing its credits."""
+        if not self.is_cancelable:
+            return False
+        with transaction.atomic():
+            if not self.move(
+                JobState.CANCELED,
+                detail="Canceled before it was sent.",
+                finished_at=timezone.now(),
+                next_check_at=None,
+            ):
+                return False
+            ledger.release(job=self, memo="Canceled")
+        return True
+
+    def expire(self) -> bool:
+        """Forgets the stored result after the retention period (the caller deletes the file
+        first, so a failed delete leaves the job pointing at it for the next try)."""
+        return self.move(
+            JobState.EXPIRED, detail="Result deleted after the retention period.", result_file=""
+        )
+
+    def note_callback(self, *, window_seconds: float) -> bool:
+        """Records a callback; False when another came within the window (and already led to
+        a status query). One conditional UPDATE, so concurrent callbacks cannot both win."""
+        now = timezone.now()
+        return bool(
+            Job.objects.filter(pk=self.pk)
+            .exclude(callback_at__gt=now - timedelta(seconds=window_seconds))
+            .update(callback_at=now)
+        )
 
     def touch(self, **fields: Any) -> bool:
         """Updates fields without a state change, only while the job is still in its state."""
@@ -291,9 +469,11 @@ class JobEvent(models.Model):
 
 
 class ProviderAlert(models.Model):
-    """The provider refused all work (paused, out of credits, bad key): users and staff are told.
+    """The provider takes no work (maintenance, paused, out of credits, bad key): nothing new
+    is sent to it, and users and staff are told.
 
-    One open alert per provider and kind; it closes when the provider accepts a task again.
+    One open alert per provider and kind; it closes when a probe, or a task, finds the
+    provider back.
     """
 
     provider = models.CharField(max_length=20)
@@ -316,3 +496,34 @@ class ProviderAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider} {self.kind}: {self.message}"
+
+    @property
+    def headline(self) -> str:
+        """What users are told is wrong, in plain words."""
+        if self.kind == "maintenance":
+            return "Kie is under maintenance."
+        if self.kind == "paused":
+            return "Kie has paused Sora watermark removal (OpenAI is winding Sora down)."
+        return "The watermark remover is unavailable right now; our team has been alerted."
+
+    @property
+    def advice(self) -> str:
+        """What it means for their videos."""
+        minutes = settings.JOB_GIVE_UP_SECONDS // 60
+        return (
+            "Your videos wait and go out when it is back. Any not sent within "
+            f"{minutes} minutes are refunded: nothing is charged for them."
+        )
+
+
+class BatchNotice(models.Model):
+    """The "your videos are done" email of one submission went (or was not wanted): one row per
+    submission, so however many workers see its last job end, people hear of it once."""
+
+    submission_id = models.UUIDField(unique=True)
+    sent_at = models.DateTimeField(auto_now_add=True)
+    succeeded = models.PositiveIntegerField()
+    failed = models.PositiveIntegerField()
+
+    def __str__(self) -> str:
+        return f"Batch {self.submission_id}: {self.succeeded} done, {self.failed} not"

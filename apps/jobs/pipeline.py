@@ -3,19 +3,22 @@
 Every step starts from the job's row, acts only if the job is still in the state the step
 expects, and moves it on with a conditional update — so duplicate deliveries, late callbacks
 and the sweep can all run the same step safely. No step waits on the provider: a job that is
-not ready gets a `next_check_at`, and the poller (one at a time) picks up due jobs.
+not ready gets a `next_check_at`, and the dispatcher (the poller, one at a time) hands out
+due jobs — sending only as fast as each provider takes new tasks. How a job may move, and how
+it ends and is settled, is `Job`'s business (`apps.jobs.models`): nothing here touches credits.
 """
 
 import contextlib
 import logging
 import secrets
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.core.cache import cache
 from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -25,55 +28,70 @@ from apps.jobs.download import DownloadError, store_result
 from apps.jobs.models import Job, JobState, ProviderAlert
 from apps.jobs.providers import get_provider
 from apps.jobs.providers.base import (
+    NoAnswer,
     PermanentError,
+    ProviderError,
     ProviderUnavailable,
     RateLimited,
+    RemovalProvider,
     RetryableError,
+    TaskInput,
     TaskState,
     TaskStatus,
 )
-from apps.jobs.services import fail_job, succeed_job
 
 logger = logging.getLogger("unmark.jobs")
 
 POLL_BATCH = 200
 MAX_RETRY_HINT_SECONDS = 60
-_TOO_LATE_TO_SEND = (
-    "Kie was too busy to accept this video after several tries. "
-    "Nothing was charged; please try again later."
-)
-POLLER_LOCK_SECONDS = 15
+# How long a queued job handed to a worker is left alone: if its send message is lost, the
+# dispatcher sends it again after this.
+SEND_CLAIM_SECONDS = 10
+MIN_ROUND_SECONDS = 0.02
 
 
 # --- Sending ----------------------------------------------------------------------------------
 def send_job(job: Job) -> None:
+    """Starts the job's task. Only the dispatcher calls this, with a start it claimed."""
     if job.state != JobState.QUEUED:
         return
+    provider = get_provider(job.provider)
     if _past_deadline(job):
-        # Kie would start (and bill) a task whose result we would no longer wait for.
-        fail_job(job, code="timeout", message=_TOO_LATE_TO_SEND)
+        # The provider would start (and bill) a task whose result we would no longer wait for.
+        job.fail(code="timeout", message=too_late_to_send(provider))
         return
     now = timezone.now()
+    # Recorded before the request goes out: a job in SUBMITTED without a task id may have a
+    # task at the provider, and is never simply sent again (see `_recover_unconfirmed`).
     if not job.move(
         JobState.SUBMITTED,
-        detail="Sending to Kie.",
+        detail=f"Sending to {provider.label}.",
         attempts=job.attempts + 1,
         submitted_at=now,
         next_check_at=now + timedelta(seconds=settings.JOB_LEASE_SECONDS),
     ):
         return
-    provider = get_provider()
     try:
-        task_id = provider.start(job.source_url, callback_url=job.callback_url)
+        task_id = provider.start(TaskInput.for_job(job))
     except ProviderUnavailable as exc:
         record_provider_alert(provider.name, exc)
-        fail_job(job, code=f"provider_{exc.kind}", message=unavailable_message(exc))
+        _wait_for_provider(job, provider, exc)
+        return
+    except NoAnswer as exc:
+        if job.callback_url is None:
+            _send_later(job, provider, exc)  # nothing could ever name the task: send again
+        else:
+            # The task may exist: wait for its callback to name it rather than pay for two.
+            _await_confirmation(job)
         return
     except RetryableError as exc:
-        _send_later(job, exc)
+        _send_later(job, provider, exc)
         return
     except PermanentError as exc:
-        fail_job(job, code=exc.code or "rejected", message=f"Kie refused this link: {exc.message}")
+        job.fail(
+            code=exc.code or "rejected",
+            message=f"{provider.label} refused this video: {exc.message}",
+        )
         return
     resolve_provider_alerts(provider.name)
     job.touch(task_id=task_id, next_check_at=timezone.now() + _poll_delay(job))
@@ -81,32 +99,100 @@ def send_job(job: Job) -> None:
         queue.start_poller()  # no callback will come: polling starts now, not next minute
 
 
-def _send_later(job: Job, exc: RetryableError) -> None:
-    # Rate limits are nobody's fault and do not use up attempts; other errors do.
+def _send_later(job: Job, provider: RemovalProvider, exc: RetryableError) -> None:
+    # The provider's own rate limit (a 429) is nobody's fault and uses up no attempt.
     attempts = job.attempts - 1 if isinstance(exc, RateLimited) else job.attempts
-    if attempts >= settings.MAX_SEND_ATTEMPTS or _past_deadline(job):
-        fail_job(job, code=exc.code or "busy", message=_TOO_LATE_TO_SEND)
+    if _past_deadline(job):
+        job.fail(code=exc.code or "busy", message=too_late_to_send(provider))
+        return
+    if attempts >= settings.MAX_SEND_ATTEMPTS:
+        job.fail(
+            code=exc.code or "busy",
+            message=f"{provider.label} was too busy to accept this video after several tries. "
+            "Nothing was charged; please try again later.",
+        )
         return
     # A provider's Retry-After is a hint, not a reason to hold credits for an hour.
     delay = retry_delay(max(attempts, 1), hint=min(exc.retry_after or 0, MAX_RETRY_HINT_SECONDS))
+    reason = "is busy" if isinstance(exc, RateLimited) else "had a problem"
     job.move(
         JobState.QUEUED,
-        detail=f"Kie is busy ({exc}); trying again in {delay:.0f} s.",
+        detail=f"{provider.label} {reason} ({exc}); trying again in {delay:.0f} s.",
         attempts=attempts,
         next_check_at=timezone.now() + timedelta(seconds=delay),
     )
-    queue.start_poller()
+
+
+def _wait_for_provider(job: Job, provider: RemovalProvider, exc: ProviderUnavailable) -> None:
+    """Back in line without using an attempt: the dispatcher sends nothing to an unavailable
+    provider, and a periodic probe tells when it is back."""
+    job.move(
+        JobState.QUEUED,
+        detail=f"{provider.label} is not taking videos right now ({exc}); "
+        "this one waits and goes out when it is back.",
+        attempts=job.attempts - 1,
+        next_check_at=timezone.now(),
+    )
+
+
+def _await_confirmation(job: Job) -> None:
+    job.touch(next_check_at=timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS))
+
+
+def _recover_unconfirmed(job: Job) -> None:
+    """A job marked sent whose task id never came back (the worker died mid-request, or the
+    answer was lost): a task may exist at the provider.
+
+    With callbacks, the provider names that task when it ends and the job adopts it
+    (`adopt_task`); it is never sent twice, and if no callback comes by the deadline it fails
+    and is refunded. Without callbacks nothing can find the task, so the job is sent again.
+    """
+    provider = get_provider(job.provider)
+    if job.callback_url is None:
+        job.move(
+            JobState.QUEUED,
+            detail=f"{provider.label} never confirmed this video; sending it again.",
+            next_check_at=timezone.now(),
+        )
+    elif _past_deadline(job):
+        job.fail(
+            code="unconfirmed",
+            message=f"{provider.label} never confirmed this video. Nothing was charged.",
+        )
+    else:
+        _await_confirmation(job)
+
+
+def adopt_task(job: Job, task_id: str) -> None:
+    """The provider called back about `task_id` for a job that has no task id yet: the task
+    its lost start created. Adopted only if the provider confirms it was made for this job."""
+    if job.task_id or job.state != JobState.SUBMITTED:
+        check_job(job)
+        return
+    provider = get_provider(job.provider)
+    try:
+        status = provider.status(task_id)
+    except ProviderError as exc:
+        # The poller keeps the job waiting; the provider's next callback brings it back here.
+        logger.warning("adoption check failed", extra={"job": job.public_id, "error": str(exc)})
+        return
+    if not job.callback_url or status.callback_url != job.callback_url:
+        logger.warning("callback names a task of another job", extra={"job": job.public_id})
+        return
+    if job.touch(task_id=task_id):
+        logger.info("adopted task", extra={"job": job.public_id, "task_id": task_id})
+        _apply_status(job, status)
 
 
 # --- Following ---------------------------------------------------------------------------------
 def check_job(job: Job) -> None:
     if job.state not in (JobState.SUBMITTED, JobState.PROCESSING) or not job.task_id:
         return
-    provider = get_provider()
+    provider = get_provider(job.provider)
     try:
         status = provider.status(job.task_id)
     except ProviderUnavailable as exc:
-        # The task exists; a pause may only stop new work. Keep following it until the deadline.
+        # The task exists; maintenance may only delay it. Keep following it until the deadline.
         record_provider_alert(provider.name, exc)
         _check_later(job)
         return
@@ -114,32 +200,38 @@ def check_job(job: Job) -> None:
         _check_later(job, hint=exc.retry_after)
         return
     except PermanentError as exc:
-        fail_job(
-            job,
+        job.fail(
             code=exc.code or "lost",
-            message=f"Kie lost track of this video ({exc.message}). Nothing was charged.",
+            message=f"{provider.label} lost track of this video ({exc.message}). "
+            "Nothing was charged.",
         )
         return
     _apply_status(job, status)
 
 
 def _apply_status(job: Job, status: TaskStatus) -> None:
+    provider = get_provider(job.provider)
     if status.cost_time_ms is not None:
         job.provider_cost_ms = status.cost_time_ms
+    if status.progress is not None:
+        job.provider_progress = max(0, min(100, status.progress))
     if status.state == TaskState.FAILED:
-        fail_job(job, code=f"kie_{status.failure_code or 'failed'}", message=kie_failure(status))
+        job.fail(
+            code=f"{provider.name}_{status.failure_code or 'failed'}",
+            message=provider_failure(provider, status),
+        )
     elif status.state == TaskState.SUCCEEDED:
         if not status.result_urls:
-            fail_job(
-                job,
+            job.fail(
                 code="no_result",
-                message="Kie finished but sent no video. Nothing was charged.",
+                message=f"{provider.label} finished but sent no video. Nothing was charged.",
             )
         elif job.move(
             JobState.DOWNLOADING,
-            detail="Kie removed the watermark; saving the video.",
+            detail=f"{provider.label} removed the watermark; saving the video.",
             result_url=status.result_urls[0],
             provider_cost_ms=job.provider_cost_ms,
+            provider_progress=100,
             checks=job.checks + 1,
             next_check_at=timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS),
         ):
@@ -149,8 +241,9 @@ def _apply_status(job: Job, status: TaskStatus) -> None:
     elif status.state == TaskState.RUNNING and job.state == JobState.SUBMITTED:
         job.move(
             JobState.PROCESSING,
-            detail="Kie is removing the watermark.",
+            detail=f"{provider.label} is removing the watermark.",
             checks=job.checks + 1,
+            provider_progress=job.provider_progress,
             next_check_at=timezone.now() + _poll_delay(job),
         )
     else:
@@ -160,14 +253,19 @@ def _apply_status(job: Job, status: TaskStatus) -> None:
 def _check_later(job: Job, *, hint: float | None = None) -> None:
     if _past_deadline(job):
         minutes = settings.JOB_GIVE_UP_SECONDS // 60
-        fail_job(
-            job,
+        label = get_provider(job.provider).label
+        job.fail(
             code="timeout",
-            message=f"Kie did not finish this video within {minutes} minutes. Nothing was charged.",
+            message=f"{label} did not finish this video within {minutes} minutes. "
+            "Nothing was charged.",
         )
         return
     delay = max(_poll_delay(job).total_seconds(), hint or 0)
-    job.touch(checks=job.checks + 1, next_check_at=timezone.now() + timedelta(seconds=delay))
+    job.touch(
+        checks=job.checks + 1,
+        provider_progress=job.provider_progress,
+        next_check_at=timezone.now() + timedelta(seconds=delay),
+    )
 
 
 def _poll_delay(job: Job) -> timedelta:
@@ -186,8 +284,7 @@ def download_job(job: Job) -> None:
         return
     if job.download_attempts >= settings.MAX_DOWNLOAD_ATTEMPTS:
         # Counted when each try starts, so crashed or killed tries count too.
-        fail_job(
-            job,
+        job.fail(
             code="download",
             message="The finished video could not be saved after several tries. "
             "Nothing was charged.",
@@ -236,14 +333,13 @@ def _download_with_lease(job: Job, lock: str, lease_seconds: int) -> None:
             job.touch(next_check_at=timezone.now() + timedelta(seconds=delay))
             queue.start_poller()
         else:
-            fail_job(
-                job,
+            job.fail(
                 code="download",
                 message=f"The finished video could not be saved: {exc.message} "
                 "Nothing was charged.",
             )
         return
-    if not succeed_job(job, name=stored.name, size=stored.size, sha256=stored.sha256):
+    if not job.succeed(name=stored.name, size=stored.size, sha256=stored.sha256):
         # The job moved on meanwhile (staff failed it, or another try won): this copy is ours
         # alone, under a name no other try uses, so it can go.
         default_storage.delete(stored.name)
@@ -259,33 +355,46 @@ def _remove_abandoned_parts(job: Job, *, older_than: float) -> None:
                 part.unlink()
 
 
-# --- The poller and the sweep ------------------------------------------------------------------
-def poll_due_jobs(*, run_seconds: float | None = None) -> int:
+# --- The dispatcher (poller) and the sweep -------------------------------------------------
+def poll_due_jobs(*, run_seconds: float | None = None, wait_for_lock: float = 0) -> int:
     """Hands every due job to the right step, for up to `run_seconds`; one poller at a time.
 
-    django-q2's scheduler wakes only every 30 s, too slow for Kie's 2-second polling guidance,
-    so this loop runs while jobs are in flight and stops as soon as none are.
+    This is where sending is scheduled: queued jobs go out only as fast as their provider's
+    limit allows (`claim_starts`), and not at all while it is unavailable. django-q2's
+    scheduler wakes only every 30 s, too slow for Kie's 2-second polling guidance, so this loop
+    runs while jobs are in flight and stops as soon as none are due soon. `wait_for_lock` lets
+    a poller started with a new cluster outlast the lock of one that died with the old one.
     """
     token = secrets.token_hex(8)
     budget = settings.POLLER_RUN_SECONDS if run_seconds is None else run_seconds
-    # A short lock, renewed every round: a poller whose worker dies frees its place quickly.
-    if not cache.add(queue.POLLER_LOCK, token, timeout=POLLER_LOCK_SECONDS):
+    if not _take_poller_lock(token, wait_for_lock):
         return 0
     handed = 0
     try:
         stop_at = time.monotonic() + budget
         while True:
+            probe_unavailable_providers()
             handed += _hand_out_due_jobs()
             if time.monotonic() >= stop_at or not _work_due_soon():
                 break
-            time.sleep(settings.POLLER_INTERVAL_SECONDS)
+            time.sleep(_seconds_until_next_round())
             if cache.get(queue.POLLER_LOCK) != token:
                 break  # our lock lapsed and another poller took over
-            cache.touch(queue.POLLER_LOCK, POLLER_LOCK_SECONDS)
+            cache.touch(queue.POLLER_LOCK, queue.POLLER_LOCK_SECONDS)
     finally:
         if cache.get(queue.POLLER_LOCK) == token:
             cache.delete(queue.POLLER_LOCK)
     return handed
+
+
+def _take_poller_lock(token: str, wait_seconds: float) -> bool:
+    # A short lock, renewed every round: a poller whose worker dies frees its place quickly.
+    give_up_at = time.monotonic() + wait_seconds
+    while not cache.add(queue.POLLER_LOCK, token, timeout=queue.POLLER_LOCK_SECONDS):
+        if time.monotonic() >= give_up_at:
+            return False
+        time.sleep(0.25)
+    return True
 
 
 def _work_due_soon() -> bool:
@@ -295,50 +404,79 @@ def _work_due_soon() -> bool:
     return Job.objects.in_flight().filter(next_check_at__lte=horizon).exists()
 
 
+def _seconds_until_next_round() -> float:
+    """The next round starts when the next start frees up, if that is sooner than the usual
+    interval: a one-second cadence alone would leave a freed start unused for most of it."""
+    waiting = (
+        Job.objects.due(timezone.now())
+        .filter(state=JobState.QUEUED)
+        .exclude(provider__in=unavailable_providers())
+        .values_list("provider", flat=True)
+        .distinct()
+    )
+    soonest = min(
+        (get_provider(name).seconds_until_start() for name in waiting),
+        default=settings.POLLER_INTERVAL_SECONDS,
+    )
+    return min(settings.POLLER_INTERVAL_SECONDS, max(MIN_ROUND_SECONDS, soonest))
+
+
 def _hand_out_due_jobs() -> int:
     now = timezone.now()
-    grace = now + timedelta(seconds=settings.JOB_LEASE_SECONDS)
-    handed = 0
-    # Queued jobs go out only as fast as the provider's rate limit allows (the rest stay
-    # due); checks and saves are looked up apart, so a long queue never holds them back.
+    _fail_overdue_queued(now)
     due = Job.objects.due(now).order_by("next_check_at", "id")
-    sendable = get_provider().free_create_slots()
-    to_send = due.filter(state=JobState.QUEUED)[:sendable]
+    queued = due.filter(state=JobState.QUEUED).exclude(provider__in=unavailable_providers())
+    handed = 0
+    # Queued jobs, as many as each provider has starts for; the rest stay due. Checks and
+    # saves are looked up apart, so a long queue never holds them back.
+    for name in queued.values_list("provider", flat=True).distinct():
+        candidates = list(queued.filter(provider=name).values_list("pk", "next_check_at"))
+        starts = get_provider(name).claim_starts(len(candidates[:POLL_BATCH]))
+        sent: list[int] = []
+        for pk, next_check_at in candidates[:starts]:
+            if _claim(pk, JobState.QUEUED, next_check_at, SEND_CLAIM_SECONDS):
+                sent.append(pk)
+        queue.send_to_provider(sent)
+        handed += len(sent)
+    grace = settings.JOB_LEASE_SECONDS
     others = due.exclude(state=JobState.QUEUED)[:POLL_BATCH]
-    for pk, state, task_id, next_check_at in [
-        *to_send.values_list("pk", "state", "task_id", "next_check_at"),
-        *others.values_list("pk", "state", "task_id", "next_check_at"),
-    ]:
-        # Claim the job by moving its next check on; a second poller or sweep skips it.
-        if not Job.objects.filter(pk=pk, state=state, next_check_at=next_check_at).update(
-            next_check_at=grace
-        ):
+    for pk, state, task_id, next_check_at in others.values_list(
+        "pk", "state", "task_id", "next_check_at"
+    ):
+        if not _claim(pk, state, next_check_at, grace):
             continue
         handed += 1
-        if state == JobState.QUEUED:
-            queue.send_to_provider([pk])
-        elif state == JobState.DOWNLOADING:
+        if state == JobState.DOWNLOADING:
             queue.download(pk)
         elif task_id:
             queue.check(pk)
         else:
-            _resend_stuck(pk)
+            _recover_unconfirmed(Job.objects.get(pk=pk))
     return handed
 
 
-def _resend_stuck(pk: int) -> None:
-    """A job marked sent but without a task id: the worker stopped mid-send. Send it again."""
-    job = Job.objects.get(pk=pk)
-    if job.move(
-        JobState.QUEUED,
-        detail="The worker stopped while sending this video; sending it again.",
-        next_check_at=timezone.now(),
-    ):
-        queue.send_to_provider([pk])
+def _fail_overdue_queued(now: datetime) -> None:
+    """Queued jobs past their deadline (their provider stayed unavailable, or busy) are
+    refunded here, since nothing sends them any more."""
+    deadline = now - timedelta(seconds=settings.JOB_GIVE_UP_SECONDS)
+    for job in Job.objects.filter(state=JobState.QUEUED, created_at__lt=deadline)[:POLL_BATCH]:
+        job.fail(code="timeout", message=too_late_to_send(get_provider(job.provider)))
+
+
+def _claim(pk: int, state: str, next_check_at: datetime | None, lease_seconds: float) -> bool:
+    """Claims a due job by moving its next check on: a second poller or the sweep skips it,
+    and if the step handed out is lost, the job comes due again after the lease."""
+    lease = timezone.now() + timedelta(seconds=lease_seconds)
+    return bool(
+        Job.objects.filter(pk=pk, state=state, next_check_at=next_check_at).update(
+            next_check_at=lease
+        )
+    )
 
 
 def sweep() -> None:
-    """Every minute: end retention of old results, tidy temporary files, then poll.
+    """Every minute: end retention of old results, tidy temporary files, probe unavailable
+    providers, then poll.
 
     Each step runs whatever happened to the one before: housekeeping trouble (a storage
     outage, say) must never stop jobs from being followed.
@@ -357,10 +495,7 @@ def expire_results() -> int:
         # sweep tries again, instead of leaving a file nothing refers to.
         if job.result_file:
             default_storage.delete(str(job.result_file.name))
-        if job.move(
-            JobState.EXPIRED, detail="Result deleted after the retention period.", result_file=""
-        ):
-            expired += 1
+        expired += job.expire()
     return expired
 
 
@@ -376,19 +511,26 @@ def remove_stale_temp_files(max_age_seconds: float = 3600) -> int:
     return removed
 
 
-# --- Telling people about an unavailable provider -----------------------------------------------
+# --- An unavailable provider --------------------------------------------------------------
 def record_provider_alert(provider: str, exc: ProviderUnavailable) -> None:
-    updated = ProviderAlert.objects.filter(
-        provider=provider, kind=exc.kind, resolved_at__isnull=True
-    ).update(occurrences=F("occurrences") + 1, last_seen_at=timezone.now(), message=str(exc)[:300])
-    if not updated:
-        ProviderAlert.objects.get_or_create(
-            provider=provider,
-            kind=exc.kind,
-            resolved_at=None,
-            defaults={"message": str(exc)[:300]},
-        )
+    """Counts one more refusal on the open alert of this kind, opening it if there is none.
+
+    Every occurrence counts, however many workers report at once: the count is one UPDATE
+    with F(), and when two workers open the alert together, the loser counts on the winner's.
+    """
+    message = str(exc)[:300]
+    while True:
+        if ProviderAlert.objects.filter(
+            provider=provider, kind=exc.kind, resolved_at__isnull=True
+        ).update(occurrences=F("occurrences") + 1, last_seen_at=timezone.now(), message=message):
+            return
+        try:
+            with transaction.atomic():
+                ProviderAlert.objects.create(provider=provider, kind=exc.kind, message=message)
+        except IntegrityError:
+            continue  # another worker opened it first: count on it
         logger.error("provider unavailable", extra={"provider": provider, "kind": exc.kind})
+        return
 
 
 def resolve_provider_alerts(provider: str) -> None:
@@ -397,18 +539,40 @@ def resolve_provider_alerts(provider: str) -> None:
     )
 
 
-def unavailable_message(exc: ProviderUnavailable) -> str:
-    if exc.kind == "paused":
-        return (
-            "Kie has paused Sora watermark removal for now (OpenAI is winding Sora down). "
-            "Nothing was charged; please try again later."
-        )
-    return (
-        "The watermark remover is unavailable on our side right now. Nothing was charged, "
-        "and our team has been alerted."
+def unavailable_providers() -> list[str]:
+    """Providers with an open alert: nothing new is sent to them until a probe clears it."""
+    return list(
+        ProviderAlert.objects.filter(resolved_at__isnull=True)
+        .values_list("provider", flat=True)
+        .distinct()
     )
 
 
-def kie_failure(status: TaskStatus) -> str:
+def probe_unavailable_providers() -> None:
+    """Asks each unavailable provider, every PROVIDER_PROBE_SECONDS, whether it is back; clears
+    its alerts when it is, so waiting jobs go out without anyone having to act."""
+    for name in unavailable_providers():
+        if not cache.add(f"jobs:probe:{name}", True, timeout=settings.PROVIDER_PROBE_SECONDS):
+            continue
+        try:
+            get_provider(name).probe()
+        except ProviderUnavailable as exc:
+            record_provider_alert(name, exc)
+        except ProviderError as exc:
+            logger.warning("provider probe failed", extra={"provider": name, "error": str(exc)})
+        else:
+            resolve_provider_alerts(name)
+            logger.info("provider back", extra={"provider": name})
+
+
+def too_late_to_send(provider: RemovalProvider) -> str:
+    minutes = settings.JOB_GIVE_UP_SECONDS // 60
+    return (
+        f"{provider.label} could not take this video within {minutes} minutes. "
+        "Nothing was charged; please try again later."
+    )
+
+
+def provider_failure(provider: RemovalProvider, status: TaskStatus) -> str:
     reason = status.failure_message or "no reason given"
-    return f"Kie could not remove the watermark: {reason}. Nothing was charged."
+    return f"{provider.label} could not remove the watermark: {reason}. Nothing was charged."

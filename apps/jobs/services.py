@@ -1,12 +1,10 @@
-"""What people and staff do with jobs: submit links, retry, cancel — and how a job ends.
-
-A job's credits are held when it is created and settled exactly once when it ends: captured
-when it succeeds, released when it fails or is canceled. The state change and the settlement
-happen in one transaction, so either both are recorded or neither is.
+"""What people do with jobs: submit links (admitted only if they can be sent in time) and
+retry. A job's credits are held when it is created; how it moves on and ends, and how its
+credits are settled then, is `Job`'s business (`Job.move`, `.fail`, `.succeed`, `.cancel`).
 """
 
+import math
 import uuid
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -16,8 +14,16 @@ from apps.accounts.models import Membership
 from apps.billing import ledger
 from apps.jobs import queue
 from apps.jobs.limits import check_monthly_limit
-from apps.jobs.models import Job, JobEvent, JobState
-from apps.jobs.providers import get_provider
+from apps.jobs.models import InputKind, Job, JobEvent, JobState
+from apps.jobs.providers import provider_for
+from apps.jobs.providers.base import RemovalProvider
+
+
+class ProviderBusy(Exception):
+    """More videos are waiting than the provider can take before they would be given up on.
+
+    Nothing was created or held; the message says how long the wait is.
+    """
 
 
 class AlreadySubmitted(Exception):
@@ -33,31 +39,36 @@ def submit_links(
     membership: Membership,
     links: list[str],
     retry_of: Job | None = None,
-    submission: uuid.UUID | None = None,
+    submission_id: uuid.UUID | None = None,
 ) -> list[Job]:
-    """Creates one job per link and holds their credits, all or nothing.
+    """Creates one job per link and holds their credits, all or nothing. The jobs share one
+    submission (a batch: one "videos done" email), `submission_id` when the form named one.
 
-    `submission` is the form's own id: the database takes each (submission, line) once, so a
-    form sent twice makes its jobs once and raises `AlreadySubmitted` the second time.
-    Raises `ledger.InsufficientCredits`, `ledger.TeamFrozen` or `MonthlyLimitReached`; then
-    nothing is created.
+    The database takes each (submission, line) once, so a form sent twice makes its jobs once
+    and raises `AlreadySubmitted` the second time. Raises `ProviderBusy`,
+    `ledger.InsufficientCredits`, `ledger.TeamFrozen` or `MonthlyLimitReached`; then nothing
+    is created. Sending is the dispatcher's job: the new jobs are due at once, and it sends
+    them as fast as the provider takes them.
     """
-    if submission is not None and (made := _jobs_of_submission(membership, submission)):
+    if submission_id is not None and (made := _jobs_of_submission(membership, submission_id)):
         raise AlreadySubmitted(made)  # the usual case, told before any limit is checked
     try:
         return _create_jobs(
-            membership=membership, links=links, retry_of=retry_of, submission=submission
+            membership=membership,
+            links=links,
+            retry_of=retry_of,
+            submission_id=submission_id or uuid.uuid4(),
         )
     except IntegrityError:
         # Two copies of the form at once: the database let only the first one in.
-        if submission is None or not (made := _jobs_of_submission(membership, submission)):
+        if submission_id is None or not (made := _jobs_of_submission(membership, submission_id)):
             raise
         raise AlreadySubmitted(made) from None
 
 
-def _jobs_of_submission(membership: Membership, submission: uuid.UUID) -> list[Job]:
+def _jobs_of_submission(membership: Membership, submission_id: uuid.UUID) -> list[Job]:
     return list(
-        Job.objects.filter(team=membership.team, submission_id=submission).order_by(
+        Job.objects.filter(team=membership.team, submission_id=submission_id).order_by(
             "submission_index"
         )
     )
@@ -68,29 +79,26 @@ def _create_jobs(
     membership: Membership,
     links: list[str],
     retry_of: Job | None,
-    submission: uuid.UUID | None,
+    submission_id: uuid.UUID,
 ) -> list[Job]:
     credits = settings.CREDITS_PER_VIDEO
-    provider = get_provider()
-    # As many jobs as the provider's rate limit has room for are sent on commit (the poller
-    # re-sends one only if its message got lost); the rest are due at once, and the poller
-    # sends them as room frees up.
+    provider = provider_for(InputKind.LINK)
+    admit(provider, count=len(links))
     now = timezone.now()
-    send_now = provider.free_create_slots()
-    resend_after = now + timedelta(seconds=settings.JOB_LEASE_SECONDS)
     with transaction.atomic():
         check_monthly_limit(membership=membership, credits=credits * len(links))
         jobs = Job.objects.bulk_create(
             Job(
                 team=membership.team,
                 created_by=membership.user,
+                input_kind=InputKind.LINK,
                 source_url=link,
                 provider=provider.name,
                 credits=credits,
                 retry_of=retry_of,
-                submission_id=submission,
-                submission_index=position if submission else None,
-                next_check_at=resend_after if position < send_now else now,
+                submission_id=submission_id,
+                submission_index=position,
+                next_check_at=now,
             )
             for position, link in enumerate(links)
         )
@@ -98,10 +106,29 @@ def _create_jobs(
             JobEvent(job=job, to_state=JobState.QUEUED, detail="Link submitted.") for job in jobs
         )
         ledger.hold_for_jobs(team=membership.team, jobs=jobs)
-        queue.send_to_provider([job.pk for job in jobs[:send_now]])
-        if len(jobs) > send_now:
-            queue.start_poller()
+        queue.check_low_balance(membership.team_id)
+        queue.start_poller()
     return jobs
+
+
+def admit(provider: RemovalProvider, *, count: int) -> None:
+    """Refuses `count` new jobs if the provider could not start them all before they would be
+    given up on, at the rate it takes new tasks, behind the jobs already waiting for it."""
+    waiting = Job.objects.filter(provider=provider.name, state=JobState.QUEUED).count()
+    wait = (waiting + count) / provider.starts_per_second()
+    # A minute to spare for the video itself once it is sent.
+    allowed = settings.JOB_GIVE_UP_SECONDS - 60
+    if wait <= allowed:
+        return
+    minutes = math.ceil(wait / 60)
+    later = math.ceil((wait - allowed) / 60)
+    videos = "video" if count == 1 else f"{count} videos"
+    raise ProviderBusy(
+        f"{provider.label} is very busy: {waiting:,} videos are waiting to be sent, so your "
+        f"{videos} would wait about {minutes} minutes, longer than we let a video wait. "
+        f"Nothing was charged; please try again in about {later} "
+        f"{'minute' if later == 1 else 'minutes'}."
+    )
 
 
 class NotRetryable(Exception):
@@ -129,51 +156,3 @@ def retry_job(*, membership: Membership, job: Job) -> Job:
             membership=membership, links=[original.source_url], retry_of=original
         )
     return new_job
-
-
-def cancel_job(*, job: Job) -> bool:
-    """Cancels a job that has not reached the provider yet, releasing its credits."""
-    if not job.is_cancelable:
-        return False
-    with transaction.atomic():
-        if not job.move(
-            JobState.CANCELED, detail="Canceled before it was sent.", finished_at=timezone.now()
-        ):
-            return False
-        ledger.release(job=job, memo="Canceled")
-    return True
-
-
-def fail_job(job: Job, *, code: str, message: str) -> bool:
-    """Ends the job as failed and gives its credits back. False if it had already moved on."""
-    with transaction.atomic():
-        if not job.move(
-            JobState.FAILED,
-            detail=message,
-            failure_code=code[:40],
-            failure_message=message[:300],
-            finished_at=timezone.now(),
-            next_check_at=None,
-        ):
-            return False
-        ledger.release(job=job, memo=f"Failed: {code}")
-    return True
-
-
-def succeed_job(job: Job, *, name: str, size: int, sha256: str) -> bool:
-    """Ends the job with its stored result and charges its held credits."""
-    now = timezone.now()
-    with transaction.atomic():
-        if not job.move(
-            JobState.SUCCEEDED,
-            detail=f"Saved {size:,} bytes.",
-            result_file=name,
-            result_size=size,
-            result_sha256=sha256,
-            finished_at=now,
-            next_check_at=None,
-            expires_at=now + timedelta(days=settings.RESULT_RETENTION_DAYS),
-        ):
-            return False
-        ledger.capture(job=job)
-    return True

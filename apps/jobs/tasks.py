@@ -1,6 +1,9 @@
-"""django-q2 task entry points: each takes ids, loads fresh rows and calls the pipeline."""
+"""Task entry points: each takes ids, loads fresh rows and calls the pipeline. A worker that
+cannot reach the database hands the task back instead of running it (`queue.needs_database`)."""
 
-from apps.jobs import pipeline
+from apps.accounts.models import Team
+from apps.billing import low_balance
+from apps.jobs import notifications, pipeline, queue
 from apps.jobs.models import Job
 
 
@@ -8,24 +11,44 @@ def _load(job_id: int) -> Job | None:
     return Job.objects.select_related("team").filter(pk=job_id).first()
 
 
+@queue.needs_database
 def send_job(job_id: int) -> None:
     if job := _load(job_id):
         pipeline.send_job(job)
 
 
+@queue.needs_database
 def check_job(job_id: int) -> None:
     if job := _load(job_id):
         pipeline.check_job(job)
 
 
+@queue.needs_database
+def check_after_callback(job_id: int, task_id: str) -> None:
+    if job := _load(job_id):
+        pipeline.adopt_task(job, task_id)
+
+
+@queue.needs_database
 def download_job(job_id: int) -> None:
     if job := _load(job_id):
         pipeline.download_job(job)
 
 
-def poll_due_jobs() -> int:
-    return pipeline.poll_due_jobs()
+@queue.needs_database
+def poll_due_jobs(wait_for_lock: float = 0) -> int:
+    return pipeline.poll_due_jobs(wait_for_lock=wait_for_lock)
 
 
+@queue.needs_database
 def sweep() -> None:
     pipeline.sweep()
+
+
+def job_finished(job_id: int) -> None:
+    notifications.job_finished(job_id=job_id)
+
+
+def check_low_balance(team_id: int) -> None:
+    if team := Team.objects.filter(pk=team_id).first():
+        low_balance.check(team=team)

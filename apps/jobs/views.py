@@ -1,5 +1,7 @@
 import json
 import logging
+from datetime import UTC, datetime
+from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
@@ -25,7 +27,7 @@ from apps.accounts.models import Membership
 from apps.billing import ledger
 from apps.jobs import queue, services
 from apps.jobs.forms import JobFilterForm, SubmitLinksForm
-from apps.jobs.limits import MonthlyLimitReached
+from apps.jobs.limits import MonthlyLimitReached, limit_left
 from apps.jobs.links import LineError
 from apps.jobs.models import Job, JobQuerySet, JobsPulse, ProviderAlert
 from apps.jobs.providers import get_provider
@@ -36,30 +38,42 @@ logger = logging.getLogger("unmark.jobs")
 JOBS_PER_PAGE = 20
 NO_CHANGE = 204  # htmx leaves the page alone on 204: the cheap answer of a live refresh
 FROZEN_MESSAGE = "New videos are paused for this team because of a payment dispute."
+ANNOUNCE_AT_MOST = 5  # a screen reader reads every word: name a few videos, not a whole batch
+# Callbacks about one job within this many seconds make one status query (Kie may repeat them).
+CALLBACK_WINDOW_SECONDS = 5
 
 
 # --- Dashboard ---------------------------------------------------------------------------------
 @team_member_required
 @require_GET
 def dashboard(request: MemberRequest) -> HttpResponse:
-    return _dashboard(request, SubmitLinksForm())
+    return _dashboard(request, _paste_form(request))
+
+
+def _paste_form(request: MemberRequest, **kwargs: Any) -> SubmitLinksForm:
+    confirmed = request.user.ownership_confirmed_at is not None
+    return SubmitLinksForm(ownership_confirmed=confirmed, **kwargs)
 
 
 @team_member_required
 @require_POST
 def submit(request: MemberRequest) -> HttpResponse:
-    form = SubmitLinksForm(request.POST)
+    form = _paste_form(request, data=request.POST)
     line_errors: list[LineError] = []
+    duplicates: list[LineError] = []
     created: list[Job] = []
     if form.is_valid():
+        if form.cleaned_data.get("owns_videos"):
+            request.user.confirm_ownership()
         paste = form.paste
         line_errors = paste.errors
+        duplicates = paste.duplicates
         if paste.links:
             try:
                 created = services.submit_links(
                     membership=request.membership,
                     links=paste.links,
-                    submission=form.cleaned_data["submission"],
+                    submission_id=form.cleaned_data["submission"],
                 )
             except services.AlreadySubmitted as exc:
                 form.add_error(None, _already_sent_message(len(exc.jobs)))
@@ -67,15 +81,24 @@ def submit(request: MemberRequest) -> HttpResponse:
                 form.add_error(None, _missing_credits_message(exc, len(paste.links)))
             except ledger.TeamFrozen:
                 form.add_error(None, FROZEN_MESSAGE)
-            except MonthlyLimitReached as exc:
+            except (MonthlyLimitReached, services.ProviderBusy) as exc:
                 form.add_error(None, str(exc))
     if created and not line_errors and not request.htmx:
-        messages.success(request, f"{plural.videos(len(created))} added.")
+        notes = " ".join(f"Line {line.number}: {line.message}" for line in duplicates)
+        messages.success(request, f"{plural.videos(len(created))} added. {notes}".strip())
         return redirect(request.membership.team)
     if created:
         # Keep only the lines that need fixing in the box; the rest of the form starts afresh.
-        form = SubmitLinksForm(initial={"links": "\n".join(error.text for error in line_errors)})
-    return _dashboard(request, form, line_errors=line_errors, just_created=len(created))
+        form = _paste_form(
+            request, initial={"links": "\n".join(error.text for error in line_errors)}
+        )
+    return _dashboard(
+        request,
+        form,
+        line_errors=line_errors,
+        duplicates=duplicates,
+        just_created=len(created),
+    )
 
 
 def _already_sent_message(videos: int) -> str:
@@ -109,17 +132,20 @@ def _dashboard(
     form: SubmitLinksForm,
     *,
     line_errors: list[LineError] | None = None,
+    duplicates: list[LineError] | None = None,
     just_created: int = 0,
 ) -> HttpResponse:
     context = {
         "team": request.membership.team,
         "form": form,
         "line_errors": line_errors or [],
+        "duplicates": duplicates or [],
         "just_created": just_created,
         "max_links": settings.MAX_LINKS_PER_SUBMIT,
         "credits_per_video": settings.CREDITS_PER_VIDEO,
         "provider_alert": _open_provider_alert(),
         **_jobs_table_context(request),
+        **_credit_context(request),
     }
     if request.htmx:
         # The form is swapped in place; the table, flash messages and balance follow out of band.
@@ -132,15 +158,39 @@ def _open_provider_alert() -> ProviderAlert | None:
     return ProviderAlert.objects.filter(resolved_at__isnull=True).order_by("-last_seen_at").first()
 
 
+def _credit_context(request: MemberRequest) -> dict[str, object]:
+    membership = request.membership
+    return {
+        "limit_left": limit_left(membership=membership),
+        "can_buy": membership.can_buy_credits,
+    }
+
+
 # --- Jobs table (with its live refresh) --------------------------------------------------------
 @team_member_required
 @require_GET
 def jobs_table(request: MemberRequest) -> HttpResponse:
-    pulse = Job.objects.filter(team=request.membership.team).pulse()
-    if request.GET.get("since") == pulse.fingerprint:
+    team = request.membership.team
+    pulse = Job.objects.filter(team=team).pulse()
+    since = request.GET.get("since", "")
+    if since == pulse.fingerprint:
         return HttpResponse(status=NO_CHANGE)
-    context = _jobs_table_context(request, pulse)
+    context = {
+        **_jobs_table_context(request, pulse),
+        **_credit_context(request),
+        "finished": _finished_since(Job.objects.filter(team=team), since),
+    }
     return TemplateResponse(request, "jobs/dashboard.html#table_refresh", context)
+
+
+def _finished_since(jobs: JobQuerySet, fingerprint: str) -> list[Job]:
+    """Jobs that ended after the page's last look (its fingerprint holds the latest change),
+    for the screen reader announcement. None on a first look: there was nothing to compare."""
+    since = JobsPulse.latest_in(fingerprint)
+    if since is None:
+        return []
+    moment = datetime.fromtimestamp(since, tz=UTC)
+    return list(jobs.filter(finished_at__gt=moment).order_by("finished_at")[:ANNOUNCE_AT_MOST])
 
 
 def _jobs_table_context(
@@ -204,7 +254,8 @@ def job_detail(request: MemberRequest, public_id: str) -> HttpResponse:
 
 
 def _job_fingerprint(job: Job) -> str:
-    return f"{job.state}-{job.updated_at.timestamp():.6f}"
+    # The progress is part of it: an estimate moves on while the job itself does not change.
+    return f"{job.state}-{job.updated_at.timestamp():.6f}-{job.progress}"
 
 
 @team_member_required
@@ -225,7 +276,7 @@ def retry(request: MemberRequest, public_id: str) -> HttpResponse:
     except ledger.TeamFrozen:
         messages.error(request, FROZEN_MESSAGE)
         return redirect(job)
-    except MonthlyLimitReached as exc:
+    except (MonthlyLimitReached, services.ProviderBusy) as exc:
         messages.error(request, str(exc))
         return redirect(job)
     messages.success(request, "Trying again as a new job. Credits are held until it finishes.")
@@ -236,10 +287,11 @@ def retry(request: MemberRequest, public_id: str) -> HttpResponse:
 @require_POST
 def cancel(request: MemberRequest, public_id: str) -> HttpResponse:
     job = _get_job(request, public_id)
-    if services.cancel_job(job=job):
+    if job.cancel():
         messages.success(request, "Canceled. Its credits are available again.")
     else:
-        messages.error(request, "This video was already sent to Kie and can no longer be canceled.")
+        job.refresh_from_db()
+        messages.error(request, job.why_not_cancelable or "This video has already finished.")
     return redirect(job)
 
 
@@ -288,16 +340,18 @@ def kie_callback(request: HttpRequest, token: str) -> HttpResponse:
     if job is None:
         raise Http404
     try:
-        task_id = get_provider().verify_callback(request.headers, request.body)
+        task_id = get_provider(job.provider).verify_callback(request.headers, request.body)
     except CallbackRejected as exc:
         logger.warning("callback rejected", extra={"job": job.public_id, "reason": str(exc)})
         return JsonResponse({"code": 400, "msg": "rejected"}, status=400)
     if job.task_id and task_id != job.task_id:
         logger.warning("callback for another task", extra={"job": job.public_id})
         return JsonResponse({"code": 400, "msg": "task mismatch"}, status=400)
-    # The body is never trusted: the callback only makes us ask Kie for the task's status.
-    if job.is_in_flight:
-        queue.check(job.pk)
+    # The body is never trusted: the callback only makes us ask Kie for the task's status
+    # (once for a burst of callbacks), or, for a job whose start got no answer, whether the
+    # task it names is the one that start created.
+    if job.is_in_flight and job.note_callback(window_seconds=CALLBACK_WINDOW_SECONDS):
+        queue.check_after_callback(job.pk, task_id=task_id)
     return HttpResponse(
         json.dumps({"code": 200, "msg": "success"}), content_type="application/json"
     )

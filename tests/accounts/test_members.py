@@ -187,9 +187,9 @@ def test_an_admin_sets_and_lifts_a_members_monthly_limit(login, acme, bob, carol
     url = reverse("accounts:set_limit", args=[acme.public_id, membership(acme, carol).pk])
     client = login(bob)
 
-    response = client.post(url, {"monthly_credit_limit": "100"}, follow=True)
+    response = client.post(url, {"monthly_credit_limit": "10"}, follow=True)  # videos
     assert membership(acme, carol).monthly_credit_limit == 100
-    assert "carol@example.com may use 100 credits a month." in response.text
+    assert "carol@example.com may make 10 videos a month (100 credits)." in response.text
     assert "of 100" in row_of(response.text, "carol@example.com")
 
     client.post(url, {"monthly_credit_limit": ""})
@@ -220,7 +220,7 @@ def test_an_admin_cannot_lift_their_own_limit(login, acme, alice, bob):
 def test_an_owner_may_set_their_own_limit(login, acme, alice):
     url = reverse("accounts:set_limit", args=[acme.public_id, membership(acme, alice).pk])
 
-    login(alice).post(url, {"monthly_credit_limit": "500"})
+    login(alice).post(url, {"monthly_credit_limit": "50"})  # videos
 
     assert membership(acme, alice).monthly_credit_limit == 500
 

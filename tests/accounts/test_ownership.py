@@ -1,6 +1,9 @@
 """Ownership passes in two steps: an owner offers, the other member accepts."""
 
+import re
+
 import pytest
+from django.conf import settings
 from django.core import mail
 from django.urls import reverse
 
@@ -35,7 +38,7 @@ def test_offering_ownership_changes_no_role_yet_and_emails_the_member(login, acm
     (message,) = mail.outbox
     assert message.to == ["carol@example.com"]
     assert "alice@example.com offered you ownership of Acme" in message.subject
-    link = first_match(r"http://testserver(\S+)", message.body)
+    link = first_match(re.escape(settings.SITE_URL) + r"(\S+)", message.body)
     assert link == reverse("accounts:ownership_offer", args=[acme.public_id])
     assert TeamEvent.objects.filter(kind=TeamEventKind.OWNERSHIP_OFFERED).count() == 1
 

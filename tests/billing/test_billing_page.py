@@ -3,10 +3,12 @@ import io
 import re
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from apps.accounts.models import Membership
 from apps.billing import ledger
 from tests.billing.conftest import make_job
 
@@ -33,7 +35,7 @@ def test_the_page_shows_available_and_held_credits_and_what_they_buy(login, alic
 
     assert "980 credits available" in page
     assert "Enough for 98 videos." in page
-    assert "20 more credits are held for videos in progress" in page
+    assert "20 more credits are reserved for videos in progress" in page
 
 
 def test_owners_see_the_packs_with_server_computed_prices(login, alice, acme, stripe_on):
@@ -55,11 +57,71 @@ def test_members_see_the_balance_but_no_buy_form(login, carol, acme, stripe_on):
     assert "Team owners and admins buy credits." in response.text
 
 
-def test_without_stripe_keys_the_page_says_top_ups_are_not_configured(login, alice, acme):
+def test_without_stripe_keys_owners_see_the_packs_and_whom_to_write_to(login, alice, acme):
     response = in_acme(login, alice, acme).get(acme_url("billing:overview", acme))
 
-    assert "Top-ups are not configured on this server." in response.text
-    assert "/billing/checkout/" not in response.text
+    page = text_of(response)
+    assert "1,000 credits · 100 videos $5.00" in page
+    assert "20,000 credits · 2,000 videos $100.00" in page
+    assert "Card payments are not available here yet." in page
+    assert f"write to {settings.SUPPORT_EMAIL}" in page
+    assert "STRIPE_SECRET_KEY" not in page  # operator language is for staff only
+    assert "/checkout/" not in response.text
+
+
+def test_without_stripe_keys_staff_are_told_what_to_configure(login, alice, acme):
+    alice.is_staff = True
+    alice.save()
+
+    page = text_of(in_acme(login, alice, acme).get(acme_url("billing:overview", acme)))
+
+    assert "set STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET" in page
+    assert "/hooks/stripe/" in page
+
+
+def test_members_are_told_which_owners_and_admins_to_ask(login, carol, acme):
+    page = text_of(in_acme(login, carol, acme).get(acme_url("billing:overview", acme)))
+
+    assert "Ask alice@example.com or bob@example.com to top up." in page
+    assert "$5.00" in page
+
+
+def test_a_member_with_a_monthly_limit_sees_what_is_left_and_no_way_to_buy(
+    login, bob, acme, stripe_on
+):
+    Membership.objects.filter(team=acme, user=bob).update(monthly_credit_limit=50)
+
+    response = in_acme(login, bob, acme).get(acme_url("billing:overview", acme))
+
+    page = text_of(response)
+    assert "Your monthly limit: 5 videos left of 5 this month." in page
+    assert "/checkout/" not in response.text
+    assert "Buy credits" not in page
+
+
+def test_the_history_shows_one_line_per_video_with_its_outcome_and_no_codes(login, alice, acme):
+    ledger.grant(team=acme, credits=1000, key="promo:acme", memo="Launch promo")
+    charged, refunded, running = make_job(acme), make_job(acme), make_job(acme)
+    ledger.hold_for_jobs(team=acme, jobs=[charged, refunded, running])
+    ledger.capture(job=charged)
+    refunded.failure_message = "The video could not be found."
+    refunded.state = "failed"
+    refunded.save()
+    ledger.release(job=refunded, memo="Failed: kie_500")
+
+    response = in_acme(login, alice, acme).get(acme_url("billing:overview", acme))
+
+    rows = re.findall(r"<tr>(.*?)</tr>", response.text.split('id="ledger"')[1], re.S)
+    lines = [" ".join(re.sub(r"<[^>]+>", " ", row).split()) for row in rows[1:]]
+    assert len(lines) == 4  # three videos and the grant: no hold, capture or release rows
+    assert [line.split(" UTC ", 1)[1] for line in lines] == [
+        f"Video {running.video_id} Reserved charged only when it is ready 10 reserved",
+        f"Video {refunded.video_id} Refunded it could not be processed, nothing charged 0",
+        f"Video {charged.video_id} Charged \N{MINUS SIGN}10",
+        "Free credits Launch promo +1000",
+    ]
+    assert "kie_500" not in response.text
+    assert f'href="{charged.get_absolute_url()}"' in response.text
 
 
 def test_the_header_shows_the_current_teams_available_credits(login, alice, acme):
@@ -69,8 +131,8 @@ def test_the_header_shows_the_current_teams_available_credits(login, alice, acme
     personal = client.get(reverse("dashboard"), follow=True).text
     team = client.get(acme.get_absolute_url()).text
 
-    assert re.search(r'class="balance-chip"[^>]*><strong>30</strong> credits', personal)
-    assert re.search(r'class="balance-chip"[^>]*><strong>1,000</strong> credits', team)
+    assert re.search(r'class="balance-chip"[^>]*><strong[^>]*>30</strong> available', personal)
+    assert re.search(r'class="balance-chip"[^>]*><strong[^>]*>1,000</strong> available', team)
 
 
 def test_the_header_balance_looks_low_below_three_videos(login, alice):
@@ -79,7 +141,7 @@ def test_the_header_balance_looks_low_below_three_videos(login, alice):
 
     page = login(alice).get(personal.get_absolute_url()).text
 
-    assert re.search(r'class="balance-chip is-low"[^>]*><strong>20</strong> credits', page)
+    assert re.search(r'class="balance-chip is-low"[^>]*><strong[^>]*>20</strong> available', page)
 
 
 def test_the_header_balance_costs_one_query(login, alice):

@@ -93,7 +93,7 @@ def test_without_stripe_keys_checkout_is_refused_without_calling_stripe(login, a
 
     assert response.status_code == 302
     assert not TopUp.objects.exists()
-    assert "Top-ups are not configured on this server." in client.get(response["Location"]).text
+    assert "Card payments are not available yet" in client.get(response["Location"]).text
 
 
 def test_when_stripe_refuses_the_top_up_is_marked_failed_and_the_owner_told(

@@ -1,25 +1,42 @@
 """Browser journeys: Debian's Chromium, driven by Playwright, against the whole app running.
 
 - The app is served by pytest-django's live server, a thread of this process.
-- Jobs are worked by a real `manage.py qcluster` process sharing the test database
+- Jobs are worked by a real `manage.py worker` cluster sharing the test database
   (`tests/live.py`), which sends links to a Kie simulator running in this process on an
   ephemeral port; the simulator calls back into the live server, as Kie calls back production.
 - Chromium is Debian's (`/usr/bin/chromium`); `playwright install` is never used. Without it
   the journeys are skipped with a reason, except in CI (`.ci/run` installs it), where they fail.
 - When a journey fails, every page it opened is saved to `test-artifacts/<test>/` as a
   screenshot and its HTML, with the worker's log next to them.
+- Every journey fails if the browser reports a Content-Security-Policy violation on any page
+  it opened, after partial updates too (the console is watched from the first request).
+- Emails the worker sends go by SMTP to a server in this process (`live_stack.mailbox`).
 """
 
 import os
 import re
 import shutil
+import socket
+import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import Envelope
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Page,
+    ViewportSize,
+    expect,
+    sync_playwright,
+)
 from pytest_django.live_server_helper import LiveServer
 
 from apps.jobs.providers.simulator import KieSimulator, SimulatorConfig
@@ -97,8 +114,17 @@ def browser(transactional_db: None, monkeypatch: pytest.MonkeyPatch) -> Iterator
 
 
 @pytest.fixture
+def csp_violations() -> list[str]:
+    """What the browser reported as Content-Security-Policy violations during the journey."""
+    return []
+
+
+@pytest.fixture
 def open_page(
-    browser: Browser, live_server: LiveServer, request: pytest.FixtureRequest
+    browser: Browser,
+    live_server: LiveServer,
+    request: pytest.FixtureRequest,
+    csp_violations: list[str],
 ) -> Iterator[Callable[..., Page]]:
     """`open_page("alice")`: a page in a fresh browser context (its own cookies), for one person.
 
@@ -106,12 +132,17 @@ def open_page(
     """
     pages: dict[str, Page] = {}
 
+    def watch_console(message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text:
+            csp_violations.append(f"{message.location.get('url', '?')}: {message.text}")
+
     def open_one(name: str, *, viewport: ViewportSize = DESKTOP) -> Page:
         context = browser.new_context(
             base_url=live_server.url, viewport=viewport, accept_downloads=True
         )
         context.set_default_timeout(PAGE_TIMEOUT_MS)
         page = context.new_page()
+        page.on("console", watch_console)
         pages[name] = page
         return page
 
@@ -125,15 +156,41 @@ def open_page(
             (folder / f"{name}.html").write_text(page.content())
     for page in pages.values():
         page.context.close()
+    if csp_violations and not _failed(request):
+        pytest.fail("Content-Security-Policy violations:\n" + "\n".join(csp_violations))
+
+
+class Mailbox:
+    """An SMTP server on an ephemeral port that keeps what it receives, as parsed messages."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        with socket.socket() as probe:  # aiosmtpd checks its port by connecting: no port 0
+            probe.bind(("127.0.0.1", 0))
+            self.port = int(probe.getsockname()[1])
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_DATA(self, server: object, session: object, envelope: Envelope) -> str:
+        raw = envelope.content if isinstance(envelope.content, bytes) else b""
+        self.messages.append(BytesParser(policy=policy.default).parsebytes(raw))
+        return "250 Message accepted for delivery"
+
+    def wait_for(self, count: int, timeout: float = 30) -> list[EmailMessage]:
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(self.messages) >= count, f"{len(self.messages)} emails arrived, not {count}"
+        return self.messages
 
 
 @dataclass
 class LiveStack:
-    """What runs behind the live server: the Kie simulator (tests may reconfigure it) and one
-    worker process (its log is in `worker.log`)."""
+    """What runs behind the live server: the Kie simulator (tests may reconfigure it), one
+    worker process (its log is in `worker.log`) and the SMTP server its emails go to."""
 
     simulator: KieSimulator
     worker: WorkerProcess
+    mailbox: Mailbox
 
 
 @pytest.fixture
@@ -156,6 +213,7 @@ def live_stack(
     settings.KIE_BASE_URL = simulator.url
     settings.KIE_API_KEY = settings.KIE_SIMULATOR_API_KEY
     settings.PUBLIC_BASE_URL = live_server.url
+    settings.SITE_URL = live_server.url
     settings.DOWNLOAD_TEMP_DIR = str(var_dir / "tmp")
     settings.STORAGES = {
         **settings.STORAGES,
@@ -166,15 +224,24 @@ def live_stack(
     }
     # With a public address, the worker gives Kie (here the simulator) a callback URL on the
     # live server, so jobs finish as soon as the simulator says so.
+    mailbox = Mailbox()
+    mailbox.controller.start()
     worker = WorkerProcess(
         var_dir=var_dir,
         simulator_port=simulator_port,
-        extra_env={"PUBLIC_BASE_URL": live_server.url},
+        extra_env={
+            "PUBLIC_BASE_URL": live_server.url,
+            "SITE_URL": live_server.url,
+            "EMAIL_HOST": "127.0.0.1",
+            "EMAIL_PORT": str(mailbox.port),
+            "EMAIL_USE_TLS": "false",
+        },
     )
     try:
-        yield LiveStack(simulator=simulator, worker=worker)
+        yield LiveStack(simulator=simulator, worker=worker, mailbox=mailbox)
     finally:
         worker.stop()
         simulator.stop()
+        mailbox.controller.stop()
         if _failed(request):
             shutil.copy(worker.log, artifacts_dir(request) / "worker.log")

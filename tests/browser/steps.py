@@ -28,14 +28,17 @@ def sign_up(page: Page, email: str) -> None:
 
 
 def balance_chip(page: Page) -> Locator:
-    """The header's "N credits" link: the current team's available credits."""
+    """The header's "N available · M reserved" link: the current team's credits."""
     return page.locator("#balance-chip")
 
 
 def paste_links(page: Page, lines: list[str]) -> None:
-    """Pastes lines into the dashboard's form, confirms ownership and sends them."""
+    """Pastes lines into the dashboard's form, confirms ownership (asked only once per person)
+    and sends them."""
     page.get_by_label("Sora share links").fill("\n".join(lines))
-    page.get_by_label("I own these videos or have the right to edit them").check()
+    ownership = page.get_by_label("I own these videos or have the right to edit them")
+    if ownership.count():
+        ownership.check()
     page.get_by_role("button", name="Remove watermarks").click()
 
 

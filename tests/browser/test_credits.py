@@ -54,7 +54,7 @@ def test_an_owner_buys_a_pack_and_the_balance_rises(stripe_api, live_server, ope
     page.route("https://checkout.stripe.com/**", stripe_checkout)
     page.goto("/accounts/signup/")
     sign_up(page, "erin@example.com")
-    expect(balance_chip(page)).to_have_text("30 credits")
+    expect(balance_chip(page)).to_have_text("30 available")
 
     balance_chip(page).click()
     expect(page.get_by_test_id("available")).to_have_text("30 credits available")
@@ -73,7 +73,7 @@ def test_an_owner_buys_a_pack_and_the_balance_rises(stripe_api, live_server, ope
     expect(
         page.get_by_text("Payment received: 1,000 credits were added to erin's team.")
     ).to_be_visible()
-    expect(balance_chip(page)).to_have_text("1,030 credits")
+    expect(balance_chip(page)).to_have_text("1,030 available")
     expect(page.get_by_test_id("available")).to_have_text("1,030 credits available")
     topup = page.locator("#topups-title + .table-wrap tbody tr")
     expect(topup).to_have_count(1)

@@ -23,6 +23,13 @@ def test_the_dashboard_job_credits_and_team_pages_fit_a_phone(live_stack, open_p
     page = open_page("phone", viewport=PHONE)
     page.goto("/accounts/signup/")
     sign_up(page, EMAIL)
+    # The ownership statement: its checkbox and the first line of its label side by side.
+    box = page.get_by_role("checkbox").bounding_box()
+    label = page.locator(".checkbox-row label").bounding_box()
+    assert box is not None
+    assert label is not None
+    assert label["x"] > box["x"] + box["width"]
+    assert label["y"] < box["y"] + box["height"]
     links = [share_link(11), share_link(12)]
     paste_links(page, [links[0], "https://sora.chatgpt.com/d/gen_01k7example", links[1]])
     for link in links:

@@ -29,7 +29,7 @@ def test_a_new_person_signs_up_and_gets_clean_copies_of_their_good_links(live_st
     sign_up(page, "dana@example.com")
 
     expect(page).to_have_url(re.compile(r"/t/[0-9a-f-]{36}/dashboard/$"))
-    expect(balance_chip(page)).to_have_text("30 credits")
+    expect(balance_chip(page)).to_have_text("30 available")
     expect(page.get_by_text("No videos yet.")).to_be_visible()
 
     # A mark on the document: a reload or a plain form post would wipe it.
@@ -45,15 +45,30 @@ def test_a_new_person_signs_up_and_gets_clean_copies_of_their_good_links(live_st
     expect(problem).to_contain_text("This is a draft link")
     # Only the line to fix stays in the box; the two good ones hold 10 credits each.
     expect(page.get_by_label("Sora share links")).to_have_value(DRAFT_LINK)
-    expect(balance_chip(page)).to_have_text("10 credits")
+    # Held, not spent: the header and the dashboard say so apart.
+    expect(balance_chip(page)).to_have_text("10 available · 20 reserved")
+    expect(page.get_by_test_id("summary-reserved")).to_have_text("20")
 
     # Still on their way when the table appears, then done while the page is watched.
     rows = [job_row(page, link) for link in good]
     for row in rows:
         expect(row.locator(".badge")).not_to_have_text("Done")
+        expect(row.locator("td.num")).to_have_text("10 reserved")
     for row in rows:
         expect(row.locator(".badge")).to_have_text("Done", timeout=JOB_TIMEOUT_MS)
+        expect(row.locator("td.num")).to_have_text("10 charged")
+    expect(balance_chip(page)).to_have_text("10 available")
     assert page.evaluate("window.notReloaded") is True
+
+    # One email for the paste, once both videos were done, its links straight to them.
+    (email,) = live_stack.mailbox.wait_for(1)
+    assert email["To"] == "dana@example.com"
+    assert email["Subject"] == "[Unmark] Your 2 videos are ready"
+    text = email.get_body(preferencelist=("plain",)).get_content()
+    job_links = re.findall(r"http://\S+/jobs/\S+/", text)
+    assert len(job_links) == 2
+    html = email.get_body(preferencelist=("html",)).get_content()
+    assert f'href="{job_links[0]}"' in html
 
     sample = SAMPLE_MP4.read_bytes()
     first_id = good[0].rsplit("/", 1)[1]
@@ -76,11 +91,23 @@ def test_a_new_person_signs_up_and_gets_clean_copies_of_their_good_links(live_st
     assert Path(from_dashboard.value.path()).read_bytes() == sample
 
     # Two videos done: 20 of the 30 welcome credits spent, nothing held any more.
-    expect(balance_chip(page)).to_have_text("10 credits")
+    expect(balance_chip(page)).to_have_text("10 available")
     balance_chip(page).click()
     expect(page.get_by_test_id("available")).to_have_text("10 credits available")
     expect(page.get_by_text("Enough for 1 video.")).to_be_visible()
-    expect(page.get_by_text("held for videos in progress")).to_have_count(0)
+    expect(page.get_by_text("reserved for videos in progress")).to_have_count(0)
+    # The history: one line per video, charged and linked to it; the welcome credits.
+    history = page.locator("#ledger tbody tr")
+    expect(history).to_have_count(3)
+    expect(history.nth(0)).to_contain_text("Charged")
+    expect(history.nth(0)).to_contain_text("\N{MINUS SIGN}10")
+    expect(history.nth(2)).to_contain_text("Free credits")
+    expect(page.locator("#ledger")).not_to_contain_text("Capture")
+    history.nth(0).get_by_role("link").click()
+    expect(page.get_by_role("heading", name=re.compile(r"^Video s_"))).to_be_visible()
+    expect(page.locator("dl.facts")).to_contain_text("10 charged")
+    page.goto(job_links[1])
+    expect(page.locator(".badge")).to_have_text("Done")
 
 
 def test_a_video_kie_cannot_clean_fails_live_and_its_credits_come_back(live_stack, open_page):
@@ -93,10 +120,13 @@ def test_a_video_kie_cannot_clean_fails_live_and_its_credits_come_back(live_stac
 
     paste_links(page, [link])
 
-    expect(balance_chip(page)).to_have_text("20 credits")
+    expect(balance_chip(page)).to_have_text("20 available · 10 reserved")
     row = job_row(page, link)
     expect(row.locator(".badge")).to_have_text("Failed", timeout=JOB_TIMEOUT_MS)
     expect(row).to_contain_text("Kie could not remove the watermark")
     expect(row).to_contain_text("Nothing was charged.")
-    expect(balance_chip(page)).to_have_text("30 credits")
+    expect(balance_chip(page)).to_have_text("30 available")
+    expect(row.locator("td.num")).to_have_text("0 refunded")
+    # A screen reader hears it: the polite region outside the refreshed table says so.
+    expect(page.locator("#announcer")).to_contain_text("failed; its credits were refunded")
     assert page.evaluate("window.notReloaded") is True

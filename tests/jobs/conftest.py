@@ -21,8 +21,8 @@ from django_q.signing import SignedPackage
 
 from apps.accounts.models import Membership, User
 from apps.jobs import pipeline, services
-from apps.jobs.models import Job, JobState
-from apps.jobs.providers.base import TaskStatus
+from apps.jobs.models import InputKind, Job, JobState
+from apps.jobs.providers.base import TaskInput, TaskState, TaskStatus
 from apps.jobs.providers.kie import KieProvider
 from apps.jobs.providers.simulator import KieSimulator, SimulatorConfig
 
@@ -96,11 +96,16 @@ def kie(make_kie: Callable[..., KieProvider], simulator: KieSimulator) -> KiePro
     return make_kie(simulator)
 
 
+def link_task(link: str, *, callback_url: str | None = None) -> TaskInput:
+    """What the pipeline hands a provider for a pasted link."""
+    return TaskInput(kind=InputKind.LINK, reference="job-1", callback_url=callback_url, link=link)
+
+
 def wait_until_final(kie: KieProvider, task_id: str) -> TaskStatus:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         status = kie.status(task_id)
-        if status.is_final:
+        if status.state in (TaskState.SUCCEEDED, TaskState.FAILED):
             return status
         time.sleep(0.02)
     pytest.fail(f"task {task_id} did not finish")
@@ -279,5 +284,5 @@ def finished_job(membership: Membership, link: str = SORA_LINK) -> Job:
     job.move(JobState.SUBMITTED, task_id="task-1")
     job.move(JobState.DOWNLOADING, result_url="https://example.com/out.mp4")
     name = default_storage.save(f"results/{job.public_id}.mp4", ContentFile(VIDEO))
-    services.succeed_job(job, name=name, size=len(VIDEO), sha256="x" * 64)
+    job.succeed(name=name, size=len(VIDEO), sha256="x" * 64)
     return job

@@ -105,7 +105,7 @@ def test_one_form_sent_ten_times_at_once_makes_its_jobs_once(acme, bob):
 
     def send(i: int) -> list[Job]:
         return services.submit_links(
-            membership=bobs, links=[link(1), link(2)], submission=submission
+            membership=bobs, links=[link(1), link(2)], submission_id=submission
         )
 
     results = run_at_once(10, send)

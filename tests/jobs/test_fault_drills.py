@@ -6,8 +6,10 @@ middle of a download is drilled in test_worker_process.py, with real processes.)
 """
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 
 import psycopg
 import pytest
@@ -17,8 +19,8 @@ from django.test import Client
 from django.urls import reverse
 
 from apps.billing.models import LedgerEntry
-from apps.jobs import services
-from apps.jobs.models import Job, JobState
+from apps.jobs import pipeline, services
+from apps.jobs.models import Job, JobState, ProviderAlert
 from tests.jobs.conftest import SORA_LINK
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -41,7 +43,6 @@ def assert_settled_cleanly(job: Job, client: Client) -> str:
 TRANSIENT_FAULTS: dict[str, dict[str, object]] = {
     "rate limited (429)": {"forced_code": 429, "forced_msg": "Too many requests"},
     "server errors (500)": {"forced_code": 500, "forced_msg": "Internal server error"},
-    "maintenance (455)": {"forced_code": 455, "forced_msg": "Service under maintenance"},
     "malformed JSON": {"api_fault": "malformed"},
     "an HTML error page": {"api_fault": "html"},
     "answers slower than our timeout": {"api_delay_seconds": 1.5},
@@ -64,7 +65,7 @@ def test_a_passing_fault_delays_the_job_and_then_it_finishes(
     assert last_step is not None
     assert "trying again" in last_step.detail
     assert (
-        "Queued"
+        "Waiting"
         in login(alice).get(reverse("jobs:detail", args=[job.team.public_id, job.public_id])).text
     )
 
@@ -94,17 +95,11 @@ def test_kie_failing_for_good_gives_up_after_a_few_tries_and_refunds(
 @pytest.mark.parametrize(
     ("config", "says"),
     [
-        ({"paused": True}, "Kie has paused Sora watermark removal"),
-        ({"credits": 0}, "unavailable on our side"),
-        ({"forced_code": 401, "forced_msg": "Unauthorized"}, "unavailable on our side"),
         ({"failure_rate": 1.0}, "Kie could not remove the watermark"),
         ({"result_fault": "missing"}, "The result link no longer exists"),
         ({"result_fault": "html"}, "served text/html, not a video"),
     ],
     ids=[
-        "paused",
-        "out of Kie credits",
-        "bad key",
         "generation failed",
         "404 result",
         "HTML result",
@@ -124,6 +119,81 @@ def test_a_lasting_fault_fails_the_job_clearly_and_refunds(
     assert says in page
     assert "Nothing was charged" in page
     assert "Try again" in page
+
+
+def creates_seen(sim_stack) -> int:
+    return sum(
+        1 for r in sim_stack.simulator.seen()["requests"] if r["path"].endswith("/createTask")
+    )
+
+
+def test_a_maintenance_window_holds_jobs_without_using_attempts_until_kie_is_back(
+    sim_stack, alice_membership, run_tasks, drive, login, alice, settings
+):
+    settings.PROVIDER_PROBE_SECONDS = 1
+    sim_stack.simulator.configure(forced_code=455, forced_msg="Service under maintenance")
+    [first] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    run_tasks()
+
+    first.refresh_from_db()
+    assert (first.state, first.attempts) == (JobState.QUEUED, 0)
+    assert (
+        "waits and goes out when it is back"
+        in first.events.get(to_state=JobState.QUEUED, from_state=JobState.SUBMITTED).detail
+    )
+    alert = ProviderAlert.objects.get(resolved_at=None)
+    assert (alert.provider, alert.kind) == ("kie", "maintenance")
+    # While it lasts, nothing new goes out: not the next video, not this one again.
+    [second] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    run_tasks()
+    pipeline.poll_due_jobs(run_seconds=0)
+    run_tasks()
+    assert creates_seen(sim_stack) == 1
+    page = login(alice).get(reverse("jobs:dashboard", args=[alice_membership.team.public_id])).text
+    assert "Kie is under maintenance" in page
+    assert "Your videos wait and go out when it is back" in page
+
+    sim_stack.simulator.configure(forced_code=0, forced_msg="")
+    time.sleep(1.1)
+    drive([first, second])  # the poller's next probe finds Kie back and sends both
+
+    for job in (first, second):
+        job.refresh_from_db()
+        assert (job.state, job.attempts) == (JobState.SUCCEEDED, 1)
+        assert_settled_cleanly(job, login(alice))
+    assert creates_seen(sim_stack) == 3
+    assert not ProviderAlert.objects.filter(resolved_at=None).exists()
+
+
+@pytest.mark.parametrize(
+    ("config", "kind"),
+    [
+        ({"paused": True}, "paused"),
+        ({"credits": 0}, "out_of_credits"),
+        ({"forced_code": 401, "forced_msg": "Unauthorized"}, "unauthorized"),
+    ],
+    ids=["paused", "out of Kie credits", "bad key"],
+)
+def test_jobs_wait_for_an_unavailable_kie_and_are_refunded_at_their_deadline(
+    config, kind, sim_stack, alice_membership, run_tasks, drive, login, alice, settings
+):
+    sim_stack.simulator.configure(**config)
+    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    run_tasks()
+    job.refresh_from_db()
+    assert (job.state, job.attempts) == (JobState.QUEUED, 0)
+    assert ProviderAlert.objects.get(resolved_at=None).kind == kind
+
+    Job.objects.filter(pk=job.pk).update(
+        created_at=job.created_at - timedelta(seconds=settings.JOB_GIVE_UP_SECONDS + 1)
+    )
+    drive([job])
+
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED
+    page = assert_settled_cleanly(job, login(alice))
+    assert "Kie could not take this video within 15 minutes" in page
+    assert "Nothing was charged" in page
 
 
 @contextmanager

@@ -36,7 +36,6 @@ def test_a_link_pasted_without_scheme_gets_https():
             "look-alike",
         ),
         ("https://sora-chatgpt.com/p/s_68e83bd7eee88191be79d2ba7158516f", "look-alike"),
-        ("https://sora.chatgpt.com/p/s_68E83BD7EEE88191BE79D2BA7158516F", "32 letters and digits"),
         ("https://sora.chatgpt.com/p/s_68e83bd7", "32 letters and digits"),
         ("https://sora.chatgpt.com/explore", "not a video share link"),
         ("https://user@sora.chatgpt.com/p/s_68e83bd7eee88191be79d2ba7158516f", "unusual form"),
@@ -63,7 +62,23 @@ def test_a_paste_keeps_good_lines_reports_bad_ones_and_collapses_duplicates():
     assert [(error.number, error.text) for error in result.errors] == [
         (3, "https://sora.chatgpt.com/d/gen_1")
     ]
-    assert result.duplicates == 2
+    assert [(line.number, line.message) for line in result.duplicates] == [
+        (4, "The same video as line 2: it is sent once."),
+        (7, "The same video as line 2: it is sent once."),
+    ]
+
+
+def test_a_share_link_with_an_uppercase_id_is_accepted_in_lowercase():
+    link, problem = check_share_link(GOOD.upper())
+
+    assert (link, problem) == (GOOD, "")
+
+
+def test_an_uppercase_copy_of_a_pasted_link_is_the_same_video():
+    result = parse_pasted_links(f"{GOOD}\n{GOOD.replace('s_', 'S_').upper()}\n")
+
+    assert result.links == [GOOD]
+    assert [line.number for line in result.duplicates] == [2]
 
 
 def test_windows_line_endings_are_fine():

@@ -42,7 +42,7 @@ class CarolsJobs:
         self.done = finished_job(carols)
         [self.queued] = services.submit_links(membership=carols, links=[QUEUED_LINK])
         [self.failed] = services.submit_links(membership=carols, links=[FAILED_LINK])
-        services.fail_job(self.failed, code="kie_500", message="Kie failed.")
+        self.failed.fail(code="kie_500", message="Kie failed.")
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Jobs through a real `qcluster` process, including one killed in the middle of a download."""
+"""Jobs through a real worker cluster, including one killed in the middle of a download."""
 
 import hashlib
 import time

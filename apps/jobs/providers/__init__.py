@@ -1,50 +1,81 @@
-"""Watermark-removal providers. The job pipeline asks `get_provider()` and nothing else."""
+"""Watermark-removal providers, by name. The job pipeline asks `get_provider(name)` and
+`provider_for(kind)`, and nothing else.
+
+`REGISTRY` names every provider and how to build it from settings; each provider says which
+`InputKind`s it accepts. A job records the name of the provider that took it, so a job is
+always followed by the provider that started its task.
+"""
 
 import os
 import threading
+from collections.abc import Callable
 
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from apps.jobs.models import InputKind
 from apps.jobs.providers.base import RemovalProvider
 from apps.jobs.providers.kie import KieProvider
 
+
+class NoProvider(Exception):
+    """No configured provider takes this kind of input (or has this name)."""
+
+
+def _kie() -> RemovalProvider:
+    return KieProvider(
+        api_key=settings.KIE_API_KEY,
+        base_url=settings.KIE_BASE_URL,
+        upload_method=settings.KIE_UPLOAD_METHOD,
+        webhook_hmac_key=settings.KIE_WEBHOOK_HMAC_KEY,
+        callback_max_age_seconds=settings.KIE_CALLBACK_MAX_AGE_SECONDS,
+        timeout_seconds=settings.KIE_TIMEOUT_SECONDS,
+        create_limit=settings.KIE_CREATE_LIMIT,
+    )
+
+
+# In order of preference: `provider_for` picks the first that accepts an input.
+REGISTRY: dict[str, Callable[[], RemovalProvider]] = {"kie": _kie}
+
 # Keyed by process id: a worker forked from a process that already built a provider must not
 # reuse its pooled connections, which belong to the parent.
-_built: dict[int, KieProvider] = {}
+_built: dict[tuple[int, str], RemovalProvider] = {}
 _lock = threading.Lock()
 
 
-def get_provider() -> RemovalProvider:
-    """The provider configured in settings (Kie, or the Kie simulator), built once per process."""
+def get_provider(name: str) -> RemovalProvider:
+    """The provider of that name, built from settings once per process."""
+    if name not in REGISTRY:
+        raise NoProvider(f"No removal provider is called {name!r}.")
     pid = os.getpid()
     with _lock:
-        if pid not in _built:
+        if any(built_pid != pid for built_pid, _ in _built):
             _built.clear()
-            _built[pid] = KieProvider(
-                api_key=settings.KIE_API_KEY,
-                base_url=settings.KIE_BASE_URL,
-                upload_method=settings.KIE_UPLOAD_METHOD,
-                webhook_hmac_key=settings.KIE_WEBHOOK_HMAC_KEY,
-                callback_max_age_seconds=settings.KIE_CALLBACK_MAX_AGE_SECONDS,
-                timeout_seconds=settings.KIE_TIMEOUT_SECONDS,
-                create_limit=settings.KIE_CREATE_LIMIT,
-            )
-        return _built[pid]
+        if (pid, name) not in _built:
+            _built[pid, name] = REGISTRY[name]()
+        return _built[pid, name]
 
 
-def reset_provider() -> None:
-    """Forgets the built provider, so the next `get_provider()` reads settings again."""
+def provider_for(kind: InputKind) -> RemovalProvider:
+    """The preferred provider for this kind of input."""
+    for name in REGISTRY:
+        provider = get_provider(name)
+        if kind in provider.accepts:
+            return provider
+    raise NoProvider(f"No removal provider takes {InputKind(kind).label.lower()}s.")
+
+
+def reset_providers() -> None:
+    """Forgets the built providers, so the next `get_provider()` reads settings again."""
     with _lock:
-        provider = _built.pop(os.getpid(), None)
+        built = list(_built.values())
         _built.clear()
-    if provider is not None:
+    for provider in built:
         provider.close()
 
 
 @receiver(setting_changed)
-def _forget_provider_when_kie_settings_change(*, setting: str, **kwargs: object) -> None:
-    # Tests point KIE_BASE_URL at a simulator on an ephemeral port with `settings` overrides.
-    if setting.startswith("KIE_"):
-        reset_provider()
+def _forget_providers_when_settings_change(**kwargs: object) -> None:
+    # Tests point KIE_BASE_URL (and the like) at a simulator on an ephemeral port.
+    reset_providers()

@@ -1,14 +1,21 @@
 """The one interface every watermark-removal backend implements.
 
-Jobs talk only to this interface (through `get_provider()`), so Kie can be swapped for another
-backend without touching the job pipeline. Errors say what the caller should do next:
-retry later, fail the job (refund), or stop submitting and alert an operator.
+Jobs talk only to this interface (through `get_provider(name)`), so backends plug in without
+touching the job pipeline. A provider says which inputs it accepts (`InputKind`s) and gets each
+task as a `TaskInput`: a link, or a way to open or sign the stored original. Errors say what
+the caller should do next: retry later, fail the job (refund), or hold all new work and alert
+an operator until the provider is back.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import IO, TYPE_CHECKING, Protocol
+
+from apps.jobs.models import InputKind
+
+if TYPE_CHECKING:
+    from apps.jobs.models import Job
 
 
 class TaskState(StrEnum):
@@ -26,11 +33,54 @@ class TaskStatus:
     failure_code: str = ""
     failure_message: str = ""
     cost_time_ms: int | None = None
+    # The provider's own 0-100, where it gives one (SWC and Replicate do).
     progress: int | None = None
+    # The callback URL the task was created with, as the provider echoes it (Kie's `param`):
+    # proves that a task found by its id really belongs to the job that adopts it.
+    callback_url: str = ""
 
-    @property
-    def is_final(self) -> bool:
-        return self.state in (TaskState.SUCCEEDED, TaskState.FAILED)
+
+@dataclass(frozen=True)
+class TaskInput:
+    """What a provider needs to start one task, whatever kind of input it takes.
+
+    `link` is a public link (Kie fetches it itself). For an uploaded original, `open` gives
+    its bytes as a stream (a provider that uploads them, like the SWC pool) and `signed_url`
+    a short-lived link to it (a provider that fetches it, like Replicate); `name`, `size` and
+    `sha256` describe it. `callback_url` is where the provider may report back, `None` when
+    the app cannot be reached from outside; `reference` names the job to the provider.
+    """
+
+    kind: InputKind
+    reference: str
+    callback_url: str | None = None
+    link: str = ""
+    open: Callable[[], IO[bytes]] | None = None
+    signed_url: Callable[[int], str] | None = None
+    name: str = ""
+    size: int | None = None
+    sha256: str = ""
+
+    @classmethod
+    def for_job(cls, job: "Job") -> "TaskInput":
+        if job.input_kind == InputKind.LINK:
+            return cls(
+                kind=InputKind.LINK,
+                reference=str(job.public_id),
+                callback_url=job.callback_url,
+                link=job.source_url,
+            )
+        original = job.original_file
+        return cls(
+            kind=InputKind.FILE,
+            reference=str(job.public_id),
+            callback_url=job.callback_url,
+            open=lambda: original.open("rb"),
+            signed_url=lambda seconds: original.storage.url(original.name, expire=seconds),  # type: ignore[call-arg]
+            name=job.original_name,
+            size=job.original_size,
+            sha256=job.original_sha256,
+        )
 
 
 @dataclass
@@ -60,7 +110,16 @@ class RetryableError(ProviderError):
 
 @dataclass
 class RateLimited(RetryableError):
-    """Too many task creations: refused by the provider (429) or held back by our limiter."""
+    """Too many task creations: the provider refused this one (Kie's 429)."""
+
+
+@dataclass
+class NoAnswer(RetryableError):
+    """The request went out but no answer came back: the task may exist at the provider.
+
+    Sending again could start (and pay for) a second task, so a job whose start ends like
+    this waits to adopt the task instead (see `pipeline.send_job`).
+    """
 
 
 @dataclass
@@ -75,10 +134,12 @@ class PermanentError(ProviderError):
 
 @dataclass
 class ProviderUnavailable(ProviderError):
-    """The provider will not take work: paused, out of credits, bad key, feature disabled.
+    """The provider will not take work for now: maintenance, paused, out of credits, bad key.
 
-    Jobs fail fast and are refunded; operators are alerted. `kind` names the situation:
-    "paused", "out_of_credits", "unauthorized", "quota", "disabled".
+    Nothing new is sent to it while this lasts (a periodic probe tells when it is back);
+    waiting jobs use no attempts and go out when it is, or are refunded at their deadline.
+    Operators are alerted. `kind` names the situation: "maintenance", "paused",
+    "out_of_credits", "unauthorized", "quota", "disabled".
     """
 
     kind: str = "paused"
@@ -90,9 +151,12 @@ class CallbackRejected(Exception):
 
 class RemovalProvider(Protocol):
     name: str
+    label: str  # how people know it: "Kie"
+    # The inputs this provider can clean: the dispatcher never hands it anything else.
+    accepts: frozenset[InputKind]
 
-    def start(self, source_url: str, *, callback_url: str | None) -> str:
-        """Creates a removal task for a public Sora share link and returns its task id."""
+    def start(self, task: TaskInput) -> str:
+        """Creates a removal task and returns its task id."""
         ...
 
     def status(self, task_id: str) -> TaskStatus:
@@ -106,10 +170,31 @@ class RemovalProvider(Protocol):
         """
         ...
 
+    def claim_starts(self, wanted: int) -> int:
+        """How many of `wanted` new tasks may start now, counting them as started.
+
+        Only the dispatcher calls this, before it hands jobs to workers, so a provider's limit
+        (Kie's 20 creates per 10 s, an SWC server's free slots) shapes the schedule instead of
+        refusing sends afterwards.
+        """
+        ...
+
+    def seconds_until_start(self) -> float:
+        """How long until `claim_starts` can grant one more (0 when it can now)."""
+        ...
+
+    def starts_per_second(self) -> float:
+        """The sustained rate at which this provider takes new tasks (admission control)."""
+        ...
+
+    def probe(self) -> None:
+        """A cheap call that raises ProviderUnavailable while the provider takes no work."""
+        ...
+
     def remaining_credits(self) -> int:
         """The provider account's remaining credits."""
         ...
 
-    def free_create_slots(self) -> int:
-        """How many tasks `start()` may create right now without being held back."""
+    def close(self) -> None:
+        """Releases pooled connections."""
         ...

@@ -23,18 +23,21 @@ from typing import Any
 
 import httpx
 
+from apps.jobs.models import InputKind
+from apps.jobs.providers import ratelimit
 from apps.jobs.providers.base import (
     CallbackRejected,
+    NoAnswer,
     PermanentError,
     ProviderError,
     ProviderUnavailable,
     RateLimited,
     RetryableError,
+    TaskInput,
     TaskNotReady,
     TaskState,
     TaskStatus,
 )
-from apps.jobs.providers.ratelimit import CREATE_LIMIT, free_create_slots, take_create_slot
 
 logger = logging.getLogger(__name__)
 
@@ -57,9 +60,14 @@ _STATES = {
     "fail": TaskState.FAILED,
 }
 # Envelope codes that mean Kie will not take work until an operator acts.
-_UNAVAILABLE_KINDS = {401: "unauthorized", 402: "out_of_credits", 433: "quota", 505: "disabled"}
+_UNAVAILABLE_KINDS = {
+    401: "unauthorized",
+    402: "out_of_credits",
+    433: "quota",
+    455: "maintenance",
+    505: "disabled",
+}
 _PERMANENT_CODES = {400, 404, 408, 422, 501}
-_RETRYABLE_CODES = {455, 500}
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,8 @@ class KieProvider:
     """One Kie account: a pooled HTTP client with a bearer key and explicit timeouts."""
 
     name = "kie"
+    label = "Kie"
+    accepts = frozenset({InputKind.LINK})
 
     def __init__(
         self,
@@ -83,7 +93,7 @@ class KieProvider:
         webhook_hmac_key: str = "",
         callback_max_age_seconds: int = 300,
         timeout_seconds: float = 30.0,
-        create_limit: int = CREATE_LIMIT,
+        create_limit: int = ratelimit.CREATE_LIMIT,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._api_key = api_key
@@ -102,19 +112,20 @@ class KieProvider:
     def close(self) -> None:
         self._http.close()
 
-    def start(self, source_url: str, *, callback_url: str | None) -> str:
-        take_create_slot(self._api_key, limit=self._create_limit)
+    def start(self, task: TaskInput) -> str:
+        if task.kind not in self.accepts:
+            raise PermanentError("Kie takes only Sora share links, not uploaded files.")
         payload: dict[str, Any] = {
             "model": MODEL,
-            "input": {"video_url": source_url, "upload_method": self._upload_method},
+            "input": {"video_url": task.link, "upload_method": self._upload_method},
         }
-        if callback_url:
-            payload["callBackUrl"] = callback_url
-        data = self._call("POST", CREATE_PATH, payload=payload)
+        if task.callback_url:
+            payload["callBackUrl"] = task.callback_url
+        data = self._call("POST", CREATE_PATH, payload=payload, sent_means_maybe_created=True)
         task_id = _task_id(data)
         if not task_id:
             # Retrying may create a second task; failing would leave a paid task nobody fetches.
-            raise RetryableError(f"Kie accepted the task but named no task id: {data!r:.120}")
+            raise NoAnswer(f"Kie accepted the task but named no task id: {data!r:.120}")
         return task_id
 
     def status(self, task_id: str) -> TaskStatus:
@@ -136,8 +147,19 @@ class KieProvider:
             self._check_signature(task_id, {k.lower(): v for k, v in headers.items()})
         return task_id
 
-    def free_create_slots(self) -> int:
-        return free_create_slots(self._api_key, limit=self._create_limit)
+    def claim_starts(self, wanted: int) -> int:
+        return ratelimit.claim_starts(self._api_key, wanted, limit=self._create_limit)
+
+    def seconds_until_start(self) -> float:
+        return ratelimit.seconds_until_free(self._api_key, limit=self._create_limit)
+
+    def starts_per_second(self) -> float:
+        return self._create_limit / (ratelimit.WINDOW_SECONDS + ratelimit.MARGIN_SECONDS)
+
+    def probe(self) -> None:
+        # The cheapest call there is: it answers 455 in maintenance, 401 for a bad key.
+        if self.remaining_credits() < KIE_CREDITS_PER_VIDEO:
+            raise ProviderUnavailable("The Kie account is out of credits.", kind="out_of_credits")
 
     def remaining_credits(self) -> int:
         data = self._call("GET", CREDIT_PATH)
@@ -153,19 +175,28 @@ class KieProvider:
         *,
         params: dict[str, str] | None = None,
         payload: dict[str, Any] | None = None,
+        sent_means_maybe_created: bool = False,
     ) -> Any:
-        """Sends one request and returns the envelope's `data`, or raises a provider error."""
+        """Sends one request and returns the envelope's `data`, or raises a provider error.
+
+        With `sent_means_maybe_created`, a request that may have reached Kie but got no
+        answer raises `NoAnswer`: the task may exist, so the caller must not simply resend.
+        """
         started = time.monotonic()
         try:
             response = self._http.request(
                 method, path, params=params, json=payload, timeout=self._timeout
             )
-        except httpx.TimeoutException as exc:
-            _log_call(method, path, started, error=type(exc).__name__)
-            raise RetryableError(f"Kie did not answer {method} {path} in time") from exc
-        except httpx.HTTPError as exc:
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # Nothing reached Kie: trying again is always safe.
             _log_call(method, path, started, error=type(exc).__name__)
             raise RetryableError(f"Could not reach Kie ({type(exc).__name__}: {exc})") from exc
+        except httpx.HTTPError as exc:
+            _log_call(method, path, started, error=type(exc).__name__)
+            error = NoAnswer if sent_means_maybe_created else RetryableError
+            if isinstance(exc, httpx.TimeoutException):
+                raise error(f"Kie did not answer {method} {path} in time") from exc
+            raise error(f"Kie's answer was lost ({type(exc).__name__}: {exc})") from exc
 
         envelope = _parse_envelope(response.content)
         _log_call(
@@ -231,7 +262,7 @@ def _error_for_code(code: int, message: str, retry_after: float | None) -> Provi
         return ProviderUnavailable(text, code=tag, kind=_UNAVAILABLE_KINDS[code])
     if code == 429:
         return RateLimited(text, code=tag, retry_after=retry_after)
-    if code in _RETRYABLE_CODES or (code >= 500 and code not in _PERMANENT_CODES):
+    if code >= 500 and code not in _PERMANENT_CODES:
         return RetryableError(text, code=tag, retry_after=retry_after)
     return PermanentError(text, code=tag)
 
@@ -260,6 +291,7 @@ def _task_status(task_id: str, data: dict[str, Any]) -> TaskStatus:
         state = TaskState.RUNNING
     cost_time_ms = _whole_number(data.get("costTime"))
     progress = _whole_number(data.get("progress"))  # documented for generation models only
+    echoed = _echoed_callback_url(data)
 
     if state is TaskState.SUCCEEDED:
         urls = _result_urls(data)
@@ -272,9 +304,15 @@ def _task_status(task_id: str, data: dict[str, Any]) -> TaskStatus:
                 failure_message="Kie reported success but gave no result URL",
                 cost_time_ms=cost_time_ms,
                 progress=progress,
+                callback_url=echoed,
             )
         return TaskStatus(
-            task_id, state, result_urls=urls, cost_time_ms=cost_time_ms, progress=progress
+            task_id,
+            state,
+            result_urls=urls,
+            cost_time_ms=cost_time_ms,
+            progress=progress,
+            callback_url=echoed,
         )
     if state is TaskState.FAILED:
         return TaskStatus(
@@ -285,7 +323,16 @@ def _task_status(task_id: str, data: dict[str, Any]) -> TaskStatus:
             cost_time_ms=cost_time_ms,
             progress=progress,
         )
-    return TaskStatus(task_id, state, cost_time_ms=cost_time_ms, progress=progress)
+    return TaskStatus(
+        task_id, state, cost_time_ms=cost_time_ms, progress=progress, callback_url=echoed
+    )
+
+
+def _echoed_callback_url(data: dict[str, Any]) -> str:
+    """The `callBackUrl` of the original request, which Kie echoes in `param`."""
+    param = _decode_json_text(data.get("param"))
+    url = param.get("callBackUrl") if isinstance(param, dict) else None
+    return url if isinstance(url, str) else ""
 
 
 def _result_urls(data: dict[str, Any]) -> tuple[str, ...]:

@@ -13,11 +13,11 @@ from apps.jobs.providers.base import (
     TaskState,
 )
 from apps.jobs.providers.simulator import SAMPLE_MP4
-from tests.jobs.conftest import HMAC_KEY, SORA_LINK, wait_until_final
+from tests.jobs.conftest import HMAC_KEY, SORA_LINK, link_task, wait_until_final
 
 
 def test_a_task_succeeds_with_a_result_link_that_serves_the_sample_video(kie):
-    task_id = kie.start(SORA_LINK, callback_url=None)
+    task_id = kie.start(link_task(SORA_LINK, callback_url=None))
 
     status = wait_until_final(kie, task_id)
 
@@ -35,7 +35,7 @@ def test_the_create_request_carries_the_documented_fields(make_simulator, make_k
     simulator = make_simulator()
     kie = make_kie(simulator, upload_method="oss")
 
-    kie.start(SORA_LINK, callback_url="https://unmark.example/hooks/kie/abc/")
+    kie.start(link_task(SORA_LINK, callback_url="https://unmark.example/hooks/kie/abc/"))
 
     (task,) = simulator.seen()["tasks"]
     assert task["request"] == {
@@ -48,7 +48,7 @@ def test_the_create_request_carries_the_documented_fields(make_simulator, make_k
 def test_a_task_goes_from_pending_to_running_to_succeeded(make_simulator, make_kie, clock):
     simulator = make_simulator(latency=(10, 10), clock=clock)
     kie = make_kie(simulator)
-    task_id = kie.start(SORA_LINK, callback_url=None)
+    task_id = kie.start(link_task(SORA_LINK, callback_url=None))
 
     waiting = kie.status(task_id)
     clock.advance(3)
@@ -70,7 +70,7 @@ def test_a_task_goes_from_pending_to_running_to_succeeded(make_simulator, make_k
 
 def test_a_failed_task_reports_kies_failure_code_and_message(make_simulator, make_kie):
     kie = make_kie(make_simulator(failure_rate=1))
-    task_id = kie.start(SORA_LINK, callback_url=None)
+    task_id = kie.start(link_task(SORA_LINK, callback_url=None))
 
     status = wait_until_final(kie, task_id)
 
@@ -90,7 +90,7 @@ CODE_TABLE = [
     (422, PermanentError, ""),
     (429, RateLimited, ""),
     (433, ProviderUnavailable, "quota"),
-    (455, RetryableError, ""),
+    (455, ProviderUnavailable, "maintenance"),
     (500, RetryableError, ""),
     (501, PermanentError, ""),
     (505, ProviderUnavailable, "disabled"),
@@ -104,12 +104,12 @@ def test_every_envelope_code_becomes_its_typed_error(
     kie = make_kie(make_simulator(forced_code=code))
 
     with pytest.raises(error_class) as raised:
-        kie.start(SORA_LINK, callback_url=None)
+        kie.start(link_task(SORA_LINK, callback_url=None))
 
     error = raised.value
     assert type(error) is error_class
     assert error.code == str(code)
-    assert error.retryable is (code in (429, 455, 500))
+    assert error.retryable is (code in (429, 500))
     if kind:
         assert error.kind == kind
     assert error.message  # Kie's own words, for the job's history and the operator
@@ -129,7 +129,7 @@ def test_an_empty_kie_balance_stops_submissions(make_simulator, make_kie):
     kie = make_kie(make_simulator(credits=9))
 
     with pytest.raises(ProviderUnavailable) as raised:
-        kie.start(SORA_LINK, callback_url=None)
+        kie.start(link_task(SORA_LINK, callback_url=None))
 
     assert raised.value.kind == "out_of_credits"
     assert raised.value.code == "402"
@@ -137,7 +137,7 @@ def test_an_empty_kie_balance_stops_submissions(make_simulator, make_kie):
 
 def test_a_link_kie_rejects_is_a_permanent_error_with_kies_reason(kie):
     with pytest.raises(PermanentError) as raised:
-        kie.start("https://example.com/video.mp4", callback_url=None)
+        kie.start(link_task("https://example.com/video.mp4", callback_url=None))
 
     assert raised.value.code == "422"
     assert "sora.chatgpt.com" in raised.value.message
@@ -163,13 +163,13 @@ def test_a_rate_limited_create_succeeds_once_kies_window_has_passed(
     make_simulator, make_kie, clock
 ):
     kie = make_kie(make_simulator(rate_limit=2, clock=clock))
-    kie.start(SORA_LINK, callback_url=None)
-    kie.start(SORA_LINK, callback_url=None)
+    kie.start(link_task(SORA_LINK, callback_url=None))
+    kie.start(link_task(SORA_LINK, callback_url=None))
 
     with pytest.raises(RateLimited) as raised:
-        kie.start(SORA_LINK, callback_url=None)
+        kie.start(link_task(SORA_LINK, callback_url=None))
     clock.advance(10)
-    task_id = kie.start(SORA_LINK, callback_url=None)
+    task_id = kie.start(link_task(SORA_LINK, callback_url=None))
 
     assert raised.value.code == "429"
     assert raised.value.retryable
@@ -180,7 +180,7 @@ def test_a_paused_kie_is_unavailable_and_not_worth_retrying(make_simulator, make
     kie = make_kie(make_simulator(paused=True))
 
     with pytest.raises(ProviderUnavailable) as raised:
-        kie.start(SORA_LINK, callback_url=None)
+        kie.start(link_task(SORA_LINK, callback_url=None))
 
     assert raised.value.kind == "paused"
     assert raised.value.code == "500"
@@ -190,7 +190,7 @@ def test_a_paused_kie_is_unavailable_and_not_worth_retrying(make_simulator, make
 
 def test_a_record_that_is_not_there_yet_is_retried_briefly(make_simulator, make_kie, clock):
     kie = make_kie(make_simulator(null_record_seconds=1, latency=(5, 5), clock=clock))
-    task_id = kie.start(SORA_LINK, callback_url=None)
+    task_id = kie.start(link_task(SORA_LINK, callback_url=None))
 
     with pytest.raises(TaskNotReady) as raised:
         kie.status(task_id)
@@ -206,7 +206,7 @@ def test_a_truncated_json_answer_is_a_retryable_error_that_quotes_it(make_simula
     kie = make_kie(make_simulator(api_fault="malformed"))
 
     with pytest.raises(RetryableError) as raised:
-        kie.start(SORA_LINK, callback_url=None)
+        kie.start(link_task(SORA_LINK, callback_url=None))
 
     assert raised.value.code == "200"
     assert "not a Kie answer" in raised.value.message
@@ -248,7 +248,7 @@ def test_an_unreachable_kie_is_a_retryable_error(make_simulator, make_kie):
 def test_each_success_costs_ten_kie_credits(make_simulator, make_kie):
     kie = make_kie(make_simulator(credits=1000))
 
-    wait_until_final(kie, kie.start(SORA_LINK, callback_url=None))
+    wait_until_final(kie, kie.start(link_task(SORA_LINK, callback_url=None)))
 
     assert kie.remaining_credits() == 990
 
@@ -256,7 +256,7 @@ def test_each_success_costs_ten_kie_credits(make_simulator, make_kie):
 def test_a_failed_task_costs_no_kie_credits(make_simulator, make_kie):
     kie = make_kie(make_simulator(credits=1000, failure_rate=1))
 
-    wait_until_final(kie, kie.start(SORA_LINK, callback_url=None))
+    wait_until_final(kie, kie.start(link_task(SORA_LINK, callback_url=None)))
 
     assert kie.remaining_credits() == 1000
 
@@ -267,7 +267,7 @@ def test_a_failed_task_costs_no_kie_credits(make_simulator, make_kie):
 def test_a_signed_callback_names_its_task(make_simulator, make_kie, callbacks):
     simulator = make_simulator(hmac_key=HMAC_KEY)
     kie = make_kie(simulator, webhook_hmac_key=HMAC_KEY)
-    task_id = kie.start(SORA_LINK, callback_url=callbacks.url)
+    task_id = kie.start(link_task(SORA_LINK, callback_url=callbacks.url))
 
     callback = callbacks.next()
 
@@ -279,7 +279,7 @@ def test_a_signed_callback_names_its_task(make_simulator, make_kie, callbacks):
 
 def test_a_failed_task_calls_back_with_the_documented_failure(make_simulator, make_kie, callbacks):
     kie = make_kie(make_simulator(failure_rate=1))
-    task_id = kie.start(SORA_LINK, callback_url=callbacks.url)
+    task_id = kie.start(link_task(SORA_LINK, callback_url=callbacks.url))
 
     callback = callbacks.next()
 
@@ -292,7 +292,7 @@ def test_a_failed_task_calls_back_with_the_documented_failure(make_simulator, ma
 
 def test_a_callback_signed_with_another_key_is_rejected(make_simulator, make_kie, callbacks):
     kie = make_kie(make_simulator(hmac_key="someone-elses-key"), webhook_hmac_key=HMAC_KEY)
-    kie.start(SORA_LINK, callback_url=callbacks.url)
+    kie.start(link_task(SORA_LINK, callback_url=callbacks.url))
 
     callback = callbacks.next()
 
@@ -302,7 +302,7 @@ def test_a_callback_signed_with_another_key_is_rejected(make_simulator, make_kie
 
 def test_a_callback_whose_body_names_another_task_is_rejected(make_simulator, make_kie, callbacks):
     kie = make_kie(make_simulator(hmac_key=HMAC_KEY), webhook_hmac_key=HMAC_KEY)
-    kie.start(SORA_LINK, callback_url=callbacks.url)
+    kie.start(link_task(SORA_LINK, callback_url=callbacks.url))
     callback = callbacks.next()
 
     forged = callback.body.replace(b'"taskId": "', b'"taskId": "f')
@@ -315,7 +315,7 @@ def test_a_stale_callback_is_rejected(make_simulator, make_kie, callbacks, time_
     kie = make_kie(
         make_simulator(hmac_key=HMAC_KEY), webhook_hmac_key=HMAC_KEY, callback_max_age_seconds=300
     )
-    kie.start(SORA_LINK, callback_url=callbacks.url)
+    kie.start(link_task(SORA_LINK, callback_url=callbacks.url))
     callback = callbacks.next()
 
     time_machine.move_to(int(callback.headers["X-Webhook-Timestamp"]) + 301, tick=False)
@@ -326,7 +326,7 @@ def test_a_stale_callback_is_rejected(make_simulator, make_kie, callbacks, time_
 
 def test_an_unsigned_callback_is_rejected_when_a_key_is_configured(simulator, make_kie, callbacks):
     kie = make_kie(simulator, webhook_hmac_key=HMAC_KEY)
-    kie.start(SORA_LINK, callback_url=callbacks.url)
+    kie.start(link_task(SORA_LINK, callback_url=callbacks.url))
     callback = callbacks.next()
 
     assert "X-Webhook-Signature" not in callback.headers
@@ -335,7 +335,7 @@ def test_an_unsigned_callback_is_rejected_when_a_key_is_configured(simulator, ma
 
 
 def test_without_a_key_an_unsigned_callback_names_its_task(kie, callbacks):
-    task_id = kie.start(SORA_LINK, callback_url=callbacks.url)
+    task_id = kie.start(link_task(SORA_LINK, callback_url=callbacks.url))
 
     callback = callbacks.next()
 

@@ -19,6 +19,7 @@ from apps.jobs.providers.base import (
 )
 from apps.jobs.providers.kie import KieProvider, sign_callback
 from config.logfmt import KeyValueFormatter
+from tests.jobs.conftest import link_task
 
 KIE = "https://api.kie.ai"
 LIVE_KEY = "kie-live-key-0123456789abcdef"
@@ -73,7 +74,9 @@ def answer(text: str, status: int = 200, **headers: str) -> httpx.Response:
 def test_the_documented_create_answer_gives_its_task_id(kie, kie_api):
     route = kie_api.post(CREATE).mock(return_value=answer(DOC_CREATE_SUCCESS))
 
-    task_id = kie.start(SORA_LINK, callback_url="https://unmark.example/hooks/kie/t0k3n/")
+    task_id = kie.start(
+        link_task(SORA_LINK, callback_url="https://unmark.example/hooks/kie/t0k3n/")
+    )
 
     assert task_id == "task_sora-watermark-remover_1765183831860"
     sent = route.calls.last.request
@@ -89,7 +92,7 @@ def test_the_documented_create_answer_gives_its_task_id(kie, kie_api):
 def test_without_a_callback_url_none_is_sent(kie, kie_api):
     route = kie_api.post(CREATE).mock(return_value=answer(DOC_CREATE_SUCCESS))
 
-    kie.start(SORA_LINK, callback_url=None)
+    kie.start(link_task(SORA_LINK, callback_url=None))
 
     assert b"callBackUrl" not in route.calls.last.request.read()
 
@@ -140,7 +143,7 @@ def test_the_documented_paused_answer_makes_kie_unavailable(kie, kie_api):
     kie_api.post(CREATE).mock(return_value=answer(DOC_PAUSED))
 
     with pytest.raises(ProviderUnavailable) as raised:
-        kie.start(SORA_LINK, callback_url=None)
+        kie.start(link_task(SORA_LINK, callback_url=None))
 
     assert raised.value.kind == "paused"
 
@@ -165,7 +168,7 @@ def test_an_older_message_field_is_read(kie, kie_api):
     )
 
     with pytest.raises(PermanentError) as raised:
-        kie.start(SORA_LINK, callback_url=None)
+        kie.start(link_task(SORA_LINK, callback_url=None))
 
     assert raised.value.message == "input.video_url is required"
 
@@ -175,7 +178,7 @@ def test_a_snake_case_task_id_is_read(kie, kie_api):
         return_value=answer('{"code": 200, "msg": "success", "data": {"task_id": "abc123"}}')
     )
 
-    assert kie.start(SORA_LINK, callback_url=None) == "abc123"
+    assert kie.start(link_task(SORA_LINK, callback_url=None)) == "abc123"
 
 
 def test_an_already_parsed_response_gives_the_result_url(kie, kie_api):
@@ -255,7 +258,7 @@ def test_a_paused_answer_is_recognised_whatever_its_case(kie, kie_api):
     )
 
     with pytest.raises(ProviderUnavailable) as raised:
-        kie.start(SORA_LINK, callback_url=None)
+        kie.start(link_task(SORA_LINK, callback_url=None))
 
     assert raised.value.kind == "paused"
 
@@ -267,7 +270,7 @@ def test_a_bare_http_429_is_rate_limited_with_its_retry_after(kie, kie_api):
     kie_api.post(CREATE).mock(return_value=answer("Too Many Requests", 429, **{"Retry-After": "7"}))
 
     with pytest.raises(RateLimited) as raised:
-        kie.start(SORA_LINK, callback_url=None)
+        kie.start(link_task(SORA_LINK, callback_url=None))
 
     assert raised.value.retry_after == 7.0
 
@@ -278,7 +281,7 @@ def test_an_envelope_429_honours_a_retry_after_header(kie, kie_api):
     )
 
     with pytest.raises(RateLimited) as raised:
-        kie.start(SORA_LINK, callback_url=None)
+        kie.start(link_task(SORA_LINK, callback_url=None))
 
     assert raised.value.retry_after == 3.0
 
@@ -328,7 +331,7 @@ def test_a_created_task_without_an_id_is_a_retryable_error(kie, kie_api):
     kie_api.post(CREATE).mock(return_value=answer('{"code": 200, "msg": "success", "data": {}}'))
 
     with pytest.raises(RetryableError, match="named no task id"):
-        kie.start(SORA_LINK, callback_url=None)
+        kie.start(link_task(SORA_LINK, callback_url=None))
 
 
 def test_a_network_failure_is_retryable(kie, kie_api):

@@ -1,115 +1,70 @@
-"""Task creation stays under Kie's 20 per 10 seconds per key, counted in the shared cache."""
+"""Kie's create limit as the dispatcher's schedule: claims of starts in a sliding log in the
+shared cache, never more than 20 in any 10 seconds, and the full rate over a long run."""
 
 import os
 import threading
 
-import httpx
 import pytest
-import respx
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 
-from apps.jobs.providers.base import RateLimited
-from apps.jobs.providers.kie import KieProvider
-from apps.jobs.providers.ratelimit import free_create_slots, take_create_slot
+from apps.jobs.providers.ratelimit import MARGIN_SECONDS, claim_starts, seconds_until_free
 
 ALICE_KEY = "alice-kie-key"
 BOB_KEY = "bob-kie-key"
-START = 1_800_000_000.0  # on a second boundary
+START = 1_800_000_000.0
+SPAN = 10 + MARGIN_SECONDS
 
 
-def spend(api_key: str, count: int) -> None:
-    for _ in range(count):
-        take_create_slot(api_key)
-
-
-def test_twenty_creates_pass_and_the_next_waits_for_the_window(time_machine):
+def test_twenty_starts_are_claimed_and_the_next_waits_for_the_oldest_to_leave(time_machine):
     time_machine.move_to(START, tick=False)
-    spend(ALICE_KEY, 20)
 
-    with pytest.raises(RateLimited) as raised:
-        take_create_slot(ALICE_KEY)
+    assert claim_starts(ALICE_KEY, 25) == 20
+    assert claim_starts(ALICE_KEY, 1) == 0
+    assert seconds_until_free(ALICE_KEY) == pytest.approx(SPAN)
 
-    assert raised.value.code == "429"
-    assert raised.value.retryable
-    assert raised.value.retry_after == 11.0
+    time_machine.move_to(START + SPAN - 0.01, tick=False)
+    assert claim_starts(ALICE_KEY, 1) == 0
+    time_machine.move_to(START + SPAN + 0.01, tick=False)
+    assert seconds_until_free(ALICE_KEY) == 0
+    assert claim_starts(ALICE_KEY, 30) == 20
 
 
-def test_free_slots_say_how_many_creates_would_pass_without_spending_any(time_machine):
+def test_starts_free_up_one_by_one_as_their_claims_age(time_machine):
     time_machine.move_to(START, tick=False)
-    spend(ALICE_KEY, 5)
-
-    assert free_create_slots(ALICE_KEY) == 15
-    assert free_create_slots(ALICE_KEY) == 15
-    spend(ALICE_KEY, 15)
-    assert free_create_slots(ALICE_KEY) == 0
-    assert free_create_slots(BOB_KEY) == 20
-    time_machine.move_to(START + 11, tick=False)
-    assert free_create_slots(ALICE_KEY) == 20
-
-
-def test_the_budget_comes_back_when_its_second_leaves_the_window(time_machine):
-    time_machine.move_to(START, tick=False)
-    spend(ALICE_KEY, 20)
-
-    time_machine.move_to(START + 10.5, tick=False)
-    with pytest.raises(RateLimited):
-        take_create_slot(ALICE_KEY)
-    time_machine.move_to(START + 11, tick=False)
-    spend(ALICE_KEY, 20)
-
-    with pytest.raises(RateLimited):
-        take_create_slot(ALICE_KEY)
-
-
-def test_the_wait_ends_when_enough_old_creates_have_left(time_machine):
-    time_machine.move_to(START, tick=False)
-    spend(ALICE_KEY, 10)
+    claim_starts(ALICE_KEY, 10)
     time_machine.move_to(START + 5, tick=False)
-    spend(ALICE_KEY, 10)
-    time_machine.move_to(START + 9.25, tick=False)
+    claim_starts(ALICE_KEY, 10)
 
-    with pytest.raises(RateLimited) as raised:
-        take_create_slot(ALICE_KEY)
-
-    assert raised.value.retry_after == 1.8  # the first ten leave at START + 11
-    time_machine.move_to(START + 11, tick=False)
-    spend(ALICE_KEY, 10)
+    time_machine.move_to(START + 9, tick=False)
+    assert seconds_until_free(ALICE_KEY) == pytest.approx(SPAN - 9)
+    time_machine.move_to(START + SPAN + 0.1, tick=False)
+    assert claim_starts(ALICE_KEY, 20) == 10
+    assert seconds_until_free(ALICE_KEY) == pytest.approx(5 - 0.1)
 
 
-def test_no_ten_second_span_sees_more_than_twenty(time_machine):
-    # Creates as fast as allowed for a minute, a quarter second apart.
-    admitted: list[float] = []
-    for step in range(240):
-        now = START + step / 4
+def test_a_long_burst_runs_at_the_full_rate_and_no_ten_seconds_see_more_than_twenty(
+    time_machine,
+):
+    # The dispatcher wakes when the next start frees, as the poller does.
+    claimed: list[float] = []
+    now = START
+    while now < START + 300:
         time_machine.move_to(now, tick=False)
-        try:
-            take_create_slot(ALICE_KEY)
-        except RateLimited:
-            continue
-        admitted.append(now)
+        claimed += [now] * claim_starts(ALICE_KEY, 50)
+        now += max(0.001, seconds_until_free(ALICE_KEY))
 
-    busiest = max(sum(1 for t in admitted if a <= t < a + 10) for a in admitted)
+    busiest = max(sum(1 for t in claimed if a <= t < a + 10) for a in claimed)
     assert busiest == 20
-    assert len(admitted) >= 100
-
-
-def test_refused_creates_do_not_use_up_the_budget(time_machine):
-    time_machine.move_to(START, tick=False)
-    spend(ALICE_KEY, 20)
-    for _ in range(5):
-        with pytest.raises(RateLimited):
-            take_create_slot(ALICE_KEY)
-
-    time_machine.move_to(START + 11, tick=False)
-    spend(ALICE_KEY, 20)
+    rate = (len(claimed) - 20) / (claimed[-1] - claimed[0])
+    assert rate / 2.0 > 0.97  # 20 per 10.25 s; one-second buckets allowed only 20 per 11 s
 
 
 def test_each_api_key_has_its_own_budget(time_machine):
     time_machine.move_to(START, tick=False)
-    spend(ALICE_KEY, 20)
+    assert claim_starts(ALICE_KEY, 20) == 20
 
-    spend(BOB_KEY, 20)
+    assert claim_starts(BOB_KEY, 20) == 20
 
 
 def test_the_cache_never_holds_the_api_key(settings):
@@ -120,62 +75,28 @@ def test_the_cache_never_holds_the_api_key(settings):
         }
     }
 
-    take_create_slot(ALICE_KEY)
+    claim_starts(ALICE_KEY, 1)
 
     keys = list(caches["default"]._cache)  # type: ignore[attr-defined]
-    assert len(keys) == 1
-    assert ALICE_KEY not in keys[0]
-
-
-def test_the_client_holds_back_the_twenty_first_create_without_calling_kie(time_machine):
-    time_machine.move_to(START, tick=False)
-    kie = KieProvider(api_key=ALICE_KEY, base_url="https://api.kie.ai")
-    link = "https://sora.chatgpt.com/p/s_68e83bd7eee88191be79d2ba7158516f"
-    with respx.mock() as kie_api:
-        route = kie_api.post("https://api.kie.ai/api/v1/jobs/createTask").mock(
-            return_value=httpx.Response(200, json={"code": 200, "data": {"taskId": "t"}})
-        )
-        for _ in range(20):
-            kie.start(link, callback_url=None)
-
-        with pytest.raises(RateLimited):
-            kie.start(link, callback_url=None)
-
-    assert route.call_count == 20
-    kie.close()
+    assert keys
+    assert not any(ALICE_KEY in key for key in keys)
 
 
 @pytest.mark.redis
 @pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL")
-def test_processes_sharing_redis_never_pass_more_than_twenty_together(time_machine):
+def test_dispatchers_racing_on_redis_never_claim_more_than_twenty_together():
     assert isinstance(caches["default"], RedisCache)
-    time_machine.move_to(START, tick=False)
-    admitted: list[bool] = []
-    start_together = threading.Barrier(40)
+    claimed: list[int] = []
+    start_together = threading.Barrier(20)
 
-    def create() -> None:
+    def claim() -> None:
         start_together.wait()
-        try:
-            take_create_slot(ALICE_KEY)
-        except RateLimited:
-            admitted.append(False)
-        else:
-            admitted.append(True)
+        claimed.append(claim_starts(ALICE_KEY, 3))
 
-    threads = [threading.Thread(target=create) for _ in range(40)]
+    threads = [threading.Thread(target=claim) for _ in range(20)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    passed_together = admitted.count(True)
-    # Racing callers may all refuse at the edge, but refusals give their slot back:
-    passed_after = 0
-    while passed_after < 40:
-        try:
-            take_create_slot(ALICE_KEY)
-        except RateLimited:
-            break
-        passed_after += 1
 
-    assert passed_together <= 20
-    assert passed_together + passed_after == 20
+    assert sum(claimed) == 20

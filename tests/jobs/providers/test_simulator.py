@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from apps.jobs.providers.simulator import KieSimulator, SimulatorConfig
-from tests.jobs.conftest import SIM_KEY, SORA_LINK, wait_until_final
+from tests.jobs.conftest import SIM_KEY, SORA_LINK, link_task, wait_until_final
 
 AUTH = {"Authorization": f"Bearer {SIM_KEY}"}
 
@@ -88,7 +88,7 @@ def test_record_queries_need_a_known_task_id(simulator):
 
 
 def test_a_finished_record_has_the_documented_fields(simulator, kie):
-    task_id = kie.start(SORA_LINK, callback_url=None)
+    task_id = kie.start(link_task(SORA_LINK, callback_url=None))
     wait_until_final(kie, task_id)
 
     record = httpx.get(
@@ -108,7 +108,7 @@ def test_a_finished_record_has_the_documented_fields(simulator, kie):
 
 def test_a_result_is_not_served_before_the_task_succeeds(make_simulator, make_kie, clock):
     simulator = make_simulator(latency=(5, 5), clock=clock)
-    task_id = make_kie(simulator).start(SORA_LINK, callback_url=None)
+    task_id = make_kie(simulator).start(link_task(SORA_LINK, callback_url=None))
 
     response = httpx.get(f"{simulator.url}/results/{task_id}.mp4")
 
@@ -119,7 +119,7 @@ def test_result_bytes_are_streamed_without_being_held_in_memory(make_simulator, 
     size = 24 * 1024 * 1024
     simulator = make_simulator(result_bytes=size)
     kie = make_kie(simulator)
-    url = wait_until_final(kie, kie.start(SORA_LINK, callback_url=None)).result_urls[0]
+    url = wait_until_final(kie, kie.start(link_task(SORA_LINK, callback_url=None))).result_urls[0]
     digest = hashlib.sha256()
 
     tracemalloc.start()
@@ -144,7 +144,7 @@ def test_result_bytes_are_streamed_without_being_held_in_memory(make_simulator, 
     [("missing", 404, "text/plain"), ("html", 200, "text/html; charset=utf-8")],
 )
 def test_result_faults_serve_what_a_broken_link_would(simulator, kie, fault, status, content_type):
-    url = wait_until_final(kie, kie.start(SORA_LINK, callback_url=None)).result_urls[0]
+    url = wait_until_final(kie, kie.start(link_task(SORA_LINK, callback_url=None))).result_urls[0]
     control = httpx.post(f"{simulator.url}/__sim__/config", json={"result_fault": fault})
 
     response = httpx.get(url)
@@ -182,7 +182,7 @@ def test_the_control_endpoint_refuses_bad_changes(simulator, change):
 
 
 def test_the_tasks_page_lists_what_the_simulator_saw(simulator, kie):
-    task_id = kie.start(SORA_LINK, callback_url=None)
+    task_id = kie.start(link_task(SORA_LINK, callback_url=None))
 
     seen = httpx.get(f"{simulator.url}/__sim__/tasks").json()
 
@@ -191,7 +191,7 @@ def test_the_tasks_page_lists_what_the_simulator_saw(simulator, kie):
 
 
 def test_a_callback_that_cannot_be_delivered_is_recorded_not_fatal(simulator, kie):
-    task_id = kie.start(SORA_LINK, callback_url="http://127.0.0.1:9/unreachable")
+    task_id = kie.start(link_task(SORA_LINK, callback_url="http://127.0.0.1:9/unreachable"))
     wait_until_final(kie, task_id)
 
     deadline = time.monotonic() + 10

@@ -15,7 +15,7 @@ class Command(BaseCommand):
         simulated = " (the local Kie simulator)" if settings.KIE_SIMULATOR else ""
         self.stdout.write(f"Endpoint: {settings.KIE_BASE_URL}{simulated}")
         try:
-            credits = get_provider().remaining_credits()
+            credits = get_provider("kie").remaining_credits()
         except ProviderUnavailable as exc:
             if exc.kind == "unauthorized":
                 self.stdout.write("API key: rejected")

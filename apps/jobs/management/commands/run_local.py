@@ -41,7 +41,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, **options: object) -> None:
         if settings.PRODUCTION:
-            raise CommandError("run_local is for local use; production runs gunicorn and qcluster.")
+            raise CommandError("run_local is for local use; production runs gunicorn and worker.")
         port = int(options["port"])  # type: ignore[call-overload]
         call_command("migrate", interactive=False, verbosity=0)
         call_command("createcachetable", verbosity=0)
@@ -57,7 +57,7 @@ class Command(BaseCommand):
                     "--access-logfile", "-", "--graceful-timeout", "5", "--no-control-socket",
                 ],
             ),
-            Child("worker", [*manage, "qcluster"]),
+            Child("worker", [*manage, "worker"]),
         ]  # fmt: skip
         if settings.KIE_SIMULATOR:
             # Started first, so it listens before the worker sends it anything.
