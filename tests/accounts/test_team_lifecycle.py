@@ -52,7 +52,7 @@ def test_a_new_team_has_its_own_credits_starting_at_none(login, alice):
     assert ledger.available_credits(globex) == 0
     assert not LedgerEntry.objects.filter(team=globex).exists()
     assert re.search(
-        r'class="balance-chip is-low"[^>]*><strong>0</strong> credits',
+        r'class="balance-chip is-low"[^>]*><strong data-testid="chip-available">0</strong>',
         client.get(globex.get_absolute_url()).text,
     )
     page = client.get(reverse("billing:overview", args=[globex.public_id])).text
