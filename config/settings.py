@@ -14,6 +14,7 @@ import os
 import secrets
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -75,7 +76,7 @@ if PRODUCTION and not (env_str("SITE_URL") or PUBLIC_BASE_URL):
 
 INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
-    "django.contrib.admin",
+    "apps.accounts.apps.UnmarkAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -84,11 +85,14 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "allauth",
     "allauth.account",
+    "allauth.mfa",
+    "allauth.usersessions",
     "django_htmx",
     "django_q",
     "apps.accounts",
     "apps.billing",
     "apps.jobs",
+    "apps.privacy",
 ]
 
 MIDDLEWARE = [
@@ -105,6 +109,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "config.viewer_timezone.viewer_timezone_middleware",
     "allauth.account.middleware.AccountMiddleware",
+    "allauth.usersessions.middleware.UserSessionsMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -275,12 +280,39 @@ ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if PRODUCTION else "http"
 ACCOUNT_ADAPTER = "apps.billing.welcome.SignupAdapter"
+ACCOUNT_FORMS = {
+    "login": "apps.accounts.forms.LoginForm",
+    "signup": "apps.accounts.forms.SignupForm",
+    "change_password": "apps.accounts.forms.ChangePasswordForm",
+}
 ACCOUNT_EMAIL_SUBJECT_PREFIX = f"[{PRODUCT_NAME}] "
 # allauth's login and signup rate limits stay on in every mode (its defaults).
 ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/300s/key"}
 # Behind the load balancer every request comes from its address: per-IP limits must read the
 # client's address from the proxies we run, or one attacker would lock everybody out.
 ALLAUTH_TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 1 if PRODUCTION else 0, minimum=0)
+
+# Two-factor: authenticator apps, recovery codes, security keys and passkeys (WebAuthn).
+MFA_ADAPTER = "apps.accounts.adapters.MFAAdapter"
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
+MFA_PASSKEY_LOGIN_ENABLED = True
+MFA_TOTP_ISSUER = "Unmark"
+# Phones' clocks drift: a code from the window just before or after is accepted too.
+MFA_TOTP_TOLERANCE = 1
+# The WebAuthn "relying party": the site's domain that keys are bound to. A key registered for
+# one domain never works on another, so production names it once instead of trusting the Host
+# header; local runs and tests use the host they are opened on (browsers accept
+# http://localhost as secure, never a bare IP address).
+_public_host = urlsplit(PUBLIC_BASE_URL).hostname
+WEBAUTHN_RP_ID = env_str("WEBAUTHN_RP_ID") or (_public_host if PRODUCTION else None)
+if PRODUCTION and not WEBAUTHN_RP_ID:
+    raise ImproperlyConfigured("Set WEBAUTHN_RP_ID (or PUBLIC_BASE_URL) to the site's domain.")
+WEBAUTHN_RP_NAME = "Unmark"
+# Staff see every team's money and jobs: in production the admin refuses them until they have
+# two-factor set up.
+STAFF_REQUIRE_MFA = env_bool("STAFF_REQUIRE_MFA", PRODUCTION)
+# The sessions page lists each session's address and browser as of its sign-in. Tracking them
+# on every request (USERSESSIONS_TRACK_ACTIVITY) would write a row on each live refresh.
 
 # --- Email ----------------------------------------------------------------------------------
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Unmark <no-reply@unmark.localhost>")

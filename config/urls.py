@@ -23,6 +23,7 @@ urlpatterns = [
     # webhook credits their payment, so the team's credits page is the right answer.
     path("billing/success/", views.to_team_page, {"page": "billing:overview"}),
     path("accounts/", include("allauth.urls")),
+    path("account/", include("apps.privacy.urls")),
     path("", include("apps.accounts.urls")),
     path("", include("apps.billing.urls")),
     path("hooks/stripe/", stripe_webhook, name="stripe_webhook"),

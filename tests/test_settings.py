@@ -100,6 +100,19 @@ def test_production_makes_email_verification_mandatory(tmp_path):
     assert result.stdout.strip() == "mandatory", result.stderr
 
 
+def test_production_asks_staff_for_two_factor_and_binds_keys_to_its_domain(tmp_path):
+    result = run_manage(
+        "shell",
+        "--no-imports",
+        "-c",
+        "from django.conf import settings as s; print(s.STAFF_REQUIRE_MFA, s.WEBAUTHN_RP_ID)",
+        env=SANE_PRODUCTION_ENV,
+        tmp_path=tmp_path,
+    )
+
+    assert result.stdout.split() == ["True", "unmark.example"], result.stderr
+
+
 def test_local_mode_makes_and_keeps_its_own_secret_key(tmp_path):
     show = show_setting("SECRET_KEY")
 

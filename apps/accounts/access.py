@@ -11,11 +11,14 @@ from collections.abc import Callable
 from typing import Concatenate
 from uuid import UUID
 
+from allauth.mfa.utils import is_mfa_enabled
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
-from django.http import HttpRequest, HttpResponseBase
-from django.shortcuts import get_object_or_404
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
 from django_htmx.middleware import HtmxDetails
 
 from apps.accounts.models import Membership, Role, User
@@ -44,18 +47,49 @@ type TeamView[**P] = Callable[Concatenate[HttpRequest, UUID, P], HttpResponseBas
 
 def team_member_required[**P](view: MemberView[P]) -> TeamView[P]:
     """For views under `/t/<team_id>/`: signs the person in, 404s unless they are a member of
-    that team, and sets `request.membership` to their membership of it.
+    that team, sends them to set up two-factor authentication when the team requires it, and
+    sets `request.membership` to their membership of it.
     """
+    return _team_member(view, check_two_factor=True)
 
+
+def team_member_leaving[**P](view: MemberView[P]) -> TeamView[P]:
+    """Like `team_member_required`, for leaving the team: someone who would rather go than set
+    up the two-factor authentication the team now requires may still leave it."""
+    return _team_member(view, check_two_factor=False)
+
+
+def _team_member[**P](view: MemberView[P], *, check_two_factor: bool) -> TeamView[P]:
     @functools.wraps(view)
     def wrapper(
         request: HttpRequest, team_id: UUID, *args: P.args, **kwargs: P.kwargs
     ) -> HttpResponseBase:
         membership = get_membership_or_404(request.user, team_id)  # type: ignore[arg-type]
+        if check_two_factor and (setup := two_factor_setup_redirect(request, membership)):
+            return setup
         request.membership = membership  # type: ignore[attr-defined]
         return view(request, *args, **kwargs)  # type: ignore[arg-type]
 
     return login_required(wrapper)
+
+
+def two_factor_setup_redirect(request: HttpRequest, membership: Membership) -> HttpResponse | None:
+    """Where to send someone whose team requires two-factor authentication they lack, else None.
+
+    They are told why and land on the page that sets it up; their other teams stay open.
+    """
+    if not membership.team.require_mfa or is_mfa_enabled(membership.user):
+        return None
+    messages.warning(
+        request,
+        f"{membership.team.name} requires two-factor authentication. Set up an authenticator"
+        " app or a security key to keep working in it, or switch to another team.",
+    )
+    url = reverse("mfa_index")
+    if getattr(request, "htmx", False):
+        # A partial refresh would swap this page into a fragment: ask htmx to leave instead.
+        return HttpResponse(status=204, headers={"HX-Redirect": url})
+    return redirect(url)
 
 
 def get_team_owned[M: Model](request: MemberRequest, queryset: QuerySet[M], **lookup: object) -> M:

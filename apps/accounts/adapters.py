@@ -2,12 +2,18 @@ from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.models import EmailAddress
+from allauth.core import context as allauth_context
+from allauth.mfa.adapter import DefaultMFAAdapter
+from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import transaction
 from django.http import HttpRequest
 
 from apps.accounts import emails
-from apps.accounts.invitations import RETURN_TO_INVITATION_SESSION_KEY
+from apps.accounts.invitations import (
+    RETURN_TO_INVITATION_SESSION_KEY,
+    invitation_opened_in,
+)
 from apps.accounts.models import User
 from apps.accounts.services import ensure_personal_team
 
@@ -20,6 +26,14 @@ class AccountAdapter(DefaultAccountAdapter):
             if commit:
                 ensure_personal_team(user=saved)
         return saved
+
+    def is_email_verified(self, request: HttpRequest, email: str) -> bool:
+        # The invitation's link reached this browser only through the invited mailbox: signing
+        # up with that address from it proves the mailbox as well as a confirmation link would.
+        invitation = invitation_opened_in(request)
+        if invitation is not None and invitation.email == email.strip().lower():
+            return True
+        return bool(super().is_email_verified(request, email))
 
     def get_email_verification_redirect_url(self, email_address: EmailAddress) -> str:
         # Someone who opened an invitation before confirming their address goes back to it.
@@ -46,3 +60,11 @@ class AccountAdapter(DefaultAccountAdapter):
         return emails.compose(
             subject=subject, text=str(plain.body), to=list(plain.to), headers=headers
         )
+
+
+class MFAAdapter(DefaultMFAAdapter):
+    def get_public_key_credential_rp_entity(self) -> dict[str, str]:
+        # Keys are bound to this id: production names its domain in settings rather than
+        # trusting whatever Host header a request arrives with.
+        host = allauth_context.request.get_host().partition(":")[0]
+        return {"id": settings.WEBAUTHN_RP_ID or host, "name": settings.WEBAUTHN_RP_NAME}

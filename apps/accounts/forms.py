@@ -1,8 +1,11 @@
 from typing import Any
 
+from allauth.account import forms as allauth_forms
+from allauth.core import context
 from django import forms
 from django.conf import settings
 
+from apps.accounts.invitations import invitation_opened_in
 from apps.accounts.models import ASSIGNABLE_ROLES, Team, User
 
 ROLE_CHOICES = [(role.value, role.label) for role in ASSIGNABLE_ROLES]
@@ -78,3 +81,43 @@ class NotificationsForm(forms.ModelForm):
     class Meta:
         model = User
         fields = ["email_when_batch_finishes"]
+
+
+class TwoFactorRequirementForm(forms.Form):
+    require_mfa = forms.BooleanField(
+        required=False, label="Require two-factor authentication for every member"
+    )
+
+
+class LoginForm(allauth_forms.LoginForm):
+    """allauth's sign-in form in the product's words."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "remember" in self.fields:
+            self.fields["remember"].label = "Remember me"
+
+
+class SignupForm(allauth_forms.SignupForm):
+    """allauth's sign-up form, which knows the invitation this browser came from (if any), so
+    the page can say which team the new account is joining."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.invitation = invitation_opened_in(context.request)
+
+
+class ChangePasswordForm(allauth_forms.ChangePasswordForm):
+    """allauth's password form with labels in sentence case, like every other form."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        labels = {
+            "oldpassword": "Current password",
+            "password1": "New password",
+            "password2": "New password (again)",
+        }
+        for name, label in labels.items():
+            if name in self.fields:
+                self.fields[name].label = label
+                self.fields[name].widget.attrs.pop("placeholder", None)

@@ -12,6 +12,7 @@ import time
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.http import HttpRequest
 from django.utils import timezone
 
 from apps.accounts import emails
@@ -36,6 +37,9 @@ DAY = 24 * HOUR
 # Where to send someone once they confirm their email address: the invitation they could not
 # accept yet because their address was unconfirmed (see AccountAdapter).
 RETURN_TO_INVITATION_SESSION_KEY = "invitation_after_email_confirmation"
+# The open invitation whose emailed link a signed-out visitor opened in this browser: signing
+# up with its address then needs no second confirmation email (see AccountAdapter).
+OPENED_INVITATION_SESSION_KEY = "invitation_opened"
 
 
 class InvitationRefused(ActionRefused):
@@ -54,6 +58,19 @@ def find_invitation(token: str) -> Invitation | None:
         .filter(token_hash=hash_token(token))
         .first()
     )
+
+
+def remember_opened_invitation(request: HttpRequest, invitation: Invitation) -> None:
+    request.session[OPENED_INVITATION_SESSION_KEY] = invitation.pk
+
+
+def invitation_opened_in(request: HttpRequest) -> Invitation | None:
+    """The invitation opened in this browser by its link, while it can still be accepted."""
+    pk = request.session.get(OPENED_INVITATION_SESSION_KEY)
+    invitation = Invitation.objects.select_related("team").filter(pk=pk).first() if pk else None
+    if invitation is None or invitation.refusal_for(None) is not None:
+        return None
+    return invitation
 
 
 def _new_token() -> tuple[str, str]:

@@ -4,9 +4,10 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 from allauth.account.models import EmailAddress
+from allauth.mfa.models import Authenticator
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.db import models
-from django.db.models import Case, Q, Value, When
+from django.db.models import Case, Exists, OuterRef, Q, Value, When
 from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils import timezone
@@ -84,6 +85,11 @@ class Team(models.Model):
         default=False, help_text="Created for a person at sign-up; they are its first owner."
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    require_mfa = models.BooleanField(
+        "require two-factor authentication",
+        default=False,
+        help_text="Members must set up two-factor authentication before they can use the team.",
+    )
     # Deleting a team archives it: its jobs and ledger rows reference it and money history is
     # never lost. An archived team is gone for its members and stays visible to staff.
     archived_at = models.DateTimeField(null=True, blank=True)
@@ -110,6 +116,11 @@ class Team(models.Model):
     @property
     def is_archived(self) -> bool:
         return self.archived_at is not None
+
+    def members_without_two_factor(self) -> "MembershipQuerySet":
+        """Members who have no authenticator app or security key yet."""
+        has_one = Authenticator.objects.filter(user=OuterRef("user"))
+        return self.memberships.select_related("user").filter(~Exists(has_one)).in_rank_order()
 
 
 class Role(models.TextChoices):
@@ -331,6 +342,8 @@ class TeamEventKind(models.TextChoices):
     LIMIT_CHANGED = "limit_changed", "Monthly limit changed"
     CREDITS_GRANTED = "credits_granted", "Credits granted"
     ARCHIVED = "archived", "Team deleted"
+    MFA_REQUIRED = "mfa_required", "Two-factor required"
+    MFA_OPTIONAL = "mfa_optional", "Two-factor no longer required"
 
 
 class TeamEvent(models.Model):

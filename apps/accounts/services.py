@@ -6,6 +6,7 @@ team's memberships first and re-checks the actor's permission under the lock, so
 concurrent changes (two owners demoting each other, say) cannot both pass.
 """
 
+from allauth.mfa.utils import is_mfa_enabled
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count, Q
@@ -274,6 +275,29 @@ def delete_user(*, user: User) -> None:
                 team=team, kind=TeamEventKind.ARCHIVED, detail="Its only member was deleted."
             )
         user.delete()
+
+
+def set_two_factor_requirement(*, actor: Membership, required: bool) -> None:
+    """An owner requires (or stops requiring) two-factor authentication of every member."""
+    team = actor.team
+    if required and not is_mfa_enabled(actor.user):
+        # Otherwise the owner would be the first person the team locks out.
+        raise ActionRefused("Set up two-factor authentication for yourself first.")
+    with transaction.atomic():
+        locked = _lock_memberships(team)
+        if not _as_it_is_now(locked, actor).is_owner:
+            raise PermissionDenied
+        team = Team.objects.select_for_update().get(pk=team.pk)
+        if team.require_mfa == required:
+            return
+        team.require_mfa = required
+        team.save(update_fields=["require_mfa"])
+        actor.team.require_mfa = required
+        record_team_event(
+            team=team,
+            kind=TeamEventKind.MFA_REQUIRED if required else TeamEventKind.MFA_OPTIONAL,
+            actor=actor.user,
+        )
 
 
 def offer_ownership(*, actor: Membership, target: Membership, site_url: str) -> OwnershipOffer:

@@ -48,6 +48,7 @@ team_urlpatterns = [
     path("activity/", views.activity, name="activity"),
     path("settings/", views.team_settings, name="team_settings"),
     path("rename/", views.rename_team, name="rename_team"),
+    path("two-factor/", views.require_two_factor, name="require_two_factor"),
     path("low-balance/", views.set_low_balance, name="set_low_balance"),
     path("delete/", views.delete_team, name="delete_team"),
     path("leave/", views.leave_team, name="leave_team"),

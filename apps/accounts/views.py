@@ -31,6 +31,7 @@ from apps.accounts.access import (
     get_team_owned,
     remember_team,
     require_role,
+    team_member_leaving,
     team_member_required,
 )
 from apps.accounts.emails import site_url
@@ -43,6 +44,7 @@ from apps.accounts.forms import (
     NotificationsForm,
     SwitchTeamForm,
     TeamNameForm,
+    TwoFactorRequirementForm,
     VideosField,
 )
 from apps.accounts.invitations import RETURN_TO_INVITATION_SESSION_KEY, InvitationRefused
@@ -491,6 +493,10 @@ def _settings_page(
         context["low_balance_form"] = low_balance_form or LowBalanceForm(
             initial={"low_balance_threshold": VideosField.initial_from(team.low_balance_threshold)}
         )
+    if me.is_owner:
+        context["two_factor_form"] = TwoFactorRequirementForm(
+            initial={"require_mfa": team.require_mfa}
+        )
     return TemplateResponse(request, "accounts/team_settings.html", context)
 
 
@@ -566,6 +572,28 @@ def _unused_credits_warning(team: Team) -> str:
 
 
 @team_member_required
+@require_POST
+def require_two_factor(request: MemberRequest) -> HttpResponse:
+    require_role(request.membership, Role.OWNER)
+    form = TwoFactorRequirementForm(request.POST)
+    team = request.membership.team
+    if form.is_valid():
+        required: bool = form.cleaned_data["require_mfa"]
+        try:
+            services.set_two_factor_requirement(actor=request.membership, required=required)
+        except ActionRefused as refusal:
+            messages.error(request, str(refusal))
+        else:
+            messages.success(
+                request,
+                f"Every member of {team.name} now needs two-factor authentication to use it."
+                if required
+                else f"Two-factor authentication is optional in {team.name}.",
+            )
+    return redirect("accounts:team_settings", team_id=team.public_id)
+
+
+@team_member_required
 @require_http_methods(["GET", "POST"])
 def delete_team(request: MemberRequest) -> HttpResponse:
     require_role(request.membership, Role.OWNER)
@@ -596,7 +624,7 @@ def delete_team(request: MemberRequest) -> HttpResponse:
     return redirect("accounts:teams")
 
 
-@team_member_required
+@team_member_leaving
 @require_http_methods(["GET", "POST"])
 def leave_team(request: MemberRequest) -> HttpResponse:
     team = request.membership.team
@@ -662,14 +690,17 @@ def _invitation_page(
         # Confirming their address is the step between this person and the team: bring them
         # back here once they have (AccountAdapter reads this).
         request.session[RETURN_TO_INVITATION_SESSION_KEY] = request.path
+        if user is None:
+            invitations.remember_opened_invitation(request, found)
     back_here = urlencode({"next": request.path})
+    signup_query = urlencode({"email": found.email, "next": request.path}) if found else back_here
     return TemplateResponse(
         request,
         "accounts/invitation.html",
         {
             "invitation": found,
             "refusal": refusal,
-            "signup_url": f"{reverse('account_signup')}?{back_here}",
+            "signup_url": f"{reverse('account_signup')}?{signup_query}",
             "login_url": f"{reverse('account_login')}?{back_here}",
         },
         status=status,

@@ -9,8 +9,9 @@ from apps.billing.models import Wallet
 def balance(request: HttpRequest) -> dict[str, object]:
     """The wallet of the team the page is about, for the header chip and the dispute banner:
     one query, if used."""
+    # Signed-out pages (a password reset that never arrives) name the contact too.
     if not request.user.is_authenticated:
-        return {}
+        return {"support_email": settings.SUPPORT_EMAIL}
 
     def current_wallet() -> Wallet | None:
         membership = page_membership(request)

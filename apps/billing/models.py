@@ -35,7 +35,9 @@ BALANCE_KINDS = frozenset(
     {EntryKind.GRANT, EntryKind.TOPUP, EntryKind.CAPTURE, EntryKind.CLAWBACK, EntryKind.ADJUSTMENT}
 )
 HELD_KINDS = frozenset({EntryKind.HOLD, EntryKind.RELEASE, EntryKind.CAPTURE})
-SETTLE_KINDS = frozenset({EntryKind.CAPTURE, EntryKind.RELEASE})
+# A tuple, not a set: the constraints below list it, and a set's order changes with the hash
+# seed, which made `makemigrations --check` see a change on some runs.
+SETTLE_KINDS = (EntryKind.RELEASE, EntryKind.CAPTURE)
 _POSITIVE_KINDS = [EntryKind.GRANT, EntryKind.TOPUP, EntryKind.HOLD]
 _NEGATIVE_KINDS = [EntryKind.CAPTURE, EntryKind.RELEASE, EntryKind.CLAWBACK]
 
@@ -88,9 +90,9 @@ class LedgerEntryQuerySet(models.QuerySet["LedgerEntry"]):
         """What people read: one line per video (its hold, annotated with how it was settled)
         and one per top-up, grant, refund or adjustment. Captures and releases are folded into
         their video's line; the CSV export keeps every entry."""
-        settle = LedgerEntry.objects.filter(job=OuterRef("job"), kind__in=list(SETTLE_KINDS))
+        settle = LedgerEntry.objects.filter(job=OuterRef("job"), kind__in=SETTLE_KINDS)
         return (
-            self.exclude(kind__in=list(SETTLE_KINDS))
+            self.exclude(kind__in=SETTLE_KINDS)
             .annotate(settle_kind=Subquery(settle.values("kind")[:1]))
             .select_related("job__team")
         )
@@ -159,7 +161,7 @@ class LedgerEntry(models.Model):
                 name="ledger_amount_sign_matches_kind",
             ),
             models.CheckConstraint(
-                condition=~Q(kind__in=list(SETTLE_KINDS)) | Q(job__isnull=False),
+                condition=~Q(kind__in=SETTLE_KINDS) | Q(job__isnull=False),
                 name="ledger_settle_names_its_job",
             ),
             models.CheckConstraint(
@@ -172,7 +174,7 @@ class LedgerEntry(models.Model):
             ),
             models.UniqueConstraint(
                 fields=["job"],
-                condition=Q(kind__in=list(SETTLE_KINDS)),
+                condition=Q(kind__in=SETTLE_KINDS),
                 name="ledger_one_settle_per_job",
             ),
         ]

@@ -2,6 +2,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from allauth.account.models import EmailAddress
 from django.core import mail
 from django.db import IntegrityError
 from django.urls import reverse
@@ -354,7 +355,8 @@ def test_a_signed_out_visitor_is_shown_the_invitation_and_how_to_sign_in(client,
     assert page.status_code == 200
     assert "Join Acme" in page.text
     back_here = "?next=%2Fteams%2Finvite%2Fan-invitation-token%2F"
-    assert f'href="{reverse("account_signup")}{back_here}"' in page.text
+    signup = "?email=charlie%40example.com&amp;next=%2Fteams%2Finvite%2Fan-invitation-token%2F"
+    assert f'href="{reverse("account_signup")}{signup}"' in page.text
     assert f'href="{reverse("account_login")}{back_here}"' in page.text
 
 
@@ -495,7 +497,11 @@ def test_an_invitation_to_a_deleted_team_can_not_be_accepted(
     assert not Membership.objects.filter(team=acme, user=charlie).exists()
 
 
-def test_a_new_person_signs_up_through_the_link_confirms_and_joins(client, acme, bob):
+def _open_invitation_to_dave(client, acme, bob) -> tuple[str, str]:
+    """Bob invites dave@example.com; a signed-out browser opens the emailed link.
+
+    Returns the invitation's path and the sign-up link the page offers.
+    """
     invitations.invite(
         team=acme,
         email="dave@example.com",
@@ -505,27 +511,81 @@ def test_a_new_person_signs_up_through_the_link_confirms_and_joins(client, acme,
     )
     invite_path = reverse("accounts:invitation", args=[token_in(mail.outbox[0])])
     page = client.get(invite_path)
-    signup_url = first_match(r'href="(/accounts/signup/\?next=[^"]+)"', page.text)
+    signup_url = first_match(r'href="(/accounts/signup/\?[^"]+)"', page.text).replace("&amp;", "&")
+    return invite_path, signup_url
 
-    signed_up = client.post(
+
+def _sign_up(client, signup_url: str, email: str):
+    return client.post(
         signup_url,
         {
-            "email": "dave@example.com",
+            "email": email,
             "password1": "a-long-unusual-pass-1",
             "password2": "a-long-unusual-pass-1",
         },
     )
+
+
+def test_the_sign_up_page_from_an_invitation_is_filled_in_with_the_invited_address(
+    client, acme, bob
+):
+    _, signup_url = _open_invitation_to_dave(client, acme, bob)
+
+    page = client.get(signup_url)
+
+    assert 'value="dave@example.com"' in page.text
+    assert "You are joining <strong>Acme</strong>" in page.text
+
+
+def test_signing_up_through_the_link_with_the_invited_address_needs_no_confirmation(
+    client, acme, bob
+):
+    invite_path, signup_url = _open_invitation_to_dave(client, acme, bob)
+    emails_before = len(mail.outbox)
+
+    signed_up = _sign_up(client, signup_url, "dave@example.com")
+
     assert signed_up["Location"] == invite_path
-    waiting = client.get(invite_path)
-    assert "Confirm your email address before joining." in waiting.text
-
-    confirmation = first_match(
-        r"http://testserver(/accounts/confirm-email/[^/\s]+/)", mail.outbox[-1].body
-    )
-    confirmed = client.post(confirmation)
-    assert confirmed["Location"] == invite_path
-
+    dave = User.objects.get(email="dave@example.com")
+    assert EmailAddress.objects.get(user=dave).verified
+    assert len(mail.outbox) == emails_before  # no confirmation email
     joined = accept(client, token_in(mail.outbox[0]))
     assert joined.status_code == 302
-    dave = User.objects.get(email="dave@example.com")
     assert membership(acme, dave).role == Role.ADMIN
+
+
+def test_signing_up_through_the_link_with_another_address_still_needs_confirmation(
+    client, acme, bob
+):
+    invite_path, signup_url = _open_invitation_to_dave(client, acme, bob)
+
+    _sign_up(client, signup_url, "someone-else@example.com")
+
+    other = User.objects.get(email="someone-else@example.com")
+    assert not EmailAddress.objects.get(user=other).verified
+    assert "/accounts/confirm-email/" in mail.outbox[-1].body
+    assert mail.outbox[-1].to == ["someone-else@example.com"]
+    refused = client.get(invite_path)
+    assert "This invitation is for another email address." in refused.text
+
+
+def test_signing_up_with_the_invited_address_without_opening_the_link_needs_confirmation(
+    client, acme, bob
+):
+    invitations.invite(
+        team=acme, email="dave@example.com", role=Role.MEMBER, invited_by=bob,
+        site_url="http://testserver",
+    )  # fmt: skip
+
+    _sign_up(client, reverse("account_signup"), "dave@example.com")
+
+    assert not EmailAddress.objects.get(email="dave@example.com").verified
+
+
+def test_an_invitation_withdrawn_after_opening_no_longer_proves_the_address(client, acme, bob):
+    _, signup_url = _open_invitation_to_dave(client, acme, bob)
+    Invitation.objects.update(revoked_at=timezone.now())
+
+    _sign_up(client, signup_url, "dave@example.com")
+
+    assert not EmailAddress.objects.get(email="dave@example.com").verified

@@ -21,9 +21,9 @@ def share_link(n: int) -> str:
 def sign_up(page: Page, email: str) -> None:
     """Fills in the sign-up form the page shows, and waits until the person is signed in."""
     page.get_by_label("Email").fill(email)
-    page.get_by_label("Password:", exact=True).fill(PASSWORD)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
     page.get_by_label("Password (again)").fill(PASSWORD)
-    page.get_by_role("button", name="Sign Up").click()
+    page.get_by_role("button", name="Create account").click()
     expect(page.locator(".user-menu summary")).to_have_text(email)
 
 
@@ -56,3 +56,10 @@ def link_in_email(to: str, pattern: str) -> str:
         if to in message.to and (found := re.search(pattern, str(message.body))):
             return found.group(0)
     raise AssertionError(f"no email to {to} with a link like {pattern!r}")
+
+
+def sideways_overflow(page: Page) -> int:
+    """How many CSS pixels wider than the screen the page is."""
+    return page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )

@@ -1,22 +1,22 @@
 """The pages people use most fit a phone's screen: nothing makes them scroll sideways."""
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
 from tests.browser.conftest import PHONE
-from tests.browser.steps import JOB_TIMEOUT_MS, job_row, paste_links, share_link, sign_up
+from tests.browser.steps import (
+    JOB_TIMEOUT_MS,
+    job_row,
+    paste_links,
+    share_link,
+    sideways_overflow,
+    sign_up,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 # Long enough to stretch every place an address is shown (menus, filters, tables).
 EMAIL = "maximilian.featherstonehaugh@example.com"
-
-
-def sideways_overflow(page: Page) -> int:
-    """How many CSS pixels wider than the screen the page is."""
-    return page.evaluate(
-        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
-    )
 
 
 def test_the_dashboard_job_credits_and_team_pages_fit_a_phone(live_stack, open_page):
