@@ -13,7 +13,7 @@ help:
 	@echo "make run     start web, worker and Kie simulator on http://127.0.0.1:$${PORT:-8000}/"
 	@echo "make test    run the whole test suite"
 	@echo "make test-browser  run only the browser journeys (needs /usr/bin/chromium)"
-	@echo "make lint    ruff (lint + format check) and mypy"
+	@echo "make lint    ruff (lint + format check), mypy and the import layers (import-linter)"
 	@echo "make format  apply ruff's fixes and formatting"
 
 # Django 6 needs Python >= 3.12: bin/find-python looks on PATH first, then in pyenv.
@@ -39,6 +39,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
+	$(VENV)/bin/lint-imports
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

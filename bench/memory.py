@@ -50,7 +50,7 @@ def main() -> None:
     from django.core.management import call_command
 
     from apps.accounts.models import Membership, User
-    from apps.accounts.services import onboard_new_user
+    from apps.billing.welcome import onboard_new_user
     from apps.jobs import services
     from apps.jobs.models import Job, JobState
 

@@ -124,8 +124,8 @@ def run(args: argparse.Namespace, kie_url: str, kie_key: str) -> None:
     from django.utils import timezone
 
     from apps.accounts.models import Membership, User
-    from apps.accounts.services import onboard_new_user
     from apps.billing import ledger
+    from apps.billing.welcome import onboard_new_user
     from apps.jobs import services
     from apps.jobs.models import Job, JobEvent, JobState
 

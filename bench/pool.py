@@ -161,9 +161,9 @@ def run(
     from django.utils import timezone
 
     from apps.accounts.models import Membership, User
-    from apps.accounts.services import onboard_new_user
     from apps.billing import ledger
     from apps.billing.models import LedgerEntry
+    from apps.billing.welcome import onboard_new_user
     from apps.jobs.models import Job, JobState
     from tests.jobs.swc import file_jobs
 

@@ -126,7 +126,7 @@ def sign_in() -> tuple[str, str]:
     from django.contrib.sessions.backends.db import SessionStore
 
     from apps.accounts.models import User
-    from apps.accounts.services import onboard_new_user
+    from apps.billing.welcome import onboard_new_user
 
     user = User.objects.create_user("bench@example.com", "bench-password-123")
     team = onboard_new_user(user=user)

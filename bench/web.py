@@ -106,7 +106,7 @@ def seed(count: int) -> tuple[str, str, str]:
     from django.utils import timezone
 
     from apps.accounts.models import User
-    from apps.accounts.services import onboard_new_user
+    from apps.billing.welcome import onboard_new_user
     from apps.jobs.models import Job, JobEvent, JobState
 
     user = User.objects.create_user("bench@example.com", "bench-password-123")
@@ -141,12 +141,13 @@ def seed(count: int) -> tuple[str, str, str]:
 
 
 def check(dashboard: str, refresh: str, cookies: dict[str, str]) -> None:
-    page = httpx.get(dashboard, cookies=cookies)
+    # The first request also warms a worker up (imports, templates): slow on a busy machine.
+    page = httpx.get(dashboard, cookies=cookies, timeout=60)
     if page.status_code != 200 or "Remove watermarks" not in page.text:
         raise SystemExit(
             f"the dashboard did not render for the signed-in person ({page.status_code})"
         )
-    if httpx.get(refresh, cookies=cookies).status_code != 204:
+    if httpx.get(refresh, cookies=cookies, timeout=60).status_code != 204:
         raise SystemExit("the live refresh did not answer 204 for an unchanged team")
 
 

@@ -19,6 +19,9 @@ urlpatterns = [
     # Bookmarks and sign-in land here and are sent on to the person's team.
     path("dashboard/", views.to_team_page, {"page": "jobs:dashboard"}, name="dashboard"),
     path("billing/", views.to_team_page, {"page": "billing:overview"}, name="billing"),
+    # Stripe still sends people who paid before the team moved into the URL back here; the
+    # webhook credits their payment, so the team's credits page is the right answer.
+    path("billing/success/", views.to_team_page, {"page": "billing:overview"}),
     path("accounts/", include("allauth.urls")),
     path("account/", include("apps.privacy.urls")),
     path("", include("apps.accounts.urls")),

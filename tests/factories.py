@@ -13,7 +13,8 @@ from apps.accounts.models import (
     User,
     hash_token,
 )
-from apps.accounts.services import create_team, onboard_new_user
+from apps.accounts.services import create_team
+from apps.billing.welcome import onboard_new_user
 
 PASSWORD = "correct-horse-battery-staple"
 INVITATION_TOKEN = "an-invitation-token"

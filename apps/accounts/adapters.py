@@ -15,7 +15,7 @@ from apps.accounts.invitations import (
     invitation_opened_in,
 )
 from apps.accounts.models import User
-from apps.accounts.services import onboard_new_user
+from apps.accounts.services import ensure_personal_team
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -24,7 +24,7 @@ class AccountAdapter(DefaultAccountAdapter):
         with transaction.atomic():
             saved: User = super().save_user(request, user, form, commit=commit)
             if commit:
-                onboard_new_user(user=saved)
+                ensure_personal_team(user=saved)
         return saved
 
     def is_email_verified(self, request: HttpRequest, email: str) -> bool:

@@ -1,9 +1,15 @@
+from collections.abc import Sequence
+from typing import Any
+
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
-from django.db.models import Model
+from django.core.exceptions import ValidationError
+from django.db.models import Model, QuerySet
+from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
-from apps.accounts.models import Invitation, Membership, Team, TeamEvent, User
+from apps.accounts import services
+from apps.accounts.models import Invitation, Membership, Role, Team, TeamEvent, User
 
 
 @admin.register(User)
@@ -22,9 +28,46 @@ class UserAdmin(BaseUserAdmin):
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
 
+    def get_deleted_objects(
+        self, objs: Sequence[User] | QuerySet[User], request: HttpRequest
+    ) -> tuple[list[Any], dict[str, int], set[str], list[Any]]:
+        # Teams a person alone owns block their deletion, like protected rows: the admin says
+        # which, and refuses the POST, for one person or a selection.
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        for user in objs:
+            protected += [
+                f"{team.name}: {user.email} is its only owner. Make another member an owner "
+                "first (Teams → the team → Memberships)."
+                for team in services.teams_left_without_owner(user)
+            ]
+        return deleted, counts, perms_needed, protected
+
+    def delete_model(self, request: HttpRequest, obj: User) -> None:
+        services.delete_user(user=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        for user in queryset:
+            services.delete_user(user=user)
+
+
+class MembershipFormSet(BaseInlineFormSet):
+    def clean(self) -> None:
+        """A team with members keeps at least one owner, whatever staff change here."""
+        super().clean()
+        kept = [
+            form.cleaned_data
+            for form in self.forms
+            if form.cleaned_data and not form.cleaned_data.get("DELETE")
+        ]
+        if kept and not any(data.get("role") == Role.OWNER for data in kept):
+            raise ValidationError(
+                "A team with members needs an owner: make one of them an owner first."
+            )
+
 
 class MembershipInline(admin.TabularInline):
     model = Membership
+    formset = MembershipFormSet
     extra = 0
     autocomplete_fields = ["user"]
 

@@ -69,18 +69,11 @@ class User(AbstractUser):
                 ownership_confirmed_at=self.ownership_confirmed_at
             )
 
-    @property
-    def display_name(self) -> str:
-        return self.get_full_name() or self.email
-
 
 class TeamQuerySet(models.QuerySet["Team"]):
     def active(self) -> "TeamQuerySet":
         """Teams people can work in. Archived teams keep their history, for staff only."""
         return self.filter(archived_at__isnull=True)
-
-    def for_user(self, user: User) -> "TeamQuerySet":
-        return self.active().filter(memberships__user=user)
 
 
 class Team(models.Model):

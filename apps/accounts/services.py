@@ -7,11 +7,12 @@ concurrent changes (two owners demoting each other, say) cannot both pass.
 """
 
 from allauth.mfa.utils import is_mfa_enabled
-from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 
+from apps import plural
 from apps.accounts import emails
 from apps.accounts.models import (
     ASSIGNABLE_ROLES,
@@ -23,7 +24,6 @@ from apps.accounts.models import (
     TeamEventKind,
     User,
 )
-from apps.billing import ledger
 
 
 class ActionRefused(Exception):
@@ -54,25 +54,14 @@ def create_team(*, name: str, owner: User, personal: bool = False) -> Team:
     with transaction.atomic():
         team = Team.objects.create(name=name, is_personal=personal)
         Membership.objects.create(team=team, user=owner, role=Role.OWNER)
-        ledger.open_wallet(team)
         record_team_event(team=team, kind=TeamEventKind.CREATED, actor=owner, detail=name)
     return team
 
 
-def onboard_new_user(*, user: User) -> Team:
-    """Gives a newly signed-up person their personal team, which they own, and welcome credits."""
+def ensure_personal_team(*, user: User) -> Team:
+    """The person's personal team, which they own, made if they have none yet."""
     existing = Team.objects.filter(is_personal=True, memberships__user=user).first()
-    if existing:
-        return existing
-    with transaction.atomic():
-        team = create_team(name=personal_team_name(user), owner=user, personal=True)
-        if settings.SIGNUP_CREDITS:
-            # Keyed by the person: welcome credits once, however often this runs.
-            ledger.grant(
-                team=team, credits=settings.SIGNUP_CREDITS, key=f"signup:{user.pk}",
-                memo="Welcome credits",
-            )  # fmt: skip
-    return team
+    return existing or create_team(name=personal_team_name(user), owner=user, personal=True)
 
 
 def personal_team_name(user: User) -> str:
@@ -187,7 +176,7 @@ def set_monthly_limit(*, actor: Membership, target: Membership, limit: int | Non
             kind=TeamEventKind.LIMIT_CHANGED,
             actor=actor.user,
             subject_email=target.user.email,
-            detail="No limit" if limit is None else f"{limit} credits a month",
+            detail="No limit" if limit is None else f"{plural.credits(limit)} a month",
         )
 
 
@@ -244,6 +233,48 @@ def archive_team(*, team: Team, actor: Membership) -> None:
         team.invitations.open().update(revoked_at=now)
         OwnershipOffer.objects.filter(team=team).delete()
         record_team_event(team=team, kind=TeamEventKind.ARCHIVED, actor=actor.user)
+
+
+def teams_left_without_owner(user: User) -> list[Team]:
+    """Teams `user` alone owns that have other members: deleting `user` would orphan them."""
+    owned = Membership.objects.active().filter(user=user, role=Role.OWNER).values("team_id")
+    return list(
+        Team.objects.filter(pk__in=owned)
+        .annotate(
+            owners=Count("memberships", filter=Q(memberships__role=Role.OWNER)),
+            members=Count("memberships"),
+        )
+        .filter(owners=1, members__gt=1)
+        .order_by("name")
+    )
+
+
+def delete_user(*, user: User) -> None:
+    """Deletes a person (staff, in the admin). Never leaves a team without an owner: refused
+    while they alone own a team with other members (make one of them an owner first). Teams
+    they were the only member of are deleted with them (archived: history stays for staff).
+    """
+    with transaction.atomic():
+        # By id: counting members through the filter on `user` would count only theirs.
+        teams = Team.objects.active().filter(
+            pk__in=Membership.objects.filter(user=user).values("team_id")
+        )
+        for team in teams:
+            _lock_memberships(team)  # no role change or new member slips in meanwhile
+        if orphaned := teams_left_without_owner(user):
+            names = ", ".join(team.name for team in orphaned)
+            raise ActionRefused(
+                f"{user.email} is the only owner of {names}: make another member an owner first."
+            )
+        now = timezone.now()
+        alone_in = teams.annotate(members=Count("memberships")).filter(members=1)
+        for team in alone_in:
+            team.archived_at = now
+            team.save(update_fields=["archived_at"])
+            record_team_event(
+                team=team, kind=TeamEventKind.ARCHIVED, detail="Its only member was deleted."
+            )
+        user.delete()
 
 
 def set_two_factor_requirement(*, actor: Membership, required: bool) -> None:

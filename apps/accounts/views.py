@@ -21,6 +21,7 @@ from django.urls import Resolver404, resolve, reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_http_methods, require_POST
 
+from apps import plural
 from apps.accounts import invitations, services
 from apps.accounts.access import (
     AuthedRequest,
@@ -47,11 +48,6 @@ from apps.accounts.forms import (
     VideosField,
 )
 from apps.accounts.invitations import RETURN_TO_INVITATION_SESSION_KEY, InvitationRefused
-from apps.accounts.limits import (
-    credits_used_this_month,
-    credits_used_this_month_by_member,
-    start_of_month,
-)
 from apps.accounts.models import (
     MANAGER_ROLES,
     Invitation,
@@ -64,6 +60,7 @@ from apps.accounts.models import (
     User,
 )
 from apps.accounts.services import ActionRefused
+from apps.accounts.usage import credits_used_this_month_by_member, start_of_month
 
 EVENTS_PER_PAGE = 50
 
@@ -301,7 +298,7 @@ def member(request: MemberRequest, membership_id: int) -> HttpResponse:
             "team": me.team,
             "me": me,
             "target": target,
-            "credits_used": credits_used_this_month(membership=target),
+            "credits_used": credits_used_this_month_by_member(team=me.team).get(target.user_id, 0),
             "role_form": ChangeRoleForm(initial={"role": target.role}),
             "limit_form": MonthlyLimitForm(
                 initial={
@@ -353,8 +350,8 @@ def set_limit(request: MemberRequest, membership_id: int) -> HttpResponse:
         videos = limit // settings.CREDITS_PER_VIDEO
         messages.success(
             request,
-            f"{target.user.email} may make {videos:,} video{pluralize(videos)} a month"
-            f" ({limit:,} credits).",
+            f"{target.user.email} may make {plural.videos(videos)} a month"
+            f" ({plural.credits(limit)}).",
         )
     return redirect("accounts:members", team_id=target.team.public_id)
 

@@ -9,6 +9,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
+from django.utils.translation import ngettext
 
 from apps.accounts.models import User
 from apps.billing import ledger, services, webhooks
@@ -78,10 +79,14 @@ class WalletAdmin(ReadOnlyAdmin):
         url = reverse("admin:billing_wallet_credit", args=[wallet.pk])
         return format_html('<a href="{}">Grant or adjust credits</a>', url)
 
-    @admin.action(description="Unfreeze the selected wallets (dispute resolved)")
+    def has_grant_credits_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("billing.grant_credits")
+
+    @admin.action(
+        description="Unfreeze the selected wallets (dispute resolved)",
+        permissions=["grant_credits"],
+    )
     def unfreeze(self, request: HttpRequest, queryset: QuerySet[Wallet]) -> None:
-        if not request.user.has_perm("billing.grant_credits"):
-            raise PermissionDenied
         for wallet in queryset.select_related("team"):
             if ledger.unfreeze(team=wallet.team):
                 self.log_change(request, wallet, "Unfroze: dispute resolved")
@@ -96,7 +101,7 @@ class WalletAdmin(ReadOnlyAdmin):
 
     def credit_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         """Staff grant or adjustment: a ledger entry with the staff member and the reason."""
-        if not request.user.has_perm("billing.grant_credits"):
+        if not self.has_grant_credits_permission(request):
             raise PermissionDenied
         wallet = get_object_or_404(Wallet.objects.select_related("team"), pk=pk)
         form = StaffCreditForm(request.POST or None)
@@ -172,9 +177,15 @@ class StripeEventAdmin(ReadOnlyAdmin):
     def pretty_payload(self, event: StripeEvent) -> str:
         return format_html("<pre>{}</pre>", json.dumps(event.payload, indent=2, sort_keys=True))
 
-    @admin.action(description="Process the selected events again (those not yet processed)")
+    def has_process_permission(self, request: HttpRequest) -> bool:
+        # Re-running a payment's effects is for superusers only.
+        return bool(request.user.is_superuser)
+
+    @admin.action(
+        description="Process the selected events again (those not yet processed)",
+        permissions=["process"],
+    )
     def process_again(self, request: HttpRequest, queryset: QuerySet[StripeEvent]) -> None:
-        if not request.user.is_superuser:
-            raise PermissionDenied
         done = sum(webhooks.process(event) for event in queryset.filter(processed_at=None))
-        self.message_user(request, f"{done} event(s) processed.")
+        message = ngettext("%(count)d event processed.", "%(count)d events processed.", done)
+        self.message_user(request, message % {"count": done})

@@ -32,6 +32,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from apps import plural
 from apps.billing.models import SETTLE_KINDS, EntryKind, LedgerEntry, TopUp, Wallet
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ class InsufficientCredits(Exception):
     def __init__(self, *, needed: int, available: int) -> None:
         self.needed = needed
         self.available = available
-        super().__init__(f"{needed} credits needed, {available} available")
+        super().__init__(f"{plural.credits(needed)} needed, {available:,} available")
 
     @property
     def missing(self) -> int:
@@ -112,11 +113,15 @@ def freeze(*, team: Team, reason: str) -> bool:
     return changed == 1
 
 
-def unfreeze(*, team: Team) -> bool:
-    """Lets the team hold credits again. True if it was frozen."""
-    changed = Wallet.objects.filter(team=team, frozen_at__isnull=False).update(
-        frozen_at=None, frozen_reason=""
-    )
+def unfreeze(*, team: Team, frozen_for: str = "") -> bool:
+    """Lets the team hold credits again. True if it was frozen.
+
+    With `frozen_for`, only a freeze whose reason starts with it is lifted (a won dispute lifts
+    its own freeze, not another dispute's).
+    """
+    changed = Wallet.objects.filter(
+        team=team, frozen_at__isnull=False, frozen_reason__startswith=frozen_for
+    ).update(frozen_at=None, frozen_reason="")
     return changed == 1
 
 

@@ -23,11 +23,12 @@ from django.db.models import Q, Sum
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
+from apps import plural
 from apps.accounts.models import TeamEventKind
 from apps.accounts.services import record_team_event
 from apps.billing import ledger, low_balance
 from apps.billing import stripe_gateway as gateway
-from apps.billing.models import EntryKind, LedgerEntry, TopUp, TopUpStatus, dollars
+from apps.billing.models import EntryKind, LedgerEntry, TopUp, TopUpStatus, Wallet, dollars
 
 if TYPE_CHECKING:
     from apps.accounts.models import Team, User
@@ -83,7 +84,7 @@ def start_checkout(
         team=team, created_by=buyer, credits=credits, amount_cents=price_cents(credits)
     )
     try:
-        customer_id = gateway.ensure_customer(team=team, email=buyer.email)
+        customer_id = _stripe_customer(team=team, email=buyer.email)
         session = gateway.create_checkout_session(
             topup=topup, customer_id=customer_id, success_url=success_url, cancel_url=cancel_url
         )
@@ -95,6 +96,19 @@ def start_checkout(
     TopUp.objects.filter(pk=topup.pk).update(checkout_session_id=session.id)
     logger.info("checkout started", extra={"team": team.pk, "topup": topup.pk, "credits": credits})
     return session.url
+
+
+def _stripe_customer(*, team: Team, email: str) -> str:
+    """The team's one Stripe Customer id, created (and remembered on its wallet) the first time."""
+    wallet = ledger.open_wallet(team)
+    if wallet.stripe_customer_id:
+        return wallet.stripe_customer_id
+    customer_id = gateway.create_customer(team=team, email=email)
+    # Only the first writer stores its id; a racing request reads the stored one.
+    Wallet.objects.filter(pk=wallet.pk, stripe_customer_id="").update(
+        stripe_customer_id=customer_id
+    )
+    return Wallet.objects.values_list("stripe_customer_id", flat=True).get(pk=wallet.pk)
 
 
 def fulfil_checkout_session(session: gateway.CheckoutSession) -> TopUp | None:
@@ -124,7 +138,7 @@ def fulfil_checkout_session(session: gateway.CheckoutSession) -> TopUp | None:
             entry,
             team=topup.team,
             actor=topup.created_by,
-            detail=f"{topup.credits:,} credits bought",
+            detail=f"{plural.credits(topup.credits)} bought",
         )
         changes: dict[str, Any] = {"payment_intent_id": session.payment_intent_id}
         if topup.status != TopUpStatus.PAID:
@@ -205,23 +219,75 @@ def claw_back_refunds(*, charge: Mapping[str, Any]) -> int:
 
 
 def freeze_for_dispute(*, dispute: Mapping[str, Any]) -> bool:
-    """Freezes the team whose top-up is disputed: no new jobs until staff clear it."""
+    """Freezes the team whose top-up is disputed: no new jobs until the dispute is closed."""
     with transaction.atomic():
         topup = _lock_paid_topup(dispute.get("payment_intent"))
         frozen = ledger.freeze(
             team=topup.team,
-            reason=f"Payment dispute {dispute.get('id', '')} on a top-up of "
-            f"{topup.credits:,} credits",
+            reason=f"{_dispute_reason(dispute)} on a top-up of {topup.credits:,} credits",
         )
     logger.warning("team frozen by a dispute", extra={"team": topup.team_id, "topup": topup.pk})
     return frozen
+
+
+# Stripe's final statuses of a dispute: the money stays with us, or goes back to the payer.
+DISPUTE_KEPT = frozenset({"won", "warning_closed"})
+DISPUTE_LOST = "lost"
+
+
+def close_dispute(*, dispute: Mapping[str, Any]) -> bool:
+    """A dispute ended. Won: the freeze it caused is lifted. Lost: the disputed share of the
+    top-up's credits is taken back, once (keyed by the dispute), never more than was bought;
+    the team stays frozen until staff look at it. True if anything changed."""
+    status = dispute.get("status")
+    with transaction.atomic():
+        topup = _lock_paid_topup(dispute.get("payment_intent"))
+        if status in DISPUTE_KEPT:
+            changed = ledger.unfreeze(team=topup.team, frozen_for=f"{_dispute_reason(dispute)} ")
+        elif status == DISPUTE_LOST:
+            changed = _claw_back_dispute(topup, dispute)
+        else:
+            return False
+    logger.warning(
+        "dispute closed", extra={"team": topup.team_id, "topup": topup.pk, "status": status}
+    )
+    return changed
+
+
+def _claw_back_dispute(topup: TopUp, dispute: Mapping[str, Any]) -> bool:
+    key = f"clawback:{dispute['id']}"
+    charged = topup.amount_cents
+    due = topup.credits * min(int(dispute["amount"]), charged) // charged
+    # What refunds (or other disputes) already took back counts: never more than was bought.
+    taken_before = -(
+        LedgerEntry.objects.filter(topup=topup, kind=EntryKind.CLAWBACK)
+        .exclude(key=key)
+        .aggregate(total=Sum("amount"))["total"]
+        or 0
+    )
+    credits = min(due, topup.credits - taken_before)
+    if credits <= 0:
+        return False
+    entry = ledger.clawback(
+        team=topup.team,
+        credits=credits,
+        key=key,
+        topup=topup,
+        memo=f"Lost payment dispute of ${dollars(int(dispute['amount']))} on a top-up of "
+        f"{topup.credits:,} credits",
+    )
+    return entry.just_recorded
+
+
+def _dispute_reason(dispute: Mapping[str, Any]) -> str:
+    return f"Payment dispute {dispute.get('id', '')}"
 
 
 def grant_by_staff(*, team: Team, credits: int, key: str, staff: User, reason: str) -> LedgerEntry:
     """Free credits from Unmark staff. Idempotent by `key`, like every ledger movement."""
     with transaction.atomic():
         entry = ledger.grant(team=team, credits=credits, key=key, memo=reason, actor=staff)
-        _log_credits_granted(entry, team=team, detail=f"{credits:,} credits: {reason}")
+        _log_credits_granted(entry, team=team, detail=f"{plural.credits(credits)}: {reason}")
     return entry
 
 
@@ -230,7 +296,10 @@ def adjust_by_staff(*, team: Team, credits: int, key: str, staff: User, reason: 
     with transaction.atomic():
         entry = ledger.adjust(team=team, credits=credits, key=key, actor=staff, reason=reason)
         _log_credits_granted(
-            entry, team=team, detail=f"Balance adjusted by {credits:+,} credits: {reason}"
+            entry,
+            team=team,
+            detail=f"Balance adjusted by {'+' if credits > 0 else '-'}"
+            f"{plural.credits(abs(credits))}: {reason}",
         )
     return entry
 

@@ -2,7 +2,7 @@
 
 It uses stripe-python over httpx (`HTTPXClient(allow_sync_methods=True)`), so tests fake Stripe at
 the HTTP boundary with respx. Everything it returns is a small plain value; every failure is one
-of the errors below.
+of the errors below. It writes no rows: the services record what Stripe answered.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Any
 import stripe
 from django.conf import settings
 
-from apps.billing import ledger
-from apps.billing.models import Wallet
+from apps import plural
 
 if TYPE_CHECKING:
     from apps.accounts.models import Team
@@ -109,11 +108,8 @@ class WebhookEvent:
     payload: dict[str, Any]  # the whole event, as received
 
 
-def ensure_customer(*, team: Team, email: str) -> str:
-    """The team's one Stripe Customer id, created (and remembered on its wallet) the first time."""
-    wallet = ledger.open_wallet(team)
-    if wallet.stripe_customer_id:
-        return wallet.stripe_customer_id
+def create_customer(*, team: Team, email: str) -> str:
+    """A Stripe Customer for the team; the same one however often it is asked for."""
     try:
         customer = _client().v1.customers.create(
             params={"name": team.name, "email": email, "metadata": {"team": str(team.public_id)}},
@@ -122,11 +118,7 @@ def ensure_customer(*, team: Team, email: str) -> str:
         )
     except stripe.StripeError as exc:
         raise _gateway_error("create a customer", exc) from exc
-    # Only the first writer stores its id; a racing request reads the stored one.
-    Wallet.objects.filter(pk=wallet.pk, stripe_customer_id="").update(
-        stripe_customer_id=customer.id
-    )
-    return Wallet.objects.values_list("stripe_customer_id", flat=True).get(pk=wallet.pk)
+    return str(customer.id)
 
 
 def create_checkout_session(
@@ -148,8 +140,8 @@ def create_checkout_session(
                             "currency": topup.currency,
                             "unit_amount": topup.amount_cents,
                             "product_data": {
-                                "name": f"{topup.credits:,} Unmark credits",
-                                "description": f"Enough for {videos:,} videos.",
+                                "name": f"{topup.credits:,} Unmark credits",  # packs: 1,000 and up
+                                "description": f"Enough for {plural.videos(videos)}.",
                             },
                         },
                     }

@@ -15,13 +15,14 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
+from apps import plural
 from apps.accounts.access import MemberRequest, get_team_owned, team_member_required
-from apps.accounts.limits import limit_left
 from apps.accounts.models import MANAGER_ROLES, Membership, Team
 from apps.billing import ledger, services, webhooks
 from apps.billing import stripe_gateway as gateway
 from apps.billing.forms import CheckoutForm
 from apps.billing.models import LedgerEntry, TopUp, TopUpStatus
+from apps.jobs.limits import limit_left
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +93,9 @@ def success(request: MemberRequest) -> HttpResponse:
             logger.exception("success page could not confirm a payment", extra={"topup": topup.pk})
     if topup.status == TopUpStatus.PAID:
         messages.success(
-            request, f"Payment received: {topup.credits:,} credits were added to {topup.team.name}."
+            request,
+            f"Payment received: {plural.credits(topup.credits)} "
+            f"{'was' if topup.credits == 1 else 'were'} added to {topup.team.name}.",
         )
     else:
         messages.info(

@@ -100,6 +100,11 @@ def _dispute_created(dispute: Mapping[str, Any]) -> EventOutcome:
     return EventOutcome.HANDLED
 
 
+def _dispute_closed(dispute: Mapping[str, Any]) -> EventOutcome:
+    changed = services.close_dispute(dispute=dispute)
+    return EventOutcome.HANDLED if changed else EventOutcome.IGNORED
+
+
 HANDLERS: dict[str, Callable[[Mapping[str, Any]], EventOutcome]] = {
     "checkout.session.completed": _checkout_paid,
     "checkout.session.async_payment_succeeded": _checkout_paid,
@@ -107,4 +112,5 @@ HANDLERS: dict[str, Callable[[Mapping[str, Any]], EventOutcome]] = {
     "checkout.session.expired": _checkout_ended(TopUpStatus.EXPIRED),
     "charge.refunded": _charge_refunded,
     "charge.dispute.created": _dispute_created,
+    "charge.dispute.closed": _dispute_closed,
 }

@@ -3,6 +3,7 @@ from django.core.cache import cache
 from django.db.models import F, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from apps.jobs import queue, swc_pool
 from apps.jobs.models import IN_FLIGHT_STATES, Job, JobEvent, ProviderAlert, SwcServer
@@ -81,14 +82,29 @@ class JobAdmin(admin.ModelAdmin):
         seconds = int((end - job.created_at).total_seconds())
         return f"{seconds // 60}m {seconds % 60:02d}s" + ("" if job.finished_at else " (running)")
 
-    @admin.action(description="Retry: run the next step of selected in-flight jobs now")
+    # Actions declare the permission they need: view-only staff are not offered them, and
+    # a hand-made POST of one is ignored.
+    @admin.action(
+        description="Retry: run the next step of selected in-flight jobs now",
+        permissions=["change"],
+    )
     def retry_selected(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         jobs = queryset.filter(state__in=IN_FLIGHT_STATES)
         count = jobs.update(next_check_at=timezone.now())
         queue.start_poller()
-        self.message_user(request, f"{count} job(s) will be picked up by the poller now.")
+        self.message_user(
+            request,
+            ngettext(
+                "%(count)d job will be picked up by the poller now.",
+                "%(count)d jobs will be picked up by the poller now.",
+                count,
+            )
+            % {"count": count},
+        )
 
-    @admin.action(description="Fail and release credits of selected in-flight jobs")
+    @admin.action(
+        description="Fail and release credits of selected in-flight jobs", permissions=["change"]
+    )
     def fail_and_release(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         failed = 0
         for job in queryset.filter(state__in=IN_FLIGHT_STATES):
@@ -97,7 +113,12 @@ class JobAdmin(admin.ModelAdmin):
                 message="Stopped by our staff. Nothing was charged.",
             )
         level = messages.SUCCESS if failed else messages.WARNING
-        self.message_user(request, f"{failed} job(s) failed and their credits released.", level)
+        message = ngettext(
+            "%(count)d job failed and its credits were released.",
+            "%(count)d jobs failed and their credits were released.",
+            failed,
+        )
+        self.message_user(request, message % {"count": failed}, level)
 
 
 @admin.register(ProviderAlert)
@@ -125,10 +146,11 @@ class ProviderAlertAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.action(description="Mark resolved (hide the banner)")
+    @admin.action(description="Mark resolved (hide the banner)", permissions=["change"])
     def mark_resolved(self, request: HttpRequest, queryset: QuerySet[ProviderAlert]) -> None:
         count = queryset.filter(resolved_at__isnull=True).update(resolved_at=timezone.now())
-        self.message_user(request, f"{count} alert(s) resolved.")
+        message = ngettext("%(count)d alert resolved.", "%(count)d alerts resolved.", count)
+        self.message_user(request, message % {"count": count})
 
 
 @admin.register(SwcServer)
@@ -161,8 +183,11 @@ class SwcServerAdmin(admin.ModelAdmin):
             provider=swc_pool.PROVIDER, provider_server=server.url, state__in=swc_pool.ACTIVE_STATES
         ).count()
 
-    @admin.action(description="Probe again now")
+    @admin.action(description="Probe again now", permissions=["change"])
     def probe_now(self, request: HttpRequest, queryset: QuerySet[SwcServer]) -> None:
         queryset.filter(healthy=False).update(next_probe_at=timezone.now())
         back = swc_pool.probe_due_servers()
-        self.message_user(request, f"{back} server(s) back in the pool.")
+        message = ngettext(
+            "%(count)d server back in the pool.", "%(count)d servers back in the pool.", back
+        )
+        self.message_user(request, message % {"count": back})

@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class JobsConfig(AppConfig):
     name = "apps.jobs"
     verbose_name = "Jobs"
+
+    def ready(self) -> None:
+        from apps.accounts import usage
+        from apps.jobs import limits
+
+        # The member pages show what each person spent; only jobs know how to count it.
+        usage.count_monthly_usage_with(limits.credits_used_this_month_by_member)

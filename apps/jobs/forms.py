@@ -3,6 +3,7 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.utils.translation import ngettext
 
 from apps.jobs.links import PasteResult, count_nonblank_lines, parse_pasted_links
 from apps.jobs.models import JobState
@@ -86,8 +87,14 @@ class SubmitForm(forms.Form):
         limit = settings.MAX_LINKS_PER_SUBMIT
         if lines > limit:
             raise forms.ValidationError(
-                f"You pasted {lines:,} lines, but up to {limit} links can be sent at once. "
-                "Please send them in smaller batches."
+                ngettext(
+                    "You pasted %(lines)s lines, but only %(limit)d link can be sent at once. "
+                    "Please send them one by one.",
+                    "You pasted %(lines)s lines, but up to %(limit)d links can be sent at once. "
+                    "Please send them in smaller batches.",
+                    limit,
+                )
+                % {"lines": f"{lines:,}", "limit": limit}
             )
         if len(text) > MAX_PASTE_CHARACTERS:
             raise forms.ValidationError("This paste is too long. Paste one link per line.")

@@ -12,10 +12,10 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.accounts.limits import check_monthly_limit
 from apps.accounts.models import Membership, Team
 from apps.billing import ledger
 from apps.jobs import queue
+from apps.jobs.limits import check_monthly_limit
 from apps.jobs.models import InputKind, Job, JobEvent, JobState, Upload
 from apps.jobs.providers import provider_for
 from apps.jobs.providers.base import RemovalProvider

@@ -24,12 +24,13 @@ from django.utils.translation import ngettext
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from apps import plural
 from apps.accounts.access import MemberRequest, get_team_owned, team_member_required
-from apps.accounts.limits import MonthlyLimitReached, limit_left
 from apps.accounts.models import Membership
 from apps.billing import ledger
 from apps.jobs import queue, services
 from apps.jobs.forms import JobFilterForm, SubmitForm
+from apps.jobs.limits import MonthlyLimitReached, limit_left
 from apps.jobs.links import LineError
 from apps.jobs.media import MediaRefused
 from apps.jobs.models import (
@@ -114,7 +115,7 @@ def submit(request: MemberRequest) -> HttpResponse:
     if outcome.created and not outcome.needs_attention and not request.htmx:
         count = outcome.created
         notes = " ".join(f"Line {line.number}: {line.message}" for line in outcome.duplicates)
-        messages.success(request, f"{count} video{'s' if count != 1 else ''} added. {notes}")
+        messages.success(request, f"{plural.videos(count)} added. {notes}".strip())
         return redirect(request.membership.team)
     if outcome.created:
         # Keep only the lines that need fixing in the box; the rest of the form starts afresh.
@@ -211,11 +212,19 @@ def _already_sent_message(videos: int) -> str:
 
 
 def _missing_credits_message(exc: ledger.InsufficientCredits, videos: int) -> str:
-    return (
-        f"{videos} video{'s' if videos != 1 else ''} need {exc.needed:,} credits, but your team "
-        f"has {max(exc.available, 0):,} available: {exc.missing:,} more credits are needed. "
-        "Nothing was submitted."
-    )
+    need = ngettext(
+        "%(videos)s needs %(needed)s, but your team has %(available)s available:",
+        "%(videos)s need %(needed)s, but your team has %(available)s available:",
+        videos,
+    ) % {
+        "videos": plural.videos(videos),
+        "needed": plural.credits(exc.needed),
+        "available": plural.credits(max(exc.available, 0)),
+    }
+    missing = ngettext(
+        "%(missing)s more credit is needed.", "%(missing)s more credits are needed.", exc.missing
+    ) % {"missing": f"{exc.missing:,}"}
+    return f"{need} {missing} Nothing was submitted."
 
 
 # --- Uploads, one file at a time (the page's script; the form works without it) -------------

@@ -7,9 +7,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from apps.accounts import services
-from apps.accounts.limits import start_of_month
 from apps.accounts.models import Membership, Role, TeamEvent, TeamEventKind
 from apps.accounts.services import ActionRefused, create_team
+from apps.accounts.usage import start_of_month
 from apps.jobs.models import Job, JobState
 from tests.accounts.helpers import membership, team_state
 from tests.factories import UserFactory, add_member

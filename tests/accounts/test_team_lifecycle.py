@@ -5,7 +5,8 @@ from django.urls import reverse
 
 from apps.accounts.access import SESSION_KEY
 from apps.accounts.models import Membership, Role, Team, TeamEvent, TeamEventKind, User
-from apps.billing.models import LedgerEntry, Wallet
+from apps.billing import ledger
+from apps.billing.models import LedgerEntry
 from apps.jobs.models import Job
 from tests.accounts.helpers import membership, team_state
 from tests.factories import make_invitation
@@ -42,17 +43,19 @@ def test_creating_a_team_makes_you_its_owner_and_switches_to_it(login, alice):
     assert (event.kind, event.actor, event.detail) == (TeamEventKind.CREATED, alice, "Globex")
 
 
-def test_a_new_team_has_its_own_wallet_with_no_credits(login, alice):
+def test_a_new_team_has_its_own_credits_starting_at_none(login, alice):
     client = login(alice)
-    personal_wallet = Wallet.objects.get(team__memberships__user=alice)
 
     client.post(reverse("accounts:create_team"), {"name": "Globex"})
 
-    wallet = Wallet.objects.get(team__name="Globex")
-    assert wallet.pk != personal_wallet.pk
-    assert (wallet.balance, wallet.held) == (0, 0)
-    assert not LedgerEntry.objects.filter(team=wallet.team).exists()
-    page = client.get(reverse("billing:overview", args=[wallet.team.public_id])).text
+    globex = Team.objects.get(name="Globex")
+    assert ledger.available_credits(globex) == 0
+    assert not LedgerEntry.objects.filter(team=globex).exists()
+    assert re.search(
+        r'class="balance-chip is-low"[^>]*><strong data-testid="chip-available">0</strong>',
+        client.get(globex.get_absolute_url()).text,
+    )
+    page = client.get(reverse("billing:overview", args=[globex.public_id])).text
     assert "Shared by everyone in Globex." in page
     assert 'data-testid="available">0 <small>credits available' in page
 

@@ -169,3 +169,11 @@ def test_signed_out_visitors_are_sent_to_sign_in(client, acme, url):
 
         assert response.status_code == 302
         assert response["Location"].startswith(reverse("account_login"))
+
+
+def test_an_old_stripe_return_address_leads_to_the_credits_page(login, alice):
+    response = login(alice).get("/billing/success/", {"session_id": "cs_test_before_the_move"})
+
+    assert response["Location"] == reverse(
+        "billing:overview", args=[personal_team(alice).public_id]
+    )

@@ -1,6 +1,7 @@
 import re
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from apps.accounts.models import User
@@ -181,3 +182,21 @@ def test_staff_can_unfreeze_a_team_after_a_dispute(login, staff, acme):
     )
 
     assert not Wallet.objects.get(team=acme).is_frozen
+
+
+def test_staff_without_the_permission_are_not_offered_unfreeze_and_cannot_post_it(login, acme):
+    ledger.freeze(team=acme, reason="Payment dispute dp_1")
+    wallet = Wallet.objects.get(team=acme)
+    clerk = User.objects.create_user("clerk@unmark.example", is_staff=True)
+    clerk.user_permissions.set(Permission.objects.filter(codename="view_wallet"))
+    client = login(clerk)
+
+    page = client.get(reverse("admin:billing_wallet_changelist"))
+    client.post(
+        reverse("admin:billing_wallet_changelist"),
+        {"action": "unfreeze", "_selected_action": [wallet.pk]},
+    )
+
+    assert page.status_code == 200
+    assert 'value="unfreeze"' not in page.text
+    assert Wallet.objects.get(team=acme).is_frozen

@@ -1,6 +1,9 @@
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from apps.billing import stripe_gateway as gateway
 from apps.billing.models import EntryKind, LedgerEntry, TopUp, TopUpStatus, Wallet
 from tests.billing.stripe_fakes import checkout_session, event, post_event, receipt_url
 
@@ -197,3 +200,13 @@ def test_a_session_whose_id_was_never_saved_is_still_credited_by_its_reference(
     topup.refresh_from_db()
     assert (topup.status, topup.checkout_session_id) == (TopUpStatus.PAID, "cs_test_lost_id")
     assert Wallet.objects.get(team=acme).balance == 1000
+
+
+def test_the_stripe_adapter_only_talks_to_stripe_and_writes_no_rows(acme, stripe_api):
+    with CaptureQueriesContext(connection) as queries:
+        customer_id = gateway.create_customer(team=acme, email="alice@example.com")
+
+    assert customer_id
+    assert stripe_api.customers[0]["metadata[team]"] == str(acme.public_id)
+    assert queries.captured_queries == []
+    assert Wallet.objects.get(team=acme).stripe_customer_id == ""

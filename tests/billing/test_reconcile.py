@@ -52,7 +52,7 @@ def test_a_wallet_changed_behind_the_ledgers_back_is_drift(capsys, busy_acme):
 
     assert f"Team {busy_acme.pk}: wallet says balance 1000000, held 10;" in report
     assert "ledger entries add up to balance 1040, held 10" in report
-    assert "1 problem(s) found" in report
+    assert "1 problem found." in report
 
 
 def test_a_finished_job_whose_hold_was_never_settled_is_drift(capsys, acme):

@@ -2,6 +2,7 @@ import json
 import time
 
 import pytest
+from django.core.management import call_command
 from django.urls import reverse
 
 from apps.billing import ledger
@@ -404,3 +405,97 @@ def test_the_receipt_link_is_fetched_after_the_webhook_credits(
 
     topup.refresh_from_db()
     assert topup.receipt_url == receipt_url(paid["payment_intent"])
+
+
+# --- Disputes closing ------------------------------------------------------------------------
+
+
+def open_dispute(client, topup, *, amount: int) -> dict:
+    disputed = dispute(payment_intent=topup.payment_intent_id, amount=amount)
+    assert post_event(client, event("charge.dispute.created", disputed)).status_code == 200
+    return disputed
+
+
+def close(client, disputed: dict, status: str):
+    return post_event(client, event("charge.dispute.closed", disputed | {"status": status}))
+
+
+def test_a_won_dispute_unfreezes_the_team_and_takes_nothing(client, acme):
+    topup = paid_topup(client, acme)
+    disputed = open_dispute(client, topup, amount=500)
+
+    response = close(client, disputed, "won")
+
+    assert response.status_code == 200
+    assert not Wallet.objects.get(team=acme).is_frozen
+    assert balance(acme) == 1000
+    assert not LedgerEntry.objects.filter(kind=EntryKind.CLAWBACK).exists()
+    ledger.hold_for_jobs(team=acme, jobs=[make_job(acme)])  # no longer raises TeamFrozen
+    assert StripeEvent.objects.get(type="charge.dispute.closed").outcome == EventOutcome.HANDLED
+
+
+def test_a_won_dispute_leaves_a_freeze_another_dispute_caused(client, acme):
+    first = paid_topup(client, acme)
+    second = paid_topup(client, acme)
+    other = open_dispute(client, first, amount=500)
+    won = dispute(payment_intent=second.payment_intent_id, amount=500)
+
+    close(client, won, "won")
+
+    wallet = Wallet.objects.get(team=acme)
+    assert wallet.is_frozen
+    assert other["id"] in wallet.frozen_reason
+
+
+def test_a_lost_dispute_claws_back_the_disputed_credits_once(client, acme):
+    topup = paid_topup(client, acme)  # 1,000 credits for $5.00
+    disputed = open_dispute(client, topup, amount=500)
+
+    first = close(client, disputed, "lost")
+    again = post_event(client, event("charge.dispute.closed", disputed | {"status": "lost"}))
+
+    assert (first.status_code, again.status_code) == (200, 200)
+    [entry] = LedgerEntry.objects.filter(kind=EntryKind.CLAWBACK)
+    assert (entry.amount, entry.key, entry.topup) == (-1000, f"clawback:{disputed['id']}", topup)
+    assert "Lost payment dispute of $5.00" in entry.memo
+    assert balance(acme) == 0
+    assert Wallet.objects.get(team=acme).is_frozen  # staff look at a lost dispute
+    call_command("reconcile")  # raises CommandError on any drift
+
+
+def test_a_lost_dispute_after_a_partial_refund_never_takes_more_than_was_bought(client, acme):
+    topup = paid_topup(client, acme)
+    refunded_charge = charge(
+        payment_intent=topup.payment_intent_id,
+        amount=500,
+        amount_refunded=100,
+        refunds=[refund("re_1", 100, created=1)],
+    )
+    refunded = post_event(client, event("charge.refunded", refunded_charge))
+    disputed = open_dispute(client, topup, amount=500)
+
+    close(client, disputed, "lost")
+
+    assert refunded.status_code == 200
+    taken = LedgerEntry.objects.filter(kind=EntryKind.CLAWBACK).values_list("amount", flat=True)
+    assert sorted(taken) == [-800, -200]
+    assert balance(acme) == 0
+
+
+def test_a_dispute_closed_for_an_unknown_payment_is_stored_and_answered_500(client, acme):
+    response = close(client, dispute(payment_intent="pi_unknown", amount=500), "lost")
+
+    assert response.status_code == 500
+    assert "TopUpNotFound" in StripeEvent.objects.get().processing_error
+    assert not LedgerEntry.objects.filter(kind=EntryKind.CLAWBACK).exists()
+
+
+def test_a_forged_dispute_closed_event_is_rejected_and_changes_nothing(client, acme):
+    topup = paid_topup(client, acme)
+    disputed = open_dispute(client, topup, amount=500)
+    closed = event("charge.dispute.closed", disputed | {"status": "won"})
+
+    response = post_event(client, closed, secret="whsec_not_stripes")
+
+    assert response.status_code == 400
+    assert Wallet.objects.get(team=acme).is_frozen

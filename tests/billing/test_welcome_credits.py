@@ -2,8 +2,9 @@ import pytest
 from django.urls import reverse
 
 from apps.accounts.models import User
-from apps.accounts.services import onboard_new_user
+from apps.billing import ledger
 from apps.billing.models import EntryKind, LedgerEntry, Wallet
+from apps.billing.welcome import onboard_new_user
 
 pytestmark = pytest.mark.django_db
 
@@ -48,4 +49,5 @@ def test_the_amount_of_welcome_credits_is_a_setting(settings):
 
 
 def test_a_team_made_later_starts_with_no_credits(alice, acme):
-    assert Wallet.objects.get(team=acme).balance == 0
+    assert ledger.available_credits(acme) == 0
+    assert not LedgerEntry.objects.filter(team=acme).exists()

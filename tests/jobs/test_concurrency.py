@@ -10,11 +10,11 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 
-from apps.accounts.limits import MonthlyLimitReached
 from apps.accounts.models import Membership, Team, User
 from apps.billing import ledger
 from apps.billing.models import EntryKind, LedgerEntry, Wallet
 from apps.jobs import services
+from apps.jobs.limits import MonthlyLimitReached
 from apps.jobs.models import Job, ProviderAlert
 from apps.jobs.pipeline import record_provider_alert
 from apps.jobs.providers.base import ProviderUnavailable

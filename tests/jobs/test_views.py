@@ -139,7 +139,8 @@ def test_too_few_credits_creates_nothing_and_says_how_many_are_missing(login, al
     )
 
     assert (
-        "4 videos need 40 credits, but your team has 30 available: 10 more credits" in response.text
+        "4 videos need 40 credits, but your team has 30 credits available: 10 more credits are"
+        in response.text
     )
     assert Job.objects.count() == 0
     assert available(team) == 30
@@ -162,7 +163,7 @@ def test_a_member_over_their_monthly_limit_is_told_and_nothing_is_created(login,
     membership.save()
     response = submit(login(carol), acme, f"{GOOD}\n{OTHER}")
 
-    assert "You can use 10 more credits this month (your limit is 10)." in response.text
+    assert "You can use 10 more credits this month (your limit is 10 credits)." in response.text
     assert Job.objects.count() == 0
 
 
@@ -516,3 +517,25 @@ def test_page_links_keep_the_filters_and_drop_the_refresh_marker(login, alice):
 
     assert f'href="{dashboard_url(membership.team)}?state=queued&amp;page=2"' in page
     assert f'hx-get="{table_url(membership.team)}?state=queued&amp;page=2"' in page
+
+
+def test_one_video_short_of_credits_is_told_in_the_singular(login, alice):
+    team = personal(alice).team
+    ledger.adjust(team=team, credits=-21, key="t", actor=alice, reason="test")
+
+    response = submit(login(alice), team, GOOD)
+
+    assert (
+        "1 video needs 10 credits, but your team has 9 credits available: 1 more credit is needed."
+        in response.text
+    )
+    assert Job.objects.count() == 0
+
+
+def test_a_monthly_limit_of_one_credit_is_said_in_the_singular(login, carol, acme):
+    ledger.grant(team=acme, credits=1000, key="t", memo="test")
+    Membership.objects.filter(team=acme, user=carol).update(monthly_credit_limit=1)
+
+    response = submit(login(carol), acme, GOOD)
+
+    assert "You can use 1 more credit this month (your limit is 1 credit)." in response.text

@@ -46,7 +46,6 @@ KIE_CREDITS_PER_VIDEO = 10
 CREATE_PATH = "/api/v1/jobs/createTask"
 RECORD_PATH = "/api/v1/jobs/recordInfo"
 CREDIT_PATH = "/api/v1/chat/credit"
-DOWNLOAD_URL_PATH = "/api/v1/common/download-url"
 
 # Kie answers a paused model with code 500 and this phrase; it is not a transient error.
 PAUSED_PHRASE = "temporarily paused"
@@ -171,13 +170,6 @@ class KieProvider:
         if credits is None:
             raise RetryableError(f"Kie's credit balance is not a number: {data!r:.120}")
         return credits
-
-    def fresh_download_url(self, url: str) -> str:
-        """A new temporary link (valid 20 minutes) for a Kie result URL."""
-        data = self._call("POST", DOWNLOAD_URL_PATH, payload={"url": url})
-        if not isinstance(data, str) or not data.startswith(("https://", "http://")):
-            raise RetryableError(f"Kie's download link is not a URL: {data!r:.120}")
-        return data
 
     def _call(
         self,

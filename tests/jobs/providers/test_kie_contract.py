@@ -261,14 +261,6 @@ def test_a_failed_task_costs_no_kie_credits(make_simulator, make_kie):
     assert kie.remaining_credits() == 1000
 
 
-def test_a_result_link_can_be_refreshed(kie):
-    url = wait_until_final(kie, kie.start(link_task(SORA_LINK, callback_url=None))).result_urls[0]
-
-    assert kie.fresh_download_url(url) == url
-    with pytest.raises(PermanentError):
-        kie.fresh_download_url("https://example.com/elsewhere.mp4")
-
-
 # --- callbacks ------------------------------------------------------------------------------
 
 

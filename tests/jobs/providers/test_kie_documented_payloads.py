@@ -43,7 +43,6 @@ DOC_CALLBACK_SUCCESS = r"""{"code": 200, "msg": "Playground task completed succe
           "consumeCredits": 10, "remainedCredits": 2510330}}"""
 DOC_PAUSED = '{"code": 500, "msg": "This interface is temporarily paused"}'
 DOC_CREDIT = '{"code": 200, "msg": "success", "data": 2510330}'
-DOC_DOWNLOAD_URL = '{"code": 200, "msg": "success", "data": "https://tempfile…"}'
 # The documented failure is shown with its unchanged fields elided ("{…, "state": "fail", …}");
 # here the elision is filled with the success record's fields and resultJson dropped.
 DOC_RECORD_FAIL = r"""{"code": 200, "msg": "success", "data": {
@@ -153,19 +152,6 @@ def test_the_documented_credit_answer_gives_the_balance(kie, kie_api):
     kie_api.get(f"{KIE}/api/v1/chat/credit").mock(return_value=answer(DOC_CREDIT))
 
     assert kie.remaining_credits() == 2510330
-
-
-def test_the_documented_download_url_answer_gives_the_fresh_link(kie, kie_api):
-    route = kie_api.post(f"{KIE}/api/v1/common/download-url").mock(
-        return_value=answer(DOC_DOWNLOAD_URL)
-    )
-
-    url = kie.fresh_download_url("https://tempfile.aiquickdraw.com/…/out.mp4")
-
-    assert url == "https://tempfile…"
-    assert route.calls.last.request.read() == (
-        b'{"url":"https://tempfile.aiquickdraw.com/\xe2\x80\xa6/out.mp4"}'
-    )
 
 
 @pytest.mark.parametrize("body", [DOC_CALLBACK_SUCCESS, DOC_CALLBACK_FAIL])

@@ -1,4 +1,5 @@
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import ngettext
 
 from apps.billing.models import LedgerEntry, Wallet
 from apps.billing.reconcile import find_drift
@@ -12,9 +13,15 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, **options: object) -> None:
         problems = find_drift()
-        summary = f"{Wallet.objects.count()} wallets, {LedgerEntry.objects.count()} entries"
+        wallets, entries = Wallet.objects.count(), LedgerEntry.objects.count()
+        summary = (
+            ngettext("%(count)d wallet", "%(count)d wallets", wallets) % {"count": wallets}
+            + ", "
+            + ngettext("%(count)d entry", "%(count)d entries", entries) % {"count": entries}
+        )
         if problems:
             for problem in problems:
                 self.stderr.write(problem)
-            raise CommandError(f"{summary}, {len(problems)} problem(s) found.")
+            found = ngettext("%(count)d problem found.", "%(count)d problems found.", len(problems))
+            raise CommandError(f"{summary}, {found % {'count': len(problems)}}")
         self.stdout.write(self.style.SUCCESS(f"{summary}, OK"))

@@ -1,34 +1,25 @@
-"""Monthly credit limits per member: what each person has used this month, and the check the
-job submission makes before it holds credits.
+"""Monthly credit limits per member, where jobs and money meet: what each person has used this
+month, and the check the job submission makes before it holds credits.
 
 A month is the calendar month in UTC. Jobs that failed or were canceled cost nothing (their
-hold is released), so they do not count against anyone's limit.
+hold is released), so they do not count against anyone's limit. The member pages (accounts)
+show these figures through `apps.accounts.usage`, which `JobsConfig.ready` points here.
 """
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet, Sum
-from django.utils import timezone
+from django.utils.translation import ngettext
 
+from apps import plural
 from apps.accounts.models import Membership, Team
+from apps.accounts.usage import start_of_month, start_of_next_month
 from apps.jobs.models import Job, JobState
 
 UNCHARGED_STATES = (JobState.FAILED, JobState.CANCELED)
-
-
-def start_of_month(now: datetime | None = None) -> datetime:
-    moment = (now or timezone.now()).astimezone(UTC)
-    return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
-def start_of_next_month(now: datetime | None = None) -> datetime:
-    start = start_of_month(now)
-    if start.month == 12:
-        return start.replace(year=start.year + 1, month=1)
-    return start.replace(month=start.month + 1)
 
 
 def _charged_jobs_this_month(team_id: int) -> QuerySet[Job]:
@@ -109,10 +100,14 @@ class MonthlyLimitReached(Exception):
     def message(self) -> str:
         if self.remaining == 0:
             return (
-                f"You have used all {self.limit} credits of your monthly limit. It resets on"
-                f" {self.resets_at.day} {self.resets_at:%B}."
+                f"You have used all of your monthly limit of {plural.credits(self.limit)}. It"
+                f" resets on {self.resets_at.day} {self.resets_at:%B}."
             )
-        return f"You can use {self.remaining} more credits this month (your limit is {self.limit})."
+        return ngettext(
+            "You can use %(remaining)s more credit this month (your limit is %(limit)s).",
+            "You can use %(remaining)s more credits this month (your limit is %(limit)s).",
+            self.remaining,
+        ) % {"remaining": f"{self.remaining:,}", "limit": plural.credits(self.limit)}
 
 
 def check_monthly_limit(*, membership: Membership, credits: int) -> None:

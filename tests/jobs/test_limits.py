@@ -11,13 +11,13 @@ from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
 
 from apps.accounts import services
-from apps.accounts.limits import (
+from apps.accounts.models import Membership, Role
+from apps.jobs.limits import (
     MonthlyLimitReached,
     check_monthly_limit,
     credits_used_this_month,
     credits_used_this_month_by_member,
 )
-from apps.accounts.models import Membership, Role
 from apps.jobs.models import Job, JobState
 from tests.accounts.helpers import membership
 
@@ -87,7 +87,9 @@ def test_a_submission_past_the_limit_is_refused_with_what_is_left(acme, carol):
         check(carols, 50)
 
     assert (reached.value.limit, reached.value.used, reached.value.remaining) == (100, 60, 40)
-    assert str(reached.value) == "You can use 40 more credits this month (your limit is 100)."
+    assert (
+        str(reached.value) == "You can use 40 more credits this month (your limit is 100 credits)."
+    )
 
 
 @pytest.mark.django_db
@@ -101,7 +103,7 @@ def test_a_spent_limit_says_when_it_resets(acme, carol):
 
     assert reached.value.remaining == 0
     assert str(reached.value) == (
-        "You have used all 20 credits of your monthly limit. It resets on 1 December."
+        "You have used all of your monthly limit of 20 credits. It resets on 1 December."
     )
 
 

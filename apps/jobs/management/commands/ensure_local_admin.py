@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.accounts.models import User
-from apps.accounts.services import onboard_new_user
+from apps.billing.welcome import onboard_new_user
 
 LOCAL_ADMIN_EMAIL = "admin@unmark.localhost"
 
