@@ -88,7 +88,7 @@ def main() -> None:
         user = User.objects.create_user("memory@example.com", "x")
         onboard_new_user(user=user)
         membership = Membership.objects.select_related("team", "user").get(user=user)
-        [job] = services.submit_links(
+        [job] = services.submit_jobs(
             membership=membership, links=["https://sora.chatgpt.com/p/s_" + "a" * 32]
         )
         started = time.monotonic()

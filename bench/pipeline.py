@@ -138,7 +138,7 @@ def run(args: argparse.Namespace, kie_url: str, kie_key: str) -> None:
     started = time.monotonic()
     jobs: list[Job] = []
     for first in range(0, len(links), 50):  # the dashboard takes 50 links at a time
-        jobs += services.submit_links(membership=membership, links=links[first : first + 50])
+        jobs += services.submit_jobs(membership=membership, links=links[first : first + 50])
     print(f"submitted {len(jobs)} jobs in {time.monotonic() - started:.1f} s")
 
     ids = [job.pk for job in jobs]

@@ -289,6 +289,22 @@ RESULT_MAX_BYTES = env_int("RESULT_MAX_MB", 1024, minimum=1) * 1024 * 1024
 # Partial downloads live here until complete; on the media disk, finished files are moved
 # into place rather than copied.
 DOWNLOAD_TEMP_DIR = env_str("DOWNLOAD_TEMP_DIR") or str(VAR_DIR / "tmp")
+# Uploaded videos: refused while still arriving once over the size cap, then judged by their
+# content (PyAV) against the length and resolution caps. Originals are deleted this long after
+# their job ends (or after being uploaded and never submitted).
+UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 500 * 1024 * 1024, minimum=1)
+UPLOAD_MAX_SECONDS = env_int("UPLOAD_MAX_SECONDS", 60, minimum=1)
+# Longest side of the picture, so portrait and landscape exports are treated alike.
+UPLOAD_MAX_SIDE = env_int("UPLOAD_MAX_SIDE", 1920, minimum=16)
+UPLOAD_MAX_FILES = env_int("UPLOAD_MAX_FILES", 20, minimum=1)
+ORIGINAL_RETENTION_HOURS = env_int("ORIGINAL_RETENTION_HOURS", 24, minimum=1)
+# With S3 storage the browser sends files straight to the bucket on a presigned POST this long.
+UPLOAD_PRESIGN_SECONDS = env_int("UPLOAD_PRESIGN_SECONDS", 600, minimum=30)
+# Every upload streams to a temporary file on disk, never into memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 0
+FILE_UPLOAD_TEMP_DIR = DOWNLOAD_TEMP_DIR
+Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
+FILE_UPLOAD_HANDLERS = ["apps.jobs.uploads.CappedUploadHandler"]
 JOB_GIVE_UP_SECONDS = env_int("JOB_GIVE_UP_SECONDS", 15 * 60, minimum=60)
 # A worker step that has not reported for this long is presumed dead and is run again.
 JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 60, minimum=5)
@@ -474,9 +490,10 @@ SECURE_CSP = {
     "default-src": [CSP.SELF],
     "script-src": [CSP.SELF, CSP.NONCE],
     "style-src": [CSP.SELF],
-    "img-src": [CSP.SELF, "data:"],
+    "img-src": [CSP.SELF, "data:", *env_list("CSP_MEDIA_SRC")],
     "media-src": [CSP.SELF, "blob:", *env_list("CSP_MEDIA_SRC")],
-    "connect-src": [CSP.SELF],
+    # The bucket's origin, when browsers upload straight to S3.
+    "connect-src": [CSP.SELF, *env_list("CSP_CONNECT_SRC")],
     "form-action": [CSP.SELF, "https://checkout.stripe.com"],
     "frame-ancestors": [CSP.NONE],
     "base-uri": [CSP.NONE],

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -9,7 +10,15 @@ from apps.accounts.access import default_membership
 def home(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return to_team_page(request, page="jobs:dashboard")
-    return TemplateResponse(request, "home.html")
+    return TemplateResponse(
+        request,
+        "home.html",
+        {
+            "original_retention_hours": settings.ORIGINAL_RETENTION_HOURS,
+            "max_files": settings.UPLOAD_MAX_FILES,
+            "max_seconds": settings.UPLOAD_MAX_SECONDS,
+        },
+    )
 
 
 @login_required

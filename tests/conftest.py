@@ -81,3 +81,10 @@ def login(db: None) -> Callable[[User], Client]:
         return client
 
     return signed_in
+
+
+@pytest.fixture
+def files_provider(settings) -> None:
+    """A provider that takes uploaded files is enabled: the SWC pool, with servers configured
+    (nothing here sends a job to them)."""
+    settings.SWC_SERVERS = [{"url": "http://127.0.0.1:9", "authorization": ""}]

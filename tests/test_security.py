@@ -40,7 +40,7 @@ class ScriptsAndStyles(HTMLParser):
 
 def pages_for(client: Client, alice) -> list[str]:
     membership = Membership.objects.get(user=alice, team__is_personal=True)
-    [job] = services.submit_links(
+    [job] = services.submit_jobs(
         membership=Membership.objects.select_related("team", "user").get(pk=membership.pk),
         links=[LINK],
     )

@@ -23,7 +23,10 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import httpx
 from django.conf import settings
 from django.core.files import File
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+
+from apps.jobs.media import poster_jpeg
 
 CHUNK_BYTES = 1024 * 1024
 # The slowest storage write we plan for, to size the lease while a finished file is saved.
@@ -49,6 +52,7 @@ class StoredResult:
     name: str
     size: int
     sha256: str
+    poster: str = ""  # a JPEG frame of the result, when one could be decoded
 
 
 class _LocalTempFile(File):
@@ -81,9 +85,10 @@ def store_result(
         size, digest = _download_to(url, temp_path, heartbeat, trusted_client)
         # Saving sends no heartbeat of its own (an upload to S3 can take a while).
         heartbeat(size / SLOWEST_SAVE_BYTES_PER_SECOND)
+        poster = _save_poster(temp_path, storage_name)
         with temp_path.open("rb") as handle:
             saved_name = default_storage.save(storage_name, _LocalTempFile(handle))
-        return StoredResult(name=saved_name, size=size, sha256=digest)
+        return StoredResult(name=saved_name, size=size, sha256=digest, poster=poster)
     except (httpx.HTTPError, OSError, UnicodeError) as exc:
         # Connection drops, timeouts, full disks, storage outages: all worth another try.
         raise DownloadError(
@@ -91,6 +96,13 @@ def store_result(
         ) from exc
     finally:
         temp_path.unlink(missing_ok=True)
+
+
+def _save_poster(video: Path, storage_name: str) -> str:
+    frame = poster_jpeg(video)
+    if frame is None:
+        return ""
+    return default_storage.save(f"{storage_name.rsplit('.', 1)[0]}.jpg", ContentFile(frame))
 
 
 def _download_to(

@@ -2,6 +2,7 @@ import logging
 import secrets
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
@@ -109,6 +110,23 @@ class JobQuerySet(models.QuerySet["Job"]):
         )
         latest = summary["latest"].timestamp() if summary["latest"] else 0.0
         return JobsPulse(summary["count"], summary["active"], latest, summary["estimating"] > 0)
+
+    def already_cleaned(
+        self, *, links: Sequence[str] = (), sha256s: Sequence[str] = ()
+    ) -> dict[str, "Job"]:
+        """The newest kept result for each of these links or file digests (SHA-256 of the
+        original), keyed by link or digest: what a person would be charged for again."""
+        if not links and not sha256s:
+            return {}
+        kept = self.filter(state=JobState.SUCCEEDED).exclude(result_file="")
+        found: dict[str, Job] = {}
+        matches = kept.filter(
+            Q(input_kind=InputKind.LINK, source_url__in=links)
+            | Q(input_kind=InputKind.FILE, original_sha256__in=sha256s)
+        ).order_by("-finished_at", "-id")
+        for job in matches:
+            found.setdefault(job.source_url or job.original_sha256, job)
+        return found
 
 
 @dataclass(frozen=True)
@@ -333,13 +351,46 @@ class Job(models.Model):
         return ""
 
     @property
+    def is_file(self) -> bool:
+        return self.input_kind == InputKind.FILE
+
+    @property
     def video_id(self) -> str:
-        """The `s_…` part of the share link: how people recognise their video."""
+        """How people recognise their video: the `s_…` part of the share link, or the name of
+        the file they uploaded."""
+        if self.is_file:
+            return self.original_name
         return self.source_url.rsplit("/", 1)[-1].split("?")[0]
 
     @property
     def download_name(self) -> str:
+        if self.is_file:
+            stem = self.original_name.rsplit(".", 1)[0]
+            # Only characters that are safe in a Content-Disposition header and any file system.
+            safe = "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "-" for c in stem)
+            return f"{safe.strip('-')[:60] or 'video'}-unmarked.mp4"
         return f"sora-{self.video_id[:40]}-unmarked.mp4"
+
+    @property
+    def submitted_detail(self) -> str:
+        return "File uploaded." if self.is_file else "Link submitted."
+
+    def take_back_original(self) -> "Upload":
+        """Turns this job's stored original back into an upload (for a new attempt), so the
+        file belongs to one job at a time. Call it inside the transaction that submits it."""
+        upload = Upload.objects.create(
+            team_id=self.team_id,
+            created_by=self.created_by,
+            file=self.original_file.name,
+            name=self.original_name,
+            size=self.original_size or 0,
+            sha256=self.original_sha256,
+            media_info=self.media_info,
+            poster=self.original_poster.name,
+        )
+        Job.objects.filter(pk=self.pk).update(original_file="", original_poster="")
+        self.original_file.name, self.original_poster.name = "", ""
+        return upload
 
     def move(self, to_state: JobState, *, detail: str = "", **fields: Any) -> bool:
         """Moves the job on from the state it was read in, unless someone else already did.
@@ -398,8 +449,9 @@ class Job(models.Model):
             ledger.release(job=self, memo=f"Failed: {code}")
         return True
 
-    def succeed(self, *, name: str, size: int, sha256: str) -> bool:
-        """Ends the job with its stored result and charges its held credits."""
+    def succeed(self, *, name: str, size: int, sha256: str, poster: str = "") -> bool:
+        """Ends the job with its stored result (and its poster frame) and charges its held
+        credits."""
         now = timezone.now()
         with transaction.atomic():
             if not self.move(
@@ -408,6 +460,7 @@ class Job(models.Model):
                 result_file=name,
                 result_size=size,
                 result_sha256=sha256,
+                result_poster=poster,
                 finished_at=now,
                 next_check_at=None,
                 expires_at=now + timedelta(days=settings.RESULT_RETENTION_DAYS),
@@ -432,10 +485,14 @@ class Job(models.Model):
         return True
 
     def expire(self) -> bool:
-        """Forgets the stored result after the retention period (the caller deletes the file
-        first, so a failed delete leaves the job pointing at it for the next try)."""
+        """Forgets the stored result and posters after the retention period (the caller deletes
+        the files first, so a failed delete leaves the job pointing at them for the next try)."""
         return self.move(
-            JobState.EXPIRED, detail="Result deleted after the retention period.", result_file=""
+            JobState.EXPIRED,
+            detail="Result deleted after the retention period.",
+            result_file="",
+            result_poster="",
+            original_poster="",
         )
 
     def note_callback(self, *, window_seconds: float) -> bool:
@@ -565,3 +622,28 @@ class BatchNotice(models.Model):
 
     def __str__(self) -> str:
         return f"Batch {self.submission_id}: {self.succeeded} done, {self.failed} not"
+
+
+class Upload(models.Model):
+    """A video file received and checked, waiting to be submitted as a job.
+
+    Uploading and submitting are two steps so each file can show its own progress and be
+    canceled, and a batch is then held for all at once. Submitting hands the stored original
+    and poster over to the job and deletes the row; one never submitted is swept away.
+    """
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="uploads")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    file = models.FileField(max_length=200)
+    name = models.CharField(max_length=255)  # sanitised, for display only
+    size = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    media_info = models.JSONField(default=dict)
+    poster = models.FileField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"Upload {self.public_id} ({self.name})"

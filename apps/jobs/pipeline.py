@@ -39,6 +39,7 @@ from apps.jobs.providers.base import (
     TaskState,
     TaskStatus,
 )
+from apps.jobs.uploads import expire_originals
 
 logger = logging.getLogger("unmark.jobs")
 
@@ -362,10 +363,14 @@ def _download_with_lease(job: Job, lock: str, lease_seconds: int) -> None:
                 "Nothing was charged.",
             )
         return
-    if not job.succeed(name=stored.name, size=stored.size, sha256=stored.sha256):
+    if not job.succeed(
+        name=stored.name, size=stored.size, sha256=stored.sha256, poster=stored.poster
+    ):
         # The job moved on meanwhile (staff failed it, or another try won): this copy is ours
         # alone, under a name no other try uses, so it can go.
-        default_storage.delete(stored.name)
+        for name in (stored.name, stored.poster):
+            if name:
+                default_storage.delete(name)
 
 
 def _remove_abandoned_parts(job: Job, *, older_than: float) -> None:
@@ -543,7 +548,7 @@ def sweep() -> None:
     Each step runs whatever happened to the one before: housekeeping trouble (a storage
     outage, say) must never stop jobs from being followed.
     """
-    for step in (expire_results, remove_stale_temp_files, poll_due_jobs):
+    for step in (expire_results, expire_originals, remove_stale_temp_files, poll_due_jobs):
         try:
             step()
         except Exception:
@@ -555,8 +560,9 @@ def expire_results() -> int:
     for job in Job.objects.filter(state=JobState.SUCCEEDED, expires_at__lte=timezone.now()):
         # The file goes first: if deleting it fails, the job still points at it and the next
         # sweep tries again, instead of leaving a file nothing refers to.
-        if job.result_file:
-            default_storage.delete(str(job.result_file.name))
+        for stored in (job.result_file, job.result_poster, job.original_poster):
+            if stored:
+                default_storage.delete(str(stored.name))
         expired += job.expire()
     return expired
 

@@ -1,22 +1,26 @@
-"""What people do with jobs: submit links (admitted only if they can be sent in time) and
-retry. A job's credits are held when it is created; how it moves on and ends, and how its
-credits are settled then, is `Job`'s business (`Job.move`, `.fail`, `.succeed`, `.cancel`).
+"""What people do with jobs: submit links and files (admitted only if they can be sent in
+time) and retry. A job's credits are held when it is created; how it moves on and ends, and how
+its credits are settled then, is `Job`'s business (`Job.move`, `.fail`, `.succeed`, `.cancel`).
 """
 
 import math
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.accounts.limits import check_monthly_limit
-from apps.accounts.models import Membership
+from apps.accounts.models import Membership, Team
 from apps.billing import ledger
 from apps.jobs import queue
-from apps.jobs.models import InputKind, Job, JobEvent, JobState
+from apps.jobs.models import InputKind, Job, JobEvent, JobState, Upload
 from apps.jobs.providers import provider_for
 from apps.jobs.providers.base import RemovalProvider
+
+RETRYABLE_STATES = (JobState.FAILED, JobState.CANCELED, JobState.EXPIRED)
 
 
 class ProviderBusy(Exception):
@@ -26,44 +30,143 @@ class ProviderBusy(Exception):
     """
 
 
-def submit_links(
+class AlreadySubmitted(Exception):
+    """This form submission already made its jobs (a second click, a resent form)."""
+
+    def __init__(self, jobs: list[Job]) -> None:
+        super().__init__("These videos were already sent.")
+        self.jobs = jobs
+
+
+def jobs_of_submission(*, team: Team, submission: uuid.UUID | None) -> list[Job]:
+    if submission is None:
+        return []
+    return list(
+        Job.objects.filter(team=team, submission_id=submission).order_by("submission_index")
+    )
+
+
+class UploadGone(Exception):
+    """An upload named in the form was already submitted, or discarded."""
+
+
+@dataclass(frozen=True)
+class AlreadyCleaned:
+    """An input this team already cleaned, and the job whose result it still keeps."""
+
+    key: str  # the link, or the file's SHA-256
+    label: str  # what the person recognises: the link or the file's name
+    job: Job
+
+
+def split_already_cleaned(
+    *, team: Team, links: Sequence[str], uploads: Sequence[Upload]
+) -> tuple[list[str], list[Upload], list[AlreadyCleaned]]:
+    """Sets aside the links and files whose result this team already keeps, so they are not
+    charged again unless the person asks for it. Returns (new links, new uploads, set aside)."""
+    kept = Job.objects.filter(team=team).already_cleaned(
+        links=links, sha256s=[upload.sha256 for upload in uploads]
+    )
+    set_aside = [AlreadyCleaned(link, link, kept[link]) for link in links if link in kept]
+    set_aside += [
+        AlreadyCleaned(upload.sha256, upload.name, kept[upload.sha256])
+        for upload in uploads
+        if upload.sha256 in kept
+    ]
+    return (
+        [link for link in links if link not in kept],
+        [upload for upload in uploads if upload.sha256 not in kept],
+        set_aside,
+    )
+
+
+def submit_jobs(
     *,
     membership: Membership,
-    links: list[str],
+    links: Sequence[str] = (),
+    uploads: Sequence[Upload] = (),
+    submission: uuid.UUID | None = None,
     retry_of: Job | None = None,
-    submission_id: uuid.UUID | None = None,
 ) -> list[Job]:
-    """Creates one job per link and holds their credits, all or nothing. The jobs share one
-    submission (a batch: one "videos done" email), `submission_id` when the form named one.
+    """Creates one job per link and per uploaded file and holds their credits, all or nothing.
 
-    Raises `ProviderBusy`, `ledger.InsufficientCredits`, `ledger.TeamFrozen` or
-    `MonthlyLimitReached`; then nothing is created. Sending is the dispatcher's job: the new
-    jobs are due at once, and it sends them as fast as the provider takes them.
+    The uploads become the jobs' originals (their rows are used up). `submission` is the
+    form's own id: the database takes each (submission, item) once, so a form sent twice makes
+    its jobs once and raises `AlreadySubmitted` the second time. Raises `NoProvider`,
+    `ProviderBusy`, `UploadGone`, `ledger.InsufficientCredits`, `ledger.TeamFrozen` or
+    `MonthlyLimitReached`; then nothing is created or used up.
     """
-    credits = settings.CREDITS_PER_VIDEO
-    provider = provider_for(InputKind.LINK)
-    admit(provider, count=len(links))
-    now = timezone.now()
-    submission_id = submission_id or uuid.uuid4()
-    with transaction.atomic():
-        check_monthly_limit(membership=membership, credits=credits * len(links))
-        jobs = Job.objects.bulk_create(
-            Job(
-                team=membership.team,
-                created_by=membership.user,
-                input_kind=InputKind.LINK,
-                source_url=link,
-                provider=provider.name,
-                credits=credits,
-                retry_of=retry_of,
-                submission_id=submission_id,
-                submission_index=position,
-                next_check_at=now,
-            )
-            for position, link in enumerate(links)
+    if made := jobs_of_submission(team=membership.team, submission=submission):
+        raise AlreadySubmitted(made)  # the usual case, told before anything is checked
+    try:
+        return _create_jobs(
+            membership=membership,
+            links=links,
+            uploads=uploads,
+            submission=submission,
+            retry_of=retry_of,
         )
+    except IntegrityError:
+        # Two copies of the form at once: the database let only the first one in.
+        if not (made := jobs_of_submission(team=membership.team, submission=submission)):
+            raise
+        raise AlreadySubmitted(made) from None
+
+
+def _create_jobs(
+    *,
+    membership: Membership,
+    links: Sequence[str],
+    uploads: Sequence[Upload],
+    submission: uuid.UUID | None,
+    retry_of: Job | None,
+) -> list[Job]:
+    credits = settings.CREDITS_PER_VIDEO
+    link_provider = provider_for(InputKind.LINK) if links else None
+    file_provider = provider_for(InputKind.FILE) if uploads else None
+    if link_provider:
+        admit(link_provider, count=len(links))
+    if file_provider:
+        admit(file_provider, count=len(uploads))
+    # Sending is the dispatcher's job: the new jobs are due at once, and it sends them as fast
+    # as their provider takes them.
+    now = timezone.now()
+    # Every batch is one submission (one "videos done" email), named by its form or not.
+    submission = submission or uuid.uuid4()
+    count = len(links) + len(uploads)
+    with transaction.atomic():
+        check_monthly_limit(membership=membership, credits=credits * count)
+        if uploads:
+            used, _ = Upload.objects.filter(
+                team=membership.team, pk__in=[upload.pk for upload in uploads]
+            ).delete()
+            if used != len(uploads):
+                raise UploadGone("Some of these files were already submitted or removed.")
+        new_jobs = [
+            Job(input_kind=InputKind.LINK, source_url=link, provider=link_provider.name)
+            for link in links
+            if link_provider
+        ] + [
+            Job(
+                input_kind=InputKind.FILE,
+                original_file=upload.file.name,
+                original_name=upload.name,
+                original_size=upload.size,
+                original_sha256=upload.sha256,
+                media_info=upload.media_info,
+                original_poster=upload.poster.name,
+                provider=file_provider.name,
+            )
+            for upload in uploads
+            if file_provider
+        ]
+        for index, job in enumerate(new_jobs):
+            job.team, job.created_by, job.credits = membership.team, membership.user, credits
+            job.retry_of, job.submission_id, job.submission_index = retry_of, submission, index
+            job.next_check_at = now
+        jobs = Job.objects.bulk_create(new_jobs)
         JobEvent.objects.bulk_create(
-            JobEvent(job=job, to_state=JobState.QUEUED, detail="Link submitted.") for job in jobs
+            JobEvent(job=job, to_state=JobState.QUEUED, detail=job.submitted_detail) for job in jobs
         )
         ledger.hold_for_jobs(team=membership.team, jobs=jobs)
         queue.check_low_balance(membership.team_id)
@@ -112,7 +215,17 @@ def retry_job(*, membership: Membership, job: Job) -> Job:
             raise NotRetryable("Only a failed, canceled or expired video can be tried again.")
         if earlier := original.retries.first():
             raise AlreadyRetried(earlier)
-        [new_job] = submit_links(
-            membership=membership, links=[original.source_url], retry_of=original
-        )
+        if original.input_kind == InputKind.LINK:
+            [new_job] = submit_jobs(
+                membership=membership, links=[original.source_url], retry_of=original
+            )
+            return new_job
+        if not original.original_file:
+            raise NotRetryable(
+                "The original file was deleted after the retention period. Please upload it again."
+            )
+        # The stored original moves on to the new attempt (so deleting it when the old job's
+        # retention ends cannot pull it from under the new one): it becomes an upload again.
+        upload = original.take_back_original()
+        [new_job] = submit_jobs(membership=membership, uploads=[upload], retry_of=original)
     return new_job

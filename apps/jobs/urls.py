@@ -13,6 +13,12 @@ team_urlpatterns = [
     path("jobs/<uuid:public_id>/cancel/", views.cancel, name="cancel"),
     path("jobs/<uuid:public_id>/download/", views.download, name="download"),
     path("jobs/<uuid:public_id>/video/", views.preview, name="preview"),
+    path("jobs/<uuid:public_id>/original/", views.original, name="original"),
+    path("jobs/<uuid:public_id>/poster/<str:which>.jpg", views.poster, name="poster"),
+    path("uploads/", views.upload, name="upload"),
+    path("uploads/presign/", views.upload_presign, name="upload_presign"),
+    path("uploads/confirm/", views.upload_confirm, name="upload_confirm"),
+    path("uploads/<uuid:public_id>/discard/", views.upload_discard, name="upload_discard"),
 ]
 
 urlpatterns = [

@@ -1,12 +1,12 @@
 import json
 import logging
 import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.cache import cache
 from django.core.files.storage import default_storage
 from django.core.paginator import Page, Paginator
 from django.http import (
@@ -19,6 +19,8 @@ from django.http import (
 )
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.translation import ngettext
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
@@ -27,18 +29,44 @@ from apps.accounts.limits import MonthlyLimitReached, limit_left
 from apps.accounts.models import Membership
 from apps.billing import ledger
 from apps.jobs import queue, services
-from apps.jobs.forms import JobFilterForm, SubmitLinksForm
+from apps.jobs.forms import JobFilterForm, SubmitForm
 from apps.jobs.links import LineError
-from apps.jobs.models import Job, JobQuerySet, JobsPulse, ProviderAlert
-from apps.jobs.providers import get_provider
+from apps.jobs.media import MediaRefused
+from apps.jobs.models import (
+    InputKind,
+    Job,
+    JobQuerySet,
+    JobsPulse,
+    ProviderAlert,
+    Upload,
+)
+from apps.jobs.providers import NoProvider, accepts, get_provider
 from apps.jobs.providers.base import CallbackRejected
+from apps.jobs.uploads import (
+    HashedUploadedFile,
+    Refusal,
+    direct_to_bucket,
+    discard,
+    display_name,
+    presigned_post,
+    request_refusals,
+    stage_received_file,
+    stage_stored_object,
+)
 
 logger = logging.getLogger("unmark.jobs")
 
 JOBS_PER_PAGE = 20
 NO_CHANGE = 204  # htmx leaves the page alone on 204: the cheap answer of a live refresh
 FROZEN_MESSAGE = "New videos are paused for this team because of a payment dispute."
-SUBMISSION_MEMORY_SECONDS = 24 * 60 * 60
+NO_FILES_MESSAGE = (
+    "Cleaning uploaded files is not available right now: no removal service that takes files "
+    "is set up. Nothing was charged."
+)
+UPLOAD_GONE_MESSAGE = (
+    "Some of the files uploaded for this form were already submitted or removed. "
+    "Nothing was submitted: please check the list below and upload them again if needed."
+)
 ANNOUNCE_AT_MOST = 5  # a screen reader reads every word: name a few videos, not a whole batch
 # Callbacks about one job within this many seconds make one status query (Kie may repeat them).
 CALLBACK_WINDOW_SECONDS = 5
@@ -48,68 +76,138 @@ CALLBACK_WINDOW_SECONDS = 5
 @team_member_required
 @require_GET
 def dashboard(request: MemberRequest) -> HttpResponse:
-    return _dashboard(request, _paste_form(request))
+    return _dashboard(request, _submit_form(request), Outcome())
 
 
-def _paste_form(request: MemberRequest, **kwargs: Any) -> SubmitLinksForm:
+@dataclass
+class Outcome:
+    """What became of one submission, item by item, for the form to show."""
+
+    created: int = 0
+    line_errors: list[LineError] = field(default_factory=list)
+    duplicates: list[LineError] = field(default_factory=list)
+    refused_files: list[Refusal] = field(default_factory=list)
+    already: list[services.AlreadyCleaned] = field(default_factory=list)
+    # Files received and checked but not submitted (yet): the form carries them on.
+    ready: list[Upload] = field(default_factory=list)
+
+    @property
+    def needs_attention(self) -> bool:
+        return bool(self.line_errors or self.refused_files or self.already or self.ready)
+
+
+def _submit_form(request: MemberRequest, **kwargs: Any) -> SubmitForm:
     confirmed = request.user.ownership_confirmed_at is not None
-    return SubmitLinksForm(ownership_confirmed=confirmed, **kwargs)
+    return SubmitForm(ownership_confirmed=confirmed, **kwargs)
 
 
 @team_member_required
 @require_POST
 def submit(request: MemberRequest) -> HttpResponse:
-    form = _paste_form(request, data=request.POST)
-    line_errors: list[LineError] = []
-    duplicates: list[LineError] = []
-    created: list[Job] = []
-    if form.is_valid():
-        if form.cleaned_data.get("owns_videos"):
-            request.user.confirm_ownership()
-        paste = form.paste
-        line_errors = paste.errors
-        duplicates = paste.duplicates
-        submission = _submission_key(form.cleaned_data["submission"])
-        if paste.links and not cache.add(submission, True, timeout=SUBMISSION_MEMORY_SECONDS):
-            form.add_error(None, "These links were already sent: see the list below.")
-        elif paste.links:
-            try:
-                created = services.submit_links(
-                    membership=request.membership,
-                    links=paste.links,
-                    submission_id=form.cleaned_data["submission"],
-                )
-            except ledger.InsufficientCredits as exc:
-                form.add_error(None, _missing_credits_message(exc, len(paste.links)))
-            except ledger.TeamFrozen:
-                form.add_error(None, FROZEN_MESSAGE)
-            except (MonthlyLimitReached, services.ProviderBusy) as exc:
-                form.add_error(None, str(exc))
-            finally:
-                if not created:  # nothing was made: the same form may be sent again
-                    cache.delete(submission)
-    if created and not line_errors and not request.htmx:
-        count = len(created)
-        notes = " ".join(f"Line {line.number}: {line.message}" for line in duplicates)
+    form = _submit_form(request, data=request.POST, files=request.FILES)
+    outcome = Outcome(refused_files=[r for r in request_refusals(request) if r.name])
+    if whole_batch := [r.message for r in request_refusals(request) if not r.name]:
+        form.is_valid()
+        form.add_error(None, whole_batch[0])
+    elif form.is_valid():
+        _submit_valid(request, form, outcome)
+    if outcome.created and not outcome.needs_attention and not request.htmx:
+        count = outcome.created
+        notes = " ".join(f"Line {line.number}: {line.message}" for line in outcome.duplicates)
         messages.success(request, f"{count} video{'s' if count != 1 else ''} added. {notes}")
         return redirect(request.membership.team)
-    if created:
+    if outcome.created:
         # Keep only the lines that need fixing in the box; the rest of the form starts afresh.
-        form = _paste_form(
-            request, initial={"links": "\n".join(error.text for error in line_errors)}
+        form = _submit_form(
+            request, initial={"links": "\n".join(error.text for error in outcome.line_errors)}
         )
-    return _dashboard(
-        request,
-        form,
-        line_errors=line_errors,
-        duplicates=duplicates,
-        just_created=len(created),
+    return _dashboard(request, form, outcome)
+
+
+def _submit_valid(request: MemberRequest, form: SubmitForm, outcome: Outcome) -> None:
+    membership = request.membership
+    if form.cleaned_data.get("owns_videos"):
+        request.user.confirm_ownership()
+    outcome.line_errors = form.paste.errors
+    outcome.duplicates = form.paste.duplicates
+    submission = form.cleaned_data["submission"]
+    if made := services.jobs_of_submission(team=membership.team, submission=submission):
+        # Told before any file of a resent form is received again or checked.
+        form.add_error(None, _already_sent_message(len(made)))
+        return
+    ids = form.cleaned_data["uploads"]
+    found = Upload.objects.filter(team=membership.team, public_id__in=ids).in_bulk(
+        field_name="public_id"
     )
+    # In the order the person chose them, which the jobs keep.
+    uploads = [found[public_id] for public_id in dict.fromkeys(ids) if public_id in found]
+    if len(uploads) != len(set(ids)):
+        form.add_error(None, UPLOAD_GONE_MESSAGE)
+        return
+    if form.cleaned_data["videos"]:
+        if not accepts(InputKind.FILE):
+            form.add_error(None, NO_FILES_MESSAGE)
+            return
+        for received in form.cleaned_data["videos"]:
+            try:
+                uploads.append(stage_received_file(membership=membership, uploaded=received))
+            except MediaRefused as exc:
+                outcome.refused_files.append(Refusal(display_name(received.name), exc.message))
+    uploads = _drop_repeated_files(uploads, outcome)
+    links = form.paste.links
+    if not form.cleaned_data["again"]:
+        links, uploads, outcome.already = services.split_already_cleaned(
+            team=membership.team, links=links, uploads=uploads
+        )
+    set_aside = {item.key for item in outcome.already}
+    outcome.ready = [upload for upload in uploads if upload.sha256 in set_aside]
+    if not links and not uploads:
+        return
+    try:
+        created = services.submit_jobs(
+            membership=membership, links=links, uploads=uploads, submission=submission
+        )
+        outcome.created = len(created)
+    except services.AlreadySubmitted as exc:
+        form.add_error(None, _already_sent_message(len(exc.jobs)))
+    except ledger.InsufficientCredits as exc:
+        form.add_error(None, _missing_credits_message(exc, len(links) + len(uploads)))
+    except ledger.TeamFrozen:
+        form.add_error(None, FROZEN_MESSAGE)
+    except (MonthlyLimitReached, services.ProviderBusy) as exc:
+        form.add_error(None, str(exc))
+    except NoProvider as exc:
+        form.add_error(None, f"{exc} Nothing was charged.")
+    except services.UploadGone:
+        form.add_error(None, UPLOAD_GONE_MESSAGE)
+    finally:
+        if not outcome.created:
+            # The checked files wait in the form, so nobody has to upload them again.
+            outcome.ready += [upload for upload in uploads if upload not in outcome.ready]
 
 
-def _submission_key(submission: uuid.UUID | None) -> str:
-    # A form from before the field existed has none: it gets a one-off key.
-    return f"jobs:submission:{submission or uuid.uuid4()}"
+def _drop_repeated_files(uploads: list[Upload], outcome: Outcome) -> list[Upload]:
+    """The same file twice in one batch is cleaned (and charged) once."""
+    first_of: dict[str, Upload] = {}
+    for upload in uploads:
+        if earlier := first_of.get(upload.sha256):
+            outcome.refused_files.append(
+                Refusal(upload.name, f"The same video as {earlier.name}: it is cleaned once.")
+            )
+            discard(upload)
+        else:
+            first_of[upload.sha256] = upload
+    return list(first_of.values())
+
+
+def _already_sent_message(videos: int) -> str:
+    return ngettext(
+        "This video was already added when this form was first sent; nothing was charged "
+        "again. It is at the top of the list below.",
+        "These %(count)d videos were already added when this form was first sent; nothing "
+        "was charged again. They are at the top of the list below.",
+        videos,
+    ) % {"count": videos}
 
 
 def _missing_credits_message(exc: ledger.InsufficientCredits, videos: int) -> str:
@@ -120,22 +218,102 @@ def _missing_credits_message(exc: ledger.InsufficientCredits, videos: int) -> st
     )
 
 
-def _dashboard(
-    request: MemberRequest,
-    form: SubmitLinksForm,
-    *,
-    line_errors: list[LineError] | None = None,
-    duplicates: list[LineError] | None = None,
-    just_created: int = 0,
-) -> HttpResponse:
+# --- Uploads, one file at a time (the page's script; the form works without it) -------------
+@team_member_required
+@require_POST
+def upload(request: MemberRequest) -> JsonResponse:
+    """Receives one file through our server (local storage), checks it and keeps it ready."""
+    if refusal := _refuse_uploads():
+        return refusal
+    if refused := request_refusals(request):
+        return JsonResponse({"error": refused[0].message}, status=400)
+    received = request.FILES.get("file")
+    if not isinstance(received, HashedUploadedFile):
+        return JsonResponse({"error": "Choose a video file to upload."}, status=400)
+    try:
+        staged = stage_received_file(membership=request.membership, uploaded=received)
+    except MediaRefused as exc:
+        return JsonResponse({"error": exc.message}, status=400)
+    return _upload_json(staged)
+
+
+@team_member_required
+@require_POST
+def upload_presign(request: MemberRequest) -> JsonResponse:
+    """With S3 storage: where the browser may POST one file straight into the bucket."""
+    if not direct_to_bucket():
+        raise Http404
+    if refusal := _refuse_uploads():
+        return refusal
+    return JsonResponse(presigned_post(team=request.membership.team))
+
+
+@team_member_required
+@require_POST
+def upload_confirm(request: MemberRequest) -> JsonResponse:
+    """With S3 storage: checks the object the browser put in the bucket before accepting it."""
+    if not direct_to_bucket():
+        raise Http404
+    if refusal := _refuse_uploads():
+        return refusal
+    try:
+        staged = stage_stored_object(
+            membership=request.membership,
+            ticket=request.POST.get("ticket", ""),
+            name=request.POST.get("name", ""),
+        )
+    except MediaRefused as exc:
+        return JsonResponse({"error": exc.message}, status=400)
+    return _upload_json(staged)
+
+
+@team_member_required
+@require_POST
+def upload_discard(request: MemberRequest, public_id: str) -> HttpResponse:
+    """Removes a file from the batch before it is submitted."""
+    discard(get_team_owned(request, Upload.objects.all(), public_id=public_id))
+    return HttpResponse(status=204)
+
+
+def _refuse_uploads() -> JsonResponse | None:
+    if accepts(InputKind.FILE):
+        return None
+    return JsonResponse({"error": NO_FILES_MESSAGE}, status=409)
+
+
+def _upload_json(staged: Upload) -> JsonResponse:
+    info = staged.media_info
+    return JsonResponse(
+        {
+            "id": str(staged.public_id),
+            "name": staged.name,
+            "size": staged.size,
+            "seconds": info.get("seconds"),
+            "width": info.get("width"),
+            "height": info.get("height"),
+            "discard_url": reverse(
+                "jobs:upload_discard",
+                kwargs={"team_id": staged.team.public_id, "public_id": staged.public_id},
+            ),
+        },
+        status=201,
+    )
+
+
+def _dashboard(request: MemberRequest, form: SubmitForm, outcome: Outcome) -> HttpResponse:
     context = {
         "team": request.membership.team,
         "form": form,
-        "line_errors": line_errors or [],
-        "duplicates": duplicates or [],
-        "just_created": just_created,
+        "outcome": outcome,
+        "duplicates": outcome.duplicates,
         "max_links": settings.MAX_LINKS_PER_SUBMIT,
+        "max_files": settings.UPLOAD_MAX_FILES,
+        "max_upload_bytes": settings.UPLOAD_MAX_BYTES,
+        "max_upload_seconds": settings.UPLOAD_MAX_SECONDS,
+        "files_accepted": accepts(InputKind.FILE),
+        "direct_to_bucket": direct_to_bucket(),
         "credits_per_video": settings.CREDITS_PER_VIDEO,
+        "again_submission": uuid.uuid4(),
         "provider_alert": _open_provider_alert(),
         **_jobs_table_context(request),
         **_credit_context(request),
@@ -242,6 +420,7 @@ def job_detail(request: MemberRequest, public_id: str) -> HttpResponse:
             "fingerprint": _job_fingerprint(job),
             "provider_alert": _open_provider_alert() if job.is_in_flight else None,
             "retry": None if job.is_in_flight else job.retries.first(),
+            "original_retention_hours": settings.ORIGINAL_RETENTION_HOURS,
         },
     )
 
@@ -291,35 +470,62 @@ def cancel(request: MemberRequest, public_id: str) -> HttpResponse:
 @team_member_required
 @require_GET
 def download(request: MemberRequest, public_id: str) -> HttpResponseBase:
-    return _serve_result(_get_job(request, public_id), attachment=True)
+    job = _get_job(request, public_id)
+    return _serve_stored(_result_name(job), job.download_name, "video/mp4", attachment=True)
 
 
 @team_member_required
 @require_GET
 def preview(request: MemberRequest, public_id: str) -> HttpResponseBase:
-    return _serve_result(_get_job(request, public_id), attachment=False)
+    job = _get_job(request, public_id)
+    return _serve_stored(_result_name(job), job.download_name, "video/mp4", attachment=False)
 
 
-def _serve_result(job: Job, *, attachment: bool) -> HttpResponseBase:
+@team_member_required
+@require_GET
+def original(request: MemberRequest, public_id: str) -> HttpResponseBase:
+    """The uploaded original, while it is kept: the "before" of the comparison."""
+    job = _get_job(request, public_id)
+    if not job.original_file:
+        raise Http404("The original of this video is no longer kept.")
+    return _serve_stored(str(job.original_file.name), "original.mp4", "video/mp4", attachment=False)
+
+
+@team_member_required
+@require_GET
+def poster(request: MemberRequest, public_id: str, which: str) -> HttpResponseBase:
+    job = _get_job(request, public_id)
+    stored = {"original": job.original_poster, "result": job.result_poster}.get(which)
+    if not stored:
+        raise Http404("No poster.")
+    return _serve_stored(str(stored.name), f"{which}.jpg", "image/jpeg", attachment=False)
+
+
+def _result_name(job: Job) -> str:
     if not job.has_result:
         raise Http404("This video has no result to download.")
-    name = str(job.result_file.name)
+    return str(job.result_file.name)
+
+
+def _serve_stored(
+    name: str, filename: str, content_type: str, *, attachment: bool
+) -> HttpResponseBase:
     disposition = "attachment" if attachment else "inline"
-    if hasattr(default_storage, "bucket_name"):
+    if direct_to_bucket():
         # S3: a short-lived signed link, so the bytes never pass through the web server.
         url = default_storage.url(  # type: ignore[call-arg]  # S3Storage takes parameters
             name,
             parameters={
-                "ResponseContentDisposition": f'{disposition}; filename="{job.download_name}"',
-                "ResponseContentType": "video/mp4",
+                "ResponseContentDisposition": f'{disposition}; filename="{filename}"',
+                "ResponseContentType": content_type,
             },
         )
         return redirect(url)
     response = FileResponse(
         default_storage.open(name, "rb"),
         as_attachment=attachment,
-        filename=job.download_name,
-        content_type="video/mp4",
+        filename=filename,
+        content_type=content_type,
     )
     response["Cache-Control"] = "private, max-age=3600"
     return response

@@ -194,12 +194,19 @@ class LiveStack:
 
 
 @pytest.fixture
+def worker_env() -> dict[str, str]:
+    """More environment for the worker process; journeys override it (SWC servers, say)."""
+    return {}
+
+
+@pytest.fixture
 def live_stack(
     transactional_db: None,
     live_server: LiveServer,
     settings,
     tmp_path: Path,
     request: pytest.FixtureRequest,
+    worker_env: dict[str, str],
 ) -> Iterator[LiveStack]:
     simulator = KieSimulator(
         SimulatorConfig(api_key=settings.KIE_SIMULATOR_API_KEY, latency=SIM_LATENCY)
@@ -235,6 +242,7 @@ def live_stack(
             "EMAIL_HOST": "127.0.0.1",
             "EMAIL_PORT": str(mailbox.port),
             "EMAIL_USE_TLS": "false",
+            **worker_env,
         },
     )
     try:

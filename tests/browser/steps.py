@@ -35,6 +35,9 @@ def balance_chip(page: Page) -> Locator:
 def paste_links(page: Page, lines: list[str]) -> None:
     """Pastes lines into the dashboard's form, confirms ownership (asked only once per person)
     and sends them."""
+    links_box = page.locator("details.links-box")
+    if not links_box.evaluate("box => box.open"):
+        links_box.locator("summary").click()
     page.get_by_label("Sora share links").fill("\n".join(lines))
     ownership = page.get_by_label("I own these videos or have the right to edit them")
     if ownership.count():

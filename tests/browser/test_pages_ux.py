@@ -61,7 +61,7 @@ def test_every_main_page_passes_axe(open_page, live_server):
     team = create_team(name="Studio", owner=owner)
     ledger.grant(team=team, credits=100, key="axe", memo="Test credits")
     member = Membership.objects.get(team=team, user=owner)
-    [job] = services.submit_links(membership=member, links=[share_link(7)])
+    [job] = services.submit_jobs(membership=member, links=[share_link(7)])
     visitor = open_page("visitor")
     pages = ["/", "/accounts/login/", "/accounts/signup/", "/terms/", "/privacy/", "/contact/"]
     for path in pages:

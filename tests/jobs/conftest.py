@@ -280,7 +280,7 @@ def media_storage(settings, tmp_path: Path) -> Path:
 def finished_job(membership: Membership, link: str = SORA_LINK) -> Job:
     """A job that went through the real service calls and has a stored result (needs
     `media_storage`)."""
-    [job] = services.submit_links(membership=membership, links=[link])
+    [job] = services.submit_jobs(membership=membership, links=[link])
     job.move(JobState.SUBMITTED, task_id="task-1")
     job.move(JobState.DOWNLOADING, result_url="https://example.com/out.mp4")
     name = default_storage.save(f"results/{job.public_id}.mp4", ContentFile(VIDEO))

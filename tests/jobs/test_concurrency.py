@@ -4,6 +4,8 @@ submission path: they share one balance and nobody's limit is passed.
 PostgreSQL only: that is where writers truly run at once (SQLite serialises them).
 """
 
+import uuid
+
 import pytest
 from django.conf import settings
 from django.core.management import call_command
@@ -40,7 +42,7 @@ def test_two_members_submitting_at_once_never_spend_more_than_the_team_has(acme,
     turns = [in_team(acme, bob), in_team(acme, carol)]
 
     def submit(i: int) -> list[Job]:
-        return services.submit_links(membership=turns[i % 2], links=[link(i)])
+        return services.submit_jobs(membership=turns[i % 2], links=[link(i)])
 
     with AvailableWatcher(acme) as watcher:
         results = run_at_once(RACERS, submit)
@@ -62,7 +64,7 @@ def test_a_submission_that_does_not_fit_creates_nothing_even_under_contention(ac
     turns = [in_team(acme, bob), in_team(acme, carol)]
 
     def submit(i: int) -> list[Job]:
-        return services.submit_links(
+        return services.submit_jobs(
             membership=turns[i % 2], links=[link(3 * i), link(3 * i + 1), link(3 * i + 2)]
         )
 
@@ -85,7 +87,7 @@ def test_a_members_monthly_limit_holds_when_she_submits_many_times_at_once(acme,
     turns = [in_team(acme, bob), in_team(acme, carol)]
 
     def submit(i: int) -> list[Job]:
-        return services.submit_links(membership=turns[i % 2], links=[link(i)])
+        return services.submit_jobs(membership=turns[i % 2], links=[link(i)])
 
     results = run_at_once(RACERS, submit)
 
@@ -108,3 +110,26 @@ def test_every_provider_refusal_is_counted_when_workers_report_at_once():
     assert not [outcome for outcome in refusals if isinstance(outcome, Exception)]
     alert = ProviderAlert.objects.get()
     assert (alert.kind, alert.occurrences, alert.resolved_at) == ("maintenance", 12, None)
+
+
+def test_one_form_sent_ten_times_at_once_makes_its_jobs_once(acme, bob):
+    """The database, not a cache entry, refuses the copies: one set of jobs, one hold each."""
+    fund(acme, 1000)
+    submission = uuid.uuid4()
+    bobs = in_team(acme, bob)
+
+    def send(i: int) -> list[Job]:
+        return services.submit_jobs(
+            membership=bobs, links=[link(1), link(2)], submission=submission
+        )
+
+    results = run_at_once(10, send)
+
+    made = [r for r in results if isinstance(r, list)]
+    refused = [r for r in results if isinstance(r, services.AlreadySubmitted)]
+    assert (len(made), len(refused)) == (1, 9), results
+    assert all([job.pk for job in r.jobs] == [job.pk for job in made[0]] for r in refused)
+    assert Job.objects.filter(team=acme, submission_id=submission).count() == 2
+    assert LedgerEntry.objects.filter(team=acme, kind=EntryKind.HOLD).count() == 2
+    assert ledger.available_credits(acme) == 980
+    call_command("reconcile")  # raises CommandError on any drift

@@ -37,7 +37,7 @@ def test_the_header_and_dashboard_show_available_and_reserved_apart(login, alice
 
 
 def test_the_credits_column_says_charged_and_refunded(login, alice):
-    charged, refunded = services.submit_links(membership=personal(alice), links=[GOOD, OTHER])
+    charged, refunded = services.submit_jobs(membership=personal(alice), links=[GOOD, OTHER])
     charged.move(JobState.SUBMITTED)
     charged.move(JobState.DOWNLOADING)
     charged.succeed(name="results/x.mp4", size=1, sha256="x" * 64)
@@ -98,7 +98,7 @@ def test_a_member_with_a_monthly_limit_sees_what_is_left_and_no_buy_link(login, 
 
 
 def test_removal_shows_the_providers_own_percentage(login, alice):
-    [job] = services.submit_links(membership=personal(alice), links=[GOOD])
+    [job] = services.submit_jobs(membership=personal(alice), links=[GOOD])
     job.move(JobState.SUBMITTED, submitted_at=timezone.now())
     job.move(JobState.PROCESSING)
     job.touch(provider_progress=45)
@@ -111,7 +111,7 @@ def test_removal_shows_the_providers_own_percentage(login, alice):
 
 
 def test_without_a_percentage_from_the_provider_the_estimate_says_so(login, alice):
-    [job] = services.submit_links(membership=personal(alice), links=[GOOD])
+    [job] = services.submit_jobs(membership=personal(alice), links=[GOOD])
     job.move(JobState.SUBMITTED, submitted_at=timezone.now() - timedelta(seconds=30))
     job.move(JobState.PROCESSING)
 
@@ -128,7 +128,7 @@ def test_no_stage_names_a_vendor():
 
 
 def test_cancel_is_offered_while_queued_and_explained_once_sent(login, alice):
-    queued, sent = services.submit_links(membership=personal(alice), links=[GOOD, OTHER])
+    queued, sent = services.submit_jobs(membership=personal(alice), links=[GOOD, OTHER])
     sent.move(JobState.SUBMITTED)
     client = login(alice)
 
@@ -144,7 +144,7 @@ def test_cancel_is_offered_while_queued_and_explained_once_sent(login, alice):
 
 
 def test_the_timeline_shows_dates_in_the_viewers_time_zone(login, alice):
-    [job] = services.submit_links(membership=personal(alice), links=[GOOD])
+    [job] = services.submit_jobs(membership=personal(alice), links=[GOOD])
     client = login(alice)
     local = timezone.localtime(job.created_at, timezone=ZoneInfo("Asia/Tokyo"))
 
@@ -157,7 +157,7 @@ def test_the_timeline_shows_dates_in_the_viewers_time_zone(login, alice):
 
 
 def test_the_live_refresh_announces_videos_that_ended(login, alice):
-    [job] = services.submit_links(membership=personal(alice), links=[GOOD])
+    [job] = services.submit_jobs(membership=personal(alice), links=[GOOD])
     client = login(alice)
     table_url = reverse("jobs:table", args=[job.team.public_id])
     first = client.get(table_url, headers={"HX-Request": "true"})

@@ -19,7 +19,7 @@ def test_no_secret_reaches_the_logs(sim_stack, alice, drive, caplog, settings):
     membership = Membership.objects.select_related("team", "user").get(
         user=alice, team__is_personal=True
     )
-    [job] = services.submit_links(membership=membership, links=[LINK])
+    [job] = services.submit_jobs(membership=membership, links=[LINK])
 
     drive([job])
 

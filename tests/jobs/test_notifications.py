@@ -35,7 +35,7 @@ def test_one_email_tells_what_succeeded_and_failed_once_the_whole_batch_ended(
 ):
     settings.SITE_URL = "https://unmark.example"
     Wallet.objects.filter(team=alice_membership.team).update(balance=100)
-    ok, broken, later = services.submit_links(
+    ok, broken, later = services.submit_jobs(
         membership=alice_membership, links=[SORA_LINK, OTHER, THIRD]
     )
     with django_capture_on_commit_callbacks(execute=True):
@@ -72,7 +72,7 @@ def test_one_email_tells_what_succeeded_and_failed_once_the_whole_batch_ended(
 def test_the_last_job_seen_twice_still_sends_one_email(
     alice_membership, run_tasks, django_capture_on_commit_callbacks
 ):
-    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     with django_capture_on_commit_callbacks(execute=True):
         job.fail(code="timeout", message="It took too long.")
 
@@ -94,7 +94,7 @@ def test_a_person_who_turned_it_off_gets_no_email(
     alice.refresh_from_db()
     assert alice.email_when_batch_finishes is False
 
-    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     with django_capture_on_commit_callbacks(execute=True):
         succeed(job)
     run_tasks()
@@ -104,7 +104,7 @@ def test_a_person_who_turned_it_off_gets_no_email(
 
 
 def test_jobs_of_one_paste_share_a_submission_and_a_retry_is_a_new_one(alice_membership):
-    first, second = services.submit_links(membership=alice_membership, links=[SORA_LINK, OTHER])
+    first, second = services.submit_jobs(membership=alice_membership, links=[SORA_LINK, OTHER])
     first.fail(code="x", message="Failed.")
     retry = services.retry_job(membership=alice_membership, job=first)
 
@@ -141,10 +141,10 @@ def test_a_paste_that_takes_credits_below_the_threshold_emails_the_owner_once(
     Team.objects.filter(pk=team.pk).update(low_balance_threshold=25)
 
     with django_capture_on_commit_callbacks(execute=True):
-        services.submit_links(membership=alice_membership, links=[SORA_LINK])  # 20 left
+        services.submit_jobs(membership=alice_membership, links=[SORA_LINK])  # 20 left
     run_tasks()
     with django_capture_on_commit_callbacks(execute=True):
-        services.submit_links(membership=alice_membership, links=[OTHER])  # 10 left
+        services.submit_jobs(membership=alice_membership, links=[OTHER])  # 10 left
     run_tasks()
 
     low = [m for m in mail.outbox if "running low" in str(m.subject)]

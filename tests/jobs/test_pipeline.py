@@ -39,7 +39,7 @@ def test_a_link_goes_all_the_way_to_a_stored_video_and_is_charged_once(
     sim_stack, alice_membership, drive
 ):
     before = wallet(alice_membership.team)
-    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
 
     drive([job])
 
@@ -50,6 +50,8 @@ def test_a_link_goes_all_the_way_to_a_stored_video_and_is_charged_once(
         assert stored.read() == expected
     assert job.result_size == len(expected)
     assert job.result_sha256 == hashlib.sha256(expected).hexdigest()
+    with default_storage.open(str(job.result_poster.name), "rb") as poster:
+        assert poster.read(3) == b"\xff\xd8\xff"  # a JPEG frame of the result
     after = wallet(alice_membership.team)
     assert (after.balance, after.held) == (before.balance - 10, 0)
     assert settle_kinds(job) == ["capture", "hold"]
@@ -63,7 +65,7 @@ def test_a_kie_failure_fails_the_job_in_plain_words_and_releases_the_credits(
 ):
     sim_stack.simulator.configure(failure_rate=1.0)
     before = wallet(alice_membership.team)
-    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
 
     drive([job])
 
@@ -78,7 +80,7 @@ def test_a_kie_failure_fails_the_job_in_plain_words_and_releases_the_credits(
 
 
 def test_without_callbacks_the_poller_finishes_the_job(sim_stack, alice_membership, drive):
-    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
 
     drive([job])
 
@@ -90,7 +92,7 @@ def test_without_callbacks_the_poller_finishes_the_job(sim_stack, alice_membersh
 def test_duplicate_callbacks_lead_to_one_download_and_one_capture(
     sim_stack, alice_membership, run_tasks, client, settings
 ):
-    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     run_tasks()  # sends it to Kie
     job.refresh_from_db()
     sim_stack.wait_until_done(job.task_id)
@@ -111,7 +113,7 @@ def test_duplicate_callbacks_lead_to_one_download_and_one_capture(
 def test_a_callback_with_an_unknown_token_is_404_and_changes_nothing(
     sim_stack, alice_membership, run_tasks, client
 ):
-    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     run_tasks()
 
     response = client.post(
@@ -127,7 +129,7 @@ def test_a_callback_with_an_unknown_token_is_404_and_changes_nothing(
 
 
 def test_a_callback_naming_another_task_is_refused(sim_stack, alice_membership, run_tasks, client):
-    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     run_tasks()
 
     response = client.post(
@@ -145,7 +147,7 @@ def test_a_paused_kie_holds_jobs_without_charge_and_raises_an_alert(
 ):
     sim_stack.simulator.configure(paused=True)
     before = wallet(alice_membership.team)
-    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
 
     run_tasks()
 
@@ -164,12 +166,12 @@ def test_waiting_jobs_go_out_and_the_alert_clears_once_kie_takes_work_again(
 ):
     settings.PROVIDER_PROBE_SECONDS = 1
     sim_stack.simulator.configure(paused=True)
-    [first] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    [first] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     run_tasks()
     sim_stack.simulator.configure(paused=False)
     time.sleep(1.1)
 
-    [second] = services.submit_links(membership=alice_membership, links=[OTHER_LINK])
+    [second] = services.submit_jobs(membership=alice_membership, links=[OTHER_LINK])
     drive([first, second])
 
     assert set(Job.objects.values_list("state", flat=True)) == {JobState.SUCCEEDED}
@@ -180,7 +182,7 @@ def test_jobs_refused_by_kie_rate_limit_wait_their_turn_and_all_finish(
     sim_stack, alice_membership, drive
 ):
     sim_stack.simulator.configure(rate_limit=1)
-    jobs = services.submit_links(membership=alice_membership, links=[SORA_LINK, OTHER_LINK])
+    jobs = services.submit_jobs(membership=alice_membership, links=[SORA_LINK, OTHER_LINK])
 
     drive(jobs, rounds=400)
 
@@ -197,7 +199,7 @@ def test_a_bad_result_link_fails_the_job_and_leaves_no_file(
     sim_stack, alice_membership, drive, fault, says
 ):
     sim_stack.simulator.configure(result_fault=fault)
-    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
 
     drive([job])
 
@@ -210,7 +212,7 @@ def test_a_bad_result_link_fails_the_job_and_leaves_no_file(
 
 def test_a_job_kie_never_finishes_is_given_up_and_refunded(sim_stack, alice_membership, run_tasks):
     sim_stack.simulator.configure(latency=(3600.0, 3600.0))
-    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     run_tasks()
 
     # Sixteen minutes later (the job's clock is moved, not the simulator's):
@@ -232,7 +234,7 @@ def test_a_job_kie_never_finishes_is_given_up_and_refunded(sim_stack, alice_memb
 def test_results_are_deleted_after_retention_and_the_history_stays(
     sim_stack, alice_membership, drive
 ):
-    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     drive([job])
     job.refresh_from_db()
     name = str(job.result_file.name)
@@ -250,7 +252,7 @@ def test_results_are_deleted_after_retention_and_the_history_stays(
 
 
 def test_a_job_whose_send_was_lost_is_sent_by_the_poller(sim_stack, alice_membership, run_tasks):
-    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     run_tasks.purge()  # the broker lost the message
 
     Job.objects.filter(pk=job.pk).update(next_check_at=timezone.now())
@@ -264,7 +266,7 @@ def test_a_job_whose_send_was_lost_is_sent_by_the_poller(sim_stack, alice_member
 
 def test_the_poller_runs_alone(sim_stack, alice_membership):
     cache.add(queue.POLLER_LOCK, "someone-else", timeout=30)
-    services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     Job.objects.update(next_check_at=timezone.now())
 
     assert pipeline.poll_due_jobs(run_seconds=0) == 0
@@ -292,7 +294,7 @@ def test_a_big_paste_is_sent_no_faster_than_kies_rate_limit(
     ledger.grant(team=alice_membership.team, credits=100, key="more", memo="test")
     links = [f"https://sora.chatgpt.com/p/s_{i:032x}" for i in range(1, 9)]
 
-    jobs = services.submit_links(membership=alice_membership, links=links)
+    jobs = services.submit_jobs(membership=alice_membership, links=links)
     run_tasks()
     pipeline.poll_due_jobs(run_seconds=0)
     run_tasks()
@@ -307,7 +309,7 @@ def test_a_big_paste_is_sent_no_faster_than_kies_rate_limit(
 def test_a_result_server_that_stops_answering_fails_the_job_after_a_few_tries(
     sim_stack, alice_membership, run_tasks
 ):
-    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     run_tasks()
     job.refresh_from_db()
     job.move(
@@ -329,7 +331,7 @@ def test_a_result_server_that_stops_answering_fails_the_job_after_a_few_tries(
 def test_a_worker_that_dies_on_every_try_cannot_keep_a_job_saving_forever(
     sim_stack, alice_membership, run_tasks
 ):
-    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     run_tasks()
     job.refresh_from_db()
     # Three tries that started and never reported back (killed workers, task timeouts).

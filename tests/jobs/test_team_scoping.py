@@ -40,8 +40,8 @@ class CarolsJobs:
         ledger.grant(team=acme, credits=1000, key="promo:acme", memo="Acme launch promo")
         carols = in_team(acme, carol)
         self.done = finished_job(carols)
-        [self.queued] = services.submit_links(membership=carols, links=[QUEUED_LINK])
-        [self.failed] = services.submit_links(membership=carols, links=[FAILED_LINK])
+        [self.queued] = services.submit_jobs(membership=carols, links=[QUEUED_LINK])
+        [self.failed] = services.submit_jobs(membership=carols, links=[FAILED_LINK])
         self.failed.fail(code="kie_500", message="Kie failed.")
 
 

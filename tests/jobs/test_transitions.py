@@ -20,7 +20,7 @@ def test_the_table_names_every_state_and_final_states_lead_nowhere_but_expiry():
 
 
 def test_a_forbidden_move_raises_under_tests_and_changes_nothing(alice_membership):
-    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
 
     with pytest.raises(ForbiddenMove):
         job.move(JobState.SUCCEEDED, detail="skipping every step")
@@ -34,7 +34,7 @@ def test_in_production_a_forbidden_move_is_logged_and_not_applied(
     alice_membership, settings, caplog
 ):
     settings.TESTING = settings.DEBUG = False
-    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
 
     assert job.move(JobState.DOWNLOADING) is False
 
@@ -44,7 +44,7 @@ def test_in_production_a_forbidden_move_is_logged_and_not_applied(
 
 
 def test_ending_a_job_settles_it_once_whoever_ends_it(alice_membership):
-    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     stale = Job.objects.get(pk=job.pk)
 
     assert job.cancel() is True

@@ -176,7 +176,7 @@ def test_the_form_works_without_javascript_after_an_error(login, alice):
 # --- The jobs table ----------------------------------------------------------------------------
 def test_the_table_refreshes_only_when_something_changed(login, alice):
     client = login(alice)
-    [job] = services.submit_links(membership=personal(alice), links=[GOOD])
+    [job] = services.submit_jobs(membership=personal(alice), links=[GOOD])
     first = client.get(table_url(job.team), HTTP_HX_REQUEST="true")
     since = found(r"since=([0-9.-]+)", first.text)
 
@@ -191,7 +191,7 @@ def test_the_table_refreshes_only_when_something_changed(login, alice):
 
 def test_the_live_refreshes_bring_the_balance_a_failure_gave_back(login, alice):
     client = login(alice)
-    [job] = services.submit_links(membership=personal(alice), links=[GOOD])
+    [job] = services.submit_jobs(membership=personal(alice), links=[GOOD])
     job.fail(code="kie_500", message="Kie could not remove the watermark: boom.")
 
     table = client.get(table_url(job.team), HTTP_HX_REQUEST="true")
@@ -218,7 +218,7 @@ def test_the_table_stops_refreshing_when_nothing_is_in_flight(login, alice):
 
 def test_the_table_shows_plain_stage_names_and_failure_reasons(login, alice):
     membership = personal(alice)
-    [_queued, failed] = services.submit_links(membership=membership, links=[GOOD, OTHER])
+    [_queued, failed] = services.submit_jobs(membership=membership, links=[GOOD, OTHER])
     failed.fail(code="kie_500", message="Kie could not remove the watermark: boom.")
 
     page = login(alice).get(dashboard_url(membership.team)).text
@@ -232,7 +232,7 @@ def test_the_table_shows_plain_stage_names_and_failure_reasons(login, alice):
 def test_filters_narrow_the_table_and_bad_values_are_ignored_with_a_note(login, alice):
     membership = personal(alice)
     [done] = [finished_job(membership)]
-    services.submit_links(membership=membership, links=[OTHER])
+    services.submit_jobs(membership=membership, links=[OTHER])
     client = login(alice)
 
     only_done = client.get(dashboard_url(membership.team) + "?state=succeeded").text
@@ -247,8 +247,8 @@ def test_filters_narrow_the_table_and_bad_values_are_ignored_with_a_note(login, 
 
 def test_filter_by_who_submitted(login, alice, carol, acme):
     ledger.grant(team=acme, credits=100, key="t", memo="test")
-    services.submit_links(membership=acme_membership(alice, acme), links=[GOOD])
-    services.submit_links(membership=acme_membership(carol, acme), links=[OTHER])
+    services.submit_jobs(membership=acme_membership(alice, acme), links=[GOOD])
+    services.submit_jobs(membership=acme_membership(carol, acme), links=[OTHER])
     page = login(alice).get(dashboard_url(acme) + f"?by={carol.pk}").text
 
     assert "s_0123456789abcdef0123456789abcdef" in page
@@ -259,14 +259,14 @@ def test_the_dashboard_costs_the_same_queries_with_1_or_60_jobs(login, alice):
     membership = personal(alice)
     ledger.grant(team=membership.team, credits=10_000, key="t", memo="test")
     client = login(alice)
-    services.submit_links(membership=membership, links=[GOOD])
+    services.submit_jobs(membership=membership, links=[GOOD])
     client.get(dashboard_url(membership.team))  # warm the session
 
     with CaptureQueriesContext(connection) as one:
         client.get(dashboard_url(membership.team))
     links = [f"https://sora.chatgpt.com/p/s_{i:032x}" for i in range(1, 60)]
-    services.submit_links(membership=membership, links=links[:45])
-    services.submit_links(membership=membership, links=links[45:])
+    services.submit_jobs(membership=membership, links=links[:45])
+    services.submit_jobs(membership=membership, links=links[45:])
     with CaptureQueriesContext(connection) as many:
         client.get(dashboard_url(membership.team))
 
@@ -310,7 +310,7 @@ def test_preview_serves_the_video_inline(login, alice):
 
 
 def test_a_job_without_a_result_has_nothing_to_download(login, alice):
-    [job] = services.submit_links(membership=personal(alice), links=[GOOD])
+    [job] = services.submit_jobs(membership=personal(alice), links=[GOOD])
 
     assert (
         login(alice)
@@ -330,7 +330,7 @@ def test_an_outsider_gets_404_for_another_teams_job(login, alice, charlie, name)
 
 
 def test_an_outsider_cannot_retry_a_failed_job_and_nothing_changes(login, alice, charlie):
-    [job] = services.submit_links(membership=personal(alice), links=[GOOD])
+    [job] = services.submit_jobs(membership=personal(alice), links=[GOOD])
     job.fail(code="x", message="failed")
     entries = LedgerEntry.objects.count()
 
@@ -342,7 +342,7 @@ def test_an_outsider_cannot_retry_a_failed_job_and_nothing_changes(login, alice,
 
 
 def test_an_outsider_cannot_cancel_a_queued_job(login, alice, charlie):
-    [job] = services.submit_links(membership=personal(alice), links=[GOOD])
+    [job] = services.submit_jobs(membership=personal(alice), links=[GOOD])
 
     response = login(charlie).post(reverse("jobs:cancel", args=[job.team.public_id, job.public_id]))
 
@@ -362,7 +362,7 @@ def test_teammates_see_and_download_each_others_jobs(login, alice, carol, acme):
 
 def test_try_again_makes_a_new_job_with_a_new_hold(login, alice):
     membership = personal(alice)
-    [job] = services.submit_links(membership=membership, links=[GOOD])
+    [job] = services.submit_jobs(membership=membership, links=[GOOD])
     job.fail(code="kie_500", message="boom")
 
     response = login(alice).post(reverse("jobs:retry", args=[job.team.public_id, job.public_id]))
@@ -378,7 +378,7 @@ def test_try_again_makes_a_new_job_with_a_new_hold(login, alice):
 
 
 def test_a_job_in_flight_cannot_be_tried_again(login, alice):
-    [job] = services.submit_links(membership=personal(alice), links=[GOOD])
+    [job] = services.submit_jobs(membership=personal(alice), links=[GOOD])
 
     login(alice).post(reverse("jobs:retry", args=[job.team.public_id, job.public_id]))
 
@@ -387,7 +387,7 @@ def test_a_job_in_flight_cannot_be_tried_again(login, alice):
 
 def test_cancelling_a_queued_job_releases_its_credits(login, alice):
     membership = personal(alice)
-    [job] = services.submit_links(membership=membership, links=[GOOD])
+    [job] = services.submit_jobs(membership=membership, links=[GOOD])
 
     login(alice).post(reverse("jobs:cancel", args=[job.team.public_id, job.public_id]))
 
@@ -401,7 +401,7 @@ def test_cancelling_a_queued_job_releases_its_credits(login, alice):
 
 
 def test_a_sent_job_can_no_longer_be_canceled(login, alice):
-    [job] = services.submit_links(membership=personal(alice), links=[GOOD])
+    [job] = services.submit_jobs(membership=personal(alice), links=[GOOD])
     job.move(JobState.SUBMITTED)
 
     response = login(alice).post(
@@ -414,7 +414,7 @@ def test_a_sent_job_can_no_longer_be_canceled(login, alice):
 
 
 def test_the_job_page_refresh_answers_204_while_nothing_changes(login, alice):
-    [job] = services.submit_links(membership=personal(alice), links=[GOOD])
+    [job] = services.submit_jobs(membership=personal(alice), links=[GOOD])
     client = login(alice)
     page = client.get(reverse("jobs:detail", args=[job.team.public_id, job.public_id])).text
     since = found(r"since=([^\"&]+)", page)
@@ -429,7 +429,7 @@ def test_the_job_page_refresh_answers_204_while_nothing_changes(login, alice):
 
 def test_trying_again_twice_makes_one_new_job(login, alice):
     membership = personal(alice)
-    [job] = services.submit_links(membership=membership, links=[GOOD])
+    [job] = services.submit_jobs(membership=membership, links=[GOOD])
     job.fail(code="kie_500", message="boom")
     client = login(alice)
 
@@ -463,11 +463,17 @@ def test_the_same_paste_form_sent_twice_creates_its_jobs_once(login, alice):
     submission = found(r'name="submission" value="([0-9a-f-]{36})"', page)
     data = {"links": GOOD, "owns_videos": "on", "submission": submission}
 
-    client.post(reverse("jobs:submit", args=[team.public_id]), data)
+    first = client.post(reverse("jobs:submit", args=[team.public_id]), data)
     again = client.post(reverse("jobs:submit", args=[team.public_id]), data)
 
-    assert Job.objects.count() == 1
-    assert "These links were already sent" in again.text
+    assert first.status_code == 302
+    [job] = Job.objects.all()
+    assert (str(job.submission_id), job.submission_index) == (submission, 0)
+    assert LedgerEntry.objects.filter(kind="hold").count() == 1
+    assert available(team) == 20
+    assert "This video was already added when this form was first sent" in again.text
+    assert "nothing was charged again" in again.text
+    assert job.video_id in again.text
 
 
 def test_a_paste_refused_for_credits_can_be_sent_again_once_topped_up(login, alice):
@@ -504,7 +510,7 @@ def test_page_links_keep_the_filters_and_drop_the_refresh_marker(login, alice):
     membership = personal(alice)
     ledger.grant(team=membership.team, credits=1000, key="t", memo="test")
     links = [f"https://sora.chatgpt.com/p/s_{i:032x}" for i in range(1, 23)]
-    services.submit_links(membership=membership, links=links)
+    services.submit_jobs(membership=membership, links=links)
 
     page = login(alice).get(dashboard_url(membership.team) + "?state=queued&since=x").text
 

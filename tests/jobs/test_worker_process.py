@@ -76,7 +76,7 @@ def test_a_real_worker_process_takes_a_job_to_done(stack, alice_membership):
     _, start_worker = stack
     worker = start_worker()
 
-    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
 
     wait_for(
         lambda: job_state(job) == JobState.SUCCEEDED, seconds=60, what="success", worker=worker
@@ -95,7 +95,7 @@ def test_a_worker_killed_mid_download_is_replaced_and_the_job_is_charged_once(
     simulator.configure(result_bytes=size, result_bytes_per_second=8 * CHUNK_BYTES)  # ~5 s
     temp_dir = Path(settings.DOWNLOAD_TEMP_DIR)
     first = start_worker()
-    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     wait_for(
         lambda: any(p.stat().st_size > 0 for p in temp_dir.glob("*.part")),
         seconds=60,

@@ -86,3 +86,12 @@ def reset_providers() -> None:
 def _forget_providers_when_settings_change(**kwargs: object) -> None:
     # Tests point KIE_BASE_URL (and the like) at a simulator on an ephemeral port.
     reset_providers()
+
+
+def accepts(kind: InputKind) -> bool:
+    """Whether some enabled provider takes `kind` inputs (the dashboard offers only those)."""
+    try:
+        provider_for(kind)
+    except NoProvider:
+        return False
+    return True
