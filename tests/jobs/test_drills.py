@@ -41,7 +41,7 @@ class Drill:
 
     def submit(self, count: int) -> list[Job]:
         links = [f"https://sora.chatgpt.com/p/s_{time.time_ns() + i:032x}" for i in range(count)]
-        return services.submit_links(membership=self.membership, links=links)
+        return services.submit_jobs(membership=self.membership, links=links)
 
     def kie_tasks(self, job: Job) -> int:
         return len(self.simulator.seen(callback=job.callback_token)["tasks"])

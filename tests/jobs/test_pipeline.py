@@ -277,7 +277,7 @@ def test_the_poller_runs_alone(sim_stack, alice_membership):
 def test_a_poller_out_of_time_with_work_due_starts_its_successor(
     sim_stack, alice_membership, run_tasks
 ):
-    [job] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     run_tasks.purge()
     Job.objects.filter(pk=job.pk).update(next_check_at=timezone.now() + timedelta(seconds=5))
 

@@ -50,7 +50,7 @@ def test_a_submission_that_could_not_be_sent_in_time_is_refused_and_holds_nothin
 ):
     # One create per 10 s: 840 s of waiting room before the 15-minute give-up is 82 videos.
     settings.KIE_CREATE_LIMIT = 1
-    services.submit_links(membership=alice_membership, links=[SORA_LINK] * 2)
+    services.submit_jobs(membership=alice_membership, links=[SORA_LINK] * 2)
     Job.objects.bulk_create(
         Job(team=alice_membership.team, provider="kie", credits=10, source_url=SORA_LINK)
         for _ in range(78)
@@ -58,12 +58,12 @@ def test_a_submission_that_could_not_be_sent_in_time_is_refused_and_holds_nothin
     held_before = LedgerEntry.objects.count()
 
     with pytest.raises(services.ProviderBusy) as refused:
-        services.submit_links(membership=alice_membership, links=[SORA_LINK] * 3)
+        services.submit_jobs(membership=alice_membership, links=[SORA_LINK] * 3)
 
     assert "80 videos are waiting" in str(refused.value)
     assert "your 3 videos would wait about 15 minutes" in str(refused.value)
     assert "Nothing was charged" in str(refused.value)
     assert Job.objects.count() == 80
     assert LedgerEntry.objects.count() == held_before
-    [accepted] = services.submit_links(membership=alice_membership, links=[SORA_LINK])
+    [accepted] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     assert accepted.pk
