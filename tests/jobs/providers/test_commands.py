@@ -121,6 +121,7 @@ def test_make_run_starts_the_simulators_and_the_app_talks_to_them(tmp_path):
     ]
     assert returncode == 0, log.read_text()
     output = log.read_text()
+    assert f"Unmark is running on http://127.0.0.1:{web_port}/" in output
     assert f"Kie simulator on http://127.0.0.1:{simulator_port}/" in output
     assert "Kie simulator stopped." in output  # it too stopped cleanly on the supervisor's TERM
     swc_urls = ", ".join(f"http://127.0.0.1:{port}/" for port in swc_ports)

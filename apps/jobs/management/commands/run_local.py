@@ -63,9 +63,9 @@ class Command(BaseCommand):
         # Simulators start first, so they listen before the worker sends them anything.
         if settings.SWC_SIMULATOR:
             # Two SWC servers, so uploads work offline and spread over a pool from the start.
-            for port in settings.SWC_SIMULATOR_PORTS:
-                argv = [*manage, "swc_simulator", "--port", str(port)]
-                children.insert(0, Child(f"swc-simulator-{port}", argv))
+            for swc_port in settings.SWC_SIMULATOR_PORTS:
+                argv = [*manage, "swc_simulator", "--port", str(swc_port)]
+                children.insert(0, Child(f"swc-simulator-{swc_port}", argv))
         if settings.KIE_SIMULATOR:
             children.insert(0, Child("kie-simulator", self._simulator_argv(manage)))
         # Children read settings again: with --port, their default PUBLIC_BASE_URL (where the
