@@ -371,6 +371,9 @@ def _download_with_lease(job: Job, lock: str, lease_seconds: int) -> None:
         for name in (stored.name, stored.poster):
             if name:
                 default_storage.delete(name)
+    # Once the job has ended, any partial file of a dead try is useless, however recently it
+    # was written (a killed worker may write after its last heartbeat).
+    _remove_abandoned_parts(job, older_than=0)
 
 
 def _remove_abandoned_parts(job: Job, *, older_than: float) -> None:
