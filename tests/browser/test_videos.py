@@ -130,3 +130,41 @@ def test_a_video_kie_cannot_clean_fails_live_and_its_credits_come_back(live_stac
     # A screen reader hears it: the polite region outside the refreshed table says so.
     expect(page.locator("#announcer")).to_contain_text("failed; its credits were refunded")
     assert page.evaluate("window.notReloaded") is True
+
+
+def test_a_link_the_team_already_cleaned_points_to_its_result_and_is_charged_only_if_asked(
+    live_stack, open_page
+):
+    page = open_page("erin")
+    page.goto("/")
+    page.get_by_role("link", name="Create a free account").click()
+    sign_up(page, "erin@example.com")
+    link = share_link(7)
+    paste_links(page, [link])
+    first = job_row(page, link)
+    expect(first.locator(".badge")).to_have_text("Done", timeout=JOB_TIMEOUT_MS)
+    expect(balance_chip(page)).to_have_text("20 available")
+
+    paste_links(page, [link])
+
+    notice = page.locator(".message-info").filter(has_text="Already cleaned")
+    expect(notice).to_contain_text("nothing was charged")
+    expect(balance_chip(page)).to_have_text("20 available")
+    expect(page.locator("#jobs-table tbody tr")).to_have_count(1)
+    result = notice.get_by_role("link", name="see the cleaned video")
+    expect(result).to_have_attribute("href", re.compile(r"/t/[0-9a-f-]{36}/jobs/[0-9a-f-]{36}/$"))
+    result_url = str(result.get_attribute("href"))
+
+    notice.get_by_role("button", name="Process it again").click()
+
+    expect(page.get_by_text("1 video added")).to_be_visible()
+    expect(page.locator("#jobs-table tbody tr")).to_have_count(2)
+    expect(balance_chip(page)).to_have_text(re.compile(r"^10 available( · 10 reserved)?$"))
+    again = page.locator("#jobs-table tbody tr").first
+    expect(again.locator(".badge")).to_have_text("Done", timeout=JOB_TIMEOUT_MS)
+    expect(balance_chip(page)).to_have_text("10 available")
+
+    # The notice's link led to the first, finished video.
+    page.goto(result_url)
+    expect(page.get_by_role("heading", name=f"Video {link.rsplit('/', 1)[1]}")).to_be_visible()
+    expect(page.locator("dl.facts")).to_contain_text("10 charged")
