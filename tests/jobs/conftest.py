@@ -246,9 +246,11 @@ def alice_membership(alice: User) -> Membership:
 def drive(run_tasks: Worker) -> Callable[..., None]:
     """Works jobs until they end: runs tasks, and lets waiting jobs come due at once."""
 
-    def until_final(jobs: list[Job], rounds: int = 200) -> None:
+    def until_final(jobs: list[Job], seconds: float = 60) -> None:
         ids = [job.pk for job in jobs]
-        for _ in range(rounds):
+        # A deadline, not a number of rounds: a round takes longer on a busy machine.
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
             run_tasks()
             if not Job.objects.filter(pk__in=ids).in_flight().exists():
                 return

@@ -184,7 +184,7 @@ def test_jobs_refused_by_kie_rate_limit_wait_their_turn_and_all_finish(
     sim_stack.simulator.configure(rate_limit=1)
     jobs = services.submit_jobs(membership=alice_membership, links=[SORA_LINK, OTHER_LINK])
 
-    drive(jobs, rounds=400)
+    drive(jobs)
 
     states = set(Job.objects.values_list("state", flat=True))
     assert states == {JobState.SUCCEEDED}

@@ -343,7 +343,10 @@ class SwcSimulator:
             if task is None or generation != self._generation or self._stopping.is_set():
                 return
             task.status, task.percentage = "PROCESSING", 0
-            self._queue.append(task_id)
+            # Upstream's queue takes videos in the order they were submitted; our upload
+            # timers can fire out of order, so the queue keeps submission order itself.
+            order = {known: n for n, known in enumerate(self._tasks)}
+            self._queue = deque(sorted([*self._queue, task_id], key=order.__getitem__))
             self._lock.notify_all()
 
     def _results(self, query: dict[str, list[str]]) -> Reply:
