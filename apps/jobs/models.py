@@ -224,6 +224,9 @@ class Job(models.Model):
     result_size = models.BigIntegerField(null=True, blank=True)
     result_sha256 = models.CharField(max_length=64, blank=True)
     provider_cost_ms = models.PositiveIntegerField(null=True, blank=True)
+    # What this video cost us at the provider, in millionths of a dollar (integers, like credits):
+    # Kie's fixed price, Replicate's predict time or an SWC server's GPU time, times its price.
+    provider_cost_micros = models.BigIntegerField(null=True, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
