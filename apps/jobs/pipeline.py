@@ -231,6 +231,8 @@ def _apply_status(job: Job, status: TaskStatus) -> None:
     provider = get_provider(job.provider)
     if status.cost_time_ms is not None:
         job.provider_cost_ms = status.cost_time_ms
+    if status.cost_micros is not None:
+        job.provider_cost_micros = status.cost_micros
     if status.progress is not None:
         job.provider_progress = max(0, min(100, status.progress))
     if status.state == TaskState.FAILED:
@@ -249,6 +251,7 @@ def _apply_status(job: Job, status: TaskStatus) -> None:
             detail=f"{provider.label} removed the watermark; saving the video.",
             result_url=status.result_urls[0],
             provider_cost_ms=job.provider_cost_ms,
+            provider_cost_micros=job.provider_cost_micros,
             provider_progress=100,
             checks=job.checks + 1,
             next_check_at=timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS),

@@ -33,6 +33,8 @@ class TaskStatus:
     failure_code: str = ""
     failure_message: str = ""
     cost_time_ms: int | None = None
+    # What the task cost us, in millionths of a dollar; each provider prices its own work.
+    cost_micros: int | None = None
     # The provider's own 0-100, where it gives one (SWC and Replicate do).
     progress: int | None = None
     # The callback URL the task was created with, as the provider echoes it (Kie's `param`):
