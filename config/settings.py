@@ -93,6 +93,7 @@ INSTALLED_APPS = [
     "apps.billing",
     "apps.jobs",
     "apps.privacy",
+    "apps.webhooks",
 ]
 
 MIDDLEWARE = [
@@ -281,6 +282,22 @@ SWC_MAX_SENDS = env_int("SWC_MAX_SENDS", 4, minimum=1)
 SWC_MAX_ERRORS = 2
 # Asked this often while running (due by the dispatcher's next round, which is every second).
 SWC_POLL_SECONDS = 0.5
+
+# --- Outgoing webhooks (apps/webhooks) ----------------------------------------------------------
+# A team's endpoints are vetted like result downloads: never private, loopback or link-local
+# addresses, and https only in production (plain http is allowed locally to try a receiver).
+WEBHOOK_HTTPS_ONLY = PRODUCTION or env_bool("WEBHOOK_HTTPS_ONLY", False)
+# Lets endpoints on loopback through (a receiver on the same machine). Tests turn it on for
+# their own receivers; production refuses it.
+WEBHOOK_ALLOW_LOOPBACK = env_bool("WEBHOOK_ALLOW_LOOPBACK", False)
+if PRODUCTION and WEBHOOK_ALLOW_LOOPBACK:
+    raise ImproperlyConfigured("WEBHOOK_ALLOW_LOOPBACK must stay off in production (SSRF).")
+# The longest one delivery may take, connecting and answering included.
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 15, minimum=1)
+# An endpoint that has failed every delivery for this long is turned off and its team told.
+WEBHOOK_DISABLE_AFTER_DAYS = env_int("WEBHOOK_DISABLE_AFTER_DAYS", 5, minimum=1)
+# After a rotation, deliveries are signed with the old secret too for this long.
+WEBHOOK_ROTATION_OVERLAP_HOURS = env_int("WEBHOOK_ROTATION_OVERLAP_HOURS", 24, minimum=0)
 
 # --- Jobs ---------------------------------------------------------------------------------------
 MAX_LINKS_PER_SUBMIT = env_int("MAX_LINKS_PER_SUBMIT", 50, minimum=1)

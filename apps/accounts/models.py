@@ -344,6 +344,12 @@ class TeamEventKind(models.TextChoices):
     ARCHIVED = "archived", "Team deleted"
     MFA_REQUIRED = "mfa_required", "Two-factor required"
     MFA_OPTIONAL = "mfa_optional", "Two-factor no longer required"
+    WEBHOOK_ADDED = "webhook_added", "Webhook endpoint added"
+    WEBHOOK_CHANGED = "webhook_changed", "Webhook endpoint changed"
+    WEBHOOK_REMOVED = "webhook_removed", "Webhook endpoint removed"
+    WEBHOOK_SECRET_ROTATED = "webhook_secret_rotated", "Webhook secret rotated"
+    WEBHOOK_DISABLED = "webhook_disabled", "Webhook endpoint turned off"
+    WEBHOOK_ENABLED = "webhook_enabled", "Webhook endpoint turned back on"
 
 
 class TeamEvent(models.Model):

@@ -2,17 +2,20 @@
 fall below the threshold they chose, and again only after credits have come back above it.
 
 `Team.low_balance_alerted` is the switch, flipped by conditional UPDATEs so two workers
-checking at once send one email.
+checking at once send one email (and one `credits.low` webhook, written with the flip).
 """
 
 import logging
 
 from django.conf import settings
+from django.db import transaction
 from django.urls import reverse
 
 from apps.accounts.emails import send_template, site_url
 from apps.accounts.models import MANAGER_ROLES, Team
 from apps.billing import ledger
+from apps.webhooks.models import EventType
+from apps.webhooks.services import emit
 
 logger = logging.getLogger(__name__)
 
@@ -27,10 +30,26 @@ def check(*, team: Team) -> bool:
     if available >= limit:
         rearm(team=team)
         return False
-    if not Team.objects.filter(pk=team.pk, low_balance_alerted=False).update(
-        low_balance_alerted=True
-    ):
-        return False  # already told since credits last fell
+    with transaction.atomic():
+        if not Team.objects.filter(pk=team.pk, low_balance_alerted=False).update(
+            low_balance_alerted=True
+        ):
+            return False  # already told since credits last fell
+        # The team's webhooks hear of it with the switch flipped: once per fall, like the email.
+        emit(
+            team_id=team.pk,
+            event_type=EventType.CREDITS_LOW,
+            payload={
+                "team": {"id": str(team.public_id), "name": team.name},
+                "credits": {
+                    "available": available,
+                    "threshold": limit,
+                    "videos_left": max(available, 0) // settings.CREDITS_PER_VIDEO,
+                    "credits_per_video": settings.CREDITS_PER_VIDEO,
+                },
+                "url": site_url() + reverse("billing:overview", args=[team.public_id]),
+            },
+        )
     recipients = list(
         team.memberships.filter(role__in=MANAGER_ROLES).values_list("user__email", flat=True)
     )

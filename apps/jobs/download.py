@@ -2,7 +2,8 @@
 
 The URL comes from a third party, so it is treated as hostile: https only, never to private,
 loopback or link-local addresses (except the local Kie simulator), connecting to exactly the
-address that was checked (no second lookup a rebinding DNS could answer differently), redirects
+address that was checked (no second lookup a rebinding DNS could answer differently: the
+vetting is shared with outgoing webhooks in `apps.outbound`), redirects
 checked hop by hop, a size cap, and the bytes must look like an MP4. The video is streamed
 through a temporary file — never held in memory — while its size and SHA-256 are computed; it
 reaches storage only once complete, so a crash leaves no partial result behind. Every failure,
@@ -11,14 +12,12 @@ again can help.
 """
 
 import hashlib
-import ipaddress
 import os
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 from django.conf import settings
@@ -26,7 +25,9 @@ from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
+from apps import outbound
 from apps.jobs.media import poster_jpeg
+from apps.outbound import Refusal
 
 CHUNK_BYTES = 1024 * 1024
 # The slowest storage write we plan for, to size the lease while a finished file is saved.
@@ -113,7 +114,9 @@ def _download_to(
     for _ in range(MAX_REDIRECTS + 1):
         # A configured server is fetched as named; any other address only once vetted, pinned.
         target, headers, extensions = (
-            _pinned(url, None) if client is trusted else _pinned(url, check_fetchable(url))
+            outbound.pinned(url, None)
+            if client is trusted
+            else outbound.pinned(url, check_fetchable(url))
         )
         with client.stream(
             "GET", target, headers={"Accept": "video/mp4,*/*", **headers}, extensions=extensions
@@ -187,47 +190,30 @@ def looks_like_mp4(first_bytes: bytes) -> bool:
     return len(first_bytes) >= 8 and first_bytes[4:8] == b"ftyp"
 
 
-def _pinned(url: str, address: str | None) -> tuple[str, dict[str, str], dict[str, str]]:
-    """The request that connects to exactly the vetted `address`, not to whatever the name
-    resolves to a moment later (DNS rebinding): the URL names the address, while the Host
-    header and TLS (SNI and the certificate check) keep the original name."""
-    if address is None:
-        return url, {}, {}
-    parts = urlsplit(url)
-    name = parts.netloc.rpartition("@")[2]  # host[:port], without any user part
-    literal = f"[{address}]" if ":" in address else address
-    netloc = f"{literal}:{parts.port}" if parts.port else literal
-    pinned = urlunsplit(parts._replace(netloc=netloc))
-    return pinned, {"Host": name}, {"sni_hostname": parts.hostname or ""}
-
-
 def check_fetchable(url: str) -> str | None:
     """Refuses URLs that could reach into our own network (SSRF); returns the vetted address
     to connect to (None for the local simulator, which is reached by its URL)."""
     parts = urlsplit(url)
-    host = parts.hostname or ""
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         raise DownloadError("The result link is malformed.", retryable=False) from None
-    if settings.KIE_SIMULATOR and _is_simulator(parts.scheme, host, port):
+    if settings.KIE_SIMULATOR and _is_simulator(parts.scheme, parts.hostname or "", port):
         return None
-    if parts.scheme != "https" or not host:
-        raise DownloadError("The result link is not an https address.", retryable=False)
     try:
-        addresses = [
-            str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        ]
-    except socket.gaierror:
-        raise DownloadError("The result server could not be found.", retryable=True) from None
-    # Every address the name has must be public, not only the one used.
-    for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if not ip.is_global or ip.is_multicast:
-            raise DownloadError("The result link points into a private network.", retryable=False)
-    if not addresses:
-        raise DownloadError("The result server could not be found.", retryable=True)
-    return addresses[0]
+        return outbound.vet(url)
+    except outbound.AddressRefused as refused:
+        raise DownloadError(
+            _REFUSALS[refused.refusal], retryable=refused.refusal == Refusal.UNRESOLVED
+        ) from None
+
+
+_REFUSALS = {
+    Refusal.MALFORMED: "The result link is not an https address.",
+    Refusal.NOT_HTTPS: "The result link is not an https address.",
+    Refusal.PRIVATE: "The result link points into a private network.",
+    Refusal.UNRESOLVED: "The result server could not be found.",
+}
 
 
 def _is_simulator(scheme: str, host: str, port: int) -> bool:

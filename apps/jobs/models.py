@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.billing import ledger
-from apps.jobs import queue
+from apps.jobs import events, queue
 
 logger = logging.getLogger("unmark.jobs")
 
@@ -422,13 +422,15 @@ class Job(models.Model):
             JobEvent.objects.create(
                 job=self, from_state=from_state, to_state=to_state, detail=detail[:300]
             )
+            self.state, self.updated_at = to_state, now
+            for name, value in fields.items():
+                setattr(self, name, value)
             if to_state in ENDINGS:
                 # The batch email and the low-balance check, in a worker once this commits:
                 # they never hold up the move, and a rolled-back move tells nobody.
                 queue.job_finished(self.pk)
-        self.state, self.updated_at = to_state, now
-        for name, value in fields.items():
-            setattr(self, name, value)
+                # The team's webhooks, written with the move (an outbox) for the same reason.
+                events.job_ended(self)
         logger.info(
             "job state changed",
             extra={"job": self.public_id, "team": self.team_id, "from": from_state, "to": to_state},

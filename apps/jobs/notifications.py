@@ -13,6 +13,7 @@ from django.urls import reverse
 
 from apps.accounts.emails import send_template, site_url
 from apps.billing import low_balance
+from apps.jobs import events
 from apps.jobs.models import BatchNotice, Job, JobState
 
 logger = logging.getLogger("unmark.jobs")
@@ -45,6 +46,8 @@ def notify_batch_finished(*, submission_id: uuid.UUID) -> bool:
             BatchNotice.objects.create(
                 submission_id=submission_id, succeeded=len(done), failed=len(not_done)
             )
+            # The notice makes this once per submission, for webhooks as for the email.
+            events.batch_finished(submission_id=submission_id, jobs=jobs)
     except IntegrityError:
         return False  # another worker saw the last job end too, and told them
     person = jobs[0].created_by

@@ -37,7 +37,11 @@ POLLER_LOCK = "jobs:poller"
 POLLER_LOCK_SECONDS = 4
 
 # Every schedule the app needs, by function: (name, minutes between runs).
-SCHEDULES = {f"{TASKS}.sweep": ("Sweep jobs", 1)}
+SCHEDULES = {
+    f"{TASKS}.sweep": ("Sweep jobs", 1),
+    # Webhook retries as they fall due, and any delivery whose first task was lost.
+    f"{TASKS}.send_due_webhooks": ("Send due webhooks", 1),
+}
 
 
 def _enqueue(func: str, *args: object) -> None:
@@ -75,6 +79,13 @@ def job_finished(job_id: int) -> None:
 
 def check_low_balance(team_id: int) -> None:
     _enqueue("check_low_balance", team_id)
+
+
+def deliver_webhooks(delivery_ids: list[int]) -> None:
+    """Each new webhook delivery to a worker of its own, so one slow receiver holds up no
+    other (`webhooks.services.announce_with`, wired in `JobsConfig.ready`)."""
+    for delivery_id in delivery_ids:
+        _enqueue("deliver_webhook", delivery_id)
 
 
 def ensure_schedules() -> None:

@@ -5,6 +5,7 @@ from apps.accounts.models import Team
 from apps.billing import low_balance
 from apps.jobs import notifications, pipeline, queue
 from apps.jobs.models import Job
+from apps.webhooks import sending
 
 
 def _load(job_id: int) -> Job | None:
@@ -54,3 +55,15 @@ def job_finished(job_id: int) -> None:
 def check_low_balance(team_id: int) -> None:
     if team := Team.objects.filter(pk=team_id).first():
         low_balance.check(team=team)
+
+
+@queue.needs_database
+def deliver_webhook(delivery_id: int) -> None:
+    sending.deliver(delivery_id=delivery_id)
+
+
+@queue.needs_database
+def send_due_webhooks() -> None:
+    """Every minute: hands each due delivery to a worker of its own (never sends here, so a
+    slow receiver cannot hold up the others)."""
+    queue.deliver_webhooks(sending.due_delivery_ids())
