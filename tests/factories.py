@@ -15,6 +15,7 @@ from apps.accounts.models import (
 )
 from apps.accounts.services import create_team
 from apps.billing.welcome import onboard_new_user
+from apps.webhooks.models import Endpoint, EventType
 
 PASSWORD = "correct-horse-battery-staple"
 INVITATION_TOKEN = "an-invitation-token"
@@ -67,4 +68,11 @@ def make_invitation(
         token_hash=hash_token(token),
         last_sent_at=now,
         expires_at=now + INVITATION_LIFETIME,
+    )
+
+
+def make_endpoint(team: Team, url: str, events: list[str] | None = None) -> Endpoint:
+    """A webhook endpoint as the team page makes it (every event unless told otherwise)."""
+    return Endpoint.objects.create(
+        team=team, url=url, events=list(EventType.values) if events is None else events
     )

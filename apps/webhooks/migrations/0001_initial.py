@@ -12,7 +12,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ("accounts", "0005_alter_teamevent_kind"),
+        ("accounts", "0004_team_require_mfa"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -1,0 +1,150 @@
+"""A team's webhooks hear of its videos and credits through the real pipeline: the Kie
+simulator over sockets, real broker messages run as a worker would, and a receiver on a
+socket that verifies each message with the `standardwebhooks` package."""
+
+from collections.abc import Iterator
+
+import pytest
+from django.db import transaction
+
+from apps.accounts.models import Team
+from apps.billing.models import Wallet
+from apps.jobs import services
+from apps.jobs.models import Job, JobState
+from apps.webhooks.models import Delivery, DeliveryState, Endpoint, EventType
+from tests.factories import make_endpoint
+from tests.jobs.conftest import SORA_LINK
+from tests.webhooks.receiver import Receiver, start_receiver
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+OTHER_LINK = "https://sora.chatgpt.com/p/s_0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture
+def receiver(settings) -> Iterator[Receiver]:
+    settings.WEBHOOK_ALLOW_LOOPBACK = True
+    settings.SITE_URL = "https://unmark.example"
+    receiver = start_receiver()
+    yield receiver
+    receiver.server.shutdown()
+    receiver.server.server_close()
+
+
+def messages(receiver: Receiver, endpoint: Endpoint) -> dict[str, list[dict]]:
+    """What arrived, verified with the endpoint's secret, by event type."""
+    found: dict[str, list[dict]] = {}
+    for arrived in receiver.received:
+        message = arrived.verify(endpoint.secret)
+        found.setdefault(message["type"], []).append(message["data"])
+    return found
+
+
+def test_a_video_done_tells_job_succeeded_and_batch_finished_signed(
+    sim_stack, alice_membership, drive, run_tasks, receiver
+):
+    team = alice_membership.team
+    endpoint = make_endpoint(team, receiver.url())
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+
+    drive([job])
+    run_tasks()  # what the job's end set off: the batch notice, the deliveries
+
+    job.refresh_from_db()
+    got = messages(receiver, endpoint)
+    assert sorted(got) == ["batch.finished", "job.succeeded"]
+    [succeeded] = got["job.succeeded"]
+    assert succeeded == {
+        "job": {
+            "id": str(job.public_id),
+            "state": "succeeded",
+            "input": {"kind": "link", "name": job.video_id, "url": SORA_LINK},
+            "credits": 10,
+            "credits_status": "charged",
+            "created_at": job.created_at.isoformat().replace("+00:00", "Z"),
+            "finished_at": job.finished_at.isoformat().replace("+00:00", "Z"),
+            "url": f"https://unmark.example{job.get_absolute_url()}",
+            "failure": None,
+        },
+        "team": {"id": str(team.public_id), "name": team.name},
+    }
+    [batch] = got["batch.finished"]
+    assert batch["batch"]["id"] == str(job.submission_id)
+    assert (batch["batch"]["total"], batch["batch"]["succeeded"]) == (1, 1)
+    assert [entry["id"] for entry in batch["batch"]["jobs"]] == [str(job.public_id)]
+    assert set(Delivery.objects.values_list("state", flat=True)) == {DeliveryState.SUCCEEDED}
+
+
+def test_a_failed_video_tells_job_failed_in_plain_words(
+    sim_stack, alice_membership, drive, run_tasks, receiver
+):
+    sim_stack.simulator.configure(failure_rate=1.0)
+    endpoint = make_endpoint(alice_membership.team, receiver.url(), [EventType.JOB_FAILED])
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+
+    drive([job])
+    run_tasks()
+
+    job.refresh_from_db()
+    got = messages(receiver, endpoint)
+    assert list(got) == ["job.failed"]  # only what it chose
+    [failed] = got["job.failed"]
+    assert failed["job"]["state"] == "failed"
+    assert failed["job"]["credits_status"] == "refunded"
+    assert failed["job"]["failure"]["message"] == job.failure_message
+    assert "Nothing was charged" in failed["job"]["failure"]["message"]
+
+
+def test_a_batch_is_announced_once_when_its_last_video_ends(
+    sim_stack, alice_membership, drive, run_tasks, receiver
+):
+    endpoint = make_endpoint(alice_membership.team, receiver.url(), [EventType.BATCH_FINISHED])
+    jobs = services.submit_jobs(membership=alice_membership, links=[SORA_LINK, OTHER_LINK])
+
+    drive(jobs)
+    run_tasks()
+
+    [batch] = messages(receiver, endpoint)["batch.finished"]
+    assert (batch["batch"]["total"], batch["batch"]["succeeded"]) == (2, 2)
+    assert batch["batch"]["not_succeeded"] == 0
+
+
+def test_credits_falling_below_the_threshold_tell_credits_low_once(
+    sim_stack, alice_membership, drive, run_tasks, receiver
+):
+    team = alice_membership.team
+    Wallet.objects.filter(team=team).update(balance=30, held=0)
+    Team.objects.filter(pk=team.pk).update(low_balance_threshold=25)
+    endpoint = make_endpoint(team, receiver.url(), [EventType.CREDITS_LOW])
+
+    first = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    run_tasks()
+    second = services.submit_jobs(membership=alice_membership, links=[OTHER_LINK])
+    drive(first + second)
+    run_tasks()
+
+    [low] = messages(receiver, endpoint)["credits.low"]
+    assert low["credits"] == {
+        "available": 20,
+        "threshold": 25,
+        "videos_left": 2,
+        "credits_per_video": 10,
+    }
+    assert low["team"]["id"] == str(team.public_id)
+    assert low["url"].startswith("https://unmark.example/")
+
+
+def test_a_move_that_is_rolled_back_announces_nothing(sim_stack, alice_membership, receiver):
+    make_endpoint(alice_membership.team, receiver.url())
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+
+    def fail_then_roll_back() -> None:
+        with transaction.atomic():
+            Job.objects.get(pk=job.pk).fail(code="test", message="Undone.")
+            raise RuntimeError("the surrounding work failed")
+
+    with pytest.raises(RuntimeError):
+        fail_then_roll_back()
+
+    assert Job.objects.get(pk=job.pk).state == JobState.QUEUED
+    assert not Delivery.objects.exists()

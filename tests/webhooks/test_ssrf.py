@@ -1,0 +1,108 @@
+"""Endpoints are checked like result downloads: https only in production, never private,
+loopback or link-local addresses, and the connection goes to the address that was vetted."""
+
+import socket
+
+import pytest
+
+from apps.webhooks import sending, services
+from apps.webhooks.models import Delivery, DeliveryState, EventType
+from apps.webhooks.services import UrlRefused, vet_url
+from tests.factories import make_endpoint
+
+pytestmark = pytest.mark.django_db
+
+PRIVATE = "This address points into a private network"
+real_getaddrinfo = socket.getaddrinfo
+
+
+def resolving(monkeypatch, name: str, *answers: list[str]) -> list[str]:
+    """`name` resolves to each list of addresses in turn (the last one from then on); every
+    other name, and address literals, resolve for real. Returns the names looked up."""
+    asked: list[str] = []
+
+    def getaddrinfo(host: str, port: int, *args: object, **kwargs: object) -> list[tuple]:
+        if host != name:
+            return real_getaddrinfo(host, port, *args, **kwargs)
+        asked.append(host)
+        addresses = answers[min(len(asked), len(answers)) - 1]
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port)) for a in addresses]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return asked
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://10.0.0.5/hook",
+        "http://192.168.1.20:8080/hook",
+        "http://169.254.169.254/latest/meta-data/",  # the cloud metadata service
+        "http://[fe80::1]/hook",
+        "http://[fd00::5]/hook",
+        "http://127.0.0.1:9000/hook",
+        "http://[::1]/hook",
+        "http://0.0.0.0/hook",
+    ],
+)
+def test_private_loopback_and_link_local_addresses_are_refused(url):
+    with pytest.raises(UrlRefused, match=PRIVATE):
+        vet_url(url)
+
+
+def test_a_name_with_any_private_address_is_refused(monkeypatch):
+    resolving(monkeypatch, "hooks.example.com", ["93.184.215.14", "10.0.0.5"])
+    with pytest.raises(UrlRefused, match=PRIVATE):
+        vet_url("https://hooks.example.com/unmark")
+
+
+def test_loopback_is_let_through_only_by_the_explicit_setting_and_private_never(settings):
+    settings.WEBHOOK_ALLOW_LOOPBACK = True
+    assert vet_url("http://127.0.0.1:9000/hook") == "127.0.0.1"
+    for url in ("http://10.0.0.5/hook", "http://169.254.169.254/"):
+        with pytest.raises(UrlRefused, match=PRIVATE):
+            vet_url(url)
+
+
+def test_production_takes_https_only(settings, monkeypatch):
+    resolving(monkeypatch, "hooks.example.com", ["93.184.215.14"])
+    settings.WEBHOOK_HTTPS_ONLY = True
+    with pytest.raises(UrlRefused, match="Use an https:// address"):
+        vet_url("http://hooks.example.com/unmark")
+    assert vet_url("https://hooks.example.com/unmark") == "93.184.215.14"
+
+
+def test_an_unknown_name_is_refused_in_plain_words():
+    with pytest.raises(UrlRefused, match="No server answers to this name"):
+        vet_url("https://no-such-host.invalid/hook")
+
+
+def test_an_endpoint_whose_name_now_points_inside_is_refused_at_sending(
+    acme, receiver, monkeypatch
+):
+    # Vetted when it was added; its name has since been pointed into our network.
+    endpoint = make_endpoint(acme, f"http://hooks.example.test:{receiver.port}/hook")
+    resolving(monkeypatch, "hooks.example.test", ["10.0.0.5"])
+    [delivery_id] = services.emit(team_id=acme.pk, event_type=EventType.JOB_FAILED, payload={})
+
+    assert sending.deliver(delivery_id=delivery_id) == DeliveryState.PENDING
+
+    delivery = Delivery.objects.get(pk=delivery_id)
+    assert delivery.last_error.startswith(f"Refused: {PRIVATE}")
+    assert delivery.last_status is None
+    assert receiver.received == []
+    endpoint.refresh_from_db()
+    assert endpoint.failing_since is not None
+
+
+def test_dns_rebinding_cannot_move_the_connection_after_the_check(acme, receiver, monkeypatch):
+    # The name answers the vetted (test-allowed loopback) address once, then a private one:
+    # the post must still reach the vetted address, with the name in its Host header.
+    asked = resolving(monkeypatch, "hooks.example.test", ["127.0.0.1"], ["10.0.0.5"])
+    make_endpoint(acme, f"http://hooks.example.test:{receiver.port}/hook")
+    [delivery_id] = services.emit(team_id=acme.pk, event_type=EventType.JOB_FAILED, payload={})
+
+    assert sending.deliver(delivery_id=delivery_id) == DeliveryState.SUCCEEDED
+
+    assert asked == ["hooks.example.test"]  # looked up once: nothing to rebind
+    assert receiver.last().headers["Host"] == f"hooks.example.test:{receiver.port}"
