@@ -6,10 +6,11 @@ from collections.abc import Iterator
 
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
 from apps.accounts.models import Team
 from apps.billing.models import Wallet
-from apps.jobs import services
+from apps.jobs import services, tasks
 from apps.jobs.models import Job, JobState
 from apps.webhooks.models import Delivery, DeliveryState, Endpoint, EventType
 from tests.factories import make_endpoint
@@ -148,3 +149,22 @@ def test_a_move_that_is_rolled_back_announces_nothing(sim_stack, alice_membershi
 
     assert Job.objects.get(pk=job.pk).state == JobState.QUEUED
     assert not Delivery.objects.exists()
+
+
+def test_the_minute_sweep_hands_due_retries_to_workers(alice_membership, run_tasks, receiver):
+    endpoint = make_endpoint(alice_membership.team, receiver.url())
+    receiver.answer(500)
+    Team.objects.filter(pk=alice_membership.team_id).update(low_balance_threshold=1000)
+    run_tasks.purge()
+    tasks.check_low_balance(alice_membership.team_id)  # emits credits.low
+    run_tasks()  # its first attempt: 500
+    delivery = Delivery.objects.get(endpoint=endpoint)
+    assert (delivery.state, delivery.attempts) == (DeliveryState.PENDING, 1)
+
+    Delivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
+    tasks.send_due_webhooks()
+    run_tasks()
+
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.attempts) == (DeliveryState.SUCCEEDED, 2)
+    assert [r.verify(endpoint.secret)["type"] for r in receiver.received] == ["credits.low"] * 2

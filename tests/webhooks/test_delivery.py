@@ -14,6 +14,7 @@ from apps.accounts.models import TeamEvent, TeamEventKind
 from apps.webhooks import sending, services
 from apps.webhooks.models import RETRY_SCHEDULE, Delivery, DeliveryState, Endpoint, EventType
 from tests.factories import make_endpoint
+from tests.threads import run_at_once
 from tests.webhooks.receiver import Answer
 
 pytestmark = pytest.mark.django_db
@@ -300,3 +301,17 @@ def test_the_sweep_finds_what_is_due_and_nothing_else(acme, receiver):
     sending.deliver(delivery_id=done.pk)
 
     assert sending.due_delivery_ids() == [due.pk]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_workers_racing_for_one_delivery_send_it_once(acme, receiver):
+    endpoint = make_endpoint(acme, receiver.url())
+    delivery = emit_one(endpoint)
+
+    outcomes = run_at_once(6, lambda _: sending.deliver(delivery_id=delivery.pk))
+
+    assert sorted(outcomes, key=str) == [None] * 5 + [DeliveryState.SUCCEEDED]
+    assert len(receiver.received) == 1
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.attempts) == (DeliveryState.SUCCEEDED, 1)
