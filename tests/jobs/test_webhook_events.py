@@ -52,6 +52,7 @@ def test_a_video_done_tells_job_succeeded_and_batch_finished_signed(
     run_tasks()  # what the job's end set off: the batch notice, the deliveries
 
     job.refresh_from_db()
+    assert job.finished_at is not None
     got = messages(receiver, endpoint)
     assert sorted(got) == ["batch.finished", "job.succeeded"]
     [succeeded] = got["job.succeeded"]

@@ -29,6 +29,13 @@ def emit_one(endpoint: Endpoint) -> Delivery:
     return Delivery.objects.get(pk=delivery_id)
 
 
+def wait_before_next(delivery: Delivery) -> float:
+    delivery.refresh_from_db()
+    assert delivery.next_attempt_at is not None
+    assert delivery.last_attempt_at is not None
+    return (delivery.next_attempt_at - delivery.last_attempt_at).total_seconds()
+
+
 def make_due(delivery: Delivery) -> None:
     Delivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
 
@@ -96,8 +103,7 @@ def test_failures_are_retried_on_the_schedule_until_a_2xx_arrives(acme, receiver
     delivery = emit_one(endpoint)
 
     assert sending.deliver(delivery_id=delivery.pk) == DeliveryState.PENDING
-    delivery.refresh_from_db()
-    wait = (delivery.next_attempt_at - delivery.last_attempt_at).total_seconds()
+    wait = wait_before_next(delivery)
     assert 4.5 <= wait <= 5.5  # 5 s, with up to a tenth of jitter
     assert (delivery.attempts, delivery.last_status) == (1, 500)
     assert sending.deliver(delivery_id=delivery.pk) is None  # not due yet: nothing sent
@@ -105,8 +111,7 @@ def test_failures_are_retried_on_the_schedule_until_a_2xx_arrives(acme, receiver
 
     make_due(delivery)
     assert sending.deliver(delivery_id=delivery.pk) == DeliveryState.PENDING
-    delivery.refresh_from_db()
-    wait = (delivery.next_attempt_at - delivery.last_attempt_at).total_seconds()
+    wait = wait_before_next(delivery)
     assert 270 <= wait <= 330  # 5 min
     assert delivery.response_excerpt == "down for maintenance"
     assert Endpoint.objects.get(pk=endpoint.pk).failing_since is not None

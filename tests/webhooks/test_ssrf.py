@@ -2,6 +2,7 @@
 loopback or link-local addresses, and the connection goes to the address that was vetted."""
 
 import socket
+from typing import Any
 
 import pytest
 
@@ -21,7 +22,7 @@ def resolving(monkeypatch, name: str, *answers: list[str]) -> list[str]:
     other name, and address literals, resolve for real. Returns the names looked up."""
     asked: list[str] = []
 
-    def getaddrinfo(host: str, port: int, *args: object, **kwargs: object) -> list[tuple]:
+    def getaddrinfo(host: str, port: int, *args: Any, **kwargs: Any) -> list[tuple]:
         if host != name:
             return real_getaddrinfo(host, port, *args, **kwargs)
         asked.append(host)
