@@ -3,6 +3,7 @@ what arrived, so the test can verify it with the `standardwebhooks` package, as 
 own server would."""
 
 import contextlib
+import ssl
 import threading
 import time
 from collections import deque
@@ -60,7 +61,8 @@ class Receiver:
         return self.received[-1]
 
 
-def start_receiver() -> Receiver:
+def start_receiver(*, tls: ssl.SSLContext | None = None) -> Receiver:
+    """Listens on loopback; with `tls`, speaks https with that server context."""
     receiver: Receiver
 
     class Handler(BaseHTTPRequestHandler):
@@ -103,6 +105,8 @@ def start_receiver() -> Receiver:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if tls:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     server.daemon_threads = True
     server.block_on_close = False
     receiver = Receiver(server)

@@ -2,6 +2,8 @@
 loopback or link-local addresses, and the connection goes to the address that was vetted."""
 
 import socket
+import ssl
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -10,6 +12,8 @@ from apps.webhooks import sending, services
 from apps.webhooks.models import Delivery, DeliveryState, EventType
 from apps.webhooks.services import UrlRefused, vet_url
 from tests.factories import make_endpoint
+from tests.webhooks.certificates import self_signed
+from tests.webhooks.receiver import Receiver, start_receiver
 
 pytestmark = pytest.mark.django_db
 
@@ -107,3 +111,49 @@ def test_dns_rebinding_cannot_move_the_connection_after_the_check(acme, receiver
 
     assert asked == ["hooks.example.test"]  # looked up once: nothing to rebind
     assert receiver.last().headers["Host"] == f"hooks.example.test:{receiver.port}"
+
+
+@pytest.fixture
+def https_receiver(tmp_path, monkeypatch, settings) -> Iterator[Receiver]:
+    """An https receiver whose certificate names `hooks.example.test`, trusted as a public
+    authority would be (SSL_CERT_FILE), so the real certificate check runs."""
+    settings.WEBHOOK_ALLOW_LOOPBACK = True
+    settings.WEBHOOK_HTTPS_ONLY = True
+    cert, key = self_signed("hooks.example.test", tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    sending._ssl_context.cache_clear()
+    receiver = start_receiver(tls=context)
+    yield receiver
+    receiver.server.shutdown()
+    receiver.server.server_close()
+    sending._ssl_context.cache_clear()
+
+
+def test_over_https_the_pinned_address_is_checked_against_the_name(
+    acme, https_receiver, monkeypatch
+):
+    receiver = https_receiver
+    asked = resolving(monkeypatch, "hooks.example.test", ["127.0.0.1"], ["10.0.0.5"])
+    endpoint = make_endpoint(acme, f"https://hooks.example.test:{receiver.port}/hook")
+    [delivery_id] = services.emit(team_id=acme.pk, event_type=EventType.JOB_FAILED, payload={})
+
+    assert sending.deliver(delivery_id=delivery_id) == DeliveryState.SUCCEEDED
+
+    assert asked == ["hooks.example.test"]
+    assert receiver.last().verify(endpoint.secret)["type"] == "job.failed"
+
+
+def test_over_https_a_certificate_for_another_name_is_refused(acme, https_receiver, monkeypatch):
+    receiver = https_receiver
+    resolving(monkeypatch, "elsewhere.example.test", ["127.0.0.1"])
+    make_endpoint(acme, f"https://elsewhere.example.test:{receiver.port}/hook")
+    [delivery_id] = services.emit(team_id=acme.pk, event_type=EventType.JOB_FAILED, payload={})
+
+    assert sending.deliver(delivery_id=delivery_id) == DeliveryState.PENDING
+
+    assert Delivery.objects.get(pk=delivery_id).last_error == (
+        "The connection failed (its TLS certificate is not valid for this name)."
+    )
+    assert receiver.received == []
