@@ -88,7 +88,10 @@ def deliver(*, delivery_id: int) -> str | None:
         )
     if answer.ok:
         _record(delivery, token, state=DeliveryState.SUCCEEDED, answer=answer)
-        Endpoint.objects.filter(pk=endpoint.pk).update(failing_since=None)
+        # Conditional, so the usual case (it was not failing) writes nothing.
+        Endpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=False).update(
+            failing_since=None
+        )
         logger.info("webhook delivered", extra=_log(delivery, answer))
         return DeliveryState.SUCCEEDED
     return _failed(delivery, token, answer)

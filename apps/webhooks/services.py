@@ -51,7 +51,9 @@ def emit(*, team_id: int, event_type: str, payload: dict[str, Any]) -> list[int]
     sends nothing, and they go out once it commits."""
     endpoints = [
         endpoint
-        for endpoint in Endpoint.objects.filter(team_id=team_id, enabled=True)
+        for endpoint in Endpoint.objects.filter(
+            team_id=team_id, enabled=True, team__archived_at__isnull=True
+        )
         if endpoint.wants(event_type)
     ]
     if not endpoints:
