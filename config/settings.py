@@ -296,6 +296,8 @@ if PRODUCTION and WEBHOOK_ALLOW_LOOPBACK:
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 15, minimum=1)
 # An endpoint that has failed every delivery for this long is turned off and its team told.
 WEBHOOK_DISABLE_AFTER_DAYS = env_int("WEBHOOK_DISABLE_AFTER_DAYS", 5, minimum=1)
+# Delivery logs are kept this long, then deleted by the minute sweep.
+WEBHOOK_LOG_RETENTION_DAYS = env_int("WEBHOOK_LOG_RETENTION_DAYS", 30, minimum=1)
 # After a rotation, deliveries are signed with the old secret too for this long.
 WEBHOOK_ROTATION_OVERLAP_HOURS = env_int("WEBHOOK_ROTATION_OVERLAP_HOURS", 24, minimum=0)
 

@@ -65,5 +65,6 @@ def deliver_webhook(delivery_id: int) -> None:
 @queue.needs_database
 def send_due_webhooks() -> None:
     """Every minute: hands each due delivery to a worker of its own (never sends here, so a
-    slow receiver cannot hold up the others)."""
+    slow receiver cannot hold up the others), and trims old delivery logs."""
     queue.deliver_webhooks(sending.due_delivery_ids())
+    sending.forget_old_deliveries()

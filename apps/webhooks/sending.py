@@ -55,6 +55,15 @@ def due_delivery_ids(*, now: datetime | None = None) -> list[int]:
     return list(due.values_list("id", flat=True)[:DUE_BATCH])
 
 
+def forget_old_deliveries(*, now: datetime | None = None) -> int:
+    """Deletes finished deliveries older than WEBHOOK_LOG_RETENTION_DAYS (the log is for
+    seeing what happened lately, not an archive). Returns how many."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.WEBHOOK_LOG_RETENTION_DAYS)
+    old = Delivery.objects.filter(created_at__lt=cutoff).exclude(state=DeliveryState.PENDING)
+    deleted, _ = old.delete()
+    return deleted
+
+
 def deliver(*, delivery_id: int) -> str | None:
     """Makes one attempt at a due delivery; returns its state afterwards, or None when it was
     not due or another worker holds it."""

@@ -320,3 +320,18 @@ def test_workers_racing_for_one_delivery_send_it_once(acme, receiver):
     assert len(receiver.received) == 1
     delivery.refresh_from_db()
     assert (delivery.state, delivery.attempts) == (DeliveryState.SUCCEEDED, 1)
+
+
+def test_old_finished_deliveries_leave_the_log_and_waiting_ones_stay(acme, receiver, settings):
+    settings.WEBHOOK_LOG_RETENTION_DAYS = 30
+    endpoint = make_endpoint(acme, receiver.url())
+    done = emit_one(endpoint)
+    sending.deliver(delivery_id=done.pk)
+    waiting = emit_one(endpoint)
+    Delivery.objects.update(created_at=timezone.now() - timedelta(days=31))
+    recent = emit_one(endpoint)
+    sending.deliver(delivery_id=recent.pk)
+
+    assert sending.forget_old_deliveries() == 1
+
+    assert sorted(Delivery.objects.values_list("pk", flat=True)) == [waiting.pk, recent.pk]
