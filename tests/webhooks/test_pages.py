@@ -270,6 +270,6 @@ def test_with_htmx_the_log_refreshes_alone(login, acme, alice):
     response = login(alice).get(endpoint.get_absolute_url(), headers={"HX-Request": "true"})
 
     assert response.status_code == 200
-    assert response.text.lstrip().startswith('<section class="card flush" id="deliveries"')
+    assert response.text.lstrip().startswith('<section class="card" id="deliveries"')
     assert "credits.low" in response.text
     assert "<html" not in response.text
