@@ -66,5 +66,5 @@ def deliver_webhook(delivery_id: int) -> None:
 def send_due_webhooks() -> None:
     """Every minute: hands each due delivery to a worker of its own (never sends here, so a
     slow receiver cannot hold up the others), and trims old delivery logs."""
-    queue.deliver_webhooks(sending.due_delivery_ids())
+    queue.deliver_webhooks(sending.hand_out_due())
     sending.forget_old_deliveries()

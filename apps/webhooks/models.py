@@ -114,11 +114,23 @@ class DeliveryState(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+# The lease of a delivery the sweep handed to the queue, not yet taken by a worker: any worker
+# may claim it, and the sweep hands it out again only once this lease has run out (a lost task).
+HANDED_OUT = "handed-out"
+
+
 class DeliveryQuerySet(models.QuerySet["Delivery"]):
     def due(self, now: datetime) -> "DeliveryQuerySet":
-        """Waiting, due, and not being sent by a worker right now."""
+        """Waiting, due, and not held by anyone (a worker sending it, or the queue)."""
         return self.filter(state=DeliveryState.PENDING, next_attempt_at__lte=now).filter(
             models.Q(lease_until__isnull=True) | models.Q(lease_until__lt=now)
+        )
+
+    def claimable(self, now: datetime) -> "DeliveryQuerySet":
+        """What a worker may start sending: due, or handed to the queue and waiting for it."""
+        free = models.Q(lease_until__isnull=True) | models.Q(lease_until__lt=now)
+        return self.filter(state=DeliveryState.PENDING, next_attempt_at__lte=now).filter(
+            free | models.Q(lease_token=HANDED_OUT)
         )
 
 

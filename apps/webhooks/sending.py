@@ -35,7 +35,13 @@ from apps import outbound
 from apps.accounts.emails import send_template, site_url
 from apps.accounts.models import MANAGER_ROLES, TeamEventKind
 from apps.accounts.services import record_team_event
-from apps.webhooks.models import RETRY_SCHEDULE, Delivery, DeliveryState, Endpoint
+from apps.webhooks.models import (
+    HANDED_OUT,
+    RETRY_SCHEDULE,
+    Delivery,
+    DeliveryState,
+    Endpoint,
+)
 from apps.webhooks.services import UrlRefused, vet_url
 
 logger = logging.getLogger("unmark.webhooks")
@@ -47,12 +53,21 @@ EXCERPT_CHARS = 1000
 LEASE_MARGIN_SECONDS = 30
 JITTER = 0.1  # each wait is stretched or shrunk by up to a tenth
 DUE_BATCH = 500
+# How long a delivery handed to the queue waits for a worker before the sweep hands it out again.
+HAND_OUT_MINUTES = 10
 
 
-def due_delivery_ids(*, now: datetime | None = None) -> list[int]:
-    """Deliveries waiting for an attempt (retries, and any whose first task was lost)."""
-    due = Delivery.objects.due(now or timezone.now()).order_by("next_attempt_at", "id")
-    return list(due.values_list("id", flat=True)[:DUE_BATCH])
+def hand_out_due(*, now: datetime | None = None) -> list[int]:
+    """Deliveries waiting for an attempt (retries, and any whose first task was lost), marked
+    as handed to the queue so the next sweeps do not hand them out again while the workers
+    are busy — only once that lease runs out (the task was lost)."""
+    now = now or timezone.now()
+    due = Delivery.objects.due(now).order_by("next_attempt_at", "id")
+    ids = list(due.values_list("id", flat=True)[:DUE_BATCH])
+    Delivery.objects.due(now).filter(pk__in=ids).update(
+        lease_token=HANDED_OUT, lease_until=now + timedelta(minutes=HAND_OUT_MINUTES)
+    )
+    return ids
 
 
 def forget_old_deliveries(*, now: datetime | None = None) -> int:
@@ -71,7 +86,7 @@ def deliver(*, delivery_id: int) -> str | None:
     token = secrets.token_hex(8)
     lease = timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS + LEASE_MARGIN_SECONDS)
     claimed = (
-        Delivery.objects.due(now)
+        Delivery.objects.claimable(now)
         .filter(pk=delivery_id)
         .update(
             lease_token=token,

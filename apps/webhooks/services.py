@@ -4,7 +4,7 @@ Where this sits: below jobs and billing, on accounts (import-linter's layers). J
 are where events happen, so they call down into `emit` — inside the transaction that makes the
 change, so the delivery rows (an outbox) commit with it or not at all. This app knows nothing of
 the task queue: it never needs to, because a sweep that jobs schedules sends whatever is due
-(`sending.due_delivery_ids`). To send new messages at once rather than at the next sweep, jobs
+(`sending.hand_out_due`). To send new messages at once rather than at the next sweep, jobs
 tells it, when the app starts, how to hand a delivery to a worker (`announce_with`, set in
 `JobsConfig.ready`) — the way `accounts.usage` learns to count credits.
 """

@@ -226,7 +226,7 @@ def test_a_delivery_being_sent_is_not_sent_by_a_second_worker(acme, receiver):
     assert receiver.received == []
     # That worker died: once its lease runs out, the delivery is sent.
     Delivery.objects.filter(pk=delivery.pk).update(lease_until=timezone.now())
-    assert sending.due_delivery_ids() == [delivery.pk]
+    assert sending.hand_out_due() == [delivery.pk]
     assert sending.deliver(delivery_id=delivery.pk) == DeliveryState.SUCCEEDED
 
 
@@ -305,7 +305,13 @@ def test_the_sweep_finds_what_is_due_and_nothing_else(acme, receiver):
     done = emit_one(endpoint)
     sending.deliver(delivery_id=done.pk)
 
-    assert sending.due_delivery_ids() == [due.pk]
+    assert sending.hand_out_due() == [due.pk]
+    # Handed to the queue: not handed out again by the next sweeps while the workers are busy…
+    assert sending.hand_out_due() == []
+    # …until that lease runs out (the task was lost), and any worker may take it meanwhile.
+    with time_machine.travel(timezone.now() + timedelta(minutes=11)):
+        assert sending.hand_out_due() == [due.pk, later.pk]
+    assert sending.deliver(delivery_id=due.pk) == DeliveryState.SUCCEEDED
 
 
 @pytest.mark.postgres
