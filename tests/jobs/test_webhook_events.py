@@ -169,3 +169,12 @@ def test_the_minute_sweep_hands_due_retries_to_workers(alice_membership, run_tas
     delivery.refresh_from_db()
     assert (delivery.state, delivery.attempts) == (DeliveryState.SUCCEEDED, 2)
     assert [r.verify(endpoint.secret)["type"] for r in receiver.received] == ["credits.low"] * 2
+
+
+def test_a_video_canceled_by_its_team_is_not_news(sim_stack, alice_membership, receiver):
+    make_endpoint(alice_membership.team, receiver.url(), [EventType.JOB_FAILED])
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+
+    assert job.cancel()
+
+    assert not Delivery.objects.exists()
