@@ -10,6 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.steps import JOB_TIMEOUT_MS, paste_links, share_link, sign_up
+from tests.browser.test_pages_ux import serious_violations
 from tests.webhooks.receiver import Receiver, start_receiver
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -62,6 +63,10 @@ def test_an_owner_adds_an_endpoint_and_receives_signed_events(
     expect(page.locator("#deliveries")).to_contain_text("Delivered")
     expect(page.locator("#deliveries")).to_contain_text("Answered 200.")
     expect(page.get_by_text("Copy it into your receiver now")).to_have_count(0)
+    assert serious_violations(page) == []
+    page.get_by_role("link", name="Webhooks", exact=True).first.click()
+    expect(page.get_by_role("link", name=receiver.url())).to_be_visible()
+    assert serious_violations(page) == []
 
     page.get_by_role("link", name="Videos").click()
     paste_links(page, [share_link(1)])
