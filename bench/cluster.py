@@ -237,8 +237,9 @@ class Stack:
         return worker
 
     def stop_workers(self) -> None:
-        for worker in self.workers:
-            worker.stop()
+        # All at once: each finishes the tasks it holds (a poller's run included) first.
+        with ThreadPoolExecutor(max_workers=max(1, len(self.workers))) as pool:
+            list(pool.map(WorkerProcess.stop, self.workers))
         self.workers = []
 
     def stop(self) -> None:
@@ -466,7 +467,7 @@ def page_error(answer: httpx.Response) -> str:
 
 
 # --- Checks and figures -----------------------------------------------------------------------
-def run_jobs(label: str):  # type: ignore[no-untyped-def]
+def run_jobs(label: str):
     from apps.jobs.models import Job
 
     return Job.objects.filter(created_by__email__startswith=f"{label}-")
@@ -477,11 +478,11 @@ def jobs_ended(label: str) -> int:
 
 
 def check_and_report(label: str, expected: int, batches: int) -> Outcome:
-    from django.db.models import Count, Min
+    from django.db.models import Min
 
     from apps.billing import ledger
     from apps.billing.models import LedgerEntry
-    from apps.jobs.models import Job, JobEvent, JobState
+    from apps.jobs.models import JobEvent, JobState
 
     jobs = list(run_jobs(label).select_related("team"))
     states = Counter(job.state for job in jobs)
@@ -503,8 +504,7 @@ def check_and_report(label: str, expected: int, batches: int) -> Outcome:
             f"{failed[0].failure_message or failed[0].state}"
         )
     entries = Counter(
-        tuple(sorted(kinds))
-        for kinds in _ledger_kinds_by_job(LedgerEntry, [job.pk for job in jobs]).values()
+        tuple(sorted(kinds)) for kinds in ledger_kinds_by_job([job.pk for job in jobs]).values()
     )
     if entries != Counter({("capture", "hold"): len(jobs)}):
         raise Violation(f"{label}: ledger entries per job {dict(entries)}, not one hold + capture")
@@ -536,11 +536,10 @@ def check_and_report(label: str, expected: int, batches: int) -> Outcome:
         .values_list("job_id", "at")
     )
     waiting = [(first_sent[job.pk] - job.created_at).total_seconds() for job in jobs]
-    total = [(job.finished_at - job.created_at).total_seconds() for job in jobs]  # type: ignore[operator]
-    span = Job.objects.filter(pk__in=[job.pk for job in jobs]).aggregate(
-        first=Min("created_at"), count=Count("id")
-    )
-    makespan = (max(job.finished_at for job in jobs) - span["first"]).total_seconds()  # type: ignore[type-var]
+    total = [(job.finished_at - job.created_at).total_seconds() for job in jobs]
+    makespan = (
+        max(job.finished_at for job in jobs) - min(job.created_at for job in jobs)
+    ).total_seconds()
     throughput = len(jobs) / makespan
     print(f"{label}: every job succeeded and was charged once; sends per job "
           f"{dict(sorted(sends.items()))}; reconcile: {reconcile.stdout.strip()}")  # fmt: skip
@@ -549,9 +548,13 @@ def check_and_report(label: str, expected: int, batches: int) -> Outcome:
     return Outcome(throughput=throughput)
 
 
-def _ledger_kinds_by_job(entries, job_ids: list[int]) -> dict[int, list[str]]:  # type: ignore[no-untyped-def]
+def ledger_kinds_by_job(job_ids: list[int]) -> dict[int, list[str]]:
+    from apps.billing.models import LedgerEntry
+
     kinds: dict[int, list[str]] = {job_id: [] for job_id in job_ids}
-    for job_id, kind in entries.objects.filter(job_id__in=job_ids).values_list("job_id", "kind"):
+    for job_id, kind in LedgerEntry.objects.filter(job_id__in=job_ids).values_list(
+        "job_id", "kind"
+    ):
         kinds[job_id].append(kind)
     return kinds
 

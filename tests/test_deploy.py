@@ -50,7 +50,7 @@ def names_settings_insist_on() -> set[str]:
     """Every `env_required("NAME")` in config/settings.py."""
     tree = ast.parse((ROOT / "config" / "settings.py").read_text())
     return {
-        node.args[0].value
+        str(node.args[0].value)
         for node in ast.walk(tree)
         if isinstance(node, ast.Call)
         and getattr(node.func, "id", None) == "env_required"
