@@ -37,6 +37,7 @@ the factor says how well clusters share the work, not what separate machines wou
 import argparse
 import logging
 import os
+import random
 import secrets
 import signal
 import statistics
@@ -69,6 +70,7 @@ BUCKET = "unmark-drill"
 PASSWORD = "drill-password-8214"  # noqa: S105 (throwaway accounts of the drill)
 # A request that dies with its web server is sent again this many times (to the other one).
 REQUEST_ATTEMPTS = 5
+SIGN_IN_ATTEMPTS = 20
 
 
 class Violation(Exception):
@@ -134,6 +136,8 @@ class Progress:
     failovers: int = 0
     errors: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Set when the run is over or given up: the people stop sending.
+    stopping: threading.Event = field(default_factory=threading.Event)
 
 
 class Stack:
@@ -280,28 +284,30 @@ class Stack:
                 )
             ]
             deadline = started + args.timeout
-            ended = 0
-            while time.monotonic() < deadline:
-                ended = jobs_ended(label)
-                print(f"\r{label}: {progress.batches_sent}/{len(batches)} batches sent, "
-                      f"{ended}/{args.jobs} jobs ended ", end="", flush=True)  # fmt: skip
-                if progress.errors:
-                    raise Violation(f"{label}: {progress.errors[0]}")
-                if faults and web_killed is None and progress.batches_sent >= len(batches) / 3:
-                    # Like the machine losing power: the master and its workers, at once.
-                    os.killpg(self.web[0].pid, signal.SIGKILL)
-                    web_killed = time.monotonic() - started
-                if faults and worker_killed is None and ended >= args.jobs / 3:
-                    self.workers[0].kill()
-                    worker_killed = time.monotonic() - started
-                    time.sleep(1)
-                    self.start_worker()
-                if ended >= args.jobs and all(future.done() for future in sent):
-                    break
-                time.sleep(0.25)
+            try:
+                while time.monotonic() < deadline:
+                    ended = jobs_ended(label)
+                    print(f"\r{label}: {progress.batches_sent}/{len(batches)} batches sent, "
+                          f"{ended}/{args.jobs} jobs ended ", end="", flush=True)  # fmt: skip
+                    if progress.errors:
+                        raise Violation(f"{label}: {progress.errors[0]}")
+                    if faults and web_killed is None and progress.batches_sent >= len(batches) / 3:
+                        # Like the machine losing power: the master and its workers, at once.
+                        os.killpg(self.web[0].pid, signal.SIGKILL)
+                        web_killed = time.monotonic() - started
+                    if faults and worker_killed is None and ended >= args.jobs / 3:
+                        self.workers[0].kill()
+                        worker_killed = time.monotonic() - started
+                        time.sleep(1)
+                        self.start_worker()
+                    if ended >= args.jobs and all(future.done() for future in sent):
+                        break
+                    time.sleep(0.25)
+            finally:
+                progress.stopping.set()  # the people stop sending, whatever happened
             print()
-            for future in sent:
-                future.result(timeout=max(1.0, deadline - time.monotonic()))
+            if not all(future.done() for future in sent):
+                raise Violation(f"{label}: the people were still sending at the deadline")
         if faults:
             print(f"{label}: web server killed at {describe(web_killed)}, worker cluster "
                   f"killed and started again at {describe(worker_killed)}; "
@@ -379,6 +385,8 @@ class Person:
         try:
             self.sign_in()
             for batch in batches:
+                if self.progress.stopping.is_set():
+                    return
                 self.send_batch(batch)
                 with self.progress.lock:
                     self.progress.batches_sent += 1
@@ -406,7 +414,7 @@ class Person:
 
     def sign_in(self) -> None:
         self.request("GET", "/accounts/login/")
-        for _ in range(REQUEST_ATTEMPTS):
+        for _ in range(SIGN_IN_ATTEMPTS):
             answer = self.request(
                 "POST", "/accounts/login/", data={"login": self.email, "password": PASSWORD}
             )
@@ -414,7 +422,7 @@ class Person:
             # holds its lock at that moment (everyone here is 127.0.0.1): try again.
             if answer.status_code != 429:
                 break
-            time.sleep(0.5)
+            time.sleep(random.uniform(0.2, 1.0))
         if answer.status_code != 302:
             raise Violation(f"sign-in answered {answer.status_code}")
         team_page = self.request("GET", "/dashboard/").headers["location"]
