@@ -4,6 +4,7 @@ settings accept — `check --deploy` included."""
 
 import ast
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -161,3 +162,19 @@ def test_app_services_share_one_image_and_the_swc_server_has_a_gpu(services):
     assert (DEPLOY / swc["build"]["context"] / "Dockerfile").exists()
     assert environment_of(services["worker"])["SWC_SERVERS"] == "http://swc:5344"
     assert "5344" in " ".join(swc["healthcheck"]["test"])
+
+
+def test_the_images_build_step_loads_production_settings(tmp_path):
+    """The Dockerfile collects static files with production settings and placeholder values:
+    those must be every value settings insist on, or `docker build` fails."""
+    dockerfile = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    [step] = [line for line in dockerfile.splitlines() if "collectstatic" in line]
+    words = shlex.split(step.removeprefix("RUN "))
+    env = dict(word.split("=", 1) for word in words if re.fullmatch(r"[A-Z_]+=\S*", word))
+    env.pop("VAR_DIR")  # run_manage gives a temporary one
+
+    result = run_manage("collectstatic", "--noinput", "--dry-run", env=env, tmp_path=tmp_path)
+
+    assert env["DJANGO_ENV"] == "production"
+    assert result.returncode == 0, result.stderr
+    assert "static files copied" in result.stdout
