@@ -587,7 +587,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--people", type=int, default=6, help="people sending at once")
     parser.add_argument("--batch", type=int, default=5, help="files (and links) per batch")
     parser.add_argument("--swc-seconds", type=float, default=0.2, help="seconds an SWC run takes")
-    parser.add_argument("--timeout", type=float, default=240, help="seconds allowed per run")
+    parser.add_argument("--timeout", type=float, default=300, help="seconds allowed per run")
     return parser.parse_args()
 
 

@@ -138,7 +138,8 @@ def places_to_hand_out() -> int:
     their next check moved on) but not booked yet. Each of those will take a place; counting
     them keeps the dispatcher from handing the same places out again every round while the
     workers are slow to pick the sends up — sends that would find the servers full and go
-    back in line, filling the task queue with more of the same."""
+    back in line, filling the task queue with more of the same. (A video paused after storage
+    trouble counts too, for the few seconds of its pause: sending less then costs nothing.)"""
     in_hand = Job.objects.filter(
         provider=PROVIDER, state=JobState.QUEUED, next_check_at__gt=timezone.now()
     ).count()
