@@ -448,7 +448,10 @@ class Person:
         """As the dashboard's script does with S3 storage: a presigned POST straight to the
         bucket, then the web server checks what arrived. Returns the upload's id."""
         for _ in range(REQUEST_ATTEMPTS):
-            post = self.request("POST", f"{self.team}uploads/presign/").json()
+            presign = self.request("POST", f"{self.team}uploads/presign/")
+            if presign.status_code != 200:
+                raise Violation(f"no presigned POST ({presign.status_code}): {presign.text}")
+            post = presign.json()
             stored = self.bucket.post(
                 post["url"], data=post["fields"], files={"file": (name, content, "video/mp4")}
             )
