@@ -21,7 +21,6 @@ import argparse
 import logging
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from tests.live import free_port, gunicorn_argv, spawn, wait_for_line, wait_for_port  # noqa: E402
 
 
 def main() -> None:
@@ -85,19 +85,7 @@ def main() -> None:
         processes.append(
             spawn(
                 "web",
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "config.wsgi",
-                    "--bind",
-                    f"127.0.0.1:{web_port}",
-                    "--workers",
-                    "2",
-                    "--threads",
-                    "8",
-                    "--no-control-socket",
-                ],
+                gunicorn_argv(web_port, workers=2, threads=8),
                 env,
                 logs,
             )
@@ -247,37 +235,6 @@ def callback_outcomes(kie_url: str) -> dict[str, int]:
         what = (task["callback"] or "not sent").split(":")[0]
         outcomes[what] = outcomes.get(what, 0) + 1
     return outcomes
-
-
-def spawn(name: str, argv: list[str], env: dict[str, str], logs: Path) -> subprocess.Popen[bytes]:
-    log = (logs / f"{name}.log").open("wb")
-    return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-
-
-def wait_for_port(port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise SystemExit(f"nothing listens on port {port}")
-
-
-def wait_for_line(log: Path, text: str, timeout: float = 60) -> None:
-    """Waits until the worker reports ready, so its start-up is not counted against jobs."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if text in log.read_text(errors="replace"):
-            return
-        time.sleep(0.2)
-    raise SystemExit(f"{log.name} never said {text!r}")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def parse_args() -> argparse.Namespace:

@@ -20,7 +20,6 @@ import argparse
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from tests.live import free_port, wait_for_line, wait_for_port  # noqa: E402
+
 SERVERS = 3
 
 
@@ -226,31 +227,6 @@ def make_sample(workdir: Path) -> Path:
     from tests.clips import make_clip
 
     return make_clip(workdir / "sora-export.mp4", seconds=1)
-
-
-def wait_for_port(port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise SystemExit(f"nothing listens on port {port}")
-
-
-def wait_for_line(log: Path, text: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if text in log.read_text(errors="replace"):
-            return
-        time.sleep(0.2)
-    raise SystemExit(f"{log.name} never said {text!r}")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def parse_args() -> argparse.Namespace:

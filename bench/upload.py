@@ -31,8 +31,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.pipeline import free_port, wait_for_port  # noqa: E402
 from tests.clips import make_clip  # noqa: E402
+from tests.live import free_port, gunicorn_argv, wait_for_port  # noqa: E402
 
 CHUNK = 1024 * 1024
 
@@ -59,21 +59,7 @@ def main() -> None:
     size = video.stat().st_size
 
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "config.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-            "--threads",
-            "4",
-            "--timeout",
-            "300",
-            "--no-control-socket",
-        ],
+        gunicorn_argv(port, workers=1, threads=4, timeout=300),
         cwd=ROOT,
         env=os.environ.copy(),
         stdout=(workdir / "web.log").open("wb"),

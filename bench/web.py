@@ -24,7 +24,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.pipeline import free_port, wait_for_port  # noqa: E402
+from tests.live import free_port, gunicorn_argv, wait_for_port  # noqa: E402
 
 
 def main() -> None:
@@ -45,19 +45,7 @@ def main() -> None:
     session_cookie, since, team_path = seed(args.jobs)
 
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "config.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            "--threads",
-            "4",
-            "--no-control-socket",
-        ],
+        gunicorn_argv(port, workers=2, threads=4),
         cwd=ROOT,
         env=os.environ.copy(),
         stdout=(workdir / "web.log").open("wb"),

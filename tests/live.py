@@ -1,8 +1,10 @@
-"""Real processes for tests: a worker cluster (`manage.py worker`) sharing the test database.
+"""Real processes for tests and benchmarks: a worker cluster (`manage.py worker`) sharing the
+test database, gunicorn, a TCP proxy (or round-robin balancer), and the waits around them.
 
 The worker is a separate Python process started from `manage.py`, like in production; it
 finds the test database through `DATABASE_URL`, the broker and cache through `REDIS_URL` when
-the suite runs on Redis, and the Kie simulator through `KIE_SIMULATOR_PORT`.
+the suite runs on Redis, and the Kie simulator through `KIE_SIMULATOR_PORT`. `bench/` imports
+these helpers too, so the benchmarks start their processes the way the tests do.
 """
 
 import contextlib
@@ -19,6 +21,50 @@ from urllib.parse import quote
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise SystemExit(f"nothing listens on port {port}")
+
+
+def wait_for_line(log: Path, text: str, timeout: float = 60) -> None:
+    """Waits until a process's log says `text` (a worker's "running.", a simulator's address)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in log.read_text(errors="replace"):
+            return
+        time.sleep(0.2)
+    raise SystemExit(f"{log.name} never said {text!r}")
+
+
+def spawn(name: str, argv: list[str], env: dict[str, str], logs: Path) -> subprocess.Popen[bytes]:
+    """Starts a process writing to `logs/<name>.log`, in its own process group (so that
+    killing it, with `os.killpg`, takes its children too, as a machine going down would)."""
+    with (logs / f"{name}.log").open("ab") as log:
+        return subprocess.Popen(
+            argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
+        )
+
+
+def gunicorn_argv(port: int, *, workers: int, threads: int, timeout: int = 30) -> list[str]:
+    """The web server as the Docker image runs it, on loopback."""
+    return [
+        sys.executable, "-m", "gunicorn", "config.wsgi",
+        "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
+        "--timeout", str(timeout), "--no-control-socket",
+    ]  # fmt: skip
 
 
 def worker_database_url(*, via_port: int | None = None) -> str:
@@ -90,14 +136,17 @@ class WorkerProcess:
 
 
 class TcpProxy:
-    """A TCP forwarder on an ephemeral port: a worker reaches the database through it, and
-    `cut()` makes the database unreachable for that worker alone (the test keeps its own)."""
+    """A TCP forwarder on an ephemeral port. With one target, a worker reaches the database
+    through it and `cut()` makes the database unreachable for that worker alone (the test keeps
+    its own). With several, it is a tiny round-robin load balancer: each new connection goes to
+    the next target, and a target that refuses it is skipped (a dead web server drops out)."""
 
-    def __init__(self, target_host: str, target_port: int) -> None:
-        self._target = (target_host, target_port)
+    def __init__(self, *targets: tuple[str, int]) -> None:
+        self._targets = targets
+        self._next = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
-        self._sockets: list[socket.socket] = []
+        self._sockets: set[socket.socket] = set()
         self._cut = threading.Event()
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -107,10 +156,23 @@ class TcpProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
-            upstream = socket.create_connection(self._target)
-            self._sockets += [client, upstream]
+            upstream = self._connect()
+            if upstream is None:
+                client.close()
+                continue
+            self._sockets |= {client, upstream}
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    def _connect(self) -> socket.socket | None:
+        for _ in self._targets:
+            target = self._targets[self._next % len(self._targets)]
+            self._next += 1
+            try:
+                return socket.create_connection(target)
+            except OSError:
+                continue
+        return None
 
     def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
         try:
@@ -122,6 +184,10 @@ class TcpProxy:
             for end in (source, sink):
                 with contextlib.suppress(OSError):
                     end.shutdown(socket.SHUT_RDWR)
+            # Each direction's thread closes the end it reads, so a balancer that forwards
+            # thousands of connections does not run out of file descriptors.
+            source.close()
+            self._sockets.discard(source)
 
     def cut(self) -> None:
         """Drops every connection and refuses new ones."""
@@ -129,7 +195,7 @@ class TcpProxy:
         with contextlib.suppress(OSError):
             self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
         self._listener.close()
-        for end in self._sockets:
+        for end in list(self._sockets):
             with contextlib.suppress(OSError):
                 end.shutdown(socket.SHUT_RDWR)
                 end.close()

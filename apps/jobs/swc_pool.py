@@ -133,6 +133,19 @@ def free_slots() -> int:
     return sum(max(0, settings.SWC_MAX_IN_FLIGHT - load.get(url, 0)) for url in healthy)
 
 
+def places_to_hand_out() -> int:
+    """Free places less the file jobs already handed to a worker to be sent (claimed: queued,
+    their next check moved on) but not booked yet. Each of those will take a place; counting
+    them keeps the dispatcher from handing the same places out again every round while the
+    workers are slow to pick the sends up — sends that would find the servers full and go
+    back in line, filling the task queue with more of the same. (A video paused after storage
+    trouble counts too, for the few seconds of its pause: sending less then costs nothing.)"""
+    in_hand = Job.objects.filter(
+        provider=PROVIDER, state=JobState.QUEUED, next_check_at__gt=timezone.now()
+    ).count()
+    return max(0, free_slots() - in_hand)
+
+
 def book_server(job: Job) -> SwcServer | None:
     """Moves the queued job to SUBMITTED on the least-loaded healthy server with room.
 
@@ -624,13 +637,13 @@ class SwcPool:
         # The dispatcher asks before each hand-out: servers due for a probe are asked first,
         # so one that came back gets work in the same round.
         probe_due_servers()
-        return min(wanted, free_slots()), time.time()
+        return min(wanted, places_to_hand_out()), time.time()
 
     def starting(self, claimed_at: float) -> None:
         """Nothing to move: the pool's starts are places on servers, booked when sent."""
 
     def seconds_until_start(self) -> float:
-        return 0.0 if free_slots() else settings.SWC_POLL_SECONDS
+        return 0.0 if places_to_hand_out() else settings.SWC_POLL_SECONDS
 
     def starts_per_second(self) -> float:
         up = sum(server.healthy for server in servers()) or len(configured_urls())

@@ -3,7 +3,6 @@ catcher, and a worker that runs broker messages in this process."""
 
 import json
 import queue
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -161,12 +160,6 @@ def callbacks() -> Iterator[CallbackCatcher]:
     server.shutdown()
     server.server_close()
     thread.join()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Worker:

@@ -205,7 +205,7 @@ def test_a_maintenance_window_sends_nothing_uses_no_attempt_and_ends_on_its_own(
 
 def test_a_worker_that_loses_its_database_hands_tasks_back_and_stops(drill, client: Client):
     db = connection.settings_dict
-    proxy = TcpProxy(db.get("HOST") or "127.0.0.1", int(db.get("PORT") or 5432))
+    proxy = TcpProxy((db.get("HOST") or "127.0.0.1", int(db.get("PORT") or 5432)))
     cut_off = drill.start_worker(DATABASE_URL=worker_database_url(via_port=proxy.port))
     cut_off.wait_until_running()
     wait_for(lambda: client.get("/healthz/workers").status_code == 200, seconds=15,

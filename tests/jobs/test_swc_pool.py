@@ -22,9 +22,8 @@ from apps.jobs.models import InputKind, Job, JobState, ProviderAlert, SwcServer
 from apps.jobs.providers import NoProvider, get_provider, provider_for
 from apps.jobs.providers.swc_simulator import SwcSimConfig, SwcSimulator
 from tests.clips import make_clip
-from tests.jobs.conftest import free_port
 from tests.jobs.swc import file_jobs, ledger_kinds, mark_brightness, wait_for
-from tests.live import WorkerProcess
+from tests.live import WorkerProcess, free_port
 from tests.threads import run_at_once
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -352,6 +351,27 @@ def test_workers_booking_at_once_never_overfill_a_server(settings, alice_members
     states = Counter(Job.objects.values_list("state", flat=True))
     assert states == {JobState.SUBMITTED: 6, JobState.QUEUED: 6}
     assert swc_pool.free_slots() == 0
+
+
+def test_the_dispatcher_hands_out_no_more_files_than_places_however_slow_the_workers_are(
+    settings, alice_membership, tmp_path, run_tasks
+):
+    """Two servers with two places each and twelve files waiting: rounds of the dispatcher
+    that run before any worker has picked up its sends hand out four, not four a round."""
+    from apps.jobs import pipeline
+
+    settings.SWC_SERVERS = [{"url": f"http://10.0.0.{n}:5344", "authorization": ""} for n in (1, 2)]
+    settings.SWC_MAX_IN_FLIGHT = 2
+    ledger.grant(team=alice_membership.team, credits=1000, key="slow", memo="slow workers")
+    file_jobs(alice_membership, make_clip(tmp_path / "clip.mp4"), count=12)
+    run_tasks.purge()  # the poller enqueued on commit: this test runs the rounds itself
+
+    handed = [pipeline.poll_due_jobs(run_seconds=0) for _ in range(3)]
+
+    assert handed == [4, 0, 0]
+    assert run_tasks.broker.queue_size() == 4  # one send per place, nothing sent twice
+    assert swc_pool.free_slots() == 4  # nothing booked yet: the places are held by the sends
+    assert swc_pool.places_to_hand_out() == 0
 
 
 def test_files_go_to_the_pool_and_without_servers_no_provider_takes_them(settings):

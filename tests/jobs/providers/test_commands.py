@@ -11,7 +11,7 @@ import httpx
 import pytest
 from django.core.management import CommandError, call_command
 
-from tests.jobs.conftest import free_port
+from tests.live import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 MANAGE = [sys.executable, str(ROOT / "manage.py")]
