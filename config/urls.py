@@ -28,5 +28,6 @@ urlpatterns = [
     path("", include("apps.billing.urls")),
     path("hooks/stripe/", stripe_webhook, name="stripe_webhook"),
     path("", include("apps.jobs.urls")),
+    path("ops/", include("apps.ops.urls")),
     path(settings.ADMIN_URL, admin.site.urls),
 ]
