@@ -50,6 +50,7 @@ FAILURES = [
     ("staff", "Stopped by our staff. Nothing was charged."),
 ]
 SERVERS = [f"http://10.0.0.{n}:5344" for n in range(1, 7)]
+STAFF_EMAIL = "olive@unmark.example"
 
 
 def main() -> None:
@@ -70,11 +71,23 @@ def main() -> None:
     django.setup()
     from django.db import connection
 
+    from apps.accounts.models import User
+    from apps.jobs.models import Job
+
     settings_dict = connection.settings_dict
     name = settings_dict["NAME"]
-    settings_dict["TEST"]["NAME"] = (
+    bench_name = (
         f"{name}_opsbench" if connection.vendor == "postgresql" else str(workdir / "bench.sqlite3")
     )
+    if args.reuse:
+        # A database kept by an earlier --keep run: measure again without seeding.
+        connection.close()
+        settings_dict["NAME"] = bench_name
+        staff = User.objects.get(email=STAFF_EMAIL)
+        print(f"reusing {bench_name}: {Job.objects.count():,} jobs")
+        measure(staff, args.requests)
+        return
+    settings_dict["TEST"]["NAME"] = bench_name
     connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
     try:
         started = time.perf_counter()
@@ -85,7 +98,10 @@ def main() -> None:
         )
         measure(staff, args.requests)
     finally:
-        connection.creation.destroy_test_db(name, verbosity=0)
+        if args.keep:
+            print(f"kept {bench_name} (measure again with --reuse)")
+        else:
+            connection.creation.destroy_test_db(name, verbosity=0)
 
 
 def parse_args() -> argparse.Namespace:
@@ -93,6 +109,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--seed", type=int, default=16)
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--reuse", action="store_true", help="measure a kept database again")
     return parser.parse_args()
 
 
@@ -129,7 +147,7 @@ def seed(count: int, rng: random.Random):
     Wallet.objects.bulk_create(
         Wallet(team=team, balance=rng.randrange(0, 20_000), held=0) for team in teams
     )
-    staff = User.objects.create_user(email="olive@unmark.example", password=None, is_staff=True)
+    staff = User.objects.create_user(email=STAFF_EMAIL, password=None, is_staff=True)
 
     jobs: list[Job] = []
     for n in range(count):

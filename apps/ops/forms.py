@@ -17,7 +17,7 @@ class PeriodForm(forms.Form):
     def __init__(self, data: Mapping[str, str], *, today: date | None = None) -> None:
         default = Period.last_days(DEFAULT_DAYS, today=today)
         given = {name: data[name] for name in ("first", "last") if data.get(name)}
-        super().__init__({"first": default.first, "last": default.last, **given})
+        super().__init__({"first": default.first, "last": default.last, **given}, label_suffix="")
 
     def clean(self) -> dict[str, object]:
         cleaned = super().clean() or {}
