@@ -416,17 +416,34 @@ def build(period: Period) -> Figures:
 
     by_state: dict[str, list[float]] = {}
     by_provider: dict[str, list[float]] = {}
+    spend_by_bucket = [0.0] * len(buckets)
+    spend: dict[str, ProviderSpend] = {}
     position = {moment: i for i, moment in enumerate(buckets)}
+    # One pass over the range gives the counts and what the videos cost (a cost is recorded
+    # when a provider finishes; a video that reached one and ended without it is "unpriced").
     counts = (
         jobs.annotate(bucket=bucket)
         .order_by()
         .values("bucket", "state", "provider")
-        .annotate(n=Count("id"))
+        .annotate(
+            n=Count("id"),
+            micros=Sum("provider_cost_micros"),
+            priced=Count("provider_cost_micros"),
+            unpriced=Count("id", filter=Q(task_id__gt="", provider_cost_micros__isnull=True)),
+        )
     )
     for row in counts:
-        i = position[row["bucket"]]
+        i, provider = position[row["bucket"]], row["provider"]
         by_state.setdefault(row["state"], [0] * len(buckets))[i] += row["n"]
-        by_provider.setdefault(row["provider"], [0] * len(buckets))[i] += row["n"]
+        by_provider.setdefault(provider, [0] * len(buckets))[i] += row["n"]
+        spend_by_bucket[i] += (row["micros"] or 0) / 1_000_000
+        known = spend.get(provider, ProviderSpend(provider, 0, 0, 0))
+        spend[provider] = ProviderSpend(
+            provider,
+            known.micros + (row["micros"] or 0),
+            known.priced + row["priced"],
+            known.unpriced + (row["unpriced"] if row["state"] in ENDED else 0),
+        )
     states = [Series(state, by_state[state]) for state in JobState.values if state in by_state]
 
     success_rate: list[float | None] = []
@@ -459,9 +476,9 @@ def build(period: Period) -> Figures:
         timing_by_bucket=[by_bucket.get(moment, Timing()) for moment in buckets],
         waiting=_waiting(),
         pool=_pool(jobs, period),
-        money=_money(jobs, period),
+        money=_money(period, [spend[name] for name in sorted(spend)]),
         revenue=_revenue(period, position),
-        spend=_spend(jobs, bucket, position),
+        spend=Series("Provider spend ($)", spend_by_bucket),
         outstanding=_outstanding(),
         kie_balance=balance.remaining_credits("kie", wait_seconds=KIE_BALANCE_WAIT_SECONDS),
         alerts=list(ProviderAlert.objects.filter(resolved_at__isnull=True)),
@@ -534,25 +551,13 @@ def _clawback_micros() -> Any:
     )
 
 
-def _money(jobs: QuerySet[Job], period: Period) -> Money:
+def _money(period: Period, spend: list[ProviderSpend]) -> Money:
     paid = TopUp.objects.filter(
         status=TopUpStatus.PAID, paid_at__gte=period.start, paid_at__lt=period.end
     ).aggregate(count=Count("id"), cents=Sum("amount_cents"))
     entries = LedgerEntry.objects.filter(created_at__gte=period.start, created_at__lt=period.end)
     clawed = entries.filter(kind=EntryKind.CLAWBACK).aggregate(micros=Sum(_clawback_micros()))
     used = entries.filter(kind=EntryKind.CAPTURE).aggregate(credits=Sum("amount"))
-    reached = Q(task_id__gt="") & Q(state__in=ENDED)
-    spend = [
-        ProviderSpend(row["provider"], row["micros"] or 0, row["priced"], row["unpriced"])
-        for row in jobs.filter(reached)
-        .order_by("provider")
-        .values("provider")
-        .annotate(
-            micros=Sum("provider_cost_micros"),
-            priced=Count("provider_cost_micros"),
-            unpriced=Count("id", filter=Q(provider_cost_micros__isnull=True)),
-        )
-    ]
     return Money(
         topups=paid["count"],
         topups_micros=(paid["cents"] or 0) * MICROS_PER_CENT,
@@ -576,20 +581,6 @@ def _revenue(period: Period, position: dict[datetime, int]) -> Series:
     for row in rows:
         values[position[row["bucket"]]] += row["cents"] * MICROS_PER_CENT / 1_000_000
     return Series("Top-ups paid ($)", values)
-
-
-def _spend(jobs: QuerySet[Job], bucket: Any, position: dict[datetime, int]) -> Series:
-    values = [0.0] * len(position)
-    rows = (
-        jobs.filter(provider_cost_micros__isnull=False)
-        .annotate(bucket=bucket)
-        .order_by()
-        .values("bucket")
-        .annotate(micros=Sum("provider_cost_micros"))
-    )
-    for row in rows:
-        values[position[row["bucket"]]] += row["micros"] / 1_000_000
-    return Series("Provider spend ($)", values)
 
 
 def _outstanding() -> Outstanding:
