@@ -18,7 +18,6 @@ WIDTH = 720
 HEIGHT = 260
 LEFT, RIGHT, TOP, BOTTOM = 56, 12, 12, 40
 MAX_X_LABELS = 8
-TICKS = 4
 
 
 @dataclass(frozen=True)
@@ -162,11 +161,13 @@ def _frame(
     plot_height = HEIGHT - TOP - BOTTOM
     slot = plot_width / max(len(labels), 1)
     scale = plot_height / top_value
+    # 10: 0, 2, 4…; 5: 0, 1, 2…; 20: 0, 5, 10…: round steps for every tidy top.
+    ticks = 4 if f"{top_value:e}".startswith("2") else 5
     y_ticks = [
         Tick(
-            f"{HEIGHT - BOTTOM - i * plot_height / TICKS:.1f}", _number(top_value * i / TICKS, unit)
+            f"{HEIGHT - BOTTOM - i * plot_height / ticks:.1f}", _number(top_value * i / ticks, unit)
         )
-        for i in range(TICKS + 1)
+        for i in range(ticks + 1)
     ]
     every = max(1, math.ceil(len(labels) / MAX_X_LABELS))
     x_ticks = [
@@ -197,7 +198,8 @@ def bars(
     """Bars per bucket: one stacked column of all series, or the series side by side."""
     columns = [sum(values[i] for _, values in series) for i in range(len(labels))]
     tallest = max(columns if stacked else [v for _, vs in series for v in vs], default=0)
-    top_value = nice_ceiling(tallest)
+    # Counts never need a tick between two whole numbers.
+    top_value = nice_ceiling(tallest if unit else max(tallest, 5))
     slot, scale, y_ticks, x_ticks = _frame(labels, top_value, unit)
     drawn: list[Bar] = []
     gap = slot * 0.15

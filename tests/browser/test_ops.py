@@ -85,7 +85,9 @@ def check_page(page: Page, name: str) -> None:
     assert not serious, f"{name}: {serious}"
     for width, size in (("desktop", DESKTOP), ("phone", PHONE)):
         page.set_viewport_size(size)
-        wide = page.evaluate("""() => [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1).slice(0, 3).map(e => { let chain = []; for (let n = e; n; n = n.parentElement) chain.push(n.tagName + '.' + n.className + ':' + Math.round(n.getBoundingClientRect().left) + '-' + Math.round(n.getBoundingClientRect().right) + ':' + getComputedStyle(n).display); return chain.join(' < ') })""")
+        wide = page.evaluate(
+            """() => [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1).slice(0, 3).map(e => { let chain = []; for (let n = e; n; n = n.parentElement) chain.push(n.tagName + '.' + n.className + ':' + Math.round(n.getBoundingClientRect().left) + '-' + Math.round(n.getBoundingClientRect().right) + ':' + getComputedStyle(n).display); return chain.join(' < ') })"""
+        )
         assert sideways_overflow(page) == 0, f"{name} scrolls sideways at {width} width {wide}"
         if SCREENSHOTS:
             SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
@@ -115,7 +117,9 @@ def test_staff_read_the_day_s_figures_and_take_them_away_as_csv(open_page, kie, 
     expect(page.get_by_test_id("wait-p50")).to_have_text("3.5 s")
     expect(page.get_by_test_id("kie-balance")).to_have_text("987,650")
     expect(page.get_by_test_id("alerts")).to_contain_text("Kie paused Sora removal.")
-    expect(page.get_by_test_id("unpriced")).to_contain_text("2 videos have no recorded provider cost")
+    expect(page.get_by_test_id("unpriced")).to_contain_text(
+        "2 videos have no recorded provider cost"
+    )
     pool = page.get_by_test_id("pool")
     expect(pool.locator("tr", has_text="gpu1")).to_contain_text("busy")
     expect(pool.locator("tr", has_text="gpu2")).to_contain_text("down")
