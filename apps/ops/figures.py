@@ -10,6 +10,9 @@ it moved. All times are UTC.
 Waiting is the time from a video's creation to its (last) send to a provider, processing the
 time from that send to its end; percentiles are PostgreSQL's `percentile_cont`, and the same
 definition (linear interpolation between the two nearest values) computed here on SQLite.
+
+On PostgreSQL the figures are read in one transaction with a larger `work_mem`: grouping
+100,000 rows by day then hashes in memory instead of sorting on disk.
 """
 
 import math
@@ -18,18 +21,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import (
-    Aggregate,
     BigIntegerField,
     Count,
     ExpressionWrapper,
     F,
-    FloatField,
-    Func,
     Max,
     Min,
     Q,
@@ -96,32 +96,6 @@ class Period:
 
 
 # --- Percentiles ------------------------------------------------------------------------------
-class PercentilesCont(Aggregate):
-    """PostgreSQL's `percentile_cont(ARRAY[fractions]) WITHIN GROUP (ORDER BY expression)`:
-    several percentiles from one sort."""
-
-    function = "PERCENTILE_CONT"
-    template = "%(function)s(ARRAY[%(fractions)s]) WITHIN GROUP (ORDER BY %(expressions)s)"
-
-    def __init__(self, expression: Any, *, fractions: Sequence[float]) -> None:
-        from django.contrib.postgres.fields import ArrayField
-
-        if not fractions or not all(0 <= fraction <= 1 for fraction in fractions):
-            raise ValueError("Percentiles are fractions between 0 and 1.")
-        super().__init__(
-            expression,
-            fractions=", ".join(repr(float(fraction)) for fraction in fractions),
-            output_field=ArrayField(FloatField()),
-        )
-
-
-class EpochSeconds(Func):
-    """An interval in seconds, on PostgreSQL."""
-
-    template = "EXTRACT(EPOCH FROM %(expressions)s)"
-    output_field = FloatField()
-
-
 def percentile_cont(values: Sequence[float], fraction: float) -> float | None:
     """The same as PostgreSQL's `percentile_cont` for sorted `values` (None when empty)."""
     if not values:
@@ -141,55 +115,81 @@ class Timing:
     work_p50: float | None = None
     work_p95: float | None = None
 
+    @classmethod
+    def of(cls, waits: list[float], works: list[float]) -> "Timing":
+        waits.sort()
+        works.sort()
+        return cls(
+            len(waits),
+            percentile_cont(waits, 0.5),
+            percentile_cont(waits, 0.95),
+            percentile_cont(works, 0.5),
+            percentile_cont(works, 0.95),
+        )
 
-def timings(jobs: QuerySet[Job], *, by: str | None = None, **group: Any) -> dict[Any, Timing]:
-    """Waiting and processing percentiles of `jobs`, per value of `by` (an annotation or a
-    field, passed in `group` when it is an expression), or for them all under the key None."""
-    if by is not None and by in group:
-        jobs = jobs.annotate(**group)
+
+@dataclass
+class Timings:
+    overall: Timing
+    by_provider: dict[str, Timing]
+    by_bucket: dict[datetime, Timing]
+
+
+# On PostgreSQL the three groupings come from one scan (GROUPING SETS); each percentile pair
+# from one sort.
+_TIMINGS_SQL = """
+SELECT GROUPING(provider), GROUPING(bucket), provider, bucket, COUNT(*),
+    PERCENTILE_CONT(ARRAY[0.5, 0.95]) WITHIN GROUP (
+        ORDER BY EXTRACT(EPOCH FROM submitted_at - created_at)),
+    PERCENTILE_CONT(ARRAY[0.5, 0.95]) WITHIN GROUP (
+        ORDER BY EXTRACT(EPOCH FROM finished_at - submitted_at))
+FROM ({jobs}) AS ended (provider, bucket, created_at, submitted_at, finished_at)
+GROUP BY GROUPING SETS ((), (provider), (bucket))
+"""
+
+
+def timings(jobs: QuerySet[Job], *, bucket: Any) -> Timings:
+    """Waiting and processing percentiles of `jobs` (which must have been sent and have
+    ended): overall, per provider and per `bucket` (a `Trunc` of `created_at`)."""
+    rows = (
+        jobs.annotate(bucket=bucket)
+        .order_by()
+        .values_list("provider", "bucket", "created_at", "submitted_at", "finished_at")
+    )
+    result = Timings(Timing(), {}, {})
     if connection.vendor == "postgresql":
-        wait = EpochSeconds(F("submitted_at") - F("created_at"))
-        work = EpochSeconds(F("finished_at") - F("submitted_at"))
-        aggregates = {
-            "count": Count("id"),
-            "wait": PercentilesCont(wait, fractions=(0.5, 0.95)),
-            "work": PercentilesCont(work, fractions=(0.5, 0.95)),
-        }
-        rows: list[dict[str, Any]] = (
-            [{"key": None, **jobs.aggregate(**aggregates)}]
-            if by is None
-            else [
-                {"key": row.pop(by), **row}
-                for row in jobs.order_by().values(by).annotate(**aggregates)
-            ]
-        )
-        nothing = (None, None)
-        return {
-            row["key"]: Timing(row["count"], *(row["wait"] or nothing), *(row["work"] or nothing))
-            for row in rows
-        }
+        inner, params = rows.query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(_TIMINGS_SQL.format(jobs=inner), params)
+            for all_providers, all_buckets, provider, moment, count, wait, work in cursor:
+                timing = Timing(count, *(wait or (None, None)), *(work or (None, None)))
+                if all_providers and all_buckets:
+                    result.overall = timing
+                elif all_buckets:
+                    result.by_provider[provider] = timing
+                else:
+                    # The database's UTC wall time, without its zone.
+                    result.by_bucket[moment.replace(tzinfo=UTC)] = timing
+        return result
     # Elsewhere (SQLite), the durations come back and are ranked here: slower, same answer.
-    waits: dict[Any, list[float]] = defaultdict(list)
-    works: dict[Any, list[float]] = defaultdict(list)
-    fields = ("created_at", "submitted_at", "finished_at")
-    for created, submitted, finished, *key in (
-        jobs.order_by().values_list(*fields, *([by] if by else [])).iterator(chunk_size=5000)
-    ):
-        group_key = key[0] if key else None
-        waits[group_key].append((submitted - created).total_seconds())
-        works[group_key].append((finished - submitted).total_seconds())
-    result = {}
-    for key, wait_values in waits.items():
-        wait_values.sort()
-        work_values = sorted(works[key])
-        result[key] = Timing(
-            len(wait_values),
-            percentile_cont(wait_values, 0.5),
-            percentile_cont(wait_values, 0.95),
-            percentile_cont(work_values, 0.5),
-            percentile_cont(work_values, 0.95),
-        )
-    return result if by else (result or {None: Timing()})
+    waits: dict[tuple[str, object], list[float]] = defaultdict(list)
+    works: dict[tuple[str, object], list[float]] = defaultdict(list)
+    for provider, moment, created, submitted, finished in rows.iterator(chunk_size=5000):
+        # Never None: the caller's filter keeps only jobs that were sent and ended.
+        sent, ended = cast(datetime, submitted), cast(datetime, finished)
+        wait, work = (sent - created).total_seconds(), (ended - sent).total_seconds()
+        for key in (("all", None), ("provider", provider), ("bucket", moment)):
+            waits[key].append(wait)
+            works[key].append(work)
+    for (kind, value), wait_values in waits.items():
+        timing = Timing.of(wait_values, works[kind, value])
+        if kind == "all":
+            result.overall = timing
+        elif kind == "provider":
+            result.by_provider[str(value)] = timing
+        else:
+            result.by_bucket[cast(datetime, value)] = timing
+    return result
 
 
 # --- The figures ------------------------------------------------------------------------------
@@ -410,6 +410,14 @@ def _rounded(value: float | None, digits: int) -> object:
 
 
 def build(period: Period) -> Figures:
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL work_mem = '32MB'")
+        return _build(period)
+
+
+def _build(period: Period) -> Figures:
     jobs = Job.objects.filter(created_at__gte=period.start, created_at__lt=period.end)
     buckets = period.buckets()
     bucket = Trunc("created_at", period.bucket, tzinfo=UTC)
@@ -461,8 +469,8 @@ def build(period: Period) -> Figures:
         .order_by("-n", "failure_code")[:TOP_FAILURES]
     ]
 
-    timed = jobs.filter(state__in=ENDED, submitted_at__isnull=False, finished_at__isnull=False)
-    by_bucket = timings(timed, by="bucket", bucket=bucket)
+    ended = jobs.filter(state__in=ENDED, submitted_at__isnull=False, finished_at__isnull=False)
+    timed = timings(ended, bucket=bucket)
 
     return Figures(
         period=period,
@@ -471,9 +479,9 @@ def build(period: Period) -> Figures:
         by_provider=[Series(name, values) for name, values in sorted(by_provider.items())],
         success_rate=success_rate,
         failures=failures,
-        timing=timings(timed)[None],
-        timing_by_provider=dict(sorted(timings(timed, by="provider").items())),
-        timing_by_bucket=[by_bucket.get(moment, Timing()) for moment in buckets],
+        timing=timed.overall,
+        timing_by_provider=dict(sorted(timed.by_provider.items())),
+        timing_by_bucket=[timed.by_bucket.get(moment, Timing()) for moment in buckets],
         waiting=_waiting(),
         pool=_pool(jobs, period),
         money=_money(period, [spend[name] for name in sorted(spend)]),

@@ -56,16 +56,16 @@ def seed_a_day_of_business() -> None:
     alice = UserFactory.create(email="alice@example.com")
     team = alice.memberships.get().team
     now = timezone.now()
-    on_gpu1 = {"provider": "swc", "server": "http://gpu1:5344"}
+    gpu1 = "http://gpu1:5344"
     for minutes, wait, took, cost in ((50, 4, 40, 20_000), (40, 8, 55, 20_000), (30, 2, 35, None)):
         at = now - timedelta(minutes=minutes)
-        make_job(team, state=JobState.SUCCEEDED, created_at=at, waited=wait, took=took,
-                 cost_micros=cost, **on_gpu1)  # fmt: skip
+        make_job(team, state=JobState.SUCCEEDED, provider="swc", server=gpu1, created_at=at,
+                 waited=wait, took=took, cost_micros=cost)  # fmt: skip
     at = now - timedelta(minutes=20)
-    make_job(team, state=JobState.FAILED, created_at=at, waited=3, took=9, failure_code="error",
-             **on_gpu1)  # fmt: skip
-    make_job(team, state=JobState.PROCESSING, created_at=now - timedelta(minutes=2), waited=1,
-             **on_gpu1)  # fmt: skip
+    make_job(team, state=JobState.FAILED, provider="swc", server=gpu1, created_at=at, waited=3,
+             took=9, failure_code="error")  # fmt: skip
+    at = now - timedelta(minutes=2)
+    make_job(team, state=JobState.PROCESSING, provider="swc", server=gpu1, created_at=at, waited=1)
     make_job(team, created_at=now - timedelta(minutes=1))
     topup = TopUp.objects.create(
         team=team, credits=1000, amount_cents=500, status=TopUpStatus.PAID,
