@@ -158,6 +158,7 @@ def timings(jobs: QuerySet[Job], *, bucket: Any) -> Timings:
     )
     result = Timings(Timing(), {}, {})
     if connection.vendor == "postgresql":
+        # `inner` is Django's own SQL for the queryset; every value in it travels in `params`.
         inner, params = rows.query.sql_with_params()
         with connection.cursor() as cursor:
             cursor.execute(_TIMINGS_SQL.format(jobs=inner), params)

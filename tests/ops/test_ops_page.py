@@ -110,6 +110,14 @@ def test_waiting_and_processing_percentiles_are_those_of_the_videos_that_ended(
     assert figures.timing.work_p95 == pytest.approx(60 + 0.85 * 40)
     assert figures.timing_by_provider["kie"].count == 3
     assert figures.timing_by_provider["swc"].wait_p50 == pytest.approx(2.0)
+    # Every ended video is in the chart's bucket of the day it was submitted.
+    assert sum(timing.count for timing in figures.timing_by_bucket) == 4
+    today = figures.buckets.index(
+        datetime.combine(
+            history["done_fast"].created_at.astimezone(UTC).date(), datetime.min.time(), tzinfo=UTC
+        )
+    )
+    assert figures.timing_by_bucket[today].count >= 1
 
 
 def test_percentiles_in_the_database_match_the_definition(alice):
@@ -255,6 +263,7 @@ def test_a_short_range_is_shown_by_hour(staff_client, history):
     assert figures.period.bucket == "hour"
     assert len(figures.buckets) == 24
     assert sum(s.total for s in figures.by_state) == 7
+    assert sum(timing.count for timing in figures.timing_by_bucket) == 4
     assert "Videos per hour by state" in page.text
 
 
