@@ -55,7 +55,8 @@ def kie(settings) -> Iterator[KieSimulator]:
 def seed_a_day_of_business() -> None:
     alice = UserFactory.create(email="alice@example.com")
     team = alice.memberships.get().team
-    now = timezone.now()
+    # Everything today (UTC), even a minute after midnight: the journey reads today's row.
+    now = max(timezone.now(), timezone.now().replace(hour=0, minute=51, tzinfo=UTC))
     gpu1 = "http://gpu1:5344"
     for minutes, wait, took, cost in ((50, 4, 40, 20_000), (40, 8, 55, 20_000), (30, 2, 35, None)):
         at = now - timedelta(minutes=minutes)
