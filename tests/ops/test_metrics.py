@@ -173,3 +173,10 @@ def test_in_multiprocess_mode_a_scrape_adds_up_every_process(tmp_path, token):
     assert found["unmark_provider_call_seconds_count", status_calls] == 2
     # This process's own Python figures are not mixed in: only what the files hold.
     assert not any(name.startswith("python_gc") for name, _ in found)
+
+
+def test_only_reading_is_allowed(client, token):
+    response = client.post("/metrics", headers={"Authorization": f"Bearer {token}"})
+
+    assert response.status_code == 405
+    assert response["Allow"] == "GET, HEAD"
