@@ -94,10 +94,13 @@ INSTALLED_APPS = [
     "apps.jobs",
     "apps.privacy",
     "apps.webhooks",
+    "apps.ops",
 ]
 
 MIDDLEWARE = [
+    "config.request_id.request_id_middleware",
     "config.health.healthz_middleware",
+    "apps.ops.metrics.metrics_middleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -538,12 +541,18 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
-# --- Logging: one line per event, key=value pairs from `extra` appended -------------------
+# --- Logging: one line per event, key=value pairs (or a JSON object) with `extra` -----------
+# `LOG_FORMAT=json` writes one JSON object per line (time, level, logger, message, request_id,
+# job and the rest of `extra`), for log collectors; the default reads well in a terminal.
+LOG_FORMAT = env_choice("LOG_FORMAT", ("keyvalue", "json"), "keyvalue")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"keyvalue": {"()": "config.logfmt.KeyValueFormatter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "keyvalue"}},
+    "formatters": {
+        "keyvalue": {"()": "config.logfmt.KeyValueFormatter"},
+        "json": {"()": "config.logfmt.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
@@ -551,3 +560,30 @@ LOGGING = {
         "httpcore": {"level": "WARNING"},
     },
 }
+
+# --- Metrics and errors -----------------------------------------------------------------------
+# `/metrics` (Prometheus) answers only requests bearing this token; without one it is 404.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+# Errors go to Sentry when a DSN is given. No personal data (addresses, cookies, users) is sent
+# unless SENTRY_SEND_PII says so; traces only at the sample rate asked for (none by default).
+SENTRY_DSN = env_str("SENTRY_DSN")
+if SENTRY_DSN:
+    import sentry_sdk
+    from sentry_sdk.integrations.django import DjangoIntegration
+
+    try:
+        _traces_sample_rate = float(env_str("SENTRY_TRACES_SAMPLE_RATE", "0"))
+    except ValueError:
+        raise ImproperlyConfigured(
+            "SENTRY_TRACES_SAMPLE_RATE must be a number from 0 to 1."
+        ) from None
+    if not 0 <= _traces_sample_rate <= 1:
+        raise ImproperlyConfigured("SENTRY_TRACES_SAMPLE_RATE must be a number from 0 to 1.")
+    sentry_sdk.init(
+        dsn=SENTRY_DSN,
+        integrations=[DjangoIntegration()],
+        environment=env_str("SENTRY_ENVIRONMENT", DJANGO_ENV),
+        release=env_str("SENTRY_RELEASE") or None,
+        send_default_pii=env_bool("SENTRY_SEND_PII", False),
+        traces_sample_rate=_traces_sample_rate,
+    )

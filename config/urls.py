@@ -29,5 +29,6 @@ urlpatterns = [
     path("hooks/stripe/", stripe_webhook, name="stripe_webhook"),
     path("", include("apps.jobs.urls")),
     path("", include("apps.webhooks.urls")),
+    path("ops/", include("apps.ops.urls")),
     path(settings.ADMIN_URL, admin.site.urls),
 ]

@@ -1,5 +1,7 @@
 """Test data made the way the app makes it (people get their personal team on sign-up)."""
 
+from datetime import datetime, timedelta
+
 import factory
 from allauth.account.models import EmailAddress
 from django.utils import timezone
@@ -15,6 +17,7 @@ from apps.accounts.models import (
 )
 from apps.accounts.services import create_team
 from apps.billing.welcome import onboard_new_user
+from apps.jobs.models import InputKind, Job, JobState
 from apps.webhooks.models import Endpoint, EventType
 
 PASSWORD = "correct-horse-battery-staple"
@@ -76,3 +79,41 @@ def make_endpoint(team: Team, url: str, events: list[str] | None = None) -> Endp
     return Endpoint.objects.create(
         team=team, url=url, events=list(EventType.values) if events is None else events
     )
+
+
+def make_job(
+    team: Team,
+    *,
+    state: JobState = JobState.QUEUED,
+    provider: str = "kie",
+    created_at: datetime | None = None,
+    waited: float | None = None,
+    took: float | None = None,
+    cost_micros: int | None = None,
+    failure_code: str = "",
+    server: str = "",
+) -> Job:
+    """A job as the pipeline leaves it in `state`, without its credits (tests of money make
+    their own ledger entries): created at `created_at`, sent `waited` seconds later (it then
+    has a task id), ended `took` seconds after that."""
+    created = created_at or timezone.now()
+    submitted = created + timedelta(seconds=waited) if waited is not None else None
+    finished = submitted + timedelta(seconds=took) if submitted and took is not None else None
+    job = Job.objects.create(
+        team=team,
+        provider=provider,
+        input_kind=InputKind.FILE if provider == "swc" else InputKind.LINK,
+        state=state,
+        credits=10,
+        task_id=f"task-{Job.objects.count() + 1}" if submitted else "",
+        provider_server=server,
+        provider_cost_micros=cost_micros,
+        failure_code=failure_code,
+        failure_message=f"Failed: {failure_code}" if failure_code else "",
+    )
+    # `created_at` is set on insert; the history a test needs is written over it.
+    Job.objects.filter(pk=job.pk).update(
+        created_at=created, submitted_at=submitted, finished_at=finished
+    )
+    job.refresh_from_db()
+    return job

@@ -152,6 +152,8 @@ class LedgerEntry(models.Model):
         ordering: ClassVar[list[str]] = ["-created_at", "-id"]
         indexes: ClassVar[list[models.Index]] = [
             models.Index(fields=["team", "-created_at", "-id"], name="ledger_team_recent"),
+            # The operations page sums captures and clawbacks over a range of days.
+            models.Index(fields=["kind", "created_at"], name="ledger_kind_created"),
         ]
         constraints: ClassVar[list[models.BaseConstraint]] = [
             models.CheckConstraint(
@@ -281,6 +283,10 @@ class TopUp(models.Model):
     class Meta:
         verbose_name = "top-up"
         ordering: ClassVar[list[str]] = ["-created_at", "-id"]
+        indexes: ClassVar[list[models.Index]] = [
+            # The operations page sums what was paid over a range of days.
+            models.Index(fields=["status", "paid_at"], name="topup_status_paid"),
+        ]
         constraints: ClassVar[list[models.BaseConstraint]] = [
             models.UniqueConstraint(
                 fields=["checkout_session_id"],

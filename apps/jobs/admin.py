@@ -1,5 +1,4 @@
 from django.contrib import admin, messages
-from django.core.cache import cache
 from django.db.models import F, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
@@ -7,22 +6,17 @@ from django.utils.translation import ngettext
 
 from apps.jobs import queue, swc_pool
 from apps.jobs.models import IN_FLIGHT_STATES, Job, JobEvent, ProviderAlert, SwcServer
-from apps.jobs.providers import get_provider
-from apps.jobs.providers.base import ProviderError
+from apps.jobs.providers import balance
 
-BALANCE_CACHE_KEY = "jobs:admin:provider-balance"
+BALANCE_WAIT_SECONDS = 2.0
 
 
 def provider_balance() -> str:
-    """The Kie account's remaining credits, for staff; cached briefly, never fatal."""
-    cached = cache.get(BALANCE_CACHE_KEY)
-    if cached is None:
-        try:
-            cached = f"{get_provider('kie').remaining_credits():,} Kie credits left"
-        except ProviderError as exc:
-            cached = f"Kie balance unavailable ({exc})"
-        cache.set(BALANCE_CACHE_KEY, cached, timeout=60)
-    return str(cached)
+    """The Kie account's remaining credits, for staff; remembered briefly, never slow."""
+    answer = balance.remaining_credits("kie", wait_seconds=BALANCE_WAIT_SECONDS)
+    if answer.credits is None:
+        return f"Kie balance unavailable ({answer.problem})"
+    return f"{answer.credits:,} Kie credits left"
 
 
 class JobEventInline(admin.TabularInline):

@@ -244,6 +244,14 @@ class Job(models.Model):
             models.Index(fields=["team", "-created_at"], name="job_team_recent"),
             models.Index(fields=["state", "next_check_at"], name="job_state_due"),
             models.Index(fields=["team", "original_sha256"], name="job_team_original"),
+            # The operations page and /metrics count jobs by when, state and provider: these
+            # answer from the index alone (PostgreSQL's index-only scans).
+            models.Index(
+                fields=["created_at", "state", "provider"], name="job_created_state_provider"
+            ),
+            models.Index(
+                fields=["state", "provider", "created_at"], name="job_state_provider_created"
+            ),
         ]
         constraints: ClassVar[list[models.BaseConstraint]] = [
             models.UniqueConstraint(

@@ -35,6 +35,7 @@ from apps import outbound
 from apps.accounts.emails import send_template, site_url
 from apps.accounts.models import MANAGER_ROLES, TeamEventKind
 from apps.accounts.services import record_team_event
+from apps.telemetry import webhook_delivered
 from apps.webhooks.models import (
     HANDED_OUT,
     RETRY_SCHEDULE,
@@ -101,6 +102,7 @@ def deliver(*, delivery_id: int) -> str | None:
     endpoint = delivery.endpoint
     if not endpoint.enabled:
         _record(delivery, token, state=DeliveryState.FAILED, error="Not sent: the endpoint is off.")
+        webhook_delivered("endpoint_off")
         return DeliveryState.FAILED
     try:
         address = vet_url(endpoint.url)
@@ -117,6 +119,7 @@ def deliver(*, delivery_id: int) -> str | None:
             failing_since=None
         )
         logger.info("webhook delivered", extra=_log(delivery, answer))
+        webhook_delivered("delivered")
         return DeliveryState.SUCCEEDED
     return _failed(delivery, token, answer)
 
@@ -313,6 +316,7 @@ def _failed(delivery: Delivery, token: str, answer: Answer) -> str:
         state, next_at = DeliveryState.FAILED, None
     _record(delivery, token, state=state, answer=answer, next_attempt_at=next_at)
     logger.warning("webhook attempt failed", extra=_log(delivery, answer))
+    webhook_delivered("retrying" if state == DeliveryState.PENDING else "gave_up")
     Endpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=True).update(failing_since=now)
     if answer.status == 410:
         disable(endpoint=endpoint, reason="The receiver answered 410 Gone: it asked us to stop.")

@@ -8,6 +8,7 @@ import pytest
 import time_machine
 from django.core import mail
 from django.utils import timezone
+from prometheus_client import REGISTRY
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from apps.accounts.models import TeamEvent, TeamEventKind
@@ -341,3 +342,19 @@ def test_old_finished_deliveries_leave_the_log_and_waiting_ones_stay(acme, recei
     assert sending.forget_old_deliveries() == 1
 
     assert sorted(Delivery.objects.values_list("pk", flat=True)) == [waiting.pk, recent.pk]
+
+
+def test_each_attempt_is_counted_for_prometheus_by_its_outcome(acme, receiver):
+    def count(outcome: str) -> float:
+        value = REGISTRY.get_sample_value("unmark_webhook_deliveries_total", {"outcome": outcome})
+        return value or 0.0
+
+    before = {outcome: count(outcome) for outcome in ("retrying", "delivered")}
+    receiver.answer(500)
+    delivery = emit_one(make_endpoint(acme, receiver.url()))
+    sending.deliver(delivery_id=delivery.pk)
+    make_due(delivery)
+    sending.deliver(delivery_id=delivery.pk)
+
+    assert count("retrying") - before["retrying"] == 1
+    assert count("delivered") - before["delivered"] == 1

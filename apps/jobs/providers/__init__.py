@@ -17,6 +17,7 @@ from django.dispatch import receiver
 from apps.jobs.models import InputKind
 from apps.jobs.providers.base import RemovalProvider
 from apps.jobs.providers.kie import KieProvider
+from apps.jobs.providers.metered import Metered
 
 
 class NoProvider(Exception):
@@ -52,7 +53,7 @@ _lock = threading.Lock()
 
 
 def get_provider(name: str) -> RemovalProvider:
-    """The provider of that name, built from settings once per process."""
+    """The provider of that name, built from settings once per process (its calls measured)."""
     if name not in REGISTRY:
         raise NoProvider(f"No removal provider is called {name!r}.")
     pid = os.getpid()
@@ -60,7 +61,7 @@ def get_provider(name: str) -> RemovalProvider:
         if any(built_pid != pid for built_pid, _ in _built):
             _built.clear()
         if (pid, name) not in _built:
-            _built[pid, name] = REGISTRY[name]()
+            _built[pid, name] = Metered(REGISTRY[name]())
         return _built[pid, name]
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from django.core.management import CommandError, call_command
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.live import free_port
 
@@ -90,6 +91,7 @@ def test_make_run_starts_the_simulators_and_the_app_talks_to_them(tmp_path):
         PORT=str(web_port),
         KIE_SIMULATOR_PORT=str(simulator_port),
         SWC_SIMULATOR_PORTS=",".join(map(str, swc_ports)),
+        METRICS_TOKEN="local-metrics-token",
     )
     log = tmp_path / "run_local.log"
     with log.open("wb") as out:
@@ -101,6 +103,10 @@ def test_make_run_starts_the_simulators_and_the_app_talks_to_them(tmp_path):
         wait_for(f"http://127.0.0.1:{web_port}/healthz", run, log)
         for port in swc_ports:
             wait_for(f"http://127.0.0.1:{port}/api/v1/get_queue_status", run, log)
+        metrics = httpx.get(
+            f"http://127.0.0.1:{web_port}/metrics",
+            headers={"Authorization": "Bearer local-metrics-token"},
+        )
         # A fresh process reading the same environment, as the worker does.
         status = subprocess.run(
             [*MANAGE, "kie_status"],
@@ -113,6 +119,12 @@ def test_make_run_starts_the_simulators_and_the_app_talks_to_them(tmp_path):
     finally:
         returncode = stop(run, signal.SIGINT)
 
+    # gunicorn's workers and the task worker share one metrics folder (multiprocess mode:
+    # no single process's Python figures), and the database's gauges are there.
+    families = {f.name: f for f in text_string_to_metric_families(metrics.text)}
+    assert "unmark_queue_depth" in families
+    assert "python_gc_objects_collected" not in families
+    assert (tmp_path / "prometheus").is_dir()
     assert status.returncode == 0, status.stderr
     assert status.stdout.splitlines() == [
         f"Endpoint: http://127.0.0.1:{simulator_port} (the local Kie simulator)",

@@ -7,6 +7,7 @@ process group makes its cluster hang; its main process must be asked to stop alo
 """
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -54,6 +55,7 @@ class Command(BaseCommand):
                 "web",
                 [
                     sys.executable, "-m", "gunicorn", "config.wsgi",
+                    "--config", str(settings.BASE_DIR / "config" / "gunicorn.py"),
                     "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4",
                     "--access-logfile", "-", "--graceful-timeout", "5", "--no-control-socket",
                 ],
@@ -70,7 +72,7 @@ class Command(BaseCommand):
             children.insert(0, Child("kie-simulator", self._simulator_argv(manage)))
         # Children read settings again: with --port, their default PUBLIC_BASE_URL (where the
         # simulator calls back) must name the port the web server really listens on.
-        env = {**os.environ, "PORT": str(port)}
+        env = {**os.environ, "PORT": str(port), **self._metrics_env()}
         for child in children:
             child.start(env)
 
@@ -87,6 +89,16 @@ class Command(BaseCommand):
             )
         )
         self._supervise(children)
+
+    def _metrics_env(self) -> dict[str, str]:
+        """The web server's and the worker's metrics, added up on /metrics: both write to one
+        folder, emptied first (what a stopped run wrote is not this run's)."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            return {}
+        folder = settings.VAR_DIR / "prometheus"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        return {"PROMETHEUS_MULTIPROC_DIR": str(folder)}
 
     def _simulator_argv(self, manage: list[str]) -> list[str]:
         argv = [*manage, "kie_simulator", "--port", str(settings.KIE_SIMULATOR_PORT)]

@@ -1,0 +1,24 @@
+# Index-only: the operations page's and /metrics' aggregate queries.
+
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("jobs", "0010_job_provider_cost_micros"),
+    ]
+
+    operations = [
+        migrations.AddIndex(
+            model_name="job",
+            index=models.Index(
+                fields=["created_at", "state", "provider"], name="job_created_state_provider"
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="job",
+            index=models.Index(
+                fields=["state", "provider", "created_at"], name="job_state_provider_created"
+            ),
+        ),
+    ]

@@ -1,0 +1,604 @@
+"""The figures of the operations page, built once per request by `build(period)`: the page and
+its CSV export both render what this returns.
+
+Every figure is an aggregate query over indexed columns (jobs by `created_at`, `state` and
+`provider`; the ledger by `kind` and `created_at`; top-ups by `status` and `paid_at`), so the
+page stays fast with hundreds of thousands of jobs. Jobs are counted by when they were created
+(a video belongs to the day it was submitted, whatever happened to it later), money by when
+it moved. All times are UTC.
+
+Waiting is the time from a video's creation to its (last) send to a provider, processing the
+time from that send to its end; percentiles are PostgreSQL's `percentile_cont`, and the same
+definition (linear interpolation between the two nearest values) computed here on SQLite.
+
+On PostgreSQL the figures are read in one transaction with a larger `work_mem`: grouping
+100,000 rows by day then hashes in memory instead of sorting on disk.
+"""
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any, cast
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import (
+    BigIntegerField,
+    Count,
+    ExpressionWrapper,
+    F,
+    Max,
+    Min,
+    Q,
+    QuerySet,
+    Sum,
+)
+from django.db.models.functions import Trunc
+from django.utils import timezone
+
+from apps.billing.models import EntryKind, LedgerEntry, TopUp, TopUpStatus, Wallet
+from apps.jobs import swc_pool
+from apps.jobs.models import IN_FLIGHT_STATES, Job, JobState, ProviderAlert, SwcServer
+from apps.jobs.providers import REGISTRY, balance
+
+# A range longer than this is shown by day, a shorter one by hour.
+HOURLY_UP_TO = timedelta(days=2)
+LONGEST_RANGE = timedelta(days=366)
+# How long the page waits for the Kie balance before saying it is unknown.
+KIE_BALANCE_WAIT_SECONDS = 0.5
+SUCCEEDED = (JobState.SUCCEEDED, JobState.EXPIRED)  # an expired job succeeded, then aged
+ENDED = (*SUCCEEDED, JobState.FAILED)
+MICROS_PER_CENT = 10_000
+TOP_FAILURES = 10
+
+
+@dataclass(frozen=True)
+class Period:
+    """Whole UTC days, `first` to `last` included."""
+
+    first: date
+    last: date
+
+    @classmethod
+    def last_days(cls, days: int, *, today: date | None = None) -> "Period":
+        today = today or timezone.now().astimezone(UTC).date()
+        return cls(today - timedelta(days=days - 1), today)
+
+    @property
+    def start(self) -> datetime:
+        return datetime.combine(self.first, time.min, tzinfo=UTC)
+
+    @property
+    def end(self) -> datetime:
+        return datetime.combine(self.last + timedelta(days=1), time.min, tzinfo=UTC)
+
+    @property
+    def bucket(self) -> str:
+        return "hour" if self.end - self.start <= HOURLY_UP_TO else "day"
+
+    @property
+    def step(self) -> timedelta:
+        return timedelta(hours=1) if self.bucket == "hour" else timedelta(days=1)
+
+    @property
+    def hours(self) -> float:
+        return (self.end - self.start).total_seconds() / 3600
+
+    def buckets(self) -> list[datetime]:
+        count = int((self.end - self.start) / self.step)
+        return [self.start + i * self.step for i in range(count)]
+
+    def label(self, moment: datetime) -> str:
+        return f"{moment:%d %b %H:00}" if self.bucket == "hour" else f"{moment:%d %b}"
+
+
+# --- Percentiles ------------------------------------------------------------------------------
+def percentile_cont(values: Sequence[float], fraction: float) -> float | None:
+    """The same as PostgreSQL's `percentile_cont` for sorted `values` (None when empty)."""
+    if not values:
+        return None
+    position = fraction * (len(values) - 1)
+    low, high = math.floor(position), math.ceil(position)
+    return values[low] + (values[high] - values[low]) * (position - low)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Waiting and processing of the videos of one group (a provider, a time bucket, all)."""
+
+    count: int = 0
+    wait_p50: float | None = None
+    wait_p95: float | None = None
+    work_p50: float | None = None
+    work_p95: float | None = None
+
+    @classmethod
+    def of(cls, waits: list[float], works: list[float]) -> "Timing":
+        waits.sort()
+        works.sort()
+        return cls(
+            len(waits),
+            percentile_cont(waits, 0.5),
+            percentile_cont(waits, 0.95),
+            percentile_cont(works, 0.5),
+            percentile_cont(works, 0.95),
+        )
+
+
+@dataclass
+class Timings:
+    overall: Timing
+    by_provider: dict[str, Timing]
+    by_bucket: dict[datetime, Timing]
+
+
+# On PostgreSQL the three groupings come from one scan (GROUPING SETS); each percentile pair
+# from one sort.
+_TIMINGS_SQL = """
+SELECT GROUPING(provider), GROUPING(bucket), provider, bucket, COUNT(*),
+    PERCENTILE_CONT(ARRAY[0.5, 0.95]) WITHIN GROUP (
+        ORDER BY EXTRACT(EPOCH FROM submitted_at - created_at)),
+    PERCENTILE_CONT(ARRAY[0.5, 0.95]) WITHIN GROUP (
+        ORDER BY EXTRACT(EPOCH FROM finished_at - submitted_at))
+FROM ({jobs}) AS ended (provider, bucket, created_at, submitted_at, finished_at)
+GROUP BY GROUPING SETS ((), (provider), (bucket))
+"""
+
+
+def timings(jobs: QuerySet[Job], *, bucket: Any) -> Timings:
+    """Waiting and processing percentiles of `jobs` (which must have been sent and have
+    ended): overall, per provider and per `bucket` (a `Trunc` of `created_at`)."""
+    rows = (
+        jobs.annotate(bucket=bucket)
+        .order_by()
+        .values_list("provider", "bucket", "created_at", "submitted_at", "finished_at")
+    )
+    result = Timings(Timing(), {}, {})
+    if connection.vendor == "postgresql":
+        # `inner` is Django's own SQL for the queryset; every value in it travels in `params`.
+        inner, params = rows.query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(_TIMINGS_SQL.format(jobs=inner), params)
+            for all_providers, all_buckets, provider, moment, count, wait, work in cursor:
+                timing = Timing(count, *(wait or (None, None)), *(work or (None, None)))
+                if all_providers and all_buckets:
+                    result.overall = timing
+                elif all_buckets:
+                    result.by_provider[provider] = timing
+                else:
+                    # The database's UTC wall time, without its zone.
+                    result.by_bucket[moment.replace(tzinfo=UTC)] = timing
+        return result
+    # Elsewhere (SQLite), the durations come back and are ranked here: slower, same answer.
+    waits: dict[tuple[str, object], list[float]] = defaultdict(list)
+    works: dict[tuple[str, object], list[float]] = defaultdict(list)
+    for provider, moment, created, submitted, finished in rows.iterator(chunk_size=5000):
+        # Never None: the caller's filter keeps only jobs that were sent and ended.
+        sent, ended = cast(datetime, submitted), cast(datetime, finished)
+        wait, work = (sent - created).total_seconds(), (ended - sent).total_seconds()
+        for key in (("all", None), ("provider", provider), ("bucket", moment)):
+            waits[key].append(wait)
+            works[key].append(work)
+    for (kind, value), wait_values in waits.items():
+        timing = Timing.of(wait_values, works[kind, value])
+        if kind == "all":
+            result.overall = timing
+        elif kind == "provider":
+            result.by_provider[str(value)] = timing
+        else:
+            result.by_bucket[cast(datetime, value)] = timing
+    return result
+
+
+# --- The figures ------------------------------------------------------------------------------
+@dataclass
+class Series:
+    """Counts or amounts per time bucket, under one name."""
+
+    name: str
+    values: list[float]
+
+    @property
+    def total(self) -> float:
+        return sum(self.values)
+
+
+@dataclass(frozen=True)
+class Failure:
+    code: str
+    count: int
+    example: str
+
+
+@dataclass(frozen=True)
+class Waiting:
+    provider: str
+    queued: int
+    oldest_created_at: datetime | None
+    in_flight: int
+
+    @property
+    def oldest_seconds(self) -> float | None:
+        if self.oldest_created_at is None:
+            return None
+        return max((timezone.now() - self.oldest_created_at).total_seconds(), 0.0)
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    status: str  # "busy", "idle", "down" or "removed" (no longer in SWC_SERVERS)
+    busy: int
+    done: int
+    per_hour: float
+    down_reason: str
+
+
+@dataclass(frozen=True)
+class ProviderSpend:
+    provider: str
+    micros: int
+    priced: int
+    unpriced: int
+
+
+@dataclass
+class Money:
+    """Cash in (top-ups), out (provider spend) and what the videos earned, in micro-dollars."""
+
+    topups: int
+    topups_micros: int
+    clawbacks_micros: int
+    used_credits: int
+    spend: list[ProviderSpend]
+
+    @property
+    def net_topups_micros(self) -> int:
+        return self.topups_micros - self.clawbacks_micros
+
+    @property
+    def used_micros(self) -> int:
+        return self.used_credits * micros_per_credit()
+
+    @property
+    def spend_micros(self) -> int:
+        return sum(row.micros for row in self.spend)
+
+    @property
+    def unpriced(self) -> int:
+        """Videos that reached a provider whose cost nobody recorded: spend is a floor."""
+        return sum(row.unpriced for row in self.spend)
+
+    @property
+    def cash_margin_micros(self) -> int:
+        return self.net_topups_micros - self.spend_micros
+
+    @property
+    def video_margin_micros(self) -> int:
+        return self.used_micros - self.spend_micros
+
+
+@dataclass(frozen=True)
+class Outstanding:
+    """Credits teams hold and have not spent: balances (free grants included), of which `held`
+    are reserved by videos in progress."""
+
+    balance: int
+    held: int
+
+    @property
+    def micros(self) -> int:
+        return self.balance * micros_per_credit()
+
+
+@dataclass
+class Figures:
+    period: Period
+    buckets: list[datetime]
+    by_state: list[Series]
+    by_provider: list[Series]
+    success_rate: list[float | None]
+    failures: list[Failure]
+    timing: Timing
+    timing_by_provider: dict[str, Timing]
+    timing_by_bucket: list[Timing]
+    waiting: list[Waiting]
+    pool: list[Server]
+    money: Money
+    revenue: Series
+    spend: Series
+    outstanding: Outstanding
+    kie_balance: balance.Balance
+    alerts: list[ProviderAlert]
+    generated_at: datetime = field(default_factory=timezone.now)
+
+    @property
+    def videos(self) -> int:
+        return int(sum(series.total for series in self.by_state))
+
+    def count_in(self, *states: str) -> int:
+        return int(sum(s.total for s in self.by_state if s.name in states))
+
+    @property
+    def succeeded(self) -> int:
+        return self.count_in(*SUCCEEDED)
+
+    @property
+    def failed(self) -> int:
+        return self.count_in(JobState.FAILED)
+
+    @property
+    def overall_success_rate(self) -> float | None:
+        ended = self.succeeded + self.failed
+        return self.succeeded / ended if ended else None
+
+    @property
+    def labels(self) -> list[str]:
+        return [self.period.label(moment) for moment in self.buckets]
+
+    def rows(self) -> Iterator[tuple[str, str, str, object]]:
+        """Every figure as (section, subject, measure, value): the CSV export."""
+        yield ("range", "utc", "first_day", self.period.first.isoformat())
+        yield ("range", "utc", "last_day", self.period.last.isoformat())
+        yield ("range", "utc", "bucket", self.period.bucket)
+        by = {"videos_by_state": self.by_state, "videos_by_provider": self.by_provider}
+        for section, all_series in by.items():
+            for series in all_series:
+                for moment, value in zip(self.buckets, series.values, strict=True):
+                    yield (section, moment.isoformat(), series.name, int(value))
+        yield ("outcomes", "all", "videos", self.videos)
+        yield ("outcomes", "all", "succeeded", self.succeeded)
+        yield ("outcomes", "all", "failed", self.failed)
+        yield ("outcomes", "all", "success_rate", _rounded(self.overall_success_rate, 4))
+        for moment, rate in zip(self.buckets, self.success_rate, strict=True):
+            yield ("success_rate", moment.isoformat(), "success_rate", _rounded(rate, 4))
+        for failure in self.failures:
+            yield ("failures", failure.code or "(none)", "videos", failure.count)
+        for name, timing in [("all", self.timing), *self.timing_by_provider.items()]:
+            yield ("timings", name, "videos", timing.count)
+            for measure in ("wait_p50", "wait_p95", "work_p50", "work_p95"):
+                yield ("timings", name, f"{measure}_seconds", _rounded(getattr(timing, measure), 3))
+        for row in self.waiting:
+            yield ("queue", row.provider, "waiting", row.queued)
+            yield ("queue", row.provider, "oldest_wait_seconds", _rounded(row.oldest_seconds, 1))
+            yield ("queue", row.provider, "in_flight", row.in_flight)
+        for server in self.pool:
+            yield ("swc_pool", server.url, "status", server.status)
+            yield ("swc_pool", server.url, "busy", server.busy)
+            yield ("swc_pool", server.url, "videos_done", server.done)
+            yield ("swc_pool", server.url, "videos_per_hour", _rounded(server.per_hour, 3))
+        money = self.money
+        yield ("money", "topups", "count", money.topups)
+        yield ("money", "topups", "usd", usd(money.topups_micros))
+        yield ("money", "refunds_and_disputes", "usd", usd(money.clawbacks_micros))
+        yield ("money", "net_topups", "usd", usd(money.net_topups_micros))
+        yield ("money", "credits_used", "credits", money.used_credits)
+        yield ("money", "credits_used", "usd", usd(money.used_micros))
+        for spend in money.spend:
+            yield ("money", f"spend_{spend.provider}", "usd", usd(spend.micros))
+            yield ("money", f"spend_{spend.provider}", "videos_without_cost", spend.unpriced)
+        yield ("money", "spend", "usd", usd(money.spend_micros))
+        yield ("money", "margin_on_topups", "usd", usd(money.cash_margin_micros))
+        yield ("money", "margin_on_videos", "usd", usd(money.video_margin_micros))
+        yield ("credits_outstanding", "all_teams", "credits", self.outstanding.balance)
+        yield ("credits_outstanding", "all_teams", "held_credits", self.outstanding.held)
+        yield ("credits_outstanding", "all_teams", "usd", usd(self.outstanding.micros))
+        kie = self.kie_balance.credits
+        yield ("kie_balance", "kie", "credits", "unknown" if kie is None else kie)
+        for alert in self.alerts:
+            yield (
+                "open_alerts",
+                f"{alert.provider}:{alert.kind}",
+                "occurrences",
+                alert.occurrences,
+            )
+
+
+def micros_per_credit() -> int:
+    return int(settings.USD_PER_CREDIT * 1_000_000)
+
+
+def usd(micros: int) -> Decimal:
+    """Micro-dollars as dollars and cents (rounded half away from zero, as money is)."""
+    return (Decimal(micros) / 1_000_000).quantize(Decimal("0.01"))
+
+
+def _rounded(value: float | None, digits: int) -> object:
+    return "" if value is None else round(value, digits)
+
+
+def build(period: Period) -> Figures:
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL work_mem = '32MB'")
+        return _build(period)
+
+
+def _build(period: Period) -> Figures:
+    jobs = Job.objects.filter(created_at__gte=period.start, created_at__lt=period.end)
+    buckets = period.buckets()
+    bucket = Trunc("created_at", period.bucket, tzinfo=UTC)
+
+    by_state: dict[str, list[float]] = {}
+    by_provider: dict[str, list[float]] = {}
+    spend_by_bucket = [0.0] * len(buckets)
+    spend: dict[str, ProviderSpend] = {}
+    position = {moment: i for i, moment in enumerate(buckets)}
+    # One pass over the range gives the counts and what the videos cost (a cost is recorded
+    # when a provider finishes; a video that reached one and ended without it is "unpriced").
+    counts = (
+        jobs.annotate(bucket=bucket)
+        .order_by()
+        .values("bucket", "state", "provider")
+        .annotate(
+            n=Count("id"),
+            micros=Sum("provider_cost_micros"),
+            priced=Count("provider_cost_micros"),
+            unpriced=Count("id", filter=Q(task_id__gt="", provider_cost_micros__isnull=True)),
+        )
+    )
+    for row in counts:
+        i, provider = position[row["bucket"]], row["provider"]
+        by_state.setdefault(row["state"], [0] * len(buckets))[i] += row["n"]
+        by_provider.setdefault(provider, [0] * len(buckets))[i] += row["n"]
+        spend_by_bucket[i] += (row["micros"] or 0) / 1_000_000
+        known = spend.get(provider, ProviderSpend(provider, 0, 0, 0))
+        spend[provider] = ProviderSpend(
+            provider,
+            known.micros + (row["micros"] or 0),
+            known.priced + row["priced"],
+            known.unpriced + (row["unpriced"] if row["state"] in ENDED else 0),
+        )
+    states = [Series(state, by_state[state]) for state in JobState.values if state in by_state]
+
+    success_rate: list[float | None] = []
+    for i in range(len(buckets)):
+        good = sum(by_state.get(state, [0] * len(buckets))[i] for state in SUCCEEDED)
+        bad = by_state.get(JobState.FAILED, [0] * len(buckets))[i]
+        success_rate.append(good / (good + bad) if good + bad else None)
+
+    failures = [
+        Failure(row["failure_code"], row["n"], row["example"])
+        for row in jobs.filter(state=JobState.FAILED)
+        .order_by()
+        .values("failure_code")
+        .annotate(n=Count("id"), example=Max("failure_message"))
+        .order_by("-n", "failure_code")[:TOP_FAILURES]
+    ]
+
+    ended = jobs.filter(state__in=ENDED, submitted_at__isnull=False, finished_at__isnull=False)
+    timed = timings(ended, bucket=bucket)
+
+    return Figures(
+        period=period,
+        buckets=buckets,
+        by_state=states,
+        by_provider=[Series(name, values) for name, values in sorted(by_provider.items())],
+        success_rate=success_rate,
+        failures=failures,
+        timing=timed.overall,
+        timing_by_provider=dict(sorted(timed.by_provider.items())),
+        timing_by_bucket=[timed.by_bucket.get(moment, Timing()) for moment in buckets],
+        waiting=_waiting(),
+        pool=_pool(jobs, period),
+        money=_money(period, [spend[name] for name in sorted(spend)]),
+        revenue=_revenue(period, position),
+        spend=Series("Provider spend ($)", spend_by_bucket),
+        outstanding=_outstanding(),
+        kie_balance=balance.remaining_credits("kie", wait_seconds=KIE_BALANCE_WAIT_SECONDS),
+        alerts=list(ProviderAlert.objects.filter(resolved_at__isnull=True)),
+    )
+
+
+def _waiting() -> list[Waiting]:
+    """The queue now, per provider: jobs waiting to be sent, the oldest of them, and jobs with
+    the provider (sending, processing, saving)."""
+    rows = (
+        Job.objects.filter(state__in=IN_FLIGHT_STATES)
+        .order_by()
+        .values("provider")
+        .annotate(
+            queued=Count("id", filter=Q(state=JobState.QUEUED)),
+            oldest=Min("created_at", filter=Q(state=JobState.QUEUED)),
+            in_flight=Count("id", filter=~Q(state=JobState.QUEUED)),
+        )
+    )
+    found: dict[str, dict[str, Any]] = {row["provider"]: dict(row) for row in rows}
+    empty = {"queued": 0, "oldest": None, "in_flight": 0}
+    return [
+        Waiting(name, row["queued"], row["oldest"], row["in_flight"])
+        for name in sorted({*REGISTRY, *found})
+        for row in [found.get(name, empty)]
+    ]
+
+
+def _pool(jobs: QuerySet[Job], period: Period) -> list[Server]:
+    busy = dict(
+        Job.objects.filter(provider=swc_pool.PROVIDER, state__in=swc_pool.ACTIVE_STATES)
+        .order_by()
+        .values_list("provider_server")
+        .annotate(n=Count("id"))
+    )
+    done = dict(
+        jobs.filter(provider=swc_pool.PROVIDER, state__in=SUCCEEDED)
+        .order_by()
+        .values_list("provider_server")
+        .annotate(n=Count("id"))
+    )
+    configured = set(swc_pool.configured_urls())
+    servers = []
+    for server in SwcServer.objects.all():
+        if server.url not in configured:
+            status = "removed"
+        elif not server.healthy:
+            status = "down"
+        else:
+            status = "busy" if busy.get(server.url) else "idle"
+        count = done.get(server.url, 0)
+        servers.append(
+            Server(
+                server.url,
+                status,
+                busy.get(server.url, 0),
+                count,
+                count / period.hours,
+                server.down_reason,
+            )
+        )
+    return servers
+
+
+def _clawback_micros() -> Any:
+    # A clawback takes back credits; its money is their share of the top-up's price.
+    return ExpressionWrapper(
+        -F("amount") * F("topup__amount_cents") * MICROS_PER_CENT / F("topup__credits"),
+        output_field=BigIntegerField(),
+    )
+
+
+def _money(period: Period, spend: list[ProviderSpend]) -> Money:
+    paid = TopUp.objects.filter(
+        status=TopUpStatus.PAID, paid_at__gte=period.start, paid_at__lt=period.end
+    ).aggregate(count=Count("id"), cents=Sum("amount_cents"))
+    entries = LedgerEntry.objects.filter(created_at__gte=period.start, created_at__lt=period.end)
+    clawed = entries.filter(kind=EntryKind.CLAWBACK).aggregate(micros=Sum(_clawback_micros()))
+    used = entries.filter(kind=EntryKind.CAPTURE).aggregate(credits=Sum("amount"))
+    return Money(
+        topups=paid["count"],
+        topups_micros=(paid["cents"] or 0) * MICROS_PER_CENT,
+        clawbacks_micros=clawed["micros"] or 0,
+        used_credits=-(used["credits"] or 0),
+        spend=spend,
+    )
+
+
+def _revenue(period: Period, position: dict[datetime, int]) -> Series:
+    values = [0.0] * len(position)
+    rows = (
+        TopUp.objects.filter(
+            status=TopUpStatus.PAID, paid_at__gte=period.start, paid_at__lt=period.end
+        )
+        .annotate(bucket=Trunc("paid_at", period.bucket, tzinfo=UTC))
+        .order_by()
+        .values("bucket")
+        .annotate(cents=Sum("amount_cents"))
+    )
+    for row in rows:
+        values[position[row["bucket"]]] += row["cents"] * MICROS_PER_CENT / 1_000_000
+    return Series("Top-ups paid ($)", values)
+
+
+def _outstanding() -> Outstanding:
+    totals = Wallet.objects.aggregate(balance=Sum("balance"), held=Sum("held"))
+    return Outstanding(totals["balance"] or 0, totals["held"] or 0)
+
+
+def flatten(rows: Iterable[tuple[str, str, str, object]]) -> Iterator[list[str]]:
+    """CSV lines of `Figures.rows()`, with a header."""
+    yield ["section", "subject", "measure", "value"]
+    for row in rows:
+        yield [str(cell) for cell in row]
