@@ -346,6 +346,16 @@ class TeamEventKind(models.TextChoices):
     MFA_OPTIONAL = "mfa_optional", "Two-factor no longer required"
 
 
+# Kinds of event that higher apps record in the log (API keys made and revoked…), with their
+# labels. They are not the field's choices: a new app must not need a migration of this one.
+_REGISTERED_KINDS: dict[str, str] = {}
+
+
+def register_event_kinds(kinds: list[tuple[str, str]]) -> None:
+    """Lets a higher app record its own kinds of event (called from its `AppConfig.ready`)."""
+    _REGISTERED_KINDS.update(kinds)
+
+
 class TeamEvent(models.Model):
     """One line of a team's audit log. Append-only.
 
@@ -371,3 +381,7 @@ class TeamEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} in {self.team}"
+
+    def get_kind_display(self) -> str:
+        labels = dict(TeamEventKind.choices) | _REGISTERED_KINDS
+        return labels.get(self.kind, self.kind)

@@ -33,7 +33,7 @@ class ActionRefused(Exception):
 def record_team_event(
     *,
     team: Team,
-    kind: TeamEventKind,
+    kind: str,  # a TeamEventKind, or a kind a higher app registered
     actor: User | None = None,
     subject_email: str = "",
     detail: str = "",
