@@ -327,9 +327,10 @@ PROVIDER_PROBE_SECONDS = env_int("PROVIDER_PROBE_SECONDS", 15, minimum=1)
 if PRODUCTION:
     API_KEY_HASH_KEY = env_required("API_KEY_HASH_KEY")
 else:
-    API_KEY_HASH_KEY = env_str("API_KEY_HASH_KEY") or hmac.new(
-        SECRET_KEY.encode(), b"unmark.api-key-hash", hashlib.sha256
-    ).hexdigest()
+    API_KEY_HASH_KEY = (
+        env_str("API_KEY_HASH_KEY")
+        or hmac.new(SECRET_KEY.encode(), b"unmark.api-key-hash", hashlib.sha256).hexdigest()
+    )
 # Requests per key per minute; more are answered 429 with Retry-After.
 API_RATE_PER_MINUTE = env_int("API_RATE_PER_MINUTE", 120, minimum=1)
 # How long the answer to a POST with an Idempotency-Key is kept (at least a day).

@@ -106,4 +106,5 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponseBase:
 def _request_too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponseBase:
     return too_big().response()
 
+
 api.add_router("", router)

@@ -51,7 +51,5 @@ def guard(run: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBas
     return guarded
 
 
-
-
 def too_big() -> Problem:
     return Problem(413, "request-too-large", "Request too large", "The request body is too large.")

@@ -97,10 +97,7 @@ def find_principal(raw_key: str) -> Principal | None:
     if not raw_key.startswith((LIVE_PREFIX, TEST_PREFIX)) or len(raw_key) > 200:
         return None
     key = (
-        ApiKey.objects.live()
-        .select_related("team")
-        .filter(prefix=raw_key[:PREFIX_LENGTH])
-        .first()
+        ApiKey.objects.live().select_related("team").filter(prefix=raw_key[:PREFIX_LENGTH]).first()
     )
     if key is None or not hmac.compare_digest(key.digest, digest(raw_key)):
         return None
@@ -114,6 +111,8 @@ def principal_for_key(key_id: int) -> Principal | None:
 
 
 def _acting_as_maker(key: ApiKey) -> Principal | None:
+    if key.created_by_id is None:  # its maker deleted their account
+        return None
     membership = (
         Membership.objects.active()
         .select_related("team", "user")

@@ -40,9 +40,7 @@ class Problem(Exception):
         if self.detail:
             document["detail"] = self.detail
         document.update(self.extra)
-        response = HttpResponse(
-            json.dumps(document), status=self.status, content_type=CONTENT_TYPE
-        )
+        response = HttpResponse(json.dumps(document), status=self.status, content_type=CONTENT_TYPE)
         for name, value in self.headers.items():
             response[name] = value
         return response

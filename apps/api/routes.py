@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponseBase
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
-from ninja import File, Form, Query, Router
+from ninja import File, Form, Query, Router, Status
 from ninja.files import UploadedFile
 
 from apps.api import schemas
@@ -142,7 +142,7 @@ def _get_job(principal: Principal, job_id: UUID) -> Job:
     summary="Create jobs from links or uploaded files",
     url_name="create_jobs",
 )
-def create_jobs(request: HttpRequest, body: schemas.JobsIn) -> tuple[int, dict[str, Any]]:
+def create_jobs(request: HttpRequest, body: schemas.JobsIn) -> Status[dict[str, Any]]:
     """One job per Sora share link and per uploaded file (see `POST /uploads`), holding 10
     credits each, all or nothing. Any item that cannot be used refuses the whole request
     (`invalid-items`, with a message per item); nothing is created or charged then."""
@@ -161,9 +161,9 @@ def create_jobs(request: HttpRequest, body: schemas.JobsIn) -> tuple[int, dict[s
             )
         else:
             links[link] = item
-    found = Upload.objects.filter(
-        team_id=principal.team_id, public_id__in=body.uploads
-    ).in_bulk(field_name="public_id")
+    found = Upload.objects.filter(team_id=principal.team_id, public_id__in=body.uploads).in_bulk(
+        field_name="public_id"
+    )
     uploads: list[tuple[str, Upload]] = []
     for index, upload_id in enumerate(body.uploads):
         item = f"uploads[{index}]"
@@ -189,7 +189,7 @@ def create_jobs_from_files(
     request: HttpRequest,
     files: File[list[UploadedFile]],
     again: Form[bool] = False,
-) -> tuple[int, dict[str, Any]]:
+) -> Status[dict[str, Any]]:
     """Sends the files in this request (multipart/form-data, field `files`, up to
     `UPLOAD_MAX_FILES`, each streamed to disk and checked) and creates their jobs at once.
     For large files use `POST /uploads`. A refused file refuses the whole request."""
@@ -263,12 +263,10 @@ def _submit(
     uploads: Sequence[tuple[str, Upload]],
     again: bool,
     duplicates: list[dict[str, str]],
-) -> tuple[int, dict[str, Any]]:
+) -> Status[dict[str, Any]]:
     """Holds and creates, all or nothing, answering refusals as the dashboard words them."""
     team = principal.membership.team
-    item_of = {link: item for link, item in links.items()} | {
-        upload.sha256: item for item, upload in uploads
-    }
+    item_of = dict(links) | {upload.sha256: item for item, upload in uploads}
     new_links, new_uploads = list(links), [upload for _, upload in uploads]
     already: list[services.AlreadyCleaned] = []
     if not again:
@@ -293,7 +291,7 @@ def _submit(
             raise _invalid_items(
                 [{"item": "request", "message": "Send video files, or Sora share links."}]
             )
-        return 200, answer
+        return Status(200, answer)
     count = len(new_links) + len(new_uploads)
     try:
         jobs = services.submit_jobs(
@@ -325,7 +323,7 @@ def _submit(
     for job in jobs:
         job.created_by = principal.membership.user
     answer["jobs"] = [job_out(job) for job in jobs]
-    return 201, answer
+    return Status(201, answer)
 
 
 @router.get(
@@ -435,7 +433,7 @@ def _upload_signer() -> signing.TimestampSigner:
     summary="Ask where to upload a large file",
     url_name="upload_ticket",
 )
-def upload_ticket(request: HttpRequest) -> tuple[int, dict[str, Any]]:
+def upload_ticket(request: HttpRequest) -> Status[dict[str, Any]]:
     """Step 1 of 3 for large files: where to POST one file (straight to the storage bucket
     when the service uses S3). Step 2: POST it there as multipart/form-data, `fields` first,
     the file in `file_field`; its answer, or `confirm_url` when given, holds the upload's
@@ -451,15 +449,18 @@ def upload_ticket(request: HttpRequest) -> tuple[int, dict[str, Any]]:
         ticket = _upload_signer().sign(str(principal.key.pk))
         url = request.build_absolute_uri(reverse("api:receive_upload"))
         fields, confirm = {"ticket": ticket}, None
-    return 201, {
-        "method": "POST",
-        "url": url,
-        "fields": fields,
-        "file_field": "file",
-        "confirm_url": confirm,
-        "ticket": ticket,
-        "expires_in": settings.UPLOAD_PRESIGN_SECONDS,
-    }
+    return Status(
+        201,
+        {
+            "method": "POST",
+            "url": url,
+            "fields": fields,
+            "file_field": "file",
+            "confirm_url": confirm,
+            "ticket": ticket,
+            "expires_in": settings.UPLOAD_PRESIGN_SECONDS,
+        },
+    )
 
 
 @router.post(
@@ -471,7 +472,7 @@ def upload_ticket(request: HttpRequest) -> tuple[int, dict[str, Any]]:
 )
 def receive_upload(
     request: HttpRequest, ticket: Form[str], file: File[UploadedFile]
-) -> tuple[int, dict[str, Any]]:
+) -> Status[dict[str, Any]]:
     """Streams the file to disk (never into memory) and checks it; the ticket stands in for
     the API key, like a presigned POST to a bucket."""
     if refusals := request_refusals(request):
@@ -494,7 +495,7 @@ def receive_upload(
         staged = stage_received_file(membership=principal.membership, uploaded=file)
     except MediaRefused as exc:
         raise _invalid_items([{"item": "file", "message": exc.message}]) from None
-    return 201, upload_out(staged)
+    return Status(201, upload_out(staged))
 
 
 @router.post(
@@ -503,7 +504,7 @@ def receive_upload(
     summary="Step 2b with S3: check the file uploaded to the bucket",
     url_name="confirm_upload",
 )
-def confirm_upload(request: HttpRequest, body: schemas.ConfirmIn) -> tuple[int, dict[str, Any]]:
+def confirm_upload(request: HttpRequest, body: schemas.ConfirmIn) -> Status[dict[str, Any]]:
     if not direct_to_bucket():
         raise not_found("Uploads answer with their id themselves here; nothing to confirm.")
     principal = _principal(request)
@@ -513,7 +514,7 @@ def confirm_upload(request: HttpRequest, body: schemas.ConfirmIn) -> tuple[int, 
         )
     except MediaRefused as exc:
         raise _invalid_items([{"item": "file", "message": exc.message}]) from None
-    return 201, upload_out(staged)
+    return Status(201, upload_out(staged))
 
 
 def upload_out(upload: Upload) -> dict[str, Any]:
