@@ -50,7 +50,7 @@ from apps.jobs.views import (
 )
 
 router = Router()
-router.add_decorator(guard, mode="operation")
+router.add_decorator(guard, mode="view")  # around the whole operation, auth included
 
 ERRORS = frozenset({400, 401, 402, 403, 404, 409, 413, 422, 429, 503})
 DEFAULT_PAGE = 50
