@@ -81,10 +81,10 @@ def test_keys_are_per_team(acme, alice, charlie, acme_api):
 def test_a_request_still_running_tells_the_next_to_retry(acme, acme_api):
     fund(acme, 100)
     IdempotentRequest.objects.create(team=acme, key="busy", fingerprint="?")
-    from apps.api.idempotency import fingerprint
-
     # The same fingerprint as the request below, as if it were running now.
     from django.test import RequestFactory
+
+    from apps.api.idempotency import fingerprint
 
     request = RequestFactory().post(
         "/api/v1/jobs", '{"links": []}', content_type="application/json"
