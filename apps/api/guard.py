@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponseBase
 from apps.api import idempotency, ratelimit
 from apps.api.keys import principal_of
 from apps.api.problems import Problem
+from apps.jobs.uploads import request_refusals
 
 
 def guard(run: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
@@ -18,6 +19,8 @@ def guard(run: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBas
 
     @functools.wraps(run)
     def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if refused := _upload_refused(request):
+            return refused.response()
         principal = principal_of(request)
         if principal is None:  # Ninja answers 401, or the operation needs no key
             return run(request, *args, **kwargs)
@@ -49,6 +52,17 @@ def guard(run: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBas
             return too_big().response()
 
     return guarded
+
+
+def _upload_refused(request: HttpRequest) -> Problem | None:
+    """A file the upload handler stopped while it arrived (too large, too many) refuses the
+    whole request, before anything looks at what did arrive."""
+    if request.method != "POST" or request.content_type != "multipart/form-data":
+        return None
+    request.FILES  # noqa: B018  # streams the files to disk, through CappedUploadHandler
+    if refusals := request_refusals(request):
+        return Problem(413, "upload-too-large", "Upload refused", refusals[0].message)
+    return None
 
 
 def too_big() -> Problem:

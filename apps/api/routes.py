@@ -36,7 +36,6 @@ from apps.jobs.uploads import (
     direct_to_bucket,
     discard,
     presigned_post,
-    request_refusals,
     stage_received_file,
     stage_stored_object,
 )
@@ -194,8 +193,6 @@ def create_jobs_from_files(
     `UPLOAD_MAX_FILES`, each streamed to disk and checked) and creates their jobs at once.
     For large files use `POST /uploads`. A refused file refuses the whole request."""
     principal = _principal(request)
-    if refusals := request_refusals(request):
-        raise Problem(413, "upload-too-large", "Upload refused", refusals[0].message)
     if not accepts(InputKind.FILE):
         raise Problem(409, "files-not-accepted", "Files not accepted", NO_FILES_MESSAGE)
     if len(files) > settings.UPLOAD_MAX_FILES:
@@ -475,8 +472,6 @@ def receive_upload(
 ) -> Status[dict[str, Any]]:
     """Streams the file to disk (never into memory) and checks it; the ticket stands in for
     the API key, like a presigned POST to a bucket."""
-    if refusals := request_refusals(request):
-        raise Problem(413, "upload-too-large", "Upload refused", refusals[0].message)
     try:
         key_id = _upload_signer().unsign(ticket, max_age=settings.UPLOAD_PRESIGN_SECONDS)
         principal = principal_for_key(int(key_id))
