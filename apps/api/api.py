@@ -10,7 +10,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer
 
 from apps.api.guard import too_big
-from apps.api.keys import Principal, principal_of
+from apps.api.keys import KeyStopped, Principal, principal_of
 from apps.api.problems import CONTENT_TYPE, Problem
 from apps.api.routes import router
 
@@ -59,7 +59,8 @@ def _problem(request: HttpRequest, exc: Problem) -> HttpResponseBase:
 
 
 @api.exception_handler(AuthenticationError)
-def _unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResponseBase:
+@api.exception_handler(KeyStopped)
+def _unauthenticated(request: HttpRequest, exc: Exception) -> HttpResponseBase:
     problem = Problem(
         401,
         "unauthenticated",

@@ -5,13 +5,16 @@ row, then 40 random characters. Only the prefix and an HMAC-SHA256 of the whole 
 `API_KEY_HASH_KEY`) are stored, compared in constant time.
 """
 
+import functools
 import hashlib
 import hmac
 import secrets
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -80,49 +83,60 @@ def revoke_key(*, key: ApiKey, actor: User) -> bool:
 
 
 class Principal:
-    """Who a request acts as: the key, and its maker's membership of the key's team."""
+    """Who a request acts as: the key, and its maker's membership of the key's team (read
+    only when a request needs it: creating jobs, uploading)."""
 
-    def __init__(self, key: ApiKey, membership: Membership) -> None:
+    def __init__(self, key: ApiKey) -> None:
         self.key = key
-        self.membership = membership
 
     @property
     def team_id(self) -> int:
         return self.key.team_id
 
+    @functools.cached_property
+    def membership(self) -> Membership:
+        membership = (
+            _makers_membership(team_id=self.key.team_id, user_id=self.key.created_by_id)
+            .select_related("team", "user")
+            .first()
+        )
+        if membership is None:  # they left the team a moment ago
+            raise KeyStopped
+        return membership
+
+
+class KeyStopped(Exception):
+    """The key's maker left the team (or the team was deleted) while the request ran."""
+
+
+def _makers_membership(*, team_id: Any, user_id: Any) -> "QuerySet[Membership]":
+    return Membership.objects.active().filter(team_id=team_id, user_id=user_id)
+
+
+def _live_keys() -> "QuerySet[ApiKey]":
+    """Keys that work: not revoked, and their maker still in the (not deleted) team."""
+    maker_in_team = _makers_membership(
+        team_id=OuterRef("team_id"), user_id=OuterRef("created_by_id")
+    )
+    return ApiKey.objects.live().filter(Exists(maker_in_team))
+
 
 def find_principal(raw_key: str) -> Principal | None:
-    """The live key this is, with its maker's membership; None for anything else (unknown,
-    wrong secret, revoked, its maker no longer in the team, the team deleted)."""
+    """The working key this is; None for anything else (unknown, wrong secret, revoked, its
+    maker no longer in the team, the team deleted). One query."""
     if not raw_key.startswith((LIVE_PREFIX, TEST_PREFIX)) or len(raw_key) > 200:
         return None
-    key = (
-        ApiKey.objects.live().select_related("team").filter(prefix=raw_key[:PREFIX_LENGTH]).first()
-    )
+    key = _live_keys().filter(prefix=raw_key[:PREFIX_LENGTH]).first()
     if key is None or not hmac.compare_digest(key.digest, digest(raw_key)):
         return None
-    return _acting_as_maker(key)
+    _note_use(key)
+    return Principal(key)
 
 
 def principal_for_key(key_id: int) -> Principal | None:
-    """The principal of a live key found by id (a signed upload ticket names its key)."""
-    key = ApiKey.objects.live().select_related("team").filter(pk=key_id).first()
-    return _acting_as_maker(key) if key else None
-
-
-def _acting_as_maker(key: ApiKey) -> Principal | None:
-    if key.created_by_id is None:  # its maker deleted their account
-        return None
-    membership = (
-        Membership.objects.active()
-        .select_related("team", "user")
-        .filter(team_id=key.team_id, user_id=key.created_by_id)
-        .first()
-    )
-    if membership is None:
-        return None
-    _note_use(key)
-    return Principal(key, membership)
+    """The principal of a working key found by id (a signed upload ticket names its key)."""
+    key = _live_keys().filter(pk=key_id).first()
+    return Principal(key) if key else None
 
 
 def _note_use(key: ApiKey) -> None:

@@ -11,7 +11,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.core import signing
-from django.db.models import Q
+from django.db.models import F, Q
 from django.http import HttpRequest, HttpResponseBase
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
@@ -84,7 +84,7 @@ def job_out(job: Job) -> dict[str, Any]:
             if job.failure_code or job.failure_message
             else None
         ),
-        "retry_of": job.retry_of.public_id if job.retry_of else None,
+        "retry_of": getattr(job, "retry_of_public_id", None),
         "created_at": job.created_at,
         "submitted_at": job.submitted_at,
         "finished_at": job.finished_at,
@@ -127,8 +127,22 @@ def _result(request: HttpRequest, job: Job) -> dict[str, Any] | None:
     }
 
 
+# What `job_out` reads, and nothing more: a page of 50 jobs is read in one narrow query.
+JOB_OUT_FIELDS = (
+    "public_id", "team_id", "state", "input_kind", "source_url", "original_name", "provider",
+    "provider_progress", "credits", "failure_code", "failure_message", "result_file",
+    "created_at", "submitted_at", "finished_at", "updated_at", "retry_of_id", "created_by_id",
+    "created_by__email", "result_size", "result_sha256", "expires_at",
+)  # fmt: skip
+
+
 def _team_jobs(principal: Principal) -> Any:
-    return Job.objects.filter(team_id=principal.team_id).select_related("created_by", "retry_of")
+    return (
+        Job.objects.filter(team_id=principal.team_id)
+        .select_related("created_by")
+        .only(*JOB_OUT_FIELDS)
+        .annotate(retry_of_public_id=F("retry_of__public_id"))
+    )
 
 
 def _get_job(principal: Principal, job_id: UUID) -> Job:

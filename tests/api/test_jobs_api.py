@@ -176,6 +176,20 @@ def test_jobs_are_listed_newest_first_in_pages_by_cursor(acme, alice, acme_api):
     assert third["next_cursor"] is None
 
 
+def test_a_page_of_jobs_is_read_in_a_fixed_number_of_queries(
+    acme, alice, acme_api, django_assert_max_num_queries
+):
+    make_jobs(acme, alice, 60)
+    acme_api.get("/jobs")  # the key's last use is recorded once a minute, not on every call
+
+    # The key, its maker's membership, the page; the rest is the rate counter in the database
+    # cache (one round trip to Redis in production). None per job.
+    with django_assert_max_num_queries(16):
+        page = acme_api.get("/jobs", limit=50).json()
+
+    assert len(page["data"]) == 50
+
+
 def test_jobs_are_filtered_by_state_date_and_member(acme, alice, carol, acme_api):
     make_jobs(acme, alice, 3)
     [carols] = make_jobs(acme, carol, 1, state=JobState.FAILED)
