@@ -132,7 +132,10 @@ def seed(count: int, *, creates: int) -> str:
     user = User.objects.create_user(f"bench-{uuid.uuid4().hex[:8]}@example.com", "bench-pw-123")
     team = onboard_new_user(user=user)
     ledger.grant(
-        team=team, credits=(creates + 10) * settings.CREDITS_PER_VIDEO, key=f"bench:{team.pk}", memo="Bench"
+        team=team,
+        credits=(creates + 10) * settings.CREDITS_PER_VIDEO,
+        key=f"bench:{team.pk}",
+        memo="Bench",
     )
     states = [JobState.SUCCEEDED] * 8 + [JobState.FAILED, JobState.CANCELED]
     for start in range(0, count, 2000):
@@ -160,7 +163,7 @@ def seed(count: int, *, creates: int) -> str:
 def walk_cursor(api: httpx.Client, *, pages: int) -> str:
     cursor = None
     for _ in range(pages):
-        params: dict[str, object] = {"limit": 50} | ({"cursor": cursor} if cursor else {})
+        params = {"limit": "50"} | ({"cursor": cursor} if cursor else {})
         cursor = api.get("/jobs", params=params).json()["next_cursor"]
     assert cursor
     return cursor
