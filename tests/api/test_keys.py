@@ -53,6 +53,16 @@ def test_no_key_is_refused(db):
     assert response["Content-Type"] == "application/problem+json"
 
 
+def test_a_signed_in_browser_session_is_no_key(acme, alice, login):
+    browser = login(alice)
+
+    assert browser.get("/api/v1/balance").status_code == 401
+    refused = browser.post(
+        "/api/v1/jobs", {"links": []}, content_type="application/json"
+    )  # what a forged cross-site form would send, cookies and all
+    assert refused.status_code == 401
+
+
 def test_a_read_only_key_reads_but_changes_nothing(acme, alice):
     reader = ApiClient(key_for(alice, acme, read_only=True))
 
