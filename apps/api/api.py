@@ -30,15 +30,37 @@ class ApiKeyAuth(HttpBearer):
         return principal_of(request)
 
 
+IDEMPOTENCY_HEADER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Any unique string (a UUID): retrying with the same key and body returns "
+    "the first answer instead of doing the work twice. Kept at least 24 hours.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+}
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    }
+}
+
+
 class UnmarkApi(NinjaAPI):
     def get_openapi_schema(self, *args: Any, **kwargs: Any) -> Any:
-        # Ninja declares every response as application/json; errors are problem documents.
+        """Ninja's schema, plus what the guard adds to every operation: errors are problem
+        documents (Ninja says application/json), POSTs take an Idempotency-Key, and 409, 429
+        and 503 may say when to retry."""
         schema = super().get_openapi_schema(*args, **kwargs)
         for operations in schema["paths"].values():
-            for operation in operations.values():
+            for method, operation in operations.items():
+                if method == "post" and operation.get("security"):  # keyed: see guard
+                    operation.setdefault("parameters", []).append(IDEMPOTENCY_HEADER)
                 for status, response in operation.get("responses", {}).items():
                     if int(status) >= 400 and "content" in response:
                         response["content"] = {CONTENT_TYPE: response["content"].popitem()[1]}
+                    if str(status) in ("409", "429", "503"):
+                        response["headers"] = RETRY_AFTER
         return schema
 
 

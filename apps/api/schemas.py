@@ -86,7 +86,9 @@ class JobOut(Schema):
     link: str | None
     file_name: str | None
     provider: str
-    created_by: str | None = Field(description="The email of the person (or their key).")
+    created_by: str | None = Field(
+        description="Email of the person who made it; for a key's jobs, the key's maker."
+    )
     credits: Credits
     failure: Failure | None
     retry_of: UUID | None

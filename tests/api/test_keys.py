@@ -96,6 +96,28 @@ def test_a_key_stops_working_when_its_maker_leaves_the_team(acme, bob):
     assert client.get("/balance").status_code == 401
 
 
+def test_a_maker_leaving_while_a_request_runs_stops_its_key_there(acme, bob):
+    from apps.api.keys import KeyStopped, find_principal
+
+    principal = find_principal(key_for(bob, acme))
+    assert principal is not None
+
+    Membership.objects.filter(team=acme, user=bob).delete()
+
+    with pytest.raises(KeyStopped):
+        principal.membership  # noqa: B018
+
+
+def test_staff_revoke_a_key_in_the_admin(acme, alice, admin_client):
+    client = ApiClient(key_for(alice, acme))
+    key = ApiKey.objects.get()
+
+    admin_client.post("/admin/api/apikey/", {"action": "revoke", "_selected_action": [key.pk]})
+
+    assert client.get("/balance").status_code == 401
+    assert TeamEvent.objects.filter(team=acme, kind="api_key_revoked").exists()
+
+
 def test_using_a_key_records_when(acme, alice):
     client = ApiClient(key_for(alice, acme))
     assert ApiKey.objects.get().last_used_at is None
