@@ -11,7 +11,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
     """Staff see every key and may revoke one; keys are made only where they can be shown
     once (the team page, `create_api_key`), never here."""
 
-    list_display = ["name", "prefix", "team", "read_only", "created_by", "created_at", "last_used_at", "revoked_at"]  # fmt: skip
+    list_display = [
+        "name", "prefix", "team", "read_only", "created_by", "created_at", "last_used_at",
+        "revoked_at",
+    ]  # fmt: skip
     list_filter = ["read_only", ("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "prefix", "team__name", "created_by__email"]
     list_select_related = ["team", "created_by"]
