@@ -5,7 +5,7 @@ messages; a key never sees another team's things (404, as if they did not exist)
 import base64
 import binascii
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -356,13 +356,18 @@ def list_jobs(
     if state:
         jobs = jobs.filter(state=state)
     if created_after:
-        jobs = jobs.filter(created_at__gte=created_after)
+        jobs = jobs.filter(created_at__gte=_aware(created_after))
     if created_before:
-        jobs = jobs.filter(created_at__lt=created_before)
+        jobs = jobs.filter(created_at__lt=_aware(created_before))
     if member:
         jobs = jobs.filter(created_by__email__iexact=member)
     page, next_cursor = _page(jobs.order_by("-created_at", "-id"), cursor, limit)
     return {"data": [job_out(job) for job in page], "next_cursor": next_cursor}
+
+
+def _aware(moment: datetime) -> datetime:
+    """A time without an offset is read as UTC, the API's time zone."""
+    return moment if timezone.is_aware(moment) else timezone.make_aware(moment, UTC)
 
 
 def _page(rows: Any, cursor: str | None, limit: int) -> tuple[list[Any], str | None]:

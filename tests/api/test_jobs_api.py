@@ -1,7 +1,7 @@
 """Jobs and credits through the API: the web's rules (holds all or nothing, limits, per-item
 messages), a key sees only its own team, and refusals leave nothing behind."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.files.base import ContentFile
@@ -205,6 +205,17 @@ def test_jobs_are_filtered_by_state_date_and_member(acme, alice, carol, acme_api
     assert [job["id"] for job in by_member] == [str(carols.public_id)]
     assert len(recent) == 4
     assert str(old.public_id) not in {job["id"] for job in recent}
+
+
+def test_a_date_without_an_offset_is_read_as_utc(acme, alice, acme_api):
+    [job] = make_jobs(acme, alice, 1)
+    Job.objects.filter(pk=job.pk).update(created_at=datetime(2026, 5, 1, 12, 0, tzinfo=UTC))
+
+    before = acme_api.get("/jobs", created_before="2026-05-01T12:00:01").json()["data"]
+    after = acme_api.get("/jobs", created_after="2026-05-01T12:00:01").json()["data"]
+
+    assert [j["id"] for j in before] == [str(job.public_id)]
+    assert after == []
 
 
 def test_a_tampered_cursor_is_refused(acme, acme_api):
