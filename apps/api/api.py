@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponseBase
-from ninja import NinjaAPI, Swagger
+from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer
 
@@ -70,7 +70,6 @@ api = UnmarkApi(
     description=DESCRIPTION,
     auth=ApiKeyAuth(),
     urls_namespace="api",
-    docs=Swagger(settings={"persistAuthorization": False}),
     docs_url=None,  # served at /api/docs by apps.api.views.docs, in the site's CSP
 )
 

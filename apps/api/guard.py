@@ -1,4 +1,4 @@
-"""The guard every API operation passes once its key is known (see `guard`)."""
+"""The guard around every API operation (see `guard`)."""
 
 import functools
 from collections.abc import Callable
@@ -14,8 +14,9 @@ from apps.jobs.uploads import request_refusals
 
 
 def guard(run: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
-    """Around every operation, once its key is known: the key's rate limit, read-only keys
-    refused anything but reading, and `Idempotency-Key` on POSTs."""
+    """Around every operation, Ninja's own key check included: a stopped upload refuses the
+    request; then, for a request with a working key, its rate limit, read-only keys refused
+    anything but reading, and `Idempotency-Key` on POSTs."""
 
     @functools.wraps(run)
     def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
