@@ -36,8 +36,8 @@ def fingerprint(request: HttpRequest) -> str:
     stand for it."""
     digest = hashlib.sha256(f"{request.method} {request.path}\n".encode())
     if request.content_type == "multipart/form-data":
-        for name, value in sorted(request.POST.items()):
-            digest.update(f"field {name}={value}\n".encode())
+        for name, values in sorted(request.POST.lists()):
+            digest.update(f"field {name}={values!r}\n".encode())
         for name, files in sorted(request.FILES.lists()):
             for uploaded in files:
                 sha = uploaded.sha256 if isinstance(uploaded, HashedUploadedFile) else ""

@@ -205,14 +205,11 @@ def create_jobs_from_files(
 ) -> Status[dict[str, Any]]:
     """Sends the files in this request (multipart/form-data, field `files`, up to
     `UPLOAD_MAX_FILES`, each streamed to disk and checked) and creates their jobs at once.
-    For large files use `POST /uploads`. A refused file refuses the whole request."""
+    For large files use `POST /uploads`. A refused file refuses the whole request; one
+    over the size cap, or one file too many, stops it while it arrives (413)."""
     principal = _principal(request)
     if not accepts(InputKind.FILE):
         raise Problem(409, "files-not-accepted", "Files not accepted", NO_FILES_MESSAGE)
-    if len(files) > settings.UPLOAD_MAX_FILES:
-        raise _invalid_items(
-            [{"item": "files", "message": f"Up to {settings.UPLOAD_MAX_FILES} files at once."}]
-        )
     staged: list[tuple[str, Upload]] = []
     errors: list[dict[str, str]] = []
     for index, received in enumerate(files):

@@ -145,3 +145,42 @@ def test_without_a_provider_for_files_uploads_are_refused_at_once(acme, acme_api
 
     assert response.status_code == 409
     assert response.json()["type"] == "urn:unmark:problem:files-not-accepted"
+
+
+def test_one_file_too_many_stops_the_request(acme, acme_api, uploads_stack, tmp_path, settings):
+    fund(acme, 100)
+    settings.UPLOAD_MAX_FILES = 1
+    data = clip_bytes(tmp_path)
+
+    response = acme_api.post_files(
+        "/jobs/files", {"files": [video_file("a.mp4", data), video_file("b.mp4", data)]}
+    )
+
+    assert response.status_code == 413
+    assert response.json()["detail"].startswith("Up to 1 files can be sent at once")
+    assert Job.objects.count() == Upload.objects.count() == 0
+
+
+def test_files_sent_twice_with_one_idempotency_key_make_their_jobs_once(
+    acme, acme_api, uploads_stack, tmp_path
+):
+    fund(acme, 100)
+    data = clip_bytes(tmp_path)
+    send = lambda content: acme_api.post_files(  # noqa: E731
+        "/jobs/files",
+        {"files": [video_file("a.mp4", content)]},
+        headers={"Idempotency-Key": "files-1"},
+    )
+
+    first, again = send(data), send(data)
+    other = send(clip_bytes(tmp_path, seconds=2))
+
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json()
+    assert again["Idempotent-Replayed"] == "true"
+    assert other.status_code == 422  # another file under the same key
+    assert Job.objects.count() == 1
+    assert ledger.open_wallet(acme).held == 10
+    assert stored_files(uploads_stack) == sorted(
+        [Job.objects.get().original_file.name, Job.objects.get().original_poster.name]
+    )
