@@ -181,6 +181,6 @@ def test_files_sent_twice_with_one_idempotency_key_make_their_jobs_once(
     assert other.status_code == 422  # another file under the same key
     assert Job.objects.count() == 1
     assert ledger.open_wallet(acme).held == 10
-    assert stored_files(uploads_stack) == sorted(
-        [Job.objects.get().original_file.name, Job.objects.get().original_poster.name]
-    )
+    job = Job.objects.get()
+    kept = [str(job.original_file.name), str(job.original_poster.name)]
+    assert stored_files(uploads_stack) == sorted(kept)
