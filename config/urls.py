@@ -32,6 +32,7 @@ urlpatterns = [
     path("", include("apps.jobs.urls")),
     path("", include("apps.api.urls")),
     path("api/v1/", api.urls),
+    path("api/v1/<path:rest>", api_views.not_found),
     path("api/docs", api_views.docs, name="api_docs"),
     path(settings.ADMIN_URL, admin.site.urls),
 ]

@@ -6,6 +6,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.accounts.access import MemberRequest, get_team_owned, require_role, team_member_required
@@ -14,6 +15,13 @@ from apps.accounts.views import _confirm
 from apps.api import keys
 from apps.api.forms import ApiKeyForm
 from apps.api.models import ApiKey
+from apps.api.problems import Problem
+
+
+@csrf_exempt  # like the API itself: no session, so nothing to forge
+def not_found(request: HttpRequest, rest: str) -> HttpResponse:
+    """Any other address under /api/v1/: a problem document, as every API answer is."""
+    return Problem(404, "not-found", "Not found", "There is no such API address.").response()
 
 
 @require_GET

@@ -40,3 +40,9 @@ def test_the_docs_page_uses_only_this_sites_files_inside_the_csp(db):
     assert "<style" not in page
     assert " style=" not in page
     assert '"url": "/api/v1/openapi.json"' in page
+
+
+def test_an_unknown_api_address_is_a_problem_too(db):
+    for response in (Client().get("/api/v1/nothing/here"), Client().post("/api/v1/jobz")):
+        assert response.status_code == 404
+        assert response.json()["type"] == "urn:unmark:problem:not-found"
