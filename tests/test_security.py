@@ -53,6 +53,8 @@ def pages_for(client: Client, alice) -> list[str]:
         reverse("accounts:members", args=[team]),
         reverse("accounts:activity", args=[team]),
         reverse("accounts:team_settings", args=[team]),
+        reverse("api_keys:list", args=[team]),
+        reverse("api_docs"),
         reverse("account_email"),
         reverse("account_change_password"),
     ]
