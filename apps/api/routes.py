@@ -353,18 +353,22 @@ def list_jobs(
     if state:
         jobs = jobs.filter(state=state)
     if created_after:
-        jobs = jobs.filter(created_at__gte=_aware(created_after))
+        jobs = jobs.filter(created_at__gte=_utc(created_after))
     if created_before:
-        jobs = jobs.filter(created_at__lt=_aware(created_before))
+        jobs = jobs.filter(created_at__lt=_utc(created_before))
     if member:
         jobs = jobs.filter(created_by__email__iexact=member)
     page, next_cursor = _page(jobs.order_by("-created_at", "-id"), cursor, limit)
     return {"data": [job_out(job) for job in page], "next_cursor": next_cursor}
 
 
-def _aware(moment: datetime) -> datetime:
-    """A time without an offset is read as UTC, the API's time zone."""
-    return moment if timezone.is_aware(moment) else timezone.make_aware(moment, UTC)
+def _utc(moment: datetime) -> datetime:
+    """The moment in UTC (a time without an offset is read as UTC, the API's time zone):
+    the database takes offsets up to ±15:59 only, ISO 8601 up to ±23:59."""
+    try:
+        return moment.replace(tzinfo=moment.tzinfo or UTC).astimezone(UTC)
+    except OverflowError:  # an offset that moves it before year 1 or after 9999
+        raise Problem(400, "invalid-date", "Invalid date", "This date is out of range.") from None
 
 
 def _page(rows: Any, cursor: str | None, limit: int) -> tuple[list[Any], str | None]:
@@ -388,7 +392,7 @@ def _read_cursor(cursor: str) -> tuple[datetime, int]:
         moment = datetime.fromisoformat(created_at)
         if moment.tzinfo is None:
             raise ValueError(cursor)
-        return moment, int(pk)
+        return _utc(moment), int(pk)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise Problem(
             400, "invalid-cursor", "Invalid cursor", "Use the next_cursor of a previous page."

@@ -218,6 +218,19 @@ def test_a_date_without_an_offset_is_read_as_utc(acme, alice, acme_api):
     assert after == []
 
 
+def test_dates_with_any_valid_offset_are_read_in_utc(acme, alice, acme_api):
+    # ISO 8601 allows offsets the database refuses (over ±15:59): found by schemathesis.
+    make_jobs(acme, alice, 1)
+
+    far = acme_api.get("/jobs", created_before="1389-01-02T22:56:09+20:29")
+    edge = acme_api.get("/jobs", created_after="0001-01-01T00:00:00+20:00")
+
+    assert far.status_code == 200
+    assert far.json()["data"] == []
+    assert edge.status_code == 400
+    assert edge.json()["type"] == "urn:unmark:problem:invalid-date"
+
+
 def test_a_tampered_cursor_is_refused(acme, acme_api):
     response = acme_api.get("/jobs", cursor="not-a-cursor")
 
