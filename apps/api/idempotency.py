@@ -54,12 +54,12 @@ def respond_once(
     key = request.headers.get(HEADER)
     if key is None:
         return run()
-    if not 0 < len(key) <= MAX_KEY_LENGTH:
+    if not 0 < len(key) <= MAX_KEY_LENGTH or not key.isprintable():
         raise Problem(
             400,
             "invalid-idempotency-key",
             "Invalid Idempotency-Key",
-            f"An Idempotency-Key is 1 to {MAX_KEY_LENGTH} characters long.",
+            f"An Idempotency-Key is 1 to {MAX_KEY_LENGTH} printable characters.",
         )
     record = _claim(team_id=team_id, key=key, fingerprint=fingerprint(request))
     if isinstance(record, HttpResponse):

@@ -11,6 +11,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.core import signing
+from django.core.validators import ProhibitNullCharactersValidator
 from django.db.models import F, Q
 from django.http import HttpRequest, HttpResponseBase
 from django.shortcuts import get_object_or_404
@@ -165,6 +166,10 @@ def create_jobs(request: HttpRequest, body: schemas.JobsIn) -> Status[dict[str, 
     links: dict[str, str] = {}  # link → its item
     for index, text in enumerate(body.links):
         item = f"links[{index}]"
+        # The web form's own field refuses these before the link is read, with this message.
+        if "\x00" in text:
+            errors.append({"item": item, "message": str(ProhibitNullCharactersValidator.message)})
+            continue
         link, problem = check_share_link(text.strip())
         if problem:
             errors.append({"item": item, "message": problem})
@@ -345,7 +350,12 @@ def list_jobs(
     state: schemas.State | None = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
-    member: str | None = Query(None, description="Email of the person who made the jobs."),
+    member: str | None = Query(
+        None,
+        description="Email of the person who made the jobs.",
+        max_length=254,
+        pattern=r"^[^\x00-\x1f]*$",
+    ),
     cursor: str | None = Query(None, description="`next_cursor` of the previous page."),
     limit: int = Query(DEFAULT_PAGE, ge=1, le=MAX_PAGE),
 ) -> dict[str, Any]:
@@ -391,6 +401,8 @@ def _read_cursor(cursor: str) -> tuple[datetime, int]:
         created_at, pk = raw.split("|")
         moment = datetime.fromisoformat(created_at)
         if moment.tzinfo is None:
+            raise ValueError(cursor)
+        if not 0 < int(pk) < 2**63:  # a row id the database can compare with
             raise ValueError(cursor)
         return _utc(moment), int(pk)
     except (ValueError, binascii.Error, UnicodeDecodeError):

@@ -98,10 +98,12 @@ def test_a_request_still_running_tells_the_next_to_retry(acme, acme_api):
     assert response.json()["type"] == "urn:unmark:problem:idempotency-key-in-progress"
 
 
-def test_a_key_longer_than_255_characters_is_refused(acme, acme_api):
-    response = acme_api.post("/jobs", {"links": [GOOD_LINK]}, idempotency_key="k" * 256)
+@pytest.mark.parametrize("key", ["k" * 256, "tab\there", "nul\x00"])
+def test_a_key_too_long_or_not_printable_is_refused(acme, acme_api, key):
+    response = acme_api.post("/jobs", {"links": [GOOD_LINK]}, idempotency_key=key)
 
     assert response.status_code == 400
+    assert response.json()["type"] == "urn:unmark:problem:invalid-idempotency-key"
     assert Job.objects.count() == 0
 
 

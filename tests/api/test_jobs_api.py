@@ -77,6 +77,20 @@ def test_one_bad_link_refuses_the_request_with_the_dashboards_message(acme, acme
     assert ledger.open_wallet(acme).held == 0
 
 
+def test_a_null_character_is_refused_as_the_form_refuses_it(acme, acme_api):
+    fund(acme, 100)
+
+    response = acme_api.post("/jobs", {"links": [f"{GOOD_LINK}?a=\x00"]})
+    member = acme_api.get("/jobs", member="a\x00b")
+
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {"item": "links[0]", "message": "Null characters are not allowed."}
+    ]
+    assert member.status_code == 422
+    assert Job.objects.count() == 0
+
+
 def test_a_repeated_link_is_sent_once_and_named(acme, acme_api):
     fund(acme, 100)
 
@@ -231,11 +245,18 @@ def test_dates_with_any_valid_offset_are_read_in_utc(acme, alice, acme_api):
     assert edge.json()["type"] == "urn:unmark:problem:invalid-date"
 
 
-def test_a_tampered_cursor_is_refused(acme, acme_api):
-    response = acme_api.get("/jobs", cursor="not-a-cursor")
+@pytest.mark.parametrize(
+    "raw", ["not-a-cursor", "2026-12-01T00:00:00+00:00|99999999999999999999", "2026-12-01|x"]
+)
+def test_a_tampered_cursor_is_refused(acme, acme_api, raw):
+    import base64
 
-    assert response.status_code == 400
-    assert response.json()["type"] == "urn:unmark:problem:invalid-cursor"
+    cursor = raw if "|" not in raw else base64.urlsafe_b64encode(raw.encode()).decode()
+
+    for path in ("/jobs", "/credits"):
+        response = acme_api.get(path, cursor=cursor)
+        assert response.status_code == 400
+        assert response.json()["type"] == "urn:unmark:problem:invalid-cursor"
 
 
 def test_one_job_shows_its_timeline_credits_and_a_signed_result_link(
