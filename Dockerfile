@@ -16,8 +16,9 @@ COPY . .
 # Settings load in production mode to collect the hashed, compressed static files; these
 # placeholder values exist only for this build step and are not in the final environment.
 RUN DJANGO_ENV=production SECRET_KEY=collectstatic-only ALLOWED_HOSTS=build EMAIL_HOST=build \
-    KIE_API_KEY=build DATABASE_URL=postgres://build@localhost/build REDIS_URL=redis://localhost \
-    AWS_STORAGE_BUCKET_NAME=build PUBLIC_BASE_URL=https://build.invalid VAR_DIR=/tmp/var \
+    KIE_API_KEY=build API_KEY_HASH_KEY=build DATABASE_URL=postgres://build@localhost/build \
+    REDIS_URL=redis://localhost AWS_STORAGE_BUCKET_NAME=build PUBLIC_BASE_URL=https://build.invalid \
+    VAR_DIR=/tmp/var \
     /app/.venv/bin/python manage.py collectstatic --noinput
 
 FROM python:${PYTHON_VERSION}-slim AS runtime

@@ -10,6 +10,8 @@ Any mode switches to PostgreSQL with `DATABASE_URL`, to Redis (broker + cache) w
 and to S3 storage with `AWS_STORAGE_BUCKET_NAME`. The README lists every variable.
 """
 
+import hashlib
+import hmac
 import os
 import secrets
 from decimal import Decimal
@@ -89,12 +91,15 @@ INSTALLED_APPS = [
     "allauth.usersessions",
     "django_htmx",
     "django_q",
+    # Its Swagger UI assets and template, served from our own origin for /api/docs.
+    "ninja",
     "apps.accounts",
     "apps.billing",
     "apps.jobs",
     "apps.privacy",
     "apps.webhooks",
     "apps.ops",
+    "apps.api",
 ]
 
 MIDDLEWARE = [
@@ -337,6 +342,23 @@ POLLER_INTERVAL_SECONDS = 1.0
 POLLER_HORIZON_SECONDS = 10
 # While a provider takes no work (maintenance, paused…), how often a cheap call asks if it is back.
 PROVIDER_PROBE_SECONDS = env_int("PROVIDER_PROBE_SECONDS", 15, minimum=1)
+
+# --- The public API (/api/v1/) ----------------------------------------------------------------
+# API keys are stored as an HMAC of the key under this secret: the database alone opens nothing.
+# Production sets its own; elsewhere it is derived from SECRET_KEY.
+if PRODUCTION:
+    API_KEY_HASH_KEY = env_required("API_KEY_HASH_KEY")
+else:
+    API_KEY_HASH_KEY = (
+        env_str("API_KEY_HASH_KEY")
+        or hmac.new(SECRET_KEY.encode(), b"unmark.api-key-hash", hashlib.sha256).hexdigest()
+    )
+# Requests per key per minute; more are answered 429 with Retry-After.
+API_RATE_PER_MINUTE = env_int("API_RATE_PER_MINUTE", 120, minimum=1)
+# How long the answer to a POST with an Idempotency-Key is kept (at least a day).
+API_IDEMPOTENCY_HOURS = env_int("API_IDEMPOTENCY_HOURS", 24, minimum=24)
+# How long a signed result link from the API stays valid.
+API_RESULT_URL_SECONDS = env_int("API_RESULT_URL_SECONDS", 300, minimum=30)
 
 # --- Auth and accounts ----------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

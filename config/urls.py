@@ -3,6 +3,8 @@ from django.contrib import admin
 from django.urls import include, path
 
 from apps.accounts.views import notifications
+from apps.api import views as api_views
+from apps.api.api import api
 from apps.billing.views import stripe_webhook
 from config import views
 
@@ -30,5 +32,9 @@ urlpatterns = [
     path("", include("apps.jobs.urls")),
     path("", include("apps.webhooks.urls")),
     path("ops/", include("apps.ops.urls")),
+    path("", include("apps.api.urls")),
+    path("api/v1/", api.urls),
+    path("api/v1/<path:rest>", api_views.not_found),
+    path("api/docs", api_views.docs, name="api_docs"),
     path(settings.ADMIN_URL, admin.site.urls),
 ]

@@ -53,6 +53,8 @@ def pages_for(client: Client, alice) -> list[str]:
         reverse("accounts:members", args=[team]),
         reverse("accounts:activity", args=[team]),
         reverse("accounts:team_settings", args=[team]),
+        reverse("api_keys:list", args=[team]),
+        reverse("api_docs"),
         reverse("account_email"),
         reverse("account_change_password"),
     ]
@@ -113,10 +115,15 @@ def example_path(route: str) -> str:
     return "/" + re.sub(r"<(?:str:|slug:)?\w+>", "x", path)
 
 
-def test_only_the_two_signed_hooks_skip_csrf():
+def test_only_the_two_signed_hooks_and_the_api_skip_csrf():
     exempt = sorted(route for route, view in app_routes() if getattr(view, "csrf_exempt", False))
 
-    assert exempt == ["hooks/kie/<str:token>/", "hooks/stripe/"]
+    # The API authenticates by its Authorization header only, never by the session cookie
+    # (tests/api/test_keys.py: a signed-in browser gets 401), so a forged form cannot use it.
+    assert [route for route in exempt if not route.startswith("api/v1/")] == [
+        "hooks/kie/<str:token>/",
+        "hooks/stripe/",
+    ]
 
 
 def test_every_other_route_refuses_a_post_without_a_csrf_token(alice):

@@ -19,6 +19,7 @@ SANE_PRODUCTION_ENV = {
     "EMAIL_HOST": "smtp.example",
     "PUBLIC_BASE_URL": "https://unmark.example",
     "KIE_API_KEY": "kie-production-key",
+    "API_KEY_HASH_KEY": "h" * 64,
 }
 
 
@@ -46,7 +47,15 @@ def show_setting(name: str) -> tuple[str, ...]:
 
 
 @pytest.mark.parametrize(
-    "name", ["SECRET_KEY", "DATABASE_URL", "REDIS_URL", "AWS_STORAGE_BUCKET_NAME", "EMAIL_HOST"]
+    "name",
+    [
+        "SECRET_KEY",
+        "DATABASE_URL",
+        "REDIS_URL",
+        "AWS_STORAGE_BUCKET_NAME",
+        "EMAIL_HOST",
+        "API_KEY_HASH_KEY",
+    ],
 )
 def test_production_refuses_to_start_without_what_it_needs(tmp_path, name):
     env = {k: v for k, v in SANE_PRODUCTION_ENV.items() if k != name}

@@ -350,6 +350,8 @@ class TeamEventKind(models.TextChoices):
     WEBHOOK_SECRET_ROTATED = "webhook_secret_rotated", "Webhook secret rotated"
     WEBHOOK_DISABLED = "webhook_disabled", "Webhook endpoint turned off"
     WEBHOOK_ENABLED = "webhook_enabled", "Webhook endpoint turned back on"
+    API_KEY_CREATED = "api_key_created", "API key created"
+    API_KEY_REVOKED = "api_key_revoked", "API key revoked"
 
 
 class TeamEvent(models.Model):

@@ -69,7 +69,7 @@ def _first_error(form: Form) -> str:
     return str(next(iter(form.errors.values()))[0])
 
 
-def _confirm(
+def confirm_page(
     request: MemberRequest,
     *,
     title: str,
@@ -251,7 +251,7 @@ def revoke_invitation(request: MemberRequest, invitation_id: int) -> HttpRespons
     require_role(request.membership, *MANAGER_ROLES)
     invitation = _get_team_invitation(request, invitation_id)
     if request.method == "GET":
-        return _confirm(
+        return confirm_page(
             request,
             title=f"Revoke the invitation to {invitation.email}?",
             explanation=[
@@ -363,7 +363,7 @@ def remove_member(request: MemberRequest, membership_id: int) -> HttpResponse:
     if not request.membership.can_remove(target):
         raise PermissionDenied  # yourself: leaving has its own page and rules
     if request.method == "GET":
-        return _confirm(
+        return confirm_page(
             request,
             title=f"Remove {target.user.email} from {target.team.name}?",
             explanation=[
@@ -603,7 +603,7 @@ def delete_team(request: MemberRequest) -> HttpResponse:
         return redirect("accounts:team_settings", team_id=team.public_id)
     form = DeleteTeamForm(request.POST if request.method == "POST" else None, team=team)
     if not form.is_valid():
-        return _confirm(
+        return confirm_page(
             request,
             title=f"Delete {team.name}?",
             explanation=[
@@ -629,7 +629,7 @@ def delete_team(request: MemberRequest) -> HttpResponse:
 def leave_team(request: MemberRequest) -> HttpResponse:
     team = request.membership.team
     if request.method == "GET":
-        return _confirm(
+        return confirm_page(
             request,
             title=f"Leave {team.name}?",
             explanation=[

@@ -172,7 +172,7 @@ def _submit_valid(request: MemberRequest, form: SubmitForm, outcome: Outcome) ->
     except services.AlreadySubmitted as exc:
         form.add_error(None, _already_sent_message(len(exc.jobs)))
     except ledger.InsufficientCredits as exc:
-        form.add_error(None, _missing_credits_message(exc, len(links) + len(uploads)))
+        form.add_error(None, missing_credits_message(exc, len(links) + len(uploads)))
     except ledger.TeamFrozen:
         form.add_error(None, FROZEN_MESSAGE)
     except (MonthlyLimitReached, services.ProviderBusy) as exc:
@@ -211,7 +211,7 @@ def _already_sent_message(videos: int) -> str:
     ) % {"count": videos}
 
 
-def _missing_credits_message(exc: ledger.InsufficientCredits, videos: int) -> str:
+def missing_credits_message(exc: ledger.InsufficientCredits, videos: int) -> str:
     need = ngettext(
         "%(videos)s needs %(needed)s, but your team has %(available)s available:",
         "%(videos)s need %(needed)s, but your team has %(available)s available:",
@@ -452,7 +452,7 @@ def retry(request: MemberRequest, public_id: str) -> HttpResponse:
         messages.error(request, str(exc))
         return redirect(job)
     except ledger.InsufficientCredits as exc:
-        messages.error(request, _missing_credits_message(exc, 1))
+        messages.error(request, missing_credits_message(exc, 1))
         return redirect(job)
     except ledger.TeamFrozen:
         messages.error(request, FROZEN_MESSAGE)
@@ -480,14 +480,14 @@ def cancel(request: MemberRequest, public_id: str) -> HttpResponse:
 @require_GET
 def download(request: MemberRequest, public_id: str) -> HttpResponseBase:
     job = _get_job(request, public_id)
-    return _serve_stored(_result_name(job), job.download_name, "video/mp4", attachment=True)
+    return serve_stored(result_name(job), job.download_name, "video/mp4", attachment=True)
 
 
 @team_member_required
 @require_GET
 def preview(request: MemberRequest, public_id: str) -> HttpResponseBase:
     job = _get_job(request, public_id)
-    return _serve_stored(_result_name(job), job.download_name, "video/mp4", attachment=False)
+    return serve_stored(result_name(job), job.download_name, "video/mp4", attachment=False)
 
 
 @team_member_required
@@ -497,7 +497,7 @@ def original(request: MemberRequest, public_id: str) -> HttpResponseBase:
     job = _get_job(request, public_id)
     if not job.original_file:
         raise Http404("The original of this video is no longer kept.")
-    return _serve_stored(str(job.original_file.name), "original.mp4", "video/mp4", attachment=False)
+    return serve_stored(str(job.original_file.name), "original.mp4", "video/mp4", attachment=False)
 
 
 @team_member_required
@@ -507,16 +507,16 @@ def poster(request: MemberRequest, public_id: str, which: str) -> HttpResponseBa
     stored = {"original": job.original_poster, "result": job.result_poster}.get(which)
     if not stored:
         raise Http404("No poster.")
-    return _serve_stored(str(stored.name), f"{which}.jpg", "image/jpeg", attachment=False)
+    return serve_stored(str(stored.name), f"{which}.jpg", "image/jpeg", attachment=False)
 
 
-def _result_name(job: Job) -> str:
+def result_name(job: Job) -> str:
     if not job.has_result:
         raise Http404("This video has no result to download.")
     return str(job.result_file.name)
 
 
-def _serve_stored(
+def serve_stored(
     name: str, filename: str, content_type: str, *, attachment: bool
 ) -> HttpResponseBase:
     disposition = "attachment" if attachment else "inline"

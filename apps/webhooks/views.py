@@ -15,7 +15,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.accounts.access import MemberRequest, get_team_owned, require_role, team_member_required
 from apps.accounts.models import MANAGER_ROLES
-from apps.accounts.views import _confirm
+from apps.accounts.views import confirm_page
 from apps.webhooks import services
 from apps.webhooks.forms import EndpointForm
 from apps.webhooks.models import Delivery, Endpoint, EventType
@@ -107,7 +107,7 @@ def endpoint(request: MemberRequest, endpoint_id: UUID) -> HttpResponse:
 def rotate_secret(request: MemberRequest, endpoint_id: UUID) -> HttpResponse:
     endpoint = _get_endpoint(request, endpoint_id)
     if request.method == "GET":
-        return _confirm(
+        return confirm_page(
             request,
             title="Rotate the signing secret?",
             explanation=[
@@ -130,7 +130,7 @@ def rotate_secret(request: MemberRequest, endpoint_id: UUID) -> HttpResponse:
 def remove_endpoint(request: MemberRequest, endpoint_id: UUID) -> HttpResponse:
     endpoint = _get_endpoint(request, endpoint_id)
     if request.method == "GET":
-        return _confirm(
+        return confirm_page(
             request,
             title=f"Remove {endpoint.url}?",
             explanation=[
