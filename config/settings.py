@@ -20,7 +20,15 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
-from config.env import env_bool, env_choice, env_int, env_list, env_required, env_str
+from config.env import (
+    env_bool,
+    env_choice,
+    env_int,
+    env_list,
+    env_micros,
+    env_required,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DJANGO_ENV = env_choice("DJANGO_ENV", ("local", "test", "production"), "local")
@@ -234,6 +242,8 @@ KIE_TIMEOUT_SECONDS = env_int("KIE_TIMEOUT_SECONDS", 30, minimum=1)
 # Kie accepts 20 new tasks per 10 s per account; raise only for an account with a higher limit
 # (or a simulator started with a higher --rate-limit, as the pipeline benchmark does).
 KIE_CREATE_LIMIT = env_int("KIE_CREATE_LIMIT", 20, minimum=1)
+# What one Kie task costs us (its fixed price per remover run), in millionths of a dollar.
+KIE_COST_MICROS = env_int("KIE_COST_MICROS", 50_000, minimum=0)
 
 
 # --- SoraWatermarkCleaner servers, the pool that cleans uploaded files --------------------
@@ -281,6 +291,18 @@ SWC_MAX_SENDS = env_int("SWC_MAX_SENDS", 4, minimum=1)
 SWC_MAX_ERRORS = 2
 # Asked this often while running (due by the dispatcher's next round, which is every second).
 SWC_POLL_SECONDS = 0.5
+# What an hour of one server's GPU costs us, in dollars: a video's cost is its processing time
+# at this price (kept as whole millionths of a dollar).
+SWC_PRICE_PER_GPU_HOUR_MICROS = env_micros("SWC_PRICE_PER_GPU_HOUR", "0.80")
+# Once a new file would wait longer than this for a server of the pool, it overflows to the next
+# file provider of the routing policy (when one is enabled and healthy).
+SWC_OVERFLOW_WAIT_SECONDS = env_int("SWC_OVERFLOW_WAIT_SECONDS", 60, minimum=0)
+
+# --- Routing: which providers take each kind of input, in order of preference -----------------
+# A job goes to the first one that is enabled (configured, not switched off by staff), healthy
+# and has room; names are checked against the provider registry when the app starts.
+FILE_PROVIDERS = env_list("FILE_PROVIDERS", ["swc"])
+LINK_PROVIDERS = env_list("LINK_PROVIDERS", ["kie"])
 
 # --- Jobs ---------------------------------------------------------------------------------------
 MAX_LINKS_PER_SUBMIT = env_int("MAX_LINKS_PER_SUBMIT", 50, minimum=1)

@@ -565,15 +565,6 @@ class ProviderAlert(models.Model):
         return f"{self.provider} {self.kind}: {self.message}"
 
     @property
-    def headline(self) -> str:
-        """What users are told is wrong, in plain words."""
-        if self.kind == "maintenance":
-            return "Kie is under maintenance."
-        if self.kind == "paused":
-            return "Kie has paused Sora watermark removal (OpenAI is winding Sora down)."
-        return "The watermark remover is unavailable right now; our team has been alerted."
-
-    @property
     def advice(self) -> str:
         """What it means for their videos."""
         minutes = settings.JOB_GIVE_UP_SECONDS // 60
@@ -581,6 +572,31 @@ class ProviderAlert(models.Model):
             "Your videos wait and go out when it is back. Any not sent within "
             f"{minutes} minutes are refunded: nothing is charged for them."
         )
+
+
+class ProviderSwitch(models.Model):
+    """Staff's on/off switch for one provider, flipped at run time from the admin with a reason.
+
+    A provider without a row is on. While it is off the router sends it nothing new: its jobs
+    that have not started go to the next provider of the policy, the ones it is already
+    running are followed there to the end.
+    """
+
+    provider = models.CharField(max_length=20, unique=True)
+    enabled = models.BooleanField(default=True)
+    reason = models.CharField(max_length=300)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["provider"]
+        verbose_name = "provider switch"
+        verbose_name_plural = "provider switches"
+
+    def __str__(self) -> str:
+        return f"{self.provider} {'on' if self.enabled else 'off'}"
 
 
 class SwcServer(models.Model):

@@ -22,10 +22,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from apps.jobs import queue, swc_pool
+from apps.jobs import queue, routing, swc_pool
 from apps.jobs.backoff import next_poll_delay, retry_delay
 from apps.jobs.download import DownloadError, store_result
-from apps.jobs.models import Job, JobState, ProviderAlert
+from apps.jobs.models import InputKind, Job, JobState, ProviderAlert
 from apps.jobs.providers import get_provider
 from apps.jobs.providers.base import (
     NoAnswer,
@@ -53,21 +53,22 @@ MIN_ROUND_SECONDS = 0.02
 
 # --- Sending ----------------------------------------------------------------------------------
 def send_job(job: Job, *, claimed_at: float | None = None) -> None:
-    """Starts the job's task. Only the dispatcher calls this, with a start it claimed at
-    `claimed_at`."""
+    """Starts the job's task at the provider the dispatcher chose for it (`routing.split`).
+    Only the dispatcher calls this, with a start it claimed at `claimed_at`."""
+    if job.state != JobState.QUEUED:
+        return
+    if not routing.can_send(job.provider):
+        # Handed out just before the provider was switched off or found unavailable: back in
+        # line, where the dispatcher chooses again.
+        job.touch(next_check_at=timezone.now())
+        return
     if job.provider == swc_pool.PROVIDER:
         swc_pool.send_job(job)  # the pool picks a server and runs its own steps
-        return
-    if job.state != JobState.QUEUED:
         return
     provider = get_provider(job.provider)
     if _past_deadline(job):
         # The provider would start (and bill) a task whose result we would no longer wait for.
         job.fail(code="timeout", message=too_late_to_send(provider))
-        return
-    if provider.name in unavailable_providers():
-        # Handed out just before the provider was found unavailable: it waits with the rest.
-        job.touch(next_check_at=timezone.now())
         return
     now = timezone.now()
     # Recorded before the request goes out: a job in SUBMITTED without a task id may have a
@@ -475,18 +476,28 @@ def _work_due_soon() -> bool:
     )
 
 
+def _queued_kinds(now: datetime) -> list[InputKind]:
+    """The kinds of input of the queued jobs that are due."""
+    kinds = (
+        Job.objects.due(now)
+        .filter(state=JobState.QUEUED)
+        .order_by()
+        .values_list("input_kind", flat=True)
+        .distinct()
+    )
+    return [InputKind(kind) for kind in kinds]
+
+
 def _seconds_until_next_round() -> float:
     """The next round starts when the next start frees up, if that is sooner than the usual
     interval: a one-second cadence alone would leave a freed start unused for most of it."""
-    waiting = (
-        Job.objects.due(timezone.now())
-        .filter(state=JobState.QUEUED)
-        .exclude(provider__in=unavailable_providers())
-        .values_list("provider", flat=True)
-        .distinct()
-    )
     soonest = min(
-        (get_provider(name).seconds_until_start() for name in waiting),
+        (
+            stand.provider.seconds_until_start()
+            for kind in _queued_kinds(timezone.now())
+            for stand in routing.standings(kind)
+            if stand.sendable
+        ),
         default=settings.POLLER_INTERVAL_SECONDS,
     )
     return min(settings.POLLER_INTERVAL_SECONDS, max(MIN_ROUND_SECONDS, soonest))
@@ -496,21 +507,28 @@ def _hand_out_due_jobs() -> int:
     now = timezone.now()
     _fail_overdue_queued(now)
     due = Job.objects.due(now).order_by("next_check_at", "id")
-    queued = due.filter(state=JobState.QUEUED).exclude(provider__in=unavailable_providers())
+    queued = due.filter(state=JobState.QUEUED)
     handed = 0
-    # Queued jobs, as many as each provider has starts for; the rest stay due. Checks and
-    # saves are looked up apart, so a long queue never holds them back.
-    for name in queued.values_list("provider", flat=True).distinct():
+    # Queued jobs of each kind, in line order, shared out by the routing policy: each provider
+    # gets as many as it has starts for now; the rest stay due. The provider is chosen here,
+    # as each job is sent, so a job that waited goes wherever there is room by then. Checks
+    # and saves are looked up apart, so a long queue never holds them back.
+    for kind in _queued_kinds(now):
         candidates = list(
-            queued.filter(provider=name).values_list("pk", "next_check_at")[:POLL_BATCH]
+            queued.filter(input_kind=kind).values_list("pk", "next_check_at", "provider")[
+                :POLL_BATCH
+            ]
         )
-        starts, claimed_at = get_provider(name).claim_starts(len(candidates))
-        sent: list[int] = []
-        for pk, next_check_at in candidates[:starts]:
-            if _claim(pk, JobState.QUEUED, next_check_at, SEND_CLAIM_SECONDS):
-                sent.append(pk)
-        queue.send_to_provider(sent, claimed_at=claimed_at)
-        handed += len(sent)
+        at = 0
+        for share in routing.split(kind, len(candidates)):
+            sent: list[int] = []
+            for pk, next_check_at, provider in candidates[at : at + share.send]:
+                moved = _moved_to(share.provider.name, provider)
+                if _claim(pk, JobState.QUEUED, next_check_at, SEND_CLAIM_SECONDS, **moved):
+                    sent.append(pk)
+            queue.send_to_provider(sent, claimed_at=share.claimed_at)
+            handed += len(sent)
+            at += share.send + share.keep
     grace = settings.JOB_LEASE_SECONDS
     others = due.exclude(state=JobState.QUEUED)[:POLL_BATCH]
     for pk, state, task_id, next_check_at in others.values_list(
@@ -536,13 +554,24 @@ def _fail_overdue_queued(now: datetime) -> None:
         job.fail(code="timeout", message=too_late_to_send(get_provider(job.provider)))
 
 
-def _claim(pk: int, state: str, next_check_at: datetime | None, lease_seconds: float) -> bool:
+def _moved_to(chosen: str, provider: str) -> dict[str, str]:
+    """The fields that put a job that has not started anywhere in line for `chosen`."""
+    if chosen == provider:
+        return {}
+    # The server of a provider it leaves means nothing to the next one.
+    return {"provider": chosen, "provider_server": ""}
+
+
+def _claim(
+    pk: int, state: str, next_check_at: datetime | None, lease_seconds: float, **fields: str
+) -> bool:
     """Claims a due job by moving its next check on: a second poller or the sweep skips it,
-    and if the step handed out is lost, the job comes due again after the lease."""
+    and if the step handed out is lost, the job comes due again after the lease. A queued
+    job is given to its provider in the same UPDATE (`fields`)."""
     lease = timezone.now() + timedelta(seconds=lease_seconds)
     return bool(
         Job.objects.filter(pk=pk, state=state, next_check_at=next_check_at).update(
-            next_check_at=lease
+            next_check_at=lease, **fields
         )
     )
 

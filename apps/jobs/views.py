@@ -28,7 +28,7 @@ from apps import plural
 from apps.accounts.access import MemberRequest, get_team_owned, team_member_required
 from apps.accounts.models import Membership
 from apps.billing import ledger
-from apps.jobs import queue, services
+from apps.jobs import queue, routing, services
 from apps.jobs.forms import JobFilterForm, SubmitForm
 from apps.jobs.limits import MonthlyLimitReached, limit_left
 from apps.jobs.links import LineError
@@ -38,7 +38,6 @@ from apps.jobs.models import (
     Job,
     JobQuerySet,
     JobsPulse,
-    ProviderAlert,
     Upload,
 )
 from apps.jobs.providers import NoProvider, accepts, get_provider
@@ -323,7 +322,7 @@ def _dashboard(request: MemberRequest, form: SubmitForm, outcome: Outcome) -> Ht
         "direct_to_bucket": direct_to_bucket(),
         "credits_per_video": settings.CREDITS_PER_VIDEO,
         "again_submission": uuid.uuid4(),
-        "provider_alert": _open_provider_alert(),
+        "outages": routing.outages(),
         **_jobs_table_context(request),
         **_credit_context(request),
     }
@@ -332,10 +331,6 @@ def _dashboard(request: MemberRequest, form: SubmitForm, outcome: Outcome) -> Ht
         context["oob"] = True
         return TemplateResponse(request, "jobs/dashboard.html#submit_response", context)
     return TemplateResponse(request, "jobs/dashboard.html", context)
-
-
-def _open_provider_alert() -> ProviderAlert | None:
-    return ProviderAlert.objects.filter(resolved_at__isnull=True).order_by("-last_seen_at").first()
 
 
 def _credit_context(request: MemberRequest) -> dict[str, object]:
@@ -427,7 +422,9 @@ def job_detail(request: MemberRequest, public_id: str) -> HttpResponse:
             "job": job,
             "events": job.events.all(),
             "fingerprint": _job_fingerprint(job),
-            "provider_alert": _open_provider_alert() if job.is_in_flight else None,
+            # Only about its own kind of input, and only while it has not ended.
+            "outages": routing.outages([InputKind(job.input_kind)]) if job.is_in_flight else [],
+            "processed_by": routing.processed_by(job),
             "retry": None if job.is_in_flight else job.retries.first(),
             "original_retention_hours": settings.ORIGINAL_RETENTION_HOURS,
         },

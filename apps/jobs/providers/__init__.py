@@ -2,8 +2,10 @@
 `provider_for(kind)`, and nothing else.
 
 `REGISTRY` names every provider and how to build it from settings; each provider says which
-`InputKind`s it accepts. A job records the name of the provider that took it, so a job is
-always followed by the provider that started its task.
+`InputKind`s it accepts. The deployment's routing policy (`FILE_PROVIDERS`, `LINK_PROVIDERS`)
+orders them per kind of input; `apps.jobs.routing` chooses among them at run time. A job
+records the name of the provider that took it, so a job is always followed by the provider
+that started its task.
 """
 
 import os
@@ -11,6 +13,7 @@ import threading
 from collections.abc import Callable
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
@@ -32,6 +35,7 @@ def _kie() -> RemovalProvider:
         callback_max_age_seconds=settings.KIE_CALLBACK_MAX_AGE_SECONDS,
         timeout_seconds=settings.KIE_TIMEOUT_SECONDS,
         create_limit=settings.KIE_CREATE_LIMIT,
+        cost_micros=settings.KIE_COST_MICROS,
     )
 
 
@@ -42,7 +46,7 @@ def _swc() -> RemovalProvider:
     return SwcPool()
 
 
-# In order of preference: `provider_for` picks the first that accepts an input.
+# Every provider there is; which of them take which inputs, and in which order, is the policy.
 REGISTRY: dict[str, Callable[[], RemovalProvider]] = {"kie": _kie, "swc": _swc}
 
 # Keyed by process id: a worker forked from a process that already built a provider must not
@@ -64,12 +68,39 @@ def get_provider(name: str) -> RemovalProvider:
         return _built[pid, name]
 
 
+def policy(kind: InputKind) -> list[str]:
+    """The names of the providers that may take this kind of input, in order of preference."""
+    return list(settings.FILE_PROVIDERS if kind == InputKind.FILE else settings.LINK_PROVIDERS)
+
+
+def check_policy() -> None:
+    """Refuses to start with a routing policy that names a provider there is not (a typo would
+    otherwise leave a kind of input with nobody to take it, silently)."""
+    for setting, names in (
+        ("FILE_PROVIDERS", settings.FILE_PROVIDERS),
+        ("LINK_PROVIDERS", settings.LINK_PROVIDERS),
+    ):
+        for name in names:
+            if name not in REGISTRY:
+                known = ", ".join(REGISTRY)
+                raise ImproperlyConfigured(
+                    f"{setting} names {name!r}, which is not a provider (known: {known})."
+                )
+        if len(set(names)) != len(names):
+            raise ImproperlyConfigured(f"{setting} names a provider twice: {','.join(names)}.")
+
+
+def configured_for(kind: InputKind) -> list[RemovalProvider]:
+    """The providers of the policy for this kind that are set up to take it, in order."""
+    return [
+        provider for provider in map(get_provider, policy(kind)) if kind in provider.accepts
+    ]
+
+
 def provider_for(kind: InputKind) -> RemovalProvider:
-    """The preferred provider for this kind of input."""
-    for name in REGISTRY:
-        provider = get_provider(name)
-        if kind in provider.accepts:
-            return provider
+    """The preferred provider for this kind of input, as configured (whatever its health)."""
+    for provider in configured_for(kind):
+        return provider
     raise NoProvider(f"No removal provider takes {InputKind(kind).label.lower()}s.")
 
 

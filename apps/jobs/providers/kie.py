@@ -16,7 +16,7 @@ import logging
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -94,9 +94,12 @@ class KieProvider:
         callback_max_age_seconds: int = 300,
         timeout_seconds: float = 30.0,
         create_limit: int = ratelimit.CREATE_LIMIT,
+        cost_micros: int | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._api_key = api_key
+        # Kie's fixed price for one remover run, in millionths of a dollar (None: not known).
+        self._cost_micros = cost_micros
         self._create_limit = create_limit
         self._upload_method = upload_method
         self._webhook_hmac_key = webhook_hmac_key
@@ -132,7 +135,11 @@ class KieProvider:
         data = self._call("GET", RECORD_PATH, params={"taskId": task_id})
         if not isinstance(data, dict):
             raise RetryableError(f"Kie's task record is not an object: {data!r:.120}")
-        return _task_status(task_id, data)
+        status = _task_status(task_id, data)
+        if status.state == TaskState.SUCCEEDED:
+            # A fixed price per finished run: Kie's record carries no price of its own.
+            return replace(status, cost_micros=self._cost_micros)
+        return status
 
     def verify_callback(self, headers: Mapping[str, str], body: bytes) -> str:
         try:
