@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import Count, Max, Q
+from django.db.models import Count, Max, Q, Sum
 from django.urls import reverse
 from django.utils import timezone
 
@@ -52,6 +52,8 @@ ENDINGS = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED})
 IN_FLIGHT_STATES = frozenset(
     {JobState.QUEUED, JobState.SUBMITTED, JobState.PROCESSING, JobState.DOWNLOADING}
 )
+# States whose credits were captured: the team paid for these videos.
+CHARGED_STATES = frozenset({JobState.SUCCEEDED, JobState.EXPIRED})
 # States from which a person may try a video again (as a new job).
 RETRYABLE_STATES = frozenset({JobState.FAILED, JobState.CANCELED, JobState.EXPIRED})
 
@@ -86,6 +88,11 @@ class InputKind(models.TextChoices):
     FILE = "file", "Uploaded file"
 
 
+def credits_to_micros(credits: int) -> int:
+    """Credits at their list price (`USD_PER_CREDIT`), in millionths of a dollar, exactly."""
+    return int(credits * settings.USD_PER_CREDIT * 1_000_000)
+
+
 def new_callback_token() -> str:
     return secrets.token_urlsafe(24)
 
@@ -111,6 +118,24 @@ class JobQuerySet(models.QuerySet["Job"]):
         latest = summary["latest"].timestamp() if summary["latest"] else 0.0
         return JobsPulse(summary["count"], summary["active"], latest, summary["estimating"] > 0)
 
+    def money(self) -> "Money":
+        """Videos, what their teams were charged, what they cost us and the margin, over the
+        set: failed and canceled jobs are charged nothing, but what they cost us counts."""
+        summary = self.aggregate(
+            videos=Count("id"),
+            charged_videos=Count("id", filter=Q(state__in=CHARGED_STATES)),
+            charged_credits=Sum("credits", filter=Q(state__in=CHARGED_STATES), default=0),
+            cost=Sum("provider_cost_micros", default=0),
+            priced=Count("provider_cost_micros"),
+        )
+        return Money(
+            videos=summary["videos"],
+            charged_videos=summary["charged_videos"],
+            charged_micros=credits_to_micros(summary["charged_credits"]),
+            cost_micros=summary["cost"],
+            priced_videos=summary["priced"],
+        )
+
     def already_cleaned(
         self, *, links: Sequence[str] = (), sha256s: Sequence[str] = ()
     ) -> dict[str, "Job"]:
@@ -127,6 +152,22 @@ class JobQuerySet(models.QuerySet["Job"]):
         for job in matches:
             found.setdefault(job.source_url or job.original_sha256, job)
         return found
+
+
+@dataclass(frozen=True)
+class Money:
+    """What a set of jobs brought in and cost us, in millionths of a dollar."""
+
+    videos: int
+    charged_videos: int
+    charged_micros: int
+    cost_micros: int
+    # Jobs with a recorded cost (those never sent, or not yet finished, have none).
+    priced_videos: int
+
+    @property
+    def margin_micros(self) -> int:
+        return self.charged_micros - self.cost_micros
 
 
 @dataclass(frozen=True)
@@ -319,6 +360,20 @@ class Job(models.Model):
         if self.state == JobState.SUCCEEDED or self.state == JobState.EXPIRED:
             return "charged"
         return "refunded"
+
+    @property
+    def charged_micros(self) -> int:
+        """What the team paid for this video at the list price of a credit, in millionths of a
+        dollar: its credits if it succeeded, nothing if it failed or was canceled (or has not
+        ended yet)."""
+        if self.state not in CHARGED_STATES:
+            return 0
+        return credits_to_micros(self.credits)
+
+    @property
+    def margin_micros(self) -> int:
+        """What we kept of it once the provider was paid (negative when it cost us more)."""
+        return self.charged_micros - (self.provider_cost_micros or 0)
 
     @property
     def progress(self) -> int:

@@ -18,16 +18,24 @@ go to the next one as long as they have not started. A job a provider has accept
 with it to the end (`Job.provider`), and is charged once whoever cleans it.
 """
 
+import logging
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.utils import timezone
 
-from apps.jobs import swc_pool
+from apps.jobs import queue, swc_pool
 from apps.jobs.models import InputKind, Job, JobState, ProviderAlert, ProviderSwitch
 from apps.jobs.providers import NoProvider, configured_for, get_provider
 from apps.jobs.providers.base import RemovalProvider
+
+if TYPE_CHECKING:
+    from apps.accounts.models import User
+
+logger = logging.getLogger("unmark.jobs")
 
 # Alert kinds that mean "no room right now": jobs wait for the provider (a probe clears them)
 # rather than count it as down.
@@ -108,9 +116,10 @@ def standings(kind: InputKind) -> list[Standing]:
 def can_send(name: str) -> bool:
     """Whether the dispatcher may send this provider anything right now."""
     switched_off = ProviderSwitch.objects.filter(provider=name, enabled=False).exists()
-    return not switched_off and not ProviderAlert.objects.filter(
-        provider=name, resolved_at__isnull=True
-    ).exists()
+    return (
+        not switched_off
+        and not ProviderAlert.objects.filter(provider=name, resolved_at__isnull=True).exists()
+    )
 
 
 # --- Submission ----------------------------------------------------------------------------------
@@ -137,7 +146,9 @@ def provider_at_submission(kind: InputKind) -> RemovalProvider:
 
 def _reasons(stands: Iterable[Standing]) -> str:
     reasons = [stand.reason for stand in stands if stand.reason]
-    return reasons[0] if len(reasons) == 1 else ", and ".join([", ".join(reasons[:-1]), reasons[-1]])
+    if len(reasons) == 1:
+        return reasons[0]
+    return f"{', '.join(reasons[:-1])}, and {reasons[-1]}"
 
 
 # --- Dispatch ------------------------------------------------------------------------------------
@@ -233,3 +244,22 @@ def processed_by(job: Job) -> str:
             return "by our GPU servers"
         return f"by our GPU server {swc_pool.server_name(job.provider_server)}"
     return _WHERE.get(job.provider) or f"by {get_provider(job.provider).label}"
+
+
+# --- Staff's switch ------------------------------------------------------------------------------
+def switch(*, name: str, enabled: bool, reason: str, by: "User | None") -> bool:
+    """Switches a provider off or back on, recording why and who; False if it already was.
+
+    Its jobs that have not started go to the next provider at the dispatcher's next round (one
+    is started now); the ones it is running are followed there to the end.
+    """
+    ProviderSwitch.objects.get_or_create(provider=name, defaults={"reason": ""})
+    changed = ProviderSwitch.objects.filter(provider=name, enabled=not enabled).update(
+        enabled=enabled, reason=reason[:300], changed_by=by, changed_at=timezone.now()
+    )
+    if changed:
+        logger.warning(
+            "provider switched", extra={"provider": name, "enabled": enabled, "reason": reason}
+        )
+        queue.start_poller()
+    return bool(changed)

@@ -7,27 +7,40 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobs', '0010_job_provider_cost_micros'),
+        ("jobs", "0010_job_provider_cost_micros"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ProviderSwitch',
+            name="ProviderSwitch",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('provider', models.CharField(max_length=20, unique=True)),
-                ('enabled', models.BooleanField(default=True)),
-                ('reason', models.CharField(max_length=300)),
-                ('changed_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('changed_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("provider", models.CharField(max_length=20, unique=True)),
+                ("enabled", models.BooleanField(default=True)),
+                ("reason", models.CharField(max_length=300)),
+                ("changed_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "changed_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'provider switch',
-                'verbose_name_plural': 'provider switches',
-                'ordering': ['provider'],
+                "verbose_name": "provider switch",
+                "verbose_name_plural": "provider switches",
+                "ordering": ["provider"],
             },
         ),
     ]

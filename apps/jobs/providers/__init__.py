@@ -92,9 +92,7 @@ def check_policy() -> None:
 
 def configured_for(kind: InputKind) -> list[RemovalProvider]:
     """The providers of the policy for this kind that are set up to take it, in order."""
-    return [
-        provider for provider in map(get_provider, policy(kind)) if kind in provider.accepts
-    ]
+    return [provider for provider in map(get_provider, policy(kind)) if kind in provider.accepts]
 
 
 def provider_for(kind: InputKind) -> RemovalProvider:
