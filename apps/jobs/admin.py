@@ -48,7 +48,8 @@ def dollars(micros: int | None) -> str:
     """Millionths of a dollar as dollars, to a hundredth of a cent ("—" when unknown)."""
     if micros is None:
         return "—"
-    return f"${Decimal(micros) / 1_000_000:,.4f}"
+    sign = "-" if micros < 0 else ""
+    return f"{sign}${Decimal(abs(micros)) / 1_000_000:,.4f}"
 
 
 class JobEventInline(admin.TabularInline):

@@ -69,8 +69,10 @@ class Standing:
 
     @property
     def reason(self) -> str:
-        """Why it takes nothing now, in plain words ("" when it does)."""
+        """Why it takes nothing now, in plain words, to go mid-sentence ("" when it does)."""
         label = self.provider.label
+        if label.startswith("Our "):
+            label = "our " + label[4:]
         if self.switched_off:
             return f"{label} {_be(label)} switched off by our team for now"
         if self.alert is None:
@@ -230,7 +232,8 @@ def outages(kinds: Iterable[InputKind] = tuple(InputKind)) -> list[Outage]:
         # It takes new jobs but cannot be sent any: an alert of the "no room right now" kind.
         waiting_for = next(stand for stand in stands if stand.takes_new_jobs)
         advice = waiting_for.alert.advice if waiting_for.alert else ""
-        found.append(Outage(kind, f"{waiting_for.reason}.", advice))
+        reason = waiting_for.reason
+        found.append(Outage(kind, f"{reason[0].upper()}{reason[1:]}.", advice))
     return found
 
 
