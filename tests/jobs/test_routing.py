@@ -78,7 +78,7 @@ def test_the_pool_keeps_only_the_files_it_would_start_within_the_overflow_wait(
     assert (share.send, share.keep) == (1, 0)
 
 
-# --- Submission ------------------------------------------------------------------------------------
+# --- Submission ---------------------------------------------------------------------------------
 def test_files_are_refused_with_the_reason_when_no_provider_can_take_them(
     settings, alice, login, tmp_path
 ):
@@ -155,7 +155,8 @@ def test_a_switched_off_pool_finishes_what_it_runs_and_sends_nothing_new_until_i
     running, waiting = file_jobs(alice_membership, clip, count=2)
     run_until(step, lambda: Job.objects.exclude(task_id="").exists(), "a video on the server")
     running.refresh_from_db()
-    assert running.task_id and waiting.state == JobState.QUEUED
+    assert running.task_id
+    assert waiting.state == JobState.QUEUED
 
     routing.switch(name="swc", enabled=False, reason="maintenance window", by=alice)
     run_until(
@@ -185,7 +186,8 @@ def test_a_video_cleaned_by_the_pool_costs_its_gpu_time_and_says_which_server(
 
     job.refresh_from_db()
     assert job.state == JobState.SUCCEEDED
-    assert job.provider_cost_ms is not None and job.provider_cost_ms >= 300
+    assert job.provider_cost_ms is not None
+    assert job.provider_cost_ms >= 300
     assert job.provider_cost_micros == job.provider_cost_ms
     assert swc_pool.gpu_cost_micros(1) == 1
     page = login(alice).get(job.get_absolute_url()).text
