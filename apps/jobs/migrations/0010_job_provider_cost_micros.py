@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobs', '0009_upload'),
+        ("jobs", "0009_upload"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='job',
-            name='provider_cost_micros',
+            model_name="job",
+            name="provider_cost_micros",
             field=models.BigIntegerField(blank=True, null=True),
         ),
     ]

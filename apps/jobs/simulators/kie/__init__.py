@@ -33,6 +33,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from apps.jobs.simulators.config import coerce_changes
+from apps.jobs.simulators.http import Reply, json_reply, serve
 from apps.jobs.simulators.kie.assets import (
     BAD_GATEWAY_PAGE,
     CHUNK_BYTES,
@@ -41,15 +43,15 @@ from apps.jobs.simulators.kie.assets import (
     filler,
 )
 from apps.jobs.simulators.kie.callbacks import CallbackSender, callback_body
-from apps.jobs.simulators.kie.config import SimulatorConfig, coerce_changes
+from apps.jobs.simulators.kie.config import SimulatorConfig
 from apps.jobs.simulators.kie.contract import (
     CODE_MESSAGES,
     CREDITS_PER_TASK,
     PAUSED_MESSAGE,
     RATE_WINDOW_SECONDS,
+    envelope,
     validation_problem,
 )
-from apps.jobs.simulators.kie.http import Reply, envelope, json_reply, serve
 from apps.jobs.simulators.kie.tasks import SimTask, now_ms, record_data
 
 __all__ = ["CHUNK_BYTES", "SAMPLE_MP4", "KieSimulator", "SimulatorConfig"]
@@ -79,7 +81,7 @@ class KieSimulator:
         self._random = random.Random()  # noqa: S311 (latency and failure draws, not secrets)
         self._stopping = threading.Event()
         self._callbacks = CallbackSender(self._lock)
-        self._server = serve(self, host, port)
+        self._server = serve(self, host, port, name="Kie simulator")
         self._threads: list[threading.Thread] = []
         self.url = f"http://{host}:{self._server.server_address[1]}"
 
@@ -308,7 +310,9 @@ class KieSimulator:
                 changes = json.loads(body)
                 if not isinstance(changes, dict):
                     raise ValueError("send a JSON object of settings to change")
-                self.configure(**coerce_changes(changes))
+                self.configure(
+                    **coerce_changes(SimulatorConfig, changes, fixed=frozenset({"api_key"}))
+                )
             except (ValueError, TypeError, RecursionError) as exc:
                 return json_reply(400, {"error": str(exc)})
         return json_reply(200, self.config.public())
