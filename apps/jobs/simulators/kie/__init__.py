@@ -7,9 +7,10 @@ sockets. It answers like Kie: envelopes with HTTP 200, validation messages, task
 window, a paused mode, a credit balance, callbacks (signed when it has an HMAC key), and result
 links it serves itself. Everything lives in memory; nothing is written to disk.
 
-Split by concern: `contract` (Kie's codes and checks), `config` (settings, changed live),
-`tasks` (a task's states and record), `callbacks`, `assets` (what results serve) and `http`
-(the server). This module holds the state and answers each request.
+Split by concern: `contract` (Kie's codes, checks and envelope), `config` (settings), `tasks` (a
+task's states and record), `callbacks` and `assets` (what results serve); the server, live
+setting changes and webhook posting are shared with the other simulators (`simulators.http`,
+`.config`, `.webhooks`). This module holds the state and answers each request.
 
 Fault drills (slow or broken answers, results that 404 or are HTML, lost createTask answers,
 repeated callbacks) are flags of the command and can be changed while it runs:
