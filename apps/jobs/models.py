@@ -61,12 +61,22 @@ RETRYABLE_STATES = frozenset({JobState.FAILED, JobState.CANCELED, JobState.EXPIR
 MOVES: dict[JobState, frozenset[JobState]] = {
     # sent; canceled by its team; failed (too late to send, staff)
     JobState.QUEUED: frozenset({JobState.SUBMITTED, JobState.CANCELED, JobState.FAILED}),
-    # the provider took it; finished at once; back in line (busy, unavailable); failed
+    # the provider took it; finished at once; back in line (busy, unavailable); failed;
+    # canceled by its team (a provider that can stop its task)
     JobState.SUBMITTED: frozenset(
-        {JobState.PROCESSING, JobState.DOWNLOADING, JobState.QUEUED, JobState.FAILED}
+        {
+            JobState.PROCESSING,
+            JobState.DOWNLOADING,
+            JobState.QUEUED,
+            JobState.FAILED,
+            JobState.CANCELED,
+        }
     ),
-    # finished; failed; back in line when its server lost the task (an SWC restart or stall)
-    JobState.PROCESSING: frozenset({JobState.DOWNLOADING, JobState.FAILED, JobState.QUEUED}),
+    # finished; failed; back in line when its server lost the task (an SWC restart or stall);
+    # canceled by its team (a provider that can stop its task)
+    JobState.PROCESSING: frozenset(
+        {JobState.DOWNLOADING, JobState.FAILED, JobState.QUEUED, JobState.CANCELED}
+    ),
     # saved; failed; back in line when the server lost the finished video before we saved it
     JobState.DOWNLOADING: frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.QUEUED}),
     # the result is deleted after the retention period
@@ -302,10 +312,13 @@ class Job(models.Model):
 
     @property
     def callback_url(self) -> str | None:
-        """Where Kie calls back for this job; None when the app is not reachable from outside."""
+        """Where the provider calls back for this job; None when the app is not reachable from
+        outside. Replicate's webhooks are signed their own way, so they have their own route."""
         if not settings.PUBLIC_BASE_URL:
             return None
-        return f"{settings.PUBLIC_BASE_URL}/hooks/kie/{self.callback_token}/"
+        hook = "replicate" if self.provider == "replicate" else "kie"
+        path = reverse(f"jobs:{hook}_callback", kwargs={"token": self.callback_token})
+        return f"{settings.PUBLIC_BASE_URL}{path}"
 
     @property
     def is_in_flight(self) -> bool:
@@ -333,8 +346,17 @@ class Job(models.Model):
 
     @property
     def is_cancelable(self) -> bool:
-        """Only a job that has not reached the provider yet can be canceled."""
-        return self.state == JobState.QUEUED
+        """A job that has not reached the provider yet, or whose task the provider can stop
+        (Replicate can; Kie and the SWC pool cannot)."""
+        if self.state == JobState.QUEUED:
+            return True
+        from apps.jobs.providers import stops_tasks  # the providers build on these models
+
+        return (
+            self.state in (JobState.SUBMITTED, JobState.PROCESSING)
+            and bool(self.task_id)
+            and stops_tasks(self.provider)
+        )
 
     @property
     def has_result(self) -> bool:
@@ -399,7 +421,7 @@ class Job(models.Model):
     @property
     def why_not_cancelable(self) -> str:
         """Plain words for an in-flight job that can no longer be canceled."""
-        if self.state in (JobState.SUBMITTED, JobState.PROCESSING):
+        if self.state in (JobState.SUBMITTED, JobState.PROCESSING) and not self.is_cancelable:
             return (
                 "It can no longer be canceled: the watermark remover already has it and cannot "
                 "be stopped. If it fails, its credits come back by themselves."
@@ -528,18 +550,22 @@ class Job(models.Model):
         return True
 
     def cancel(self) -> bool:
-        """Cancels a job that has not reached the provider yet, releasing its credits."""
+        """Cancels a job that has not reached the provider yet, or whose task the provider
+        can stop (a worker then asks it to), releasing its credits."""
         if not self.is_cancelable:
             return False
+        sent = self.state != JobState.QUEUED
         with transaction.atomic():
             if not self.move(
                 JobState.CANCELED,
-                detail="Canceled before it was sent.",
+                detail="Canceled; stopping it." if sent else "Canceled before it was sent.",
                 finished_at=timezone.now(),
                 next_check_at=None,
             ):
                 return False
             ledger.release(job=self, memo="Canceled")
+            if sent:
+                queue.stop_task(self.pk)
         return True
 
     def expire(self) -> bool:

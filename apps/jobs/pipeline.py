@@ -35,6 +35,7 @@ from apps.jobs.providers.base import (
     RateLimited,
     RemovalProvider,
     RetryableError,
+    StopsTasks,
     TaskInput,
     TaskState,
     TaskStatus,
@@ -198,6 +199,21 @@ def adopt_task(job: Job, task_id: str) -> None:
     if job.touch(task_id=task_id):
         logger.info("adopted task", extra={"job": job.public_id, "task_id": task_id})
         _apply_status(job, status)
+
+
+def stop_task(job: Job) -> None:
+    """A person canceled the job after it went out: its provider stops the task, so it is not
+    run (and billed) to the end. The job is already canceled and refunded either way."""
+    provider = get_provider(job.provider)
+    if job.state != JobState.CANCELED or not job.task_id or not isinstance(provider, StopsTasks):
+        return
+    try:
+        provider.cancel(job.task_id)
+    except ProviderError as exc:
+        # Nothing waits on this: the task runs to its end, and its result is never fetched.
+        logger.warning("task not stopped", extra={"job": job.public_id, "error": str(exc)})
+        return
+    logger.info("task stopped", extra={"job": job.public_id, "task_id": job.task_id})
 
 
 # --- Following ---------------------------------------------------------------------------------

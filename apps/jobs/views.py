@@ -1,3 +1,4 @@
+import hashlib
 import json
 import logging
 import uuid
@@ -7,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.cache import cache
 from django.core.files.storage import default_storage
 from django.core.paginator import Page, Paginator
 from django.http import (
@@ -41,13 +43,15 @@ from apps.jobs.models import (
     Upload,
 )
 from apps.jobs.providers import NoProvider, accepts, get_provider
-from apps.jobs.providers.base import CallbackRejected
+from apps.jobs.providers.base import CallbackRejected, ProviderError
 from apps.jobs.uploads import (
     HashedUploadedFile,
+    LinkRefused,
     Refusal,
     direct_to_bucket,
     discard,
     display_name,
+    job_for_original_link,
     presigned_post,
     request_refusals,
     stage_received_file,
@@ -70,6 +74,9 @@ UPLOAD_GONE_MESSAGE = (
 ANNOUNCE_AT_MOST = 5  # a screen reader reads every word: name a few videos, not a whole batch
 # Callbacks about one job within this many seconds make one status query (Kie may repeat them).
 CALLBACK_WINDOW_SECONDS = 5
+# Replicate's signed webhook ids are remembered this long: longer than the 5 minutes either side
+# of now in which Standard Webhooks accepts a timestamp, so a replay is always caught.
+WEBHOOK_ID_MEMORY_SECONDS = 11 * 60
 
 
 # --- Dashboard ---------------------------------------------------------------------------------
@@ -560,3 +567,51 @@ def kie_callback(request: HttpRequest, token: str) -> HttpResponse:
     return HttpResponse(
         json.dumps({"code": 200, "msg": "success"}), content_type="application/json"
     )
+
+
+# --- Replicate's webhooks ----------------------------------------------------------------------
+@csrf_exempt  # signed the Standard Webhooks way; the per-job secret in the URL names the job.
+@require_POST
+def replicate_callback(request: HttpRequest, token: str) -> HttpResponse:
+    job = Job.objects.filter(callback_token=token, provider="replicate").first()
+    if job is None:
+        raise Http404
+    try:
+        task_id = get_provider(job.provider).verify_callback(request.headers, request.body)
+    except CallbackRejected as exc:
+        logger.warning("webhook rejected", extra={"job": job.public_id, "reason": str(exc)})
+        return JsonResponse({"detail": "rejected"}, status=400)
+    except ProviderError as exc:
+        # The signing secret could not be fetched: Replicate sends the webhook again later.
+        logger.warning("webhook not checked", extra={"job": job.public_id, "error": str(exc)})
+        return JsonResponse({"detail": "try again later"}, status=503)
+    if job.task_id and task_id != job.task_id:
+        logger.warning("webhook for another prediction", extra={"job": job.public_id})
+        return JsonResponse({"detail": "prediction mismatch"}, status=400)
+    # A signed webhook seen before is a replay (or a retry of one already acted on): refused.
+    # Only verified ids are remembered, so forged requests cannot block real ones.
+    webhook_id = hashlib.sha256(request.headers["webhook-id"].encode()).hexdigest()
+    if not cache.add(f"hooks:replicate:{webhook_id}", True, timeout=WEBHOOK_ID_MEMORY_SECONDS):
+        logger.warning("webhook replayed", extra={"job": job.public_id})
+        return JsonResponse({"detail": "already received"}, status=409)
+    # The body is never trusted: each webhook only makes us ask Replicate for the prediction.
+    # Not coalesced like Kie's: "completed" often follows "start" within a second or two.
+    if job.is_in_flight:
+        queue.check_after_callback(job.pk, task_id=task_id)
+    return JsonResponse({"detail": "received"})
+
+
+# --- The original, for a provider that fetches it ----------------------------------------------
+@require_GET
+def original_link(request: HttpRequest, token: str) -> HttpResponseBase:
+    """A job's original by a short-lived signed link (`uploads.original_link`), without
+    signing in: how Replicate fetches it from local disk. Bad or expired links get 404."""
+    try:
+        job = job_for_original_link(token)
+    except LinkRefused as exc:
+        raise Http404(str(exc)) from None
+    response = FileResponse(
+        default_storage.open(str(job.original_file.name), "rb"), content_type="video/mp4"
+    )
+    response["Cache-Control"] = "no-store"
+    return response

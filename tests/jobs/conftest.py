@@ -299,6 +299,9 @@ def pool(settings, tmp_path: Path, media_storage: Path, alice_membership) -> Ite
     has credits for the videos."""
     ledger.grant(team=alice_membership.team, credits=1000, key="drills", memo="pool drills")
     settings.SWC_STALL_SECONDS = STALL_SECONDS
+    # The pool alone: with it down, files wait for it (drills with Replicate behind it set
+    # the policy themselves).
+    settings.FILE_PROVIDERS = ["swc"]
     settings.POLLER_RUN_SECONDS = 0  # a poller run in-process makes one round
     settings.DOWNLOAD_TEMP_DIR = str(tmp_path / "tmp")
     running = Pool(settings)

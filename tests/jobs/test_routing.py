@@ -55,6 +55,7 @@ def test_the_pool_keeps_only_the_files_it_would_start_within_the_overflow_wait(
     """Two servers taking two each, 10 s a video: with four videos on them, the next file
     would wait 15 s; a 30 s limit keeps two more in line for the pool and no more."""
     settings.SWC_SERVERS = TEN_SERVERS[:2]
+    settings.FILE_PROVIDERS = ["swc"]  # the overflow itself is drilled with Replicate
     settings.SWC_SECONDS_PER_VIDEO = 10
     settings.SWC_OVERFLOW_WAIT_SECONDS = 30
     ledger.grant(team=alice_membership.team, credits=1000, key="g", memo="test")
@@ -84,6 +85,7 @@ def test_files_are_refused_with_the_reason_when_no_provider_can_take_them(
 ):
     settings.SWC_SERVERS = TEN_SERVERS[:1]
     ProviderAlert.objects.create(provider="swc", kind="down", message="No server answers.")
+    ProviderAlert.objects.create(provider="replicate", kind="model_gone", message="404")
     team = alice.memberships.get().team
     before = ledger.available_credits(team)
 
@@ -91,8 +93,8 @@ def test_files_are_refused_with_the_reason_when_no_provider_can_take_them(
 
     assert page.status_code == 200
     assert (
-        "Uploaded files cannot be cleaned right now: our cleaning servers are not answering. "
-        "Nothing was charged." in page.text
+        "Uploaded files cannot be cleaned right now: our cleaning servers are not answering, "
+        "and Replicate is unavailable. Nothing was charged." in page.text
     )
     assert not Job.objects.exists()
     assert ledger.available_credits(team) == before
@@ -101,6 +103,7 @@ def test_files_are_refused_with_the_reason_when_no_provider_can_take_them(
 
 def test_every_reason_is_given_when_every_provider_of_a_kind_is_out(settings, alice):
     settings.SWC_SERVERS = TEN_SERVERS[:1]
+    settings.FILE_PROVIDERS = ["swc"]
     routing.switch(name="swc", enabled=False, reason="GPU driver upgrade", by=alice)
     ProviderAlert.objects.create(provider="kie", kind="unauthorized", message="401")
 
@@ -131,6 +134,7 @@ def test_links_wait_for_a_paused_kie_rather_than_being_refused(sim_stack, alice_
 # --- The banner ----------------------------------------------------------------------------------
 def test_the_dashboard_says_plainly_when_files_cannot_be_processed(settings, alice, login):
     settings.SWC_SERVERS = TEN_SERVERS[:1]
+    settings.FILE_PROVIDERS = ["swc"]
     client = login(alice)
     assert 'data-testid="outage-file"' not in client.get(at(alice, "jobs:dashboard")).text
 

@@ -272,13 +272,16 @@ def test_workers_booking_at_once_never_overfill_a_server(settings, alice_members
     assert swc_pool.free_slots() == 0
 
 
-def test_files_go_to_the_pool_and_without_servers_no_provider_takes_them(settings):
+def test_files_go_to_the_pool_then_replicate_and_without_either_no_provider_takes_them(settings):
     settings.SWC_SERVERS = [{"url": "http://10.0.0.9:5344", "authorization": ""}]
     assert provider_for(InputKind.FILE).name == "swc"
     assert provider_for(InputKind.LINK).name == "kie"
     assert get_provider("kie").accepts == {InputKind.LINK}
 
     settings.SWC_SERVERS = []
+    assert provider_for(InputKind.FILE).name == "replicate"  # the elastic capacity
+
+    settings.REPLICATE_API_TOKEN = ""
     with pytest.raises(NoProvider, match="No removal provider takes uploaded files"):
         provider_for(InputKind.FILE)
 

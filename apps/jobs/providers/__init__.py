@@ -18,8 +18,9 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 from apps.jobs.models import InputKind
-from apps.jobs.providers.base import RemovalProvider
+from apps.jobs.providers.base import RemovalProvider, StopsTasks
 from apps.jobs.providers.kie import KieProvider
+from apps.jobs.providers.replicate import ReplicateProvider
 
 
 class NoProvider(Exception):
@@ -46,8 +47,25 @@ def _swc() -> RemovalProvider:
     return SwcPool()
 
 
+def _replicate() -> RemovalProvider:
+    return ReplicateProvider(
+        api_token=settings.REPLICATE_API_TOKEN,
+        base_url=settings.REPLICATE_BASE_URL,
+        model=settings.REPLICATE_MODEL,
+        price_per_second=settings.REPLICATE_PRICE_PER_SECOND,
+        webhook_secret=settings.REPLICATE_WEBHOOK_SECRET,
+        input_url_seconds=settings.REPLICATE_INPUT_URL_SECONDS,
+        timeout_seconds=settings.REPLICATE_TIMEOUT_SECONDS,
+        create_limit=settings.REPLICATE_CREATE_LIMIT,
+    )
+
+
 # Every provider there is; which of them take which inputs, and in which order, is the policy.
-REGISTRY: dict[str, Callable[[], RemovalProvider]] = {"kie": _kie, "swc": _swc}
+REGISTRY: dict[str, Callable[[], RemovalProvider]] = {
+    "kie": _kie,
+    "swc": _swc,
+    "replicate": _replicate,
+}
 
 # Keyed by process id: a worker forked from a process that already built a provider must not
 # reuse its pooled connections, which belong to the parent.
@@ -115,6 +133,11 @@ def reset_providers() -> None:
 def _forget_providers_when_settings_change(**kwargs: object) -> None:
     # Tests point KIE_BASE_URL (and the like) at a simulator on an ephemeral port.
     reset_providers()
+
+
+def stops_tasks(name: str) -> bool:
+    """Whether the provider of that name can stop a task it already runs (see `StopsTasks`)."""
+    return name in REGISTRY and isinstance(get_provider(name), StopsTasks)
 
 
 def accepts(kind: InputKind) -> bool:

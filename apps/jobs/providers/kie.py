@@ -17,12 +17,11 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
+from apps.jobs.backoff import parse_retry_after
 from apps.jobs.models import InputKind
 from apps.jobs.providers import ratelimit
 from apps.jobs.providers.base import (
@@ -393,21 +392,7 @@ def _whole_number(value: object) -> int | None:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    """Seconds from a Retry-After header, given as seconds or as an HTTP date."""
-    raw = response.headers.get("Retry-After", "").strip()
-    if not raw:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return parse_retry_after(response.headers.get("Retry-After", ""))
 
 
 def _excerpt(text: str, limit: int = 160) -> str:

@@ -1,11 +1,12 @@
-"""The simulator's HTTP side: a threaded server on loopback only, and the handler that hands
-every request to the simulator and writes its `Reply` (streamed when it is long)."""
+"""The simulators' HTTP side: a threaded server on loopback only, and the handler that hands
+every request to a simulator and writes its `Reply` (streamed when it is long). Shared by every
+provider simulator (Kie, Replicate); what each answers is its own business."""
 
 import ipaddress
 import json
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
@@ -18,11 +19,7 @@ class Reply:
     body: bytes | Iterable[bytes] = b""
     content_type: str = "application/json"
     length: int | None = None  # required when `body` is streamed in chunks
-
-
-def envelope(code: int, msg: str, data: object = None) -> Reply:
-    # Kie answers most failures with HTTP 200: the envelope code is what counts.
-    return Reply(200, json.dumps({"code": code, "msg": msg, "data": data}).encode())
+    headers: dict[str, str] = field(default_factory=dict)  # e.g. Retry-After
 
 
 def json_reply(status: int, payload: object) -> Reply:
@@ -33,16 +30,19 @@ class Answering(Protocol):
     def answer(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply: ...
 
 
-def serve(simulator: Answering, host: str, port: int) -> "Server":
-    require_loopback(host)
+def serve(simulator: Answering, host: str, port: int, *, name: str) -> "Server":
+    """A server for `simulator` (`name` says which, in logs and errors); not yet serving."""
+    require_loopback(host, name=name)
     server = Server((host, port), _Handler)
     server.simulator = simulator
+    server.name = name
     return server
 
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True  # a slow drill answer must not hold up stop()
     simulator: "Answering"
+    name: str
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -79,15 +79,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(reply.status)
         self.send_header("Content-Type", reply.content_type)
         self.send_header("Content-Length", str(length))
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
         self.end_headers()
         for chunk in chunks:
             self.wfile.write(chunk)
 
     def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("kie-sim http " + format, *args)
+        logger.debug(f"{self.server.name} http " + format, *args)
 
 
-def _require_loopback(host: str) -> None:
+def require_loopback(host: str, *, name: str) -> None:
     if host == "localhost":
         return
     try:
@@ -96,18 +98,5 @@ def _require_loopback(host: str) -> None:
         address = None
     if address is None or not address.is_loopback:
         raise ValueError(
-            f"The Kie simulator listens on loopback only (127.0.0.1 or localhost), not {host!r}"
-        )
-
-
-def require_loopback(host: str) -> None:
-    if host == "localhost":
-        return
-    try:
-        address = ipaddress.IPv4Address(host)
-    except ValueError:
-        address = None
-    if address is None or not address.is_loopback:
-        raise ValueError(
-            f"The Kie simulator listens on loopback only (127.0.0.1 or localhost), not {host!r}"
+            f"The {name} listens on loopback only (127.0.0.1 or localhost), not {host!r}"
         )
