@@ -139,7 +139,9 @@ def test_tasks_stuck_processing_after_a_restart_are_sent_again(
 def test_a_stalled_server_gives_up_its_running_and_waiting_videos(
     pool, clip, alice_membership, step, drive
 ):
-    [stalled] = pool.start({"stall_rate": 1})
+    # Long enough that the run is still going once the mark is painted (which is slow on a
+    # busy machine): a run that ends before its stall point simply finishes.
+    [stalled] = pool.start({"stall_rate": 1, "seconds_per_video": 4})
     jobs = file_jobs(alice_membership, clip, count=2)
     run_until(
         step,
