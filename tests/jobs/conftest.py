@@ -26,7 +26,6 @@ from apps.jobs.models import InputKind, Job, JobState
 from apps.jobs.providers.base import TaskInput, TaskState, TaskStatus
 from apps.jobs.providers.kie import KieProvider
 from apps.jobs.simulators.kie import KieSimulator, SimulatorConfig
-from tests.clips import make_clip
 from tests.jobs.swc import STALL_SECONDS, Pool
 
 SIM_KEY = "sim-test-key"
@@ -307,11 +306,6 @@ def pool(settings, tmp_path: Path, media_storage: Path, alice_membership) -> Ite
     running = Pool(settings)
     yield running
     running.stop()
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_clip(tmp_path_factory.mktemp("clips") / "sora-export.mp4", seconds=1)
 
 
 @pytest.fixture
