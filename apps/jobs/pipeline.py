@@ -15,6 +15,7 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import httpx
 from django.conf import settings
 from django.core.cache import cache
 from django.core.files.storage import default_storage
@@ -98,6 +99,14 @@ def send_job(job: Job, *, claimed_at: float | None = None) -> None:
             _await_confirmation(job)
         return
     except RetryableError as exc:
+        if _unreachable(exc):
+            # Nothing answers at all: the provider is down, not busy. The job waits without
+            # using a try, or goes to the next provider of the policy, until a probe finds
+            # this one back.
+            down = ProviderUnavailable(str(exc), code=exc.code, kind="down")
+            record_provider_alert(provider.name, down)
+            _wait_for_provider(job, provider, down)
+            return
         _send_later(job, provider, exc)
         return
     except PermanentError as exc:
@@ -110,6 +119,12 @@ def send_job(job: Job, *, claimed_at: float | None = None) -> None:
     job.touch(task_id=task_id, next_check_at=timezone.now() + _poll_delay(job))
     if job.callback_url is None:
         queue.start_poller()  # no callback will come: polling starts now, not next minute
+
+
+def _unreachable(exc: RetryableError) -> bool:
+    """Whether the request never reached the provider: no connection could be made. (The
+    clients speak httpx and raise their errors from its own.)"""
+    return isinstance(exc.__cause__, httpx.ConnectError | httpx.ConnectTimeout)
 
 
 def _send_later(job: Job, provider: RemovalProvider, exc: RetryableError) -> None:

@@ -58,12 +58,16 @@ def all_succeeded(jobs: list[Job]) -> None:
         assert job.state == JobState.SUCCEEDED, details(job)
 
 
+@pytest.mark.parametrize("outage", ["model_gone", "down"])
 def test_with_replicate_down_file_jobs_stay_on_the_pool(
-    routed, clip, alice_membership, drive, settings
+    routed, clip, alice_membership, drive, settings, outage
 ):
     settings.SWC_OVERFLOW_WAIT_SECONDS = 0  # anything the pool cannot start at once overflows
     routed.pool.start({}, {})
-    routed.replicate.configure(model_gone=True)  # 404 for the model: Replicate takes nothing
+    if outage == "model_gone":
+        routed.replicate.configure(model_gone=True)  # 404 for the model: it takes nothing
+    else:
+        routed.replicate.stop()  # nothing answers at all
     jobs = file_jobs(alice_membership, clip, count=6)
 
     drive(jobs)
@@ -72,8 +76,9 @@ def test_with_replicate_down_file_jobs_stay_on_the_pool(
     assert providers_of(jobs) == {"swc": 6}
     assert routed.predictions() == 0
     alert = ProviderAlert.objects.get(provider="replicate", resolved_at=None)
-    assert alert.kind == "model_gone"
+    assert alert.kind == outage
     for job in jobs:
+        assert job.attempts == 1  # a send Replicate never took is no try
         assert job.provider_cost_micros is not None  # GPU time on our server
     settled_once(*jobs)
 
