@@ -153,11 +153,17 @@ def _send_later(job: Job, provider: RemovalProvider, exc: RetryableError) -> Non
 
 def _wait_for_provider(job: Job, provider: RemovalProvider, exc: ProviderUnavailable) -> None:
     """Back in line without using an attempt: the dispatcher sends nothing to an unavailable
-    provider, and a periodic probe tells when it is back."""
+    provider (a periodic probe tells when it is back), and gives the job to the next provider
+    of the policy if one can take it."""
+    elsewhere = routing.first_choice(InputKind(job.input_kind))
+    then = (
+        "this one goes to the next service that can take it."
+        if elsewhere is not None
+        else "this one waits and goes out when it is back."
+    )
     job.move(
         JobState.QUEUED,
-        detail=f"{provider.label} is not taking videos right now ({exc}); "
-        "this one waits and goes out when it is back.",
+        detail=f"{provider.label} is not taking videos right now ({exc}); {then}",
         attempts=job.attempts - 1,
         next_check_at=timezone.now(),
     )

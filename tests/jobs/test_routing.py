@@ -191,7 +191,10 @@ def test_a_video_cleaned_by_the_pool_costs_its_gpu_time_and_says_which_server(
     job.refresh_from_db()
     assert job.state == JobState.SUCCEEDED
     assert job.provider_cost_ms is not None
-    assert job.provider_cost_ms >= 300
+    assert job.submitted_at is not None
+    assert job.finished_at is not None
+    # The run as our polls saw it: some time, and no more than the job was away.
+    assert 0 < job.provider_cost_ms <= (job.finished_at - job.submitted_at).total_seconds() * 1000
     assert job.provider_cost_micros == job.provider_cost_ms
     assert swc_pool.gpu_cost_micros(1) == 1
     page = login(alice).get(job.get_absolute_url()).text
