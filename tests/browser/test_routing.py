@@ -5,7 +5,6 @@ The pool's only server is an address where nothing listens (the GPU machine is o
 Replicate simulator runs in this process, fetches the signed original from the live server and
 calls it back with signed webhooks; the worker is a real `manage.py worker` process."""
 
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -22,7 +21,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def replicate(make_replicate_simulator, settings) -> Iterator[ReplicateSimulator]:
+def replicate(make_replicate_simulator, settings) -> ReplicateSimulator:
     simulator = make_replicate_simulator(
         api_token=settings.REPLICATE_SIMULATOR_API_TOKEN,
         cold_start_seconds=0.5,
@@ -32,7 +31,7 @@ def replicate(make_replicate_simulator, settings) -> Iterator[ReplicateSimulator
     settings.REPLICATE_BASE_URL = simulator.url
     settings.REPLICATE_API_TOKEN = settings.REPLICATE_SIMULATOR_API_TOKEN
     settings.REPLICATE_WEBHOOK_SECRET = ""  # fetched from the simulator
-    yield simulator
+    return simulator
 
 
 @pytest.fixture
