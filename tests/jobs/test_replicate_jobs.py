@@ -11,17 +11,20 @@ from pathlib import Path
 
 import pytest
 from django.core import signing
+from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
 from apps.billing.models import LedgerEntry
+from apps.jobs import tasks
 from apps.jobs.models import Job, JobState
 from apps.jobs.providers import get_provider
 from apps.jobs.providers.replicate import cost_micros
 from apps.jobs.simulators.replicate import ReplicateSimulator
 from apps.jobs.uploads import original_link
 from tests.jobs.replicate import PRICE, SIM_TOKEN, file_task, replicate_file_jobs
+from tests.threads import run_at_once
 
 # Tasks are queued when the request's transaction commits, as in production.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -345,3 +348,27 @@ def test_the_signed_link_dies_with_its_job(stack, alice_membership, clip, client
     job.cancel()
 
     assert client.get(link.removeprefix("http://testserver")).status_code == 404
+
+
+# --- Races (PostgreSQL) ------------------------------------------------------------------------
+@pytest.mark.postgres
+def test_webhook_checks_racing_a_cancel_settle_the_job_exactly_once(
+    stack, alice_membership, clip, run_tasks
+):
+    job, prediction_id = sent_job(stack, alice_membership, clip, run_tasks)
+    stack.wait_until(prediction_id, "succeeded")
+
+    def work(index: int) -> bool | None:
+        if index == 0:
+            return Job.objects.get(pk=job.pk).cancel()
+        tasks.check_after_callback(job.pk, prediction_id)
+        return None
+
+    outcomes = run_at_once(4, work)
+
+    assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
+    job.refresh_from_db()
+    settled = "release" if job.state == JobState.CANCELED else "capture"
+    assert job.state in (JobState.CANCELED, JobState.SUCCEEDED)
+    assert ledger_kinds(job) == sorted(["hold", settled])
+    call_command("reconcile")  # raises on any drift
