@@ -17,8 +17,8 @@ from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
 from apps.billing.models import LedgerEntry
-from apps.jobs import tasks
-from apps.jobs.models import Job, JobState
+from apps.jobs import pipeline, tasks
+from apps.jobs.models import Job, JobState, ProviderAlert
 from apps.jobs.providers import get_provider
 from apps.jobs.providers.replicate import cost_micros
 from apps.jobs.simulators.replicate import ReplicateSimulator
@@ -372,3 +372,52 @@ def test_webhook_checks_racing_a_cancel_settle_the_job_exactly_once(
     assert job.state in (JobState.CANCELED, JobState.SUCCEEDED)
     assert ledger_kinds(job) == sorted(["hold", settled])
     call_command("reconcile")  # raises on any drift
+
+
+# --- Sending ----------------------------------------------------------------------------------
+def test_a_job_replicate_throttles_waits_its_reset_without_using_an_attempt(
+    stack, alice_membership, clip, run_tasks
+):
+    stack.simulator.configure(rate_limit=1)
+    get_provider("replicate").start(file_task(stack.input_url))  # uses up the minute
+    [job] = replicate_file_jobs(alice_membership, clip)
+    run_tasks.purge()
+
+    pipeline.send_job(job)
+
+    job.refresh_from_db()
+    assert job.state == JobState.QUEUED
+    assert job.attempts == 0
+    assert job.next_check_at is not None
+    assert job.next_check_at - timezone.now() > timedelta(seconds=45)  # "resets in ~60s"
+    assert "Replicate is busy" in job.events.latest("id").detail
+    assert ledger_kinds(job) == ["hold"]
+
+
+@pytest.mark.parametrize(
+    ("trouble", "kind"), [({"api_token": "r8_revoked"}, "unauthorized"), ({}, "model_gone")]
+)
+def test_a_bad_token_or_a_model_gone_holds_jobs_and_alerts_until_a_probe_succeeds(
+    stack, alice_membership, clip, run_tasks, settings, trouble, kind
+):
+    if trouble:
+        settings.REPLICATE_API_TOKEN = trouble["api_token"]
+    else:
+        stack.simulator.configure(model_gone=True)
+    [job] = replicate_file_jobs(alice_membership, clip)
+    run_tasks.purge()
+
+    pipeline.send_job(job)
+
+    job.refresh_from_db()
+    assert job.state == JobState.QUEUED
+    assert job.attempts == 0
+    [alert] = ProviderAlert.objects.filter(provider="replicate", resolved_at__isnull=True)
+    assert alert.kind == kind
+    assert stack.simulator.seen()["predictions"] == []
+    settings.REPLICATE_API_TOKEN = SIM_TOKEN
+    stack.simulator.configure(model_gone=False)
+
+    pipeline.probe_unavailable_providers()
+
+    assert not ProviderAlert.objects.filter(resolved_at__isnull=True).exists()

@@ -6,7 +6,7 @@ import ipaddress
 import json
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
@@ -19,7 +19,6 @@ class Reply:
     body: bytes | Iterable[bytes] = b""
     content_type: str = "application/json"
     length: int | None = None  # required when `body` is streamed in chunks
-    headers: dict[str, str] = field(default_factory=dict)  # e.g. Retry-After
 
 
 def json_reply(status: int, payload: object) -> Reply:
@@ -79,8 +78,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(reply.status)
         self.send_header("Content-Type", reply.content_type)
         self.send_header("Content-Length", str(length))
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
         self.end_headers()
         for chunk in chunks:
             self.wfile.write(chunk)

@@ -112,7 +112,9 @@ class SimPrediction:
 class ReplicateSimulator:
     """The simulator's state and answers; `start()` serves it from a background thread."""
 
-    def __init__(self, config: ReplicateSimConfig, *, host: str = "127.0.0.1", port: int = 0):
+    def __init__(
+        self, config: ReplicateSimConfig, *, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         if not config.webhook_secret:
             secret = base64.b64encode(secrets.token_bytes(24)).decode()
             config = dataclasses.replace(config, webhook_secret=f"whsec_{secret}")
