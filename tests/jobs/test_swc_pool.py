@@ -20,7 +20,7 @@ from apps.billing import ledger
 from apps.jobs import swc_pool
 from apps.jobs.models import InputKind, Job, JobState, ProviderAlert, SwcServer
 from apps.jobs.providers import NoProvider, get_provider, provider_for
-from apps.jobs.providers.swc_simulator import SwcSimConfig, SwcSimulator
+from apps.jobs.simulators.swc import SwcSimConfig, SwcSimulator
 from tests.clips import make_clip
 from tests.jobs.conftest import free_port
 from tests.jobs.swc import file_jobs, ledger_kinds, mark_brightness, wait_for
