@@ -19,7 +19,7 @@ from apps.billing.models import LedgerEntry
 from apps.jobs import queue, swc_pool
 from apps.jobs.models import InputKind, Job, JobEvent, JobState, SwcServer
 from apps.jobs.providers.swc import SwcClient, SwcResult, SwcStatus
-from apps.jobs.providers.swc_simulator import SwcSimConfig, SwcSimulator
+from apps.jobs.simulators.swc import SwcSimConfig, SwcSimulator
 from tests.clips import mark_box
 
 CLIP_SIZE = (144, 256)

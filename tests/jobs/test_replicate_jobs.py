@@ -11,17 +11,20 @@ from pathlib import Path
 
 import pytest
 from django.core import signing
+from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
 from apps.billing.models import LedgerEntry
-from apps.jobs.models import Job, JobState
+from apps.jobs import pipeline, tasks
+from apps.jobs.models import Job, JobState, ProviderAlert
 from apps.jobs.providers import get_provider
 from apps.jobs.providers.replicate import cost_micros
 from apps.jobs.simulators.replicate import ReplicateSimulator
 from apps.jobs.uploads import original_link
 from tests.jobs.replicate import PRICE, SIM_TOKEN, file_task, replicate_file_jobs
+from tests.threads import run_at_once
 
 # Tasks are queued when the request's transaction commits, as in production.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -345,3 +348,76 @@ def test_the_signed_link_dies_with_its_job(stack, alice_membership, clip, client
     job.cancel()
 
     assert client.get(link.removeprefix("http://testserver")).status_code == 404
+
+
+# --- Races (PostgreSQL) ------------------------------------------------------------------------
+@pytest.mark.postgres
+def test_webhook_checks_racing_a_cancel_settle_the_job_exactly_once(
+    stack, alice_membership, clip, run_tasks
+):
+    job, prediction_id = sent_job(stack, alice_membership, clip, run_tasks)
+    stack.wait_until(prediction_id, "succeeded")
+
+    def work(index: int) -> bool | None:
+        if index == 0:
+            return Job.objects.get(pk=job.pk).cancel()
+        tasks.check_after_callback(job.pk, prediction_id)
+        return None
+
+    outcomes = run_at_once(4, work)
+
+    assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
+    job.refresh_from_db()
+    settled = "release" if job.state == JobState.CANCELED else "capture"
+    assert job.state in (JobState.CANCELED, JobState.SUCCEEDED)
+    assert ledger_kinds(job) == sorted(["hold", settled])
+    call_command("reconcile")  # raises on any drift
+
+
+# --- Sending ----------------------------------------------------------------------------------
+def test_a_job_replicate_throttles_waits_its_reset_without_using_an_attempt(
+    stack, alice_membership, clip, run_tasks
+):
+    stack.simulator.configure(rate_limit=1)
+    get_provider("replicate").start(file_task(stack.input_url))  # uses up the minute
+    [job] = replicate_file_jobs(alice_membership, clip)
+    run_tasks.purge()
+
+    pipeline.send_job(job)
+
+    job.refresh_from_db()
+    assert job.state == JobState.QUEUED
+    assert job.attempts == 0
+    assert job.next_check_at is not None
+    assert job.next_check_at - timezone.now() > timedelta(seconds=45)  # "resets in ~60s"
+    assert "Replicate is busy" in job.events.latest("id").detail
+    assert ledger_kinds(job) == ["hold"]
+
+
+@pytest.mark.parametrize(
+    ("trouble", "kind"), [({"api_token": "r8_revoked"}, "unauthorized"), ({}, "model_gone")]
+)
+def test_a_bad_token_or_a_model_gone_holds_jobs_and_alerts_until_a_probe_succeeds(
+    stack, alice_membership, clip, run_tasks, settings, trouble, kind
+):
+    if trouble:
+        settings.REPLICATE_API_TOKEN = trouble["api_token"]
+    else:
+        stack.simulator.configure(model_gone=True)
+    [job] = replicate_file_jobs(alice_membership, clip)
+    run_tasks.purge()
+
+    pipeline.send_job(job)
+
+    job.refresh_from_db()
+    assert job.state == JobState.QUEUED
+    assert job.attempts == 0
+    [alert] = ProviderAlert.objects.filter(provider="replicate", resolved_at__isnull=True)
+    assert alert.kind == kind
+    assert stack.simulator.seen()["predictions"] == []
+    settings.REPLICATE_API_TOKEN = SIM_TOKEN
+    stack.simulator.configure(model_gone=False)
+
+    pipeline.probe_unavailable_providers()
+
+    assert not ProviderAlert.objects.filter(resolved_at__isnull=True).exists()

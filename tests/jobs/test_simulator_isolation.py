@@ -7,6 +7,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RUNNERS = {
     "apps/jobs/management/commands/kie_simulator.py",
     "apps/jobs/management/commands/replicate_simulator.py",
+    "apps/jobs/management/commands/swc_simulator.py",
 }
 
 

@@ -42,6 +42,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: object, **options: object) -> None:
+        if settings.PRODUCTION:
+            raise CommandError(
+                "The Replicate simulator is for local use and tests, not production."
+            )
         try:
             config = ReplicateSimConfig(
                 api_token=str(options["api_token"]),

@@ -31,11 +31,11 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import parse_qs, urlsplit
 
 from apps.jobs.simulators.config import coerce_changes
-from apps.jobs.simulators.http import Reply, json_reply, serve
+from apps.jobs.simulators.http import Reply, json_reply, read_body, serve
 from apps.jobs.simulators.kie.assets import (
     BAD_GATEWAY_PAGE,
     CHUNK_BYTES,
@@ -169,7 +169,10 @@ class KieSimulator:
             self._callbacks.send(task, body, hmac_key=hmac_key, times=repeats)
 
     # --- answers ---------------------------------------------------------------------------
-    def answer(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
+    def answer(
+        self, method: str, target: str, headers: dict[str, str], stream: BinaryIO, length: int
+    ) -> Reply:
+        body = read_body(stream, length)
         parts = urlsplit(target)
         path, query = parts.path, parse_qs(parts.query)
         self.finish_due_tasks()

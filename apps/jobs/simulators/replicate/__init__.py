@@ -35,11 +35,10 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 import httpx
@@ -47,7 +46,7 @@ from standardwebhooks.webhooks import Webhook
 
 from apps.jobs.providers.mark_painter import NotAVideo, paint_over_marks
 from apps.jobs.simulators.config import coerce_changes
-from apps.jobs.simulators.http import Reply, json_reply, serve
+from apps.jobs.simulators.http import Reply, file_reply, json_reply, read_body, serve
 from apps.jobs.simulators.replicate.config import ReplicateSimConfig
 from apps.jobs.simulators.webhooks import WebhookSender
 
@@ -112,7 +111,9 @@ class SimPrediction:
 class ReplicateSimulator:
     """The simulator's state and answers; `start()` serves it from a background thread."""
 
-    def __init__(self, config: ReplicateSimConfig, *, host: str = "127.0.0.1", port: int = 0):
+    def __init__(
+        self, config: ReplicateSimConfig, *, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         if not config.webhook_secret:
             secret = base64.b64encode(secrets.token_bytes(24)).decode()
             config = dataclasses.replace(config, webhook_secret=f"whsec_{secret}")
@@ -187,7 +188,10 @@ class ReplicateSimulator:
             return self._predictions[prediction_id].record(self.url)
 
     # --- answers ---------------------------------------------------------------------------
-    def answer(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
+    def answer(
+        self, method: str, target: str, headers: dict[str, str], stream: BinaryIO, length: int
+    ) -> Reply:
+        body = read_body(stream, length)
         path = urlsplit(target).path
         if path.startswith("/v1/"):
             reply = self._api(method, path, headers, body)
@@ -342,7 +346,7 @@ class ReplicateSimulator:
         output = self._dir / f"{prediction_id}.mp4"
         if not done or not output.exists():
             return Reply(404, b"Not found", "text/plain")
-        return Reply(200, _chunks(output), "video/mp4", length=output.stat().st_size)
+        return file_reply(output, "video/mp4")
 
     def _control(self, method: str, body: bytes) -> Reply:
         if method == "POST":
@@ -466,12 +470,6 @@ def _fetch(url: str, target: Path) -> None:
         response.raise_for_status()
         for chunk in response.iter_bytes(FETCH_CHUNK_BYTES):
             out.write(chunk)
-
-
-def _chunks(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as handle:
-        while chunk := handle.read(FETCH_CHUNK_BYTES):
-            yield chunk
 
 
 def _problem(status: int, title: str, detail: str) -> Reply:
