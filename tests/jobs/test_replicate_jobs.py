@@ -3,6 +3,7 @@ what a video cost us. The Replicate simulator runs over real sockets; the app's 
 in-process (tasks run from the real broker by `run_tasks`)."""
 
 import json
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -109,6 +110,22 @@ def ledger_kinds(job: Job) -> list[str]:
 
 
 # --- Webhooks ----------------------------------------------------------------------------------
+def test_no_secret_of_replicate_reaches_the_logs(
+    stack, alice_membership, clip, client, run_tasks, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    job, prediction_id = sent_job(stack, alice_membership, clip, run_tasks)
+    body = json.dumps(stack.wait_until(prediction_id, "succeeded")).encode()
+    post_webhook(client, job, body, secret=stack.simulator.webhook_secret)
+    run_tasks()
+
+    ours = [r for r in caplog.records if not r.name.startswith("apps.jobs.simulators")]
+    text = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in ours)
+    assert "replicate call" in text  # the logs did capture the run
+    for secret in (SIM_TOKEN, stack.simulator.webhook_secret, job.callback_token):
+        assert secret not in text
+
+
 def test_the_job_names_its_replicate_webhook_route(stack, alice_membership, clip):
     [job] = replicate_file_jobs(alice_membership, clip)
 
