@@ -151,6 +151,27 @@ def test_a_signed_completed_webhook_finishes_the_job_charged_once_with_its_cost(
     assert ledger_kinds(job) == ["capture", "hold"]
 
 
+def test_a_failed_prediction_fails_the_job_refunded_with_what_replicate_billed(
+    stack, alice_membership, clip, client, run_tasks
+):
+    stack.simulator.configure(failure_rate=1.0)
+    job, prediction_id = sent_job(stack, alice_membership, clip, run_tasks)
+    prediction = stack.wait_until(prediction_id, "failed")
+
+    post_webhook(
+        client, job, json.dumps(prediction).encode(), secret=stack.simulator.webhook_secret
+    )
+    run_tasks()
+
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED
+    assert job.failure_code == "replicate_failed"
+    assert "CUDA out of memory" in job.failure_message
+    assert ledger_kinds(job) == ["hold", "release"]
+    predict_time = prediction["metrics"]["predict_time"]
+    assert job.provider_cost_micros == cost_micros(predict_time, PRICE) > 0
+
+
 def test_the_same_delivery_again_is_refused_and_changes_nothing(
     stack, alice_membership, clip, client, run_tasks
 ):
