@@ -274,6 +274,9 @@ def _apply_status(job: Job, status: TaskStatus) -> None:
     if status.progress is not None:
         job.provider_progress = max(0, min(100, status.progress))
     if status.state == TaskState.FAILED:
+        if status.cost_micros is not None:
+            # A failed task can be billed too (Replicate charges its compute time).
+            job.touch(provider_cost_micros=status.cost_micros)
         job.fail(
             code=f"{provider.name}_{status.failure_code or 'failed'}",
             message=provider_failure(provider, status),

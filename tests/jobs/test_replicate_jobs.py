@@ -3,6 +3,7 @@ what a video cost us. The Replicate simulator runs over real sockets; the app's 
 in-process (tasks run from the real broker by `run_tasks`)."""
 
 import json
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -109,6 +110,22 @@ def ledger_kinds(job: Job) -> list[str]:
 
 
 # --- Webhooks ----------------------------------------------------------------------------------
+def test_no_secret_of_replicate_reaches_the_logs(
+    stack, alice_membership, clip, client, run_tasks, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    job, prediction_id = sent_job(stack, alice_membership, clip, run_tasks)
+    body = json.dumps(stack.wait_until(prediction_id, "succeeded")).encode()
+    post_webhook(client, job, body, secret=stack.simulator.webhook_secret)
+    run_tasks()
+
+    ours = [r for r in caplog.records if not r.name.startswith("apps.jobs.simulators")]
+    text = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in ours)
+    assert "replicate call" in text  # the logs did capture the run
+    for secret in (SIM_TOKEN, stack.simulator.webhook_secret, job.callback_token):
+        assert secret not in text
+
+
 def test_the_job_names_its_replicate_webhook_route(stack, alice_membership, clip):
     [job] = replicate_file_jobs(alice_membership, clip)
 
@@ -132,6 +149,27 @@ def test_a_signed_completed_webhook_finishes_the_job_charged_once_with_its_cost(
     predict_time = prediction["metrics"]["predict_time"]
     assert job.provider_cost_micros == cost_micros(predict_time, PRICE) > 0
     assert ledger_kinds(job) == ["capture", "hold"]
+
+
+def test_a_failed_prediction_fails_the_job_refunded_with_what_replicate_billed(
+    stack, alice_membership, clip, client, run_tasks
+):
+    stack.simulator.configure(failure_rate=1.0)
+    job, prediction_id = sent_job(stack, alice_membership, clip, run_tasks)
+    prediction = stack.wait_until(prediction_id, "failed")
+
+    post_webhook(
+        client, job, json.dumps(prediction).encode(), secret=stack.simulator.webhook_secret
+    )
+    run_tasks()
+
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED
+    assert job.failure_code == "replicate_failed"
+    assert "CUDA out of memory" in job.failure_message
+    assert ledger_kinds(job) == ["hold", "release"]
+    predict_time = prediction["metrics"]["predict_time"]
+    assert job.provider_cost_micros == cost_micros(predict_time, PRICE) > 0
 
 
 def test_the_same_delivery_again_is_refused_and_changes_nothing(

@@ -59,6 +59,9 @@ FETCH_CHUNK_BYTES = 256 * 1024
 RATE_WINDOW_SECONDS = 60.0
 TERMINAL = ("succeeded", "failed", "canceled")
 EVENTS = ("start", "output", "logs", "completed")
+# Without a filter Replicate sends webhooks for new output and the end (this simulator sends
+# no `output` or `logs` webhooks: only `start` and `completed` matter to the app).
+DEFAULT_EVENTS = ("output", "completed")
 
 
 @dataclass
@@ -284,7 +287,7 @@ class ReplicateSimulator:
             version=config.version,
             input=request["input"],
             webhook=str(request.get("webhook") or ""),
-            events=list(request.get("webhook_events_filter") or EVENTS),
+            events=list(request.get("webhook_events_filter") or DEFAULT_EVENTS),
             created_at=_now(),
         )
         with self._lock:
