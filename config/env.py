@@ -6,6 +6,7 @@ process at start-up, not surface as odd behaviour later. Secrets may also be giv
 """
 
 import os
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -68,3 +69,21 @@ def env_choice(name: str, choices: tuple[str, ...], default: str) -> str:
     if value not in choices:
         raise ImproperlyConfigured(f"{name}={value!r} must be one of {', '.join(choices)}.")
     return value
+
+
+def env_micros(name: str, default: str) -> int:
+    """A price in dollars (`0.79`), as whole millionths of a dollar: money is never a float.
+
+    A price finer than a millionth of a dollar cannot be represented and is refused.
+    """
+    raw = env_str(name) or default
+    try:
+        dollars = Decimal(raw)
+    except InvalidOperation:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a price in dollars.") from None
+    micros = dollars * 1_000_000
+    if not dollars.is_finite() or dollars < 0 or micros != micros.to_integral_value():
+        raise ImproperlyConfigured(
+            f"{name}={raw!r} must be a price of at least 0, to a millionth of a dollar at most."
+        )
+    return int(micros)

@@ -22,7 +22,15 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
-from config.env import env_bool, env_choice, env_int, env_list, env_required, env_str
+from config.env import (
+    env_bool,
+    env_choice,
+    env_int,
+    env_list,
+    env_micros,
+    env_required,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DJANGO_ENV = env_choice("DJANGO_ENV", ("local", "test", "production"), "local")
@@ -243,6 +251,8 @@ KIE_TIMEOUT_SECONDS = env_int("KIE_TIMEOUT_SECONDS", 30, minimum=1)
 # Kie accepts 20 new tasks per 10 s per account; raise only for an account with a higher limit
 # (or a simulator started with a higher --rate-limit, as the pipeline benchmark does).
 KIE_CREATE_LIMIT = env_int("KIE_CREATE_LIMIT", 20, minimum=1)
+# What one Kie task costs us (its fixed price per remover run), in millionths of a dollar.
+KIE_COST_MICROS = env_int("KIE_COST_MICROS", 50_000, minimum=0)
 
 
 # --- SoraWatermarkCleaner servers, the pool that cleans uploaded files --------------------
@@ -290,6 +300,61 @@ SWC_MAX_SENDS = env_int("SWC_MAX_SENDS", 4, minimum=1)
 SWC_MAX_ERRORS = 2
 # Asked this often while running (due by the dispatcher's next round, which is every second).
 SWC_POLL_SECONDS = 0.5
+# What an hour of one server's GPU costs us, in dollars: a video's cost is its processing time
+# at this price (kept as whole millionths of a dollar).
+SWC_PRICE_PER_GPU_HOUR_MICROS = env_micros("SWC_PRICE_PER_GPU_HOUR", "0.80")
+# Once a new file would wait longer than this for a server of the pool, it overflows to the next
+# file provider of the routing policy (when one is enabled and healthy).
+SWC_OVERFLOW_WAIT_SECONDS = env_int("SWC_OVERFLOW_WAIT_SECONDS", 60, minimum=0)
+
+# --- Routing: which providers take each kind of input, in order of preference -----------------
+# A job goes to the first one that is enabled (configured, not switched off by staff), healthy
+# and has room; names are checked against the provider registry when the app starts.
+FILE_PROVIDERS = env_list("FILE_PROVIDERS", ["swc", "replicate"])
+LINK_PROVIDERS = env_list("LINK_PROVIDERS", ["kie"])
+
+# --- Replicate: the same remover hosted, elastic capacity for files (shared/providers.md) ----
+REPLICATE_SIMULATOR_PORT = env_int("REPLICATE_SIMULATOR_PORT", 5346, minimum=1)
+# The token the simulator started by `make run` accepts; it opens nothing anywhere else.
+REPLICATE_SIMULATOR_API_TOKEN = "simulator-token"  # noqa: S105 (opens only the simulator)
+# Optional capacity: production runs without Replicate unless a token is set (never required).
+REPLICATE_API_TOKEN = env_str("REPLICATE_API_TOKEN")
+# Without a token, local and test runs talk to the Replicate simulator on loopback.
+REPLICATE_SIMULATOR = not PRODUCTION and not REPLICATE_API_TOKEN
+if REPLICATE_SIMULATOR:
+    REPLICATE_API_TOKEN = REPLICATE_SIMULATOR_API_TOKEN
+    REPLICATE_BASE_URL = f"http://127.0.0.1:{REPLICATE_SIMULATOR_PORT}"
+else:
+    REPLICATE_BASE_URL = (env_str("REPLICATE_BASE_URL") or "https://api.replicate.com").rstrip("/")
+# `owner/name:version` (a pinned version, sent to POST /v1/predictions) or `owner/name` (the
+# model's current version, POST /v1/models/owner/name/predictions). The default pins the
+# version whose input schema this client was written against (input `video`, a file URL).
+REPLICATE_MODEL = env_str(
+    "REPLICATE_MODEL",
+    "uglyrobot/sora2-watermark-remover:"
+    "7b636d39f482f129dfa3429fdc7c5c2d4f4ef36e4cbc6d919b701c1d39162797",
+)
+if REPLICATE_MODEL.count("/") != 1 or not all(REPLICATE_MODEL.split(":")[0].split("/")):
+    raise ImproperlyConfigured(
+        f"REPLICATE_MODEL={REPLICATE_MODEL!r} must be owner/name or owner/name:version."
+    )
+# The account's webhook signing secret (`whsec_…`); when empty it is fetched from
+# GET /v1/webhooks/default/secret and cached.
+REPLICATE_WEBHOOK_SECRET = env_str("REPLICATE_WEBHOOK_SECRET")
+# What a second of `predict_time` costs on the model's hardware, in dollars (the model page
+# names its GPU; Replicate's price list gives the rate). Recorded as each job's cost.
+try:
+    REPLICATE_PRICE_PER_SECOND = Decimal(env_str("REPLICATE_PRICE_PER_SECOND") or "0.000975")
+except ArithmeticError:
+    raise ImproperlyConfigured("REPLICATE_PRICE_PER_SECOND must be a decimal number.") from None
+if not REPLICATE_PRICE_PER_SECOND.is_finite() or REPLICATE_PRICE_PER_SECOND < 0:
+    raise ImproperlyConfigured("REPLICATE_PRICE_PER_SECOND must not be negative.")
+REPLICATE_TIMEOUT_SECONDS = env_int("REPLICATE_TIMEOUT_SECONDS", 30, minimum=1)
+# Replicate takes 600 new predictions a minute per account.
+REPLICATE_CREATE_LIMIT = env_int("REPLICATE_CREATE_LIMIT", 600, minimum=1)
+# How long the link to an original that Replicate fetches stays valid: long enough for a cold
+# start (the model fetches its input when it starts), short enough to be worthless later.
+REPLICATE_INPUT_URL_SECONDS = env_int("REPLICATE_INPUT_URL_SECONDS", 1800, minimum=60)
 
 # --- Outgoing webhooks (apps/webhooks) ----------------------------------------------------------
 # A team's endpoints are vetted like result downloads: never private, loopback or link-local

@@ -9,6 +9,9 @@ from django.test import Client
 from apps.accounts.models import Role, Team, User
 from tests.factories import UserFactory, add_member, make_team
 
+# Fixtures of a provider's simulator, shared by the tests that use it.
+pytest_plugins = ["tests.jobs.replicate"]
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # `@pytest.mark.postgres` tests need real row locks and concurrent connections.

@@ -115,13 +115,14 @@ def example_path(route: str) -> str:
     return "/" + re.sub(r"<(?:str:|slug:)?\w+>", "x", path)
 
 
-def test_only_the_two_signed_hooks_and_the_api_skip_csrf():
+def test_only_the_signed_provider_hooks_and_the_api_skip_csrf():
     exempt = sorted(route for route, view in app_routes() if getattr(view, "csrf_exempt", False))
 
     # The API authenticates by its Authorization header only, never by the session cookie
     # (tests/api/test_keys.py: a signed-in browser gets 401), so a forged form cannot use it.
     assert [route for route in exempt if not route.startswith("api/v1/")] == [
         "hooks/kie/<str:token>/",
+        "hooks/replicate/<str:token>/",
         "hooks/stripe/",
     ]
 

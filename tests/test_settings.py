@@ -151,3 +151,53 @@ def test_healthz_answers_503_when_the_broker_is_down(tmp_path):
     )
 
     assert result.stdout.split()[-2:] == ["503", "error"], result.stderr
+
+
+def replicate_in_production(env: dict[str, str], tmp_path: Path) -> list[str]:
+    result = run_manage(
+        "shell",
+        "--no-imports",
+        "-c",
+        "from django.conf import settings as s; from apps.jobs.providers import get_provider; "
+        "print(s.REPLICATE_SIMULATOR, s.REPLICATE_BASE_URL, "
+        "sorted(map(str, get_provider('replicate').accepts)))",
+        env={**SANE_PRODUCTION_ENV, **env},
+        tmp_path=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().split(maxsplit=2)
+
+
+def test_production_starts_without_replicate_which_then_takes_nothing(tmp_path):
+    assert replicate_in_production({}, tmp_path) == [
+        "False",
+        "https://api.replicate.com",
+        "[]",
+    ]
+
+
+def test_production_takes_the_replicate_token_from_a_file(tmp_path):
+    token = tmp_path / "replicate-token"
+    token.write_text("r8_production-token\n")
+
+    simulator, _, accepts = replicate_in_production(
+        {"REPLICATE_API_TOKEN_FILE": str(token)}, tmp_path
+    )
+
+    assert (simulator, accepts) == ("False", "['file']")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("REPLICATE_PRICE_PER_SECOND", "cheap", "must be a decimal number"),
+        ("REPLICATE_PRICE_PER_SECOND", "-0.001", "must not be negative"),
+        ("REPLICATE_MODEL", "sora2-watermark-remover", "must be owner/name"),
+    ],
+)
+def test_a_bad_replicate_setting_stops_start_up_with_its_name(tmp_path, name, value, message):
+    result = run_manage("check", env={name: value}, tmp_path=tmp_path)
+
+    assert result.returncode != 0
+    assert name in result.stderr
+    assert message in result.stderr

@@ -8,7 +8,10 @@ class JobsConfig(AppConfig):
     def ready(self) -> None:
         from apps.accounts import usage
         from apps.jobs import limits, queue
+        from apps.jobs.providers import check_policy
         from apps.webhooks import services as webhooks
+
+        check_policy()
 
         # The member pages show what each person spent; only jobs know how to count it.
         usage.count_monthly_usage_with(limits.credits_used_this_month_by_member)

@@ -7,6 +7,8 @@ together.
 """
 
 import random
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 
 def next_poll_delay(seconds_since_submit: float, *, expecting_callback: bool = False) -> float:
@@ -27,3 +29,21 @@ def retry_delay(
     ceiling = min(cap, base * 2 ** max(0, attempt - 1))
     delay = random.uniform(ceiling / 2, ceiling)  # noqa: S311
     return max(delay, hint or 0.0)
+
+
+def parse_retry_after(raw: str) -> float | None:
+    """Seconds from a Retry-After header, given as seconds or as an HTTP date."""
+    raw = raw.strip()
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())

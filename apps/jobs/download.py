@@ -1,7 +1,7 @@
 """Copying a finished video from the provider's result URL into our storage, safely.
 
 The URL comes from a third party, so it is treated as hostile: https only, never to private,
-loopback or link-local addresses (except the local Kie simulator), connecting to exactly the
+loopback or link-local addresses (except the local provider simulators), connecting to exactly the
 address that was checked (no second lookup a rebinding DNS could answer differently: the
 vetting is shared with outgoing webhooks in `apps.outbound`), redirects
 checked hop by hop, a size cap, and the bytes must look like an MP4. The video is streamed
@@ -198,7 +198,7 @@ def check_fetchable(url: str) -> str | None:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         raise DownloadError("The result link is malformed.", retryable=False) from None
-    if settings.KIE_SIMULATOR and _is_simulator(parts.scheme, parts.hostname or "", port):
+    if _is_simulator(parts.scheme, parts.hostname or "", port):
         return None
     try:
         return outbound.vet(url)
@@ -217,8 +217,16 @@ _REFUSALS = {
 
 
 def _is_simulator(scheme: str, host: str, port: int) -> bool:
-    simulator = urlsplit(settings.KIE_BASE_URL)
-    return (scheme, host, port) == (simulator.scheme, simulator.hostname, simulator.port)
+    """A local provider simulator, which serves its results on loopback (never in production,
+    where no simulator runs)."""
+    simulators = [
+        settings.KIE_BASE_URL if settings.KIE_SIMULATOR else "",
+        settings.REPLICATE_BASE_URL if settings.REPLICATE_SIMULATOR else "",
+    ]
+    return any(
+        (scheme, host, port) == (sim.scheme, sim.hostname, sim.port)
+        for sim in (urlsplit(url) for url in simulators if url)
+    )
 
 
 def _too_large(limit: int) -> str:

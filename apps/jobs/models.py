@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import Count, Max, Q
+from django.db.models import Count, Max, Q, Sum
 from django.urls import reverse
 from django.utils import timezone
 
@@ -52,6 +52,8 @@ ENDINGS = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED})
 IN_FLIGHT_STATES = frozenset(
     {JobState.QUEUED, JobState.SUBMITTED, JobState.PROCESSING, JobState.DOWNLOADING}
 )
+# States whose credits were captured: the team paid for these videos.
+CHARGED_STATES = frozenset({JobState.SUCCEEDED, JobState.EXPIRED})
 # States from which a person may try a video again (as a new job).
 RETRYABLE_STATES = frozenset({JobState.FAILED, JobState.CANCELED, JobState.EXPIRED})
 
@@ -59,12 +61,22 @@ RETRYABLE_STATES = frozenset({JobState.FAILED, JobState.CANCELED, JobState.EXPIR
 MOVES: dict[JobState, frozenset[JobState]] = {
     # sent; canceled by its team; failed (too late to send, staff)
     JobState.QUEUED: frozenset({JobState.SUBMITTED, JobState.CANCELED, JobState.FAILED}),
-    # the provider took it; finished at once; back in line (busy, unavailable); failed
+    # the provider took it; finished at once; back in line (busy, unavailable); failed;
+    # canceled by its team (a provider that can stop its task)
     JobState.SUBMITTED: frozenset(
-        {JobState.PROCESSING, JobState.DOWNLOADING, JobState.QUEUED, JobState.FAILED}
+        {
+            JobState.PROCESSING,
+            JobState.DOWNLOADING,
+            JobState.QUEUED,
+            JobState.FAILED,
+            JobState.CANCELED,
+        }
     ),
-    # finished; failed; back in line when its server lost the task (an SWC restart or stall)
-    JobState.PROCESSING: frozenset({JobState.DOWNLOADING, JobState.FAILED, JobState.QUEUED}),
+    # finished; failed; back in line when its server lost the task (an SWC restart or stall);
+    # canceled by its team (a provider that can stop its task)
+    JobState.PROCESSING: frozenset(
+        {JobState.DOWNLOADING, JobState.FAILED, JobState.QUEUED, JobState.CANCELED}
+    ),
     # saved; failed; back in line when the server lost the finished video before we saved it
     JobState.DOWNLOADING: frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.QUEUED}),
     # the result is deleted after the retention period
@@ -84,6 +96,11 @@ class InputKind(models.TextChoices):
 
     LINK = "link", "Sora link"
     FILE = "file", "Uploaded file"
+
+
+def credits_to_micros(credits: int) -> int:
+    """Credits at their list price (`USD_PER_CREDIT`), in millionths of a dollar, exactly."""
+    return int(credits * settings.USD_PER_CREDIT * 1_000_000)
 
 
 def new_callback_token() -> str:
@@ -111,6 +128,24 @@ class JobQuerySet(models.QuerySet["Job"]):
         latest = summary["latest"].timestamp() if summary["latest"] else 0.0
         return JobsPulse(summary["count"], summary["active"], latest, summary["estimating"] > 0)
 
+    def money(self) -> "Money":
+        """Videos, what their teams were charged, what they cost us and the margin, over the
+        set: failed and canceled jobs are charged nothing, but what they cost us counts."""
+        summary = self.aggregate(
+            videos=Count("id"),
+            charged_videos=Count("id", filter=Q(state__in=CHARGED_STATES)),
+            charged_credits=Sum("credits", filter=Q(state__in=CHARGED_STATES), default=0),
+            cost=Sum("provider_cost_micros", default=0),
+            priced=Count("provider_cost_micros"),
+        )
+        return Money(
+            videos=summary["videos"],
+            charged_videos=summary["charged_videos"],
+            charged_micros=credits_to_micros(summary["charged_credits"]),
+            cost_micros=summary["cost"],
+            priced_videos=summary["priced"],
+        )
+
     def already_cleaned(
         self, *, links: Sequence[str] = (), sha256s: Sequence[str] = ()
     ) -> dict[str, "Job"]:
@@ -127,6 +162,22 @@ class JobQuerySet(models.QuerySet["Job"]):
         for job in matches:
             found.setdefault(job.source_url or job.original_sha256, job)
         return found
+
+
+@dataclass(frozen=True)
+class Money:
+    """What a set of jobs brought in and cost us, in millionths of a dollar."""
+
+    videos: int
+    charged_videos: int
+    charged_micros: int
+    cost_micros: int
+    # Jobs with a recorded cost (those never sent, or not yet finished, have none).
+    priced_videos: int
+
+    @property
+    def margin_micros(self) -> int:
+        return self.charged_micros - self.cost_micros
 
 
 @dataclass(frozen=True)
@@ -269,10 +320,13 @@ class Job(models.Model):
 
     @property
     def callback_url(self) -> str | None:
-        """Where Kie calls back for this job; None when the app is not reachable from outside."""
+        """Where the provider calls back for this job; None when the app is not reachable from
+        outside. Replicate's webhooks are signed their own way, so they have their own route."""
         if not settings.PUBLIC_BASE_URL:
             return None
-        return f"{settings.PUBLIC_BASE_URL}/hooks/kie/{self.callback_token}/"
+        hook = "replicate" if self.provider == "replicate" else "kie"
+        path = reverse(f"jobs:{hook}_callback", kwargs={"token": self.callback_token})
+        return f"{settings.PUBLIC_BASE_URL}{path}"
 
     @property
     def is_in_flight(self) -> bool:
@@ -300,8 +354,17 @@ class Job(models.Model):
 
     @property
     def is_cancelable(self) -> bool:
-        """Only a job that has not reached the provider yet can be canceled."""
-        return self.state == JobState.QUEUED
+        """A job that has not reached the provider yet, or whose task the provider can stop
+        (Replicate can; Kie and the SWC pool cannot)."""
+        if self.state == JobState.QUEUED:
+            return True
+        from apps.jobs.providers import stops_tasks  # the providers build on these models
+
+        return (
+            self.state in (JobState.SUBMITTED, JobState.PROCESSING)
+            and bool(self.task_id)
+            and stops_tasks(self.provider)
+        )
 
     @property
     def has_result(self) -> bool:
@@ -329,6 +392,20 @@ class Job(models.Model):
         return "refunded"
 
     @property
+    def charged_micros(self) -> int:
+        """What the team paid for this video at the list price of a credit, in millionths of a
+        dollar: its credits if it succeeded, nothing if it failed or was canceled (or has not
+        ended yet)."""
+        if self.state not in CHARGED_STATES:
+            return 0
+        return credits_to_micros(self.credits)
+
+    @property
+    def margin_micros(self) -> int:
+        """What we kept of it once the provider was paid (negative when it cost us more)."""
+        return self.charged_micros - (self.provider_cost_micros or 0)
+
+    @property
     def progress(self) -> int:
         """The whole bar, 0 to 100: the stage's span, filled by the removal's percentage."""
         if self.state not in STAGE_SPAN:
@@ -352,7 +429,7 @@ class Job(models.Model):
     @property
     def why_not_cancelable(self) -> str:
         """Plain words for an in-flight job that can no longer be canceled."""
-        if self.state in (JobState.SUBMITTED, JobState.PROCESSING):
+        if self.state in (JobState.SUBMITTED, JobState.PROCESSING) and not self.is_cancelable:
             return (
                 "It can no longer be canceled: the watermark remover already has it and cannot "
                 "be stopped. If it fails, its credits come back by themselves."
@@ -483,18 +560,22 @@ class Job(models.Model):
         return True
 
     def cancel(self) -> bool:
-        """Cancels a job that has not reached the provider yet, releasing its credits."""
+        """Cancels a job that has not reached the provider yet, or whose task the provider
+        can stop (a worker then asks it to), releasing its credits."""
         if not self.is_cancelable:
             return False
+        sent = self.state != JobState.QUEUED
         with transaction.atomic():
             if not self.move(
                 JobState.CANCELED,
-                detail="Canceled before it was sent.",
+                detail="Canceled; stopping it." if sent else "Canceled before it was sent.",
                 finished_at=timezone.now(),
                 next_check_at=None,
             ):
                 return False
             ledger.release(job=self, memo="Canceled")
+            if sent:
+                queue.stop_task(self.pk)
         return True
 
     def expire(self) -> bool:
@@ -575,15 +656,6 @@ class ProviderAlert(models.Model):
         return f"{self.provider} {self.kind}: {self.message}"
 
     @property
-    def headline(self) -> str:
-        """What users are told is wrong, in plain words."""
-        if self.kind == "maintenance":
-            return "Kie is under maintenance."
-        if self.kind == "paused":
-            return "Kie has paused Sora watermark removal (OpenAI is winding Sora down)."
-        return "The watermark remover is unavailable right now; our team has been alerted."
-
-    @property
     def advice(self) -> str:
         """What it means for their videos."""
         minutes = settings.JOB_GIVE_UP_SECONDS // 60
@@ -591,6 +663,31 @@ class ProviderAlert(models.Model):
             "Your videos wait and go out when it is back. Any not sent within "
             f"{minutes} minutes are refunded: nothing is charged for them."
         )
+
+
+class ProviderSwitch(models.Model):
+    """Staff's on/off switch for one provider, flipped at run time from the admin with a reason.
+
+    A provider without a row is on. While it is off the router sends it nothing new: its jobs
+    that have not started go to the next provider of the policy, the ones it is already
+    running are followed there to the end.
+    """
+
+    provider = models.CharField(max_length=20, unique=True)
+    enabled = models.BooleanField(default=True)
+    reason = models.CharField(max_length=300)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["provider"]
+        verbose_name = "provider switch"
+        verbose_name_plural = "provider switches"
+
+    def __str__(self) -> str:
+        return f"{self.provider} {'on' if self.enabled else 'off'}"
 
 
 class SwcServer(models.Model):

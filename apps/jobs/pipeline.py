@@ -15,6 +15,7 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import httpx
 from django.conf import settings
 from django.core.cache import cache
 from django.core.files.storage import default_storage
@@ -22,10 +23,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from apps.jobs import queue, swc_pool
+from apps.jobs import queue, routing, swc_pool
 from apps.jobs.backoff import next_poll_delay, retry_delay
 from apps.jobs.download import DownloadError, store_result
-from apps.jobs.models import Job, JobState, ProviderAlert
+from apps.jobs.models import InputKind, Job, JobState, ProviderAlert
 from apps.jobs.providers import get_provider
 from apps.jobs.providers.base import (
     NoAnswer,
@@ -35,6 +36,7 @@ from apps.jobs.providers.base import (
     RateLimited,
     RemovalProvider,
     RetryableError,
+    StopsTasks,
     TaskInput,
     TaskState,
     TaskStatus,
@@ -53,21 +55,22 @@ MIN_ROUND_SECONDS = 0.02
 
 # --- Sending ----------------------------------------------------------------------------------
 def send_job(job: Job, *, claimed_at: float | None = None) -> None:
-    """Starts the job's task. Only the dispatcher calls this, with a start it claimed at
-    `claimed_at`."""
+    """Starts the job's task at the provider the dispatcher chose for it (`routing.split`).
+    Only the dispatcher calls this, with a start it claimed at `claimed_at`."""
+    if job.state != JobState.QUEUED:
+        return
+    if not routing.can_send(job.provider):
+        # Handed out just before the provider was switched off or found unavailable: back in
+        # line, where the dispatcher chooses again.
+        job.touch(next_check_at=timezone.now())
+        return
     if job.provider == swc_pool.PROVIDER:
         swc_pool.send_job(job)  # the pool picks a server and runs its own steps
-        return
-    if job.state != JobState.QUEUED:
         return
     provider = get_provider(job.provider)
     if _past_deadline(job):
         # The provider would start (and bill) a task whose result we would no longer wait for.
         job.fail(code="timeout", message=too_late_to_send(provider))
-        return
-    if provider.name in unavailable_providers():
-        # Handed out just before the provider was found unavailable: it waits with the rest.
-        job.touch(next_check_at=timezone.now())
         return
     now = timezone.now()
     # Recorded before the request goes out: a job in SUBMITTED without a task id may have a
@@ -96,6 +99,14 @@ def send_job(job: Job, *, claimed_at: float | None = None) -> None:
             _await_confirmation(job)
         return
     except RetryableError as exc:
+        if _unreachable(exc):
+            # Nothing answers at all: the provider is down, not busy. The job waits without
+            # using a try, or goes to the next provider of the policy, until a probe finds
+            # this one back.
+            down = ProviderUnavailable(str(exc), code=exc.code, kind="down")
+            record_provider_alert(provider.name, down)
+            _wait_for_provider(job, provider, down)
+            return
         _send_later(job, provider, exc)
         return
     except PermanentError as exc:
@@ -108,6 +119,12 @@ def send_job(job: Job, *, claimed_at: float | None = None) -> None:
     job.touch(task_id=task_id, next_check_at=timezone.now() + _poll_delay(job))
     if job.callback_url is None:
         queue.start_poller()  # no callback will come: polling starts now, not next minute
+
+
+def _unreachable(exc: RetryableError) -> bool:
+    """Whether the request never reached the provider: no connection could be made. (The
+    clients speak httpx and raise their errors from its own.)"""
+    return isinstance(exc.__cause__, httpx.ConnectError | httpx.ConnectTimeout)
 
 
 def _send_later(job: Job, provider: RemovalProvider, exc: RetryableError) -> None:
@@ -136,11 +153,17 @@ def _send_later(job: Job, provider: RemovalProvider, exc: RetryableError) -> Non
 
 def _wait_for_provider(job: Job, provider: RemovalProvider, exc: ProviderUnavailable) -> None:
     """Back in line without using an attempt: the dispatcher sends nothing to an unavailable
-    provider, and a periodic probe tells when it is back."""
+    provider (a periodic probe tells when it is back), and gives the job to the next provider
+    of the policy if one can take it."""
+    elsewhere = routing.first_choice(InputKind(job.input_kind))
+    then = (
+        "this one goes to the next service that can take it."
+        if elsewhere is not None
+        else "this one waits and goes out when it is back."
+    )
     job.move(
         JobState.QUEUED,
-        detail=f"{provider.label} is not taking videos right now ({exc}); "
-        "this one waits and goes out when it is back.",
+        detail=f"{provider.label} is not taking videos right now ({exc}); {then}",
         attempts=job.attempts - 1,
         next_check_at=timezone.now(),
     )
@@ -199,6 +222,21 @@ def adopt_task(job: Job, task_id: str) -> None:
         _apply_status(job, status)
 
 
+def stop_task(job: Job) -> None:
+    """A person canceled the job after it went out: its provider stops the task, so it is not
+    run (and billed) to the end. The job is already canceled and refunded either way."""
+    provider = get_provider(job.provider)
+    if job.state != JobState.CANCELED or not job.task_id or not isinstance(provider, StopsTasks):
+        return
+    try:
+        provider.cancel(job.task_id)
+    except ProviderError as exc:
+        # Nothing waits on this: the task runs to its end, and its result is never fetched.
+        logger.warning("task not stopped", extra={"job": job.public_id, "error": str(exc)})
+        return
+    logger.info("task stopped", extra={"job": job.public_id, "task_id": job.task_id})
+
+
 # --- Following ---------------------------------------------------------------------------------
 def check_job(job: Job) -> None:
     if job.provider == swc_pool.PROVIDER:
@@ -236,6 +274,9 @@ def _apply_status(job: Job, status: TaskStatus) -> None:
     if status.progress is not None:
         job.provider_progress = max(0, min(100, status.progress))
     if status.state == TaskState.FAILED:
+        if status.cost_micros is not None:
+            # A failed task can be billed too (Replicate charges its compute time).
+            job.touch(provider_cost_micros=status.cost_micros)
         job.fail(
             code=f"{provider.name}_{status.failure_code or 'failed'}",
             message=provider_failure(provider, status),
@@ -475,18 +516,28 @@ def _work_due_soon() -> bool:
     )
 
 
+def _queued_kinds(now: datetime) -> list[InputKind]:
+    """The kinds of input of the queued jobs that are due."""
+    kinds = (
+        Job.objects.due(now)
+        .filter(state=JobState.QUEUED)
+        .order_by()
+        .values_list("input_kind", flat=True)
+        .distinct()
+    )
+    return [InputKind(kind) for kind in kinds]
+
+
 def _seconds_until_next_round() -> float:
     """The next round starts when the next start frees up, if that is sooner than the usual
     interval: a one-second cadence alone would leave a freed start unused for most of it."""
-    waiting = (
-        Job.objects.due(timezone.now())
-        .filter(state=JobState.QUEUED)
-        .exclude(provider__in=unavailable_providers())
-        .values_list("provider", flat=True)
-        .distinct()
-    )
     soonest = min(
-        (get_provider(name).seconds_until_start() for name in waiting),
+        (
+            stand.provider.seconds_until_start()
+            for kind in _queued_kinds(timezone.now())
+            for stand in routing.standings(kind)
+            if stand.sendable
+        ),
         default=settings.POLLER_INTERVAL_SECONDS,
     )
     return min(settings.POLLER_INTERVAL_SECONDS, max(MIN_ROUND_SECONDS, soonest))
@@ -496,21 +547,28 @@ def _hand_out_due_jobs() -> int:
     now = timezone.now()
     _fail_overdue_queued(now)
     due = Job.objects.due(now).order_by("next_check_at", "id")
-    queued = due.filter(state=JobState.QUEUED).exclude(provider__in=unavailable_providers())
+    queued = due.filter(state=JobState.QUEUED)
     handed = 0
-    # Queued jobs, as many as each provider has starts for; the rest stay due. Checks and
-    # saves are looked up apart, so a long queue never holds them back.
-    for name in queued.values_list("provider", flat=True).distinct():
+    # Queued jobs of each kind, in line order, shared out by the routing policy: each provider
+    # gets as many as it has starts for now; the rest stay due. The provider is chosen here,
+    # as each job is sent, so a job that waited goes wherever there is room by then. Checks
+    # and saves are looked up apart, so a long queue never holds them back.
+    for kind in _queued_kinds(now):
         candidates = list(
-            queued.filter(provider=name).values_list("pk", "next_check_at")[:POLL_BATCH]
+            queued.filter(input_kind=kind).values_list("pk", "next_check_at", "provider")[
+                :POLL_BATCH
+            ]
         )
-        starts, claimed_at = get_provider(name).claim_starts(len(candidates))
-        sent: list[int] = []
-        for pk, next_check_at in candidates[:starts]:
-            if _claim(pk, JobState.QUEUED, next_check_at, SEND_CLAIM_SECONDS):
-                sent.append(pk)
-        queue.send_to_provider(sent, claimed_at=claimed_at)
-        handed += len(sent)
+        at = 0
+        for share in routing.split(kind, len(candidates)):
+            sent: list[int] = []
+            for pk, next_check_at, provider in candidates[at : at + share.send]:
+                moved = _moved_to(share.provider.name, provider)
+                if _claim(pk, JobState.QUEUED, next_check_at, SEND_CLAIM_SECONDS, **moved):
+                    sent.append(pk)
+            queue.send_to_provider(sent, claimed_at=share.claimed_at)
+            handed += len(sent)
+            at += share.send + share.keep
     grace = settings.JOB_LEASE_SECONDS
     others = due.exclude(state=JobState.QUEUED)[:POLL_BATCH]
     for pk, state, task_id, next_check_at in others.values_list(
@@ -536,13 +594,24 @@ def _fail_overdue_queued(now: datetime) -> None:
         job.fail(code="timeout", message=too_late_to_send(get_provider(job.provider)))
 
 
-def _claim(pk: int, state: str, next_check_at: datetime | None, lease_seconds: float) -> bool:
+def _moved_to(chosen: str, provider: str) -> dict[str, str]:
+    """The fields that put a job that has not started anywhere in line for `chosen`."""
+    if chosen == provider:
+        return {}
+    # The server of a provider it leaves means nothing to the next one.
+    return {"provider": chosen, "provider_server": ""}
+
+
+def _claim(
+    pk: int, state: str, next_check_at: datetime | None, lease_seconds: float, **fields: str
+) -> bool:
     """Claims a due job by moving its next check on: a second poller or the sweep skips it,
-    and if the step handed out is lost, the job comes due again after the lease."""
+    and if the step handed out is lost, the job comes due again after the lease. A queued
+    job is given to its provider in the same UPDATE (`fields`)."""
     lease = timezone.now() + timedelta(seconds=lease_seconds)
     return bool(
         Job.objects.filter(pk=pk, state=state, next_check_at=next_check_at).update(
-            next_check_at=lease
+            next_check_at=lease, **fields
         )
     )
 

@@ -61,6 +61,10 @@ def check_after_callback(job_id: int, *, task_id: str) -> None:
     _enqueue("check_after_callback", job_id, task_id)
 
 
+def stop_task(job_id: int) -> None:
+    _enqueue("stop_task", job_id)
+
+
 def download(job_id: int) -> None:
     _enqueue("download_job", job_id)
 

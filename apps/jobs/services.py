@@ -14,11 +14,9 @@ from django.utils import timezone
 
 from apps.accounts.models import Membership, Team
 from apps.billing import ledger
-from apps.jobs import queue
+from apps.jobs import queue, routing
 from apps.jobs.limits import check_monthly_limit
 from apps.jobs.models import InputKind, Job, JobEvent, JobState, Upload
-from apps.jobs.providers import provider_for
-from apps.jobs.providers.base import RemovalProvider
 
 RETRYABLE_STATES = (JobState.FAILED, JobState.CANCELED, JobState.EXPIRED)
 
@@ -122,14 +120,16 @@ def _create_jobs(
     retry_of: Job | None,
 ) -> list[Job]:
     credits = settings.CREDITS_PER_VIDEO
-    link_provider = provider_for(InputKind.LINK) if links else None
-    file_provider = provider_for(InputKind.FILE) if uploads else None
-    if link_provider:
-        admit(link_provider, count=len(links))
-    if file_provider:
-        admit(file_provider, count=len(uploads))
+    # Refused here, with the reason, when no provider can take the kind at all (switched off,
+    # down); which provider cleans each job is chosen when it is sent.
+    link_provider = routing.provider_at_submission(InputKind.LINK) if links else None
+    file_provider = routing.provider_at_submission(InputKind.FILE) if uploads else None
+    if links:
+        admit(InputKind.LINK, count=len(links))
+    if uploads:
+        admit(InputKind.FILE, count=len(uploads))
     # Sending is the dispatcher's job: the new jobs are due at once, and it sends them as fast
-    # as their provider takes them.
+    # as their providers take them.
     now = timezone.now()
     # Every batch is one submission (one "videos done" email), named by its form or not.
     submission = submission or uuid.uuid4()
@@ -174,11 +174,13 @@ def _create_jobs(
     return jobs
 
 
-def admit(provider: RemovalProvider, *, count: int) -> None:
-    """Refuses `count` new jobs if the provider could not start them all before they would be
-    given up on, at the rate it takes new tasks, behind the jobs already waiting for it."""
-    waiting = Job.objects.filter(provider=provider.name, state=JobState.QUEUED).count()
-    wait = (waiting + count) / provider.starts_per_second()
+def admit(kind: InputKind, *, count: int) -> None:
+    """Refuses `count` new jobs of this kind if the providers that take it could not start
+    them all before they would be given up on, at the rate they take new tasks together,
+    behind the jobs of that kind already waiting."""
+    providers = routing.accepting(kind)
+    waiting = Job.objects.filter(input_kind=kind, state=JobState.QUEUED).count()
+    wait = (waiting + count) / sum(provider.starts_per_second() for provider in providers)
     # A minute to spare for the video itself once it is sent.
     allowed = settings.JOB_GIVE_UP_SECONDS - 60
     if wait <= allowed:
@@ -186,8 +188,10 @@ def admit(provider: RemovalProvider, *, count: int) -> None:
     minutes = math.ceil(wait / 60)
     later = math.ceil((wait - allowed) / 60)
     videos = "video" if count == 1 else f"{count} videos"
+    names = " and ".join(provider.label for provider in providers)
+    be = "is" if len(providers) == 1 and not names.endswith("s") else "are"
     raise ProviderBusy(
-        f"{provider.label} is very busy: {waiting:,} videos are waiting to be sent, so your "
+        f"{names} {be} very busy: {waiting:,} videos are waiting to be sent, so your "
         f"{videos} would wait about {minutes} minutes, longer than we let a video wait. "
         f"Nothing was charged; please try again in about {later} "
         f"{'minute' if later == 1 else 'minutes'}."

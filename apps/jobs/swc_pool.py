@@ -27,6 +27,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import IO
+from urllib.parse import urlsplit
 
 import httpx
 from botocore.exceptions import ClientError
@@ -144,6 +145,42 @@ def places_to_hand_out() -> int:
         provider=PROVIDER, state=JobState.QUEUED, next_check_at__gt=timezone.now()
     ).count()
     return max(0, free_slots() - in_hand)
+
+
+def expected_wait(*, ahead: int = 0, sent_now: int = 0) -> float:
+    """Seconds a new file would wait for a server to start it, with `ahead` queued files before
+    it (and `sent_now` more just handed out): each healthy server works through its jobs one at
+    a time, `SWC_SECONDS_PER_VIDEO` each. Infinite while no server is up."""
+    healthy = [server.url for server in servers() if server.healthy]
+    if not healthy:
+        return float("inf")
+    in_flight = sum(_load(healthy).values()) + sent_now
+    # With h servers, the first h jobs start at once; each later one waits for a run to end.
+    runs_before = max(0, in_flight + ahead + 1 - len(healthy))
+    return runs_before * settings.SWC_SECONDS_PER_VIDEO / len(healthy)
+
+
+def room_to_wait(*, sent_now: int = 0) -> int:
+    """How many queued files may wait for the pool (beyond the `sent_now` going out) and still
+    start within `SWC_OVERFLOW_WAIT_SECONDS`: the routing policy sends the rest elsewhere.
+    The closed form of `expected_wait(ahead=n) <= SWC_OVERFLOW_WAIT_SECONDS`."""
+    healthy = [server.url for server in servers() if server.healthy]
+    if not healthy:
+        return 0
+    count = len(healthy)
+    in_flight = sum(_load(healthy).values()) + sent_now
+    within = settings.SWC_OVERFLOW_WAIT_SECONDS * count // settings.SWC_SECONDS_PER_VIDEO
+    return max(0, within + count - in_flight)
+
+
+def server_name(url: str) -> str:
+    """How people know a server: its host's first name ("gpu-2" for https://gpu-2.internal),
+    or its place in `SWC_SERVERS` ("gpu-2") when its address is a bare IP."""
+    host = urlsplit(url).hostname or url
+    if not host.replace(".", "").isdigit() and ":" not in host:
+        return host.split(".")[0]
+    urls = configured_urls()
+    return f"gpu-{urls.index(url) + 1}" if url in urls else host
 
 
 def book_server(job: Job) -> SwcServer | None:
@@ -401,10 +438,13 @@ def check_job(job: Job) -> None:
         _finished_on(server)
         _front_of_queue_moved(server.url, leaving=job)
         send_next()  # its place on the server is free now
+        gpu_ms = _gpu_milliseconds(job)
         if job.move(
             JobState.DOWNLOADING,
             detail="The watermark is removed; saving the video.",
             result_url=status.result_urls[0],
+            provider_cost_ms=gpu_ms,
+            provider_cost_micros=gpu_cost_micros(gpu_ms),
             provider_progress=100,
             checks=job.checks + 1,
             next_check_at=timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS),
@@ -429,6 +469,24 @@ def check_job(job: Job) -> None:
         _progressed(job, status.progress or 0, running=status.state == TaskState.RUNNING)
     else:
         _check_later_unless_stalled(job, server)
+
+
+def _gpu_milliseconds(job: Job) -> int:
+    """How long the server worked on the video: since the job last started running (as the
+    server's percentage showed), or since it was sent if it finished before we saw it run.
+    Measured by our polling, so to within `SWC_POLL_SECONDS`."""
+    started = (
+        job.events.filter(to_state=JobState.PROCESSING).values_list("created_at", flat=True).last()
+    )
+    if started is None or (job.submitted_at and started < job.submitted_at):
+        started = job.submitted_at or job.created_at
+    return max(0, int((timezone.now() - started).total_seconds() * 1000))
+
+
+def gpu_cost_micros(milliseconds: int) -> int:
+    """What that much GPU time costs us at `SWC_PRICE_PER_GPU_HOUR`, in millionths of a dollar
+    (integers throughout, rounded half up)."""
+    return (milliseconds * settings.SWC_PRICE_PER_GPU_HOUR_MICROS + 1_800_000) // 3_600_000
 
 
 def _progressed(job: Job, percentage: int, *, running: bool) -> None:
@@ -513,19 +571,25 @@ def send_next() -> bool:
     than at the dispatcher's next round, so the server's next video is there before it is
     done with the current one. Claimed like the dispatcher claims (its next check moved on),
     so the two never send one job twice."""
+    from apps.jobs import routing  # routing asks the pool how long its line is
+
+    if routing.first_choice(InputKind.FILE) != PROVIDER:
+        return False  # switched off, or another provider comes first: the dispatcher decides
     now = timezone.now()
     waiting = (
-        Job.objects.filter(provider=PROVIDER, state=JobState.QUEUED, next_check_at__lte=now)
+        Job.objects.filter(input_kind=InputKind.FILE, state=JobState.QUEUED, next_check_at__lte=now)
         .order_by("next_check_at", "id")
-        .values_list("pk", "next_check_at")
+        .values_list("pk", "next_check_at", "provider")
         .first()
     )
     if waiting is None:
         return False
-    pk, next_check_at = waiting
+    pk, next_check_at, provider = waiting
     lease = now + timedelta(seconds=settings.JOB_LEASE_SECONDS)
+    # Not started anywhere yet, so the pool may take it whoever it was in line for.
+    moved = {} if provider == PROVIDER else {"provider": PROVIDER, "provider_server": ""}
     if not Job.objects.filter(pk=pk, state=JobState.QUEUED, next_check_at=next_check_at).update(
-        next_check_at=lease
+        next_check_at=lease, **moved
     ):
         return False
     queue.send_to_provider([pk], claimed_at=time.time())

@@ -31,6 +31,12 @@ def check_after_callback(job_id: int, task_id: str) -> None:
 
 
 @queue.needs_database
+def stop_task(job_id: int) -> None:
+    if job := _load(job_id):
+        pipeline.stop_task(job)
+
+
+@queue.needs_database
 def download_job(job_id: int) -> None:
     if job := _load(job_id):
         pipeline.download_job(job)

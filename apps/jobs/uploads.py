@@ -11,6 +11,7 @@ only ever shown, never used in a storage path.
 import hashlib
 import re
 import tempfile
+import time
 import unicodedata
 import uuid
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import TemporaryUploadedFile, UploadedFile
 from django.core.files.uploadhandler import StopUpload, TemporaryFileUploadHandler
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
 
 from apps.accounts.models import Membership, Team
@@ -36,6 +38,7 @@ CHUNK_BYTES = 1024 * 1024
 NAME_MAX_CHARACTERS = 120
 # Multipart headers and boundaries around the files of one request.
 REQUEST_OVERHEAD_BYTES = 1024 * 1024
+ORIGINAL_LINK_SALT = "jobs.original-link"
 
 
 @dataclass(frozen=True)
@@ -276,6 +279,40 @@ def presigned_post(*, team: Team) -> dict[str, object]:
     # The page hands the ticket back once the bucket has the file: only keys we issued can
     # be claimed, and only for a while.
     return {"url": post["url"], "fields": post["fields"], "ticket": _ticket_signer().sign(key)}
+
+
+class LinkRefused(Exception):
+    """A link to an original that is forged, expired, or whose job no longer needs it."""
+
+
+def original_link(job: Job, *, seconds: int) -> str:
+    """A link that opens the job's original without signing in, for `seconds`: how a provider
+    that fetches its input (Replicate) gets the file. On S3, the bucket's own presigned URL;
+    on local disk (which has no expiring URLs), `views.original_link` with a signed token
+    naming the job and the moment the link expires."""
+    name = str(job.original_file.name)
+    if direct_to_bucket():
+        return str(default_storage.url(name, expire=seconds))  # type: ignore[call-arg]
+    token = signing.dumps(
+        [str(job.public_id), int(time.time()) + seconds], salt=ORIGINAL_LINK_SALT, compress=False
+    )
+    base = settings.PUBLIC_BASE_URL or settings.SITE_URL
+    return base + reverse("jobs:original_link", kwargs={"token": token})
+
+
+def job_for_original_link(token: str) -> Job:
+    """The job whose original `token` opens; LinkRefused when the token is forged, expired,
+    or its job has ended (its provider has no more use for the file) or lost its original."""
+    try:
+        public_id, expires = signing.loads(token, salt=ORIGINAL_LINK_SALT)
+    except (signing.BadSignature, ValueError, TypeError):
+        raise LinkRefused("the link is not one we signed") from None
+    if not isinstance(expires, int) or expires < time.time():
+        raise LinkRefused("the link has expired")
+    job = Job.objects.filter(public_id=public_id).exclude(original_file="").first()
+    if job is None or not job.is_in_flight:
+        raise LinkRefused("the video is no longer being cleaned")
+    return job
 
 
 def direct_to_bucket() -> bool:

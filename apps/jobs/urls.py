@@ -24,4 +24,7 @@ team_urlpatterns = [
 urlpatterns = [
     path("t/<uuid:team_id>/", include(team_urlpatterns)),
     path("hooks/kie/<str:token>/", views.kie_callback, name="kie_callback"),
+    path("hooks/replicate/<str:token>/", views.replicate_callback, name="replicate_callback"),
+    # Unauthenticated on purpose: a short-lived signed link a provider fetches the original by.
+    path("originals/<str:token>/", views.original_link, name="original_link"),
 ]

@@ -1,3 +1,4 @@
+import hashlib
 import json
 import logging
 import uuid
@@ -7,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.cache import cache
 from django.core.files.storage import default_storage
 from django.core.paginator import Page, Paginator
 from django.http import (
@@ -28,7 +30,7 @@ from apps import plural
 from apps.accounts.access import MemberRequest, get_team_owned, team_member_required
 from apps.accounts.models import Membership
 from apps.billing import ledger
-from apps.jobs import queue, services
+from apps.jobs import queue, routing, services
 from apps.jobs.forms import JobFilterForm, SubmitForm
 from apps.jobs.limits import MonthlyLimitReached, limit_left
 from apps.jobs.links import LineError
@@ -38,17 +40,18 @@ from apps.jobs.models import (
     Job,
     JobQuerySet,
     JobsPulse,
-    ProviderAlert,
     Upload,
 )
 from apps.jobs.providers import NoProvider, accepts, get_provider
-from apps.jobs.providers.base import CallbackRejected
+from apps.jobs.providers.base import CallbackRejected, ProviderError
 from apps.jobs.uploads import (
     HashedUploadedFile,
+    LinkRefused,
     Refusal,
     direct_to_bucket,
     discard,
     display_name,
+    job_for_original_link,
     presigned_post,
     request_refusals,
     stage_received_file,
@@ -71,6 +74,9 @@ UPLOAD_GONE_MESSAGE = (
 ANNOUNCE_AT_MOST = 5  # a screen reader reads every word: name a few videos, not a whole batch
 # Callbacks about one job within this many seconds make one status query (Kie may repeat them).
 CALLBACK_WINDOW_SECONDS = 5
+# Replicate's signed webhook ids are remembered this long: longer than the 5 minutes either side
+# of now in which Standard Webhooks accepts a timestamp, so a replay is always caught.
+WEBHOOK_ID_MEMORY_SECONDS = 11 * 60
 
 
 # --- Dashboard ---------------------------------------------------------------------------------
@@ -323,7 +329,7 @@ def _dashboard(request: MemberRequest, form: SubmitForm, outcome: Outcome) -> Ht
         "direct_to_bucket": direct_to_bucket(),
         "credits_per_video": settings.CREDITS_PER_VIDEO,
         "again_submission": uuid.uuid4(),
-        "provider_alert": _open_provider_alert(),
+        "outages": routing.outages(),
         **_jobs_table_context(request),
         **_credit_context(request),
     }
@@ -332,10 +338,6 @@ def _dashboard(request: MemberRequest, form: SubmitForm, outcome: Outcome) -> Ht
         context["oob"] = True
         return TemplateResponse(request, "jobs/dashboard.html#submit_response", context)
     return TemplateResponse(request, "jobs/dashboard.html", context)
-
-
-def _open_provider_alert() -> ProviderAlert | None:
-    return ProviderAlert.objects.filter(resolved_at__isnull=True).order_by("-last_seen_at").first()
 
 
 def _credit_context(request: MemberRequest) -> dict[str, object]:
@@ -427,7 +429,9 @@ def job_detail(request: MemberRequest, public_id: str) -> HttpResponse:
             "job": job,
             "events": job.events.all(),
             "fingerprint": _job_fingerprint(job),
-            "provider_alert": _open_provider_alert() if job.is_in_flight else None,
+            # Only about its own kind of input, and only while it has not ended.
+            "outages": routing.outages([InputKind(job.input_kind)]) if job.is_in_flight else [],
+            "processed_by": routing.processed_by(job),
             "retry": None if job.is_in_flight else job.retries.first(),
             "original_retention_hours": settings.ORIGINAL_RETENTION_HOURS,
         },
@@ -563,3 +567,51 @@ def kie_callback(request: HttpRequest, token: str) -> HttpResponse:
     return HttpResponse(
         json.dumps({"code": 200, "msg": "success"}), content_type="application/json"
     )
+
+
+# --- Replicate's webhooks ----------------------------------------------------------------------
+@csrf_exempt  # signed the Standard Webhooks way; the per-job secret in the URL names the job.
+@require_POST
+def replicate_callback(request: HttpRequest, token: str) -> HttpResponse:
+    job = Job.objects.filter(callback_token=token, provider="replicate").first()
+    if job is None:
+        raise Http404
+    try:
+        task_id = get_provider(job.provider).verify_callback(request.headers, request.body)
+    except CallbackRejected as exc:
+        logger.warning("webhook rejected", extra={"job": job.public_id, "reason": str(exc)})
+        return JsonResponse({"detail": "rejected"}, status=400)
+    except ProviderError as exc:
+        # The signing secret could not be fetched: Replicate sends the webhook again later.
+        logger.warning("webhook not checked", extra={"job": job.public_id, "error": str(exc)})
+        return JsonResponse({"detail": "try again later"}, status=503)
+    if job.task_id and task_id != job.task_id:
+        logger.warning("webhook for another prediction", extra={"job": job.public_id})
+        return JsonResponse({"detail": "prediction mismatch"}, status=400)
+    # A signed webhook seen before is a replay (or a retry of one already acted on): refused.
+    # Only verified ids are remembered, so forged requests cannot block real ones.
+    webhook_id = hashlib.sha256(request.headers["webhook-id"].encode()).hexdigest()
+    if not cache.add(f"hooks:replicate:{webhook_id}", True, timeout=WEBHOOK_ID_MEMORY_SECONDS):
+        logger.warning("webhook replayed", extra={"job": job.public_id})
+        return JsonResponse({"detail": "already received"}, status=409)
+    # The body is never trusted: each webhook only makes us ask Replicate for the prediction.
+    # Not coalesced like Kie's: "completed" often follows "start" within a second or two.
+    if job.is_in_flight:
+        queue.check_after_callback(job.pk, task_id=task_id)
+    return JsonResponse({"detail": "received"})
+
+
+# --- The original, for a provider that fetches it ----------------------------------------------
+@require_GET
+def original_link(request: HttpRequest, token: str) -> HttpResponseBase:
+    """A job's original by a short-lived signed link (`uploads.original_link`), without
+    signing in: how Replicate fetches it from local disk. Bad or expired links get 404."""
+    try:
+        job = job_for_original_link(token)
+    except LinkRefused as exc:
+        raise Http404(str(exc)) from None
+    response = FileResponse(
+        default_storage.open(str(job.original_file.name), "rb"), content_type="video/mp4"
+    )
+    response["Cache-Control"] = "no-store"
+    return response

@@ -19,11 +19,13 @@ from django_q.brokers import get_broker
 from django_q.signing import SignedPackage
 
 from apps.accounts.models import Membership, User
+from apps.billing import ledger
 from apps.jobs import pipeline, services
 from apps.jobs.models import InputKind, Job, JobState
 from apps.jobs.providers.base import TaskInput, TaskState, TaskStatus
 from apps.jobs.providers.kie import KieProvider
 from apps.jobs.simulators.kie import KieSimulator, SimulatorConfig
+from tests.jobs.swc import STALL_SECONDS, Pool
 
 SIM_KEY = "sim-test-key"
 HMAC_KEY = "whsec-test-hmac-key"
@@ -281,3 +283,31 @@ def finished_job(membership: Membership, link: str = SORA_LINK) -> Job:
     name = default_storage.save(f"results/{job.public_id}.mp4", ContentFile(VIDEO))
     job.succeed(name=name, size=len(VIDEO), sha256="x" * 64)
     return job
+
+
+@pytest.fixture
+def pool(settings, tmp_path: Path, media_storage: Path, alice_membership) -> Iterator[Pool]:
+    """SWC simulators to start (`pool.start({}, {})`), stopped after the test; Alice's team
+    has credits for the videos."""
+    ledger.grant(team=alice_membership.team, credits=1000, key="drills", memo="pool drills")
+    settings.SWC_STALL_SECONDS = STALL_SECONDS
+    # The pool alone: with it down, files wait for it (drills with Replicate behind it set
+    # the policy themselves).
+    settings.FILE_PROVIDERS = ["swc"]
+    settings.POLLER_RUN_SECONDS = 0  # a poller run in-process makes one round
+    settings.DOWNLOAD_TEMP_DIR = str(tmp_path / "tmp")
+    running = Pool(settings)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def step(run_tasks: Worker) -> Callable[[], None]:
+    """One round of what the workers and the dispatcher do, in this process."""
+
+    def once() -> None:
+        run_tasks()
+        pipeline.poll_due_jobs(run_seconds=0)
+        run_tasks()
+
+    return once

@@ -8,6 +8,7 @@ import av
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
+from django.core.management import call_command
 from django.db import transaction
 from django.utils import timezone
 from PIL import ImageStat
@@ -16,8 +17,9 @@ from apps.accounts.models import Membership
 from apps.billing import ledger
 from apps.billing.models import LedgerEntry
 from apps.jobs import queue, swc_pool
-from apps.jobs.models import InputKind, Job, JobEvent, JobState
+from apps.jobs.models import InputKind, Job, JobEvent, JobState, SwcServer
 from apps.jobs.providers.swc import SwcClient, SwcResult, SwcStatus
+from apps.jobs.simulators.swc import SwcSimConfig, SwcSimulator
 from tests.clips import mark_box
 
 CLIP_SIZE = (144, 256)
@@ -81,3 +83,64 @@ def file_jobs(membership: Membership, clip: Path, count: int = 1) -> list[Job]:
 
 def ledger_kinds(job: Job) -> list[str]:
     return sorted(LedgerEntry.objects.filter(job=job).values_list("kind", flat=True))
+
+
+STALL_SECONDS = 3  # well above what a busy CI machine adds to a 0.3 s run
+
+
+class Pool:
+    """SWC simulators on ephemeral ports, and the app's `SWC_SERVERS` pointed at them."""
+
+    def __init__(self, settings) -> None:
+        self.settings = settings
+        self.simulators: list[SwcSimulator] = []
+
+    def start(self, *configs: dict[str, object]) -> list[SwcSimulator]:
+        for config in configs:
+            config = {"seconds_per_video": 0.2, **config}
+            self.simulators.append(SwcSimulator(SwcSimConfig(**config)).start())  # type: ignore[arg-type]
+        self._configure()
+        return self.simulators
+
+    def restart(self, index: int, **config: object) -> SwcSimulator:
+        """The process comes back on the same address with nothing in memory."""
+        old = self.simulators[index]
+        old.stop()
+        merged = {**vars(old.config), **config}
+        self.simulators[index] = SwcSimulator(SwcSimConfig(**merged), port=old.port).start()
+        return self.simulators[index]
+
+    def probe_now(self) -> int:
+        SwcServer.objects.filter(healthy=False).update(next_probe_at=timezone.now())
+        return swc_pool.probe_due_servers()
+
+    def server(self, index: int) -> SwcServer:
+        return SwcServer.objects.get(url=self.simulators[index].url)
+
+    def _configure(self) -> None:
+        self.settings.SWC_SERVERS = [{"url": s.url, "authorization": ""} for s in self.simulators]
+
+    def stop(self) -> None:
+        for simulator in self.simulators:
+            simulator.stop()
+        swc_pool.forget_clients()
+
+
+def settled_once(*jobs: Job) -> None:
+    for job in jobs:
+        job.refresh_from_db()
+        expected = ["capture", "hold"] if job.state == JobState.SUCCEEDED else ["hold", "release"]
+        assert ledger_kinds(job) == expected, job
+    call_command("reconcile")  # raises on any drift
+
+
+def run_until(drive_once: Callable[[], None], condition: Callable[[], bool], what: str) -> None:
+    def step() -> bool:
+        drive_once()
+        return condition()
+
+    wait_for(step, seconds=20, what=what)
+
+
+def details(job: Job) -> list[str]:
+    return list(job.events.values_list("detail", flat=True))

@@ -4,7 +4,11 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-RUNNERS = {"apps/jobs/management/commands/kie_simulator.py"}
+RUNNERS = {
+    "apps/jobs/management/commands/kie_simulator.py",
+    "apps/jobs/management/commands/replicate_simulator.py",
+    "apps/jobs/management/commands/swc_simulator.py",
+}
 
 
 def imported_modules(path: Path) -> set[str]:

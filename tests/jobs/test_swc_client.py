@@ -18,7 +18,7 @@ from apps.jobs.providers.swc import (
     TaskVanished,
     VideoRefused,
 )
-from apps.jobs.providers.swc_simulator import SwcSimConfig, SwcSimulator
+from apps.jobs.simulators.swc import SwcSimConfig, SwcSimulator
 from tests.clips import make_clip
 from tests.jobs.swc import mark_brightness, wait_final, wait_for
 

@@ -10,9 +10,10 @@ an operator until the provider is back.
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import IO, TYPE_CHECKING, Protocol
+from typing import IO, TYPE_CHECKING, Protocol, runtime_checkable
 
 from apps.jobs.models import InputKind
+from apps.jobs.uploads import original_link
 
 if TYPE_CHECKING:
     from apps.jobs.models import Job
@@ -78,7 +79,7 @@ class TaskInput:
             reference=str(job.public_id),
             callback_url=job.callback_url,
             open=lambda: original.open("rb"),
-            signed_url=lambda seconds: original.storage.url(original.name, expire=seconds),  # type: ignore[call-arg]
+            signed_url=lambda seconds: original_link(job, seconds=seconds),
             name=job.original_name,
             size=job.original_size,
             sha256=job.original_sha256,
@@ -141,7 +142,7 @@ class ProviderUnavailable(ProviderError):
     Nothing new is sent to it while this lasts (a periodic probe tells when it is back);
     waiting jobs use no attempts and go out when it is, or are refunded at their deadline.
     Operators are alerted. `kind` names the situation: "maintenance", "paused",
-    "out_of_credits", "unauthorized", "quota", "disabled".
+    "out_of_credits", "unauthorized", "quota", "disabled", "model_gone".
     """
 
     kind: str = "paused"
@@ -204,4 +205,15 @@ class RemovalProvider(Protocol):
 
     def close(self) -> None:
         """Releases pooled connections."""
+        ...
+
+
+@runtime_checkable
+class StopsTasks(Protocol):
+    """A provider that can stop a task it is running (Replicate): when a person cancels a job
+    that already went out, its task is stopped instead of run (and billed) to the end. Others
+    (Kie, the SWC pool) cannot, and their sent jobs cannot be canceled."""
+
+    def cancel(self, task_id: str) -> None:
+        """Asks the provider to stop the task. Raises ProviderError if the request fails."""
         ...

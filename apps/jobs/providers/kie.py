@@ -16,13 +16,12 @@ import logging
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
 
+from apps.jobs.backoff import parse_retry_after
 from apps.jobs.models import InputKind
 from apps.jobs.providers import ratelimit
 from apps.jobs.providers.base import (
@@ -94,9 +93,12 @@ class KieProvider:
         callback_max_age_seconds: int = 300,
         timeout_seconds: float = 30.0,
         create_limit: int = ratelimit.CREATE_LIMIT,
+        cost_micros: int | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._api_key = api_key
+        # Kie's fixed price for one remover run, in millionths of a dollar (None: not known).
+        self._cost_micros = cost_micros
         self._create_limit = create_limit
         self._upload_method = upload_method
         self._webhook_hmac_key = webhook_hmac_key
@@ -132,7 +134,11 @@ class KieProvider:
         data = self._call("GET", RECORD_PATH, params={"taskId": task_id})
         if not isinstance(data, dict):
             raise RetryableError(f"Kie's task record is not an object: {data!r:.120}")
-        return _task_status(task_id, data)
+        status = _task_status(task_id, data)
+        if status.state == TaskState.SUCCEEDED:
+            # A fixed price per finished run: Kie's record carries no price of its own.
+            return replace(status, cost_micros=self._cost_micros)
+        return status
 
     def verify_callback(self, headers: Mapping[str, str], body: bytes) -> str:
         try:
@@ -386,21 +392,7 @@ def _whole_number(value: object) -> int | None:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    """Seconds from a Retry-After header, given as seconds or as an HTTP date."""
-    raw = response.headers.get("Retry-After", "").strip()
-    if not raw:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return parse_retry_after(response.headers.get("Retry-After", ""))
 
 
 def _excerpt(text: str, limit: int = 160) -> str:

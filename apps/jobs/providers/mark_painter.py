@@ -1,4 +1,4 @@
-"""What the SWC simulator does instead of YOLO + LAMA: paints over bright marks, re-encoded.
+"""What the SWC and Replicate simulators do instead of YOLO + LAMA: paint over bright marks.
 
 Sora's mark is a small white logo; the synthetic clips of the tests draw a white rectangle.
 Each decoded frame's brightest small region is filled with the colour just around it, and the

@@ -1,11 +1,14 @@
 """Every provider call, timed and its errors counted, in one place: `get_provider` hands out
 providers wrapped in `Metered`, so a new provider is measured the day it is registered.
 
-Only the calls that go to the provider (start, status, probe, remaining_credits) are measured;
-the rest (limits, callbacks, closing) stay local and pass straight through.
+Only the calls that go to the provider (start, status, probe, remaining_credits, cancel) are
+measured; the rest (limits, callbacks, closing) stay local and pass straight through. What only
+some providers have (Replicate's `cancel`) is there exactly when the wrapped provider has it, so
+`isinstance(provider, StopsTasks)` answers for the provider itself.
 """
 
 from collections.abc import Mapping
+from typing import Any
 
 from apps import telemetry
 from apps.jobs.models import InputKind
@@ -34,6 +37,17 @@ class Metered:
     def remaining_credits(self) -> int:
         with telemetry.provider_call(self.name, "remaining_credits"):
             return self.wrapped.remaining_credits()
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.wrapped, name)  # AttributeError when the provider lacks it
+        if name != "cancel":
+            return attribute
+
+        def cancel(task_id: str) -> None:
+            with telemetry.provider_call(self.name, "cancel"):
+                attribute(task_id)
+
+        return cancel
 
     def verify_callback(self, headers: Mapping[str, str], body: bytes) -> str:
         return self.wrapped.verify_callback(headers, body)

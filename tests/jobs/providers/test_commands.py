@@ -1,4 +1,4 @@
-"""`kie_simulator`, `kie_status` and `make run`'s supervisor, run as the commands they are."""
+"""The simulator commands, `kie_status` and `make run`'s supervisor, run as commands."""
 
 import os
 import signal
@@ -24,7 +24,7 @@ def command_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in ignored and not k.startswith(("KIE_", "SWC_"))
+        if k not in ignored and not k.startswith(("KIE_", "SWC_", "REPLICATE_"))
     }
     return {**env, "DJANGO_ENV": "test", "VAR_DIR": str(tmp_path), **extra}
 
@@ -65,6 +65,17 @@ def test_the_swc_simulator_command_refuses_to_run_in_production(settings):
         call_command("swc_simulator", "--port", "0")
 
 
+def test_the_replicate_simulator_command_refuses_a_public_address():
+    with pytest.raises(CommandError, match="loopback only"):
+        call_command("replicate_simulator", "--host", "0.0.0.0", "--port", "0")  # noqa: S104
+
+
+def test_the_replicate_simulator_command_refuses_to_run_in_production(settings):
+    settings.PRODUCTION = True
+    with pytest.raises(CommandError, match="not production"):
+        call_command("replicate_simulator", "--port", "0")
+
+
 def test_kie_status_says_when_the_key_is_rejected(simulator, settings, capsys):
     settings.KIE_BASE_URL = simulator.url
     settings.KIE_API_KEY = "not-the-key"
@@ -83,7 +94,7 @@ def test_kie_status_says_when_kie_cannot_be_reached(settings):
 
 
 def test_make_run_starts_the_simulators_and_the_app_talks_to_them(tmp_path):
-    web_port, simulator_port = free_port(), free_port()
+    web_port, simulator_port, replicate_port = free_port(), free_port(), free_port()
     swc_ports = [free_port(), free_port()]
     env = command_env(
         tmp_path,
@@ -92,6 +103,7 @@ def test_make_run_starts_the_simulators_and_the_app_talks_to_them(tmp_path):
         KIE_SIMULATOR_PORT=str(simulator_port),
         SWC_SIMULATOR_PORTS=",".join(map(str, swc_ports)),
         METRICS_TOKEN="local-metrics-token",
+        REPLICATE_SIMULATOR_PORT=str(replicate_port),
     )
     log = tmp_path / "run_local.log"
     with log.open("wb") as out:
@@ -106,6 +118,23 @@ def test_make_run_starts_the_simulators_and_the_app_talks_to_them(tmp_path):
         metrics = httpx.get(
             f"http://127.0.0.1:{web_port}/metrics",
             headers={"Authorization": "Bearer local-metrics-token"},
+        )
+        wait_for(f"http://127.0.0.1:{replicate_port}/__sim__/predictions", run, log)
+        # The app's Replicate client finds the simulator and its token works there.
+        replicate = subprocess.run(
+            [
+                *MANAGE,
+                "shell",
+                "--no-imports",
+                "-c",
+                "from apps.jobs.providers import get_provider; get_provider('replicate').probe(); "
+                "print(get_provider('replicate').signing_secret()[:6])",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         # A fresh process reading the same environment, as the worker does.
         status = subprocess.run(
@@ -125,6 +154,7 @@ def test_make_run_starts_the_simulators_and_the_app_talks_to_them(tmp_path):
     assert "unmark_queue_depth" in families
     assert "python_gc_objects_collected" not in families
     assert (tmp_path / "prometheus").is_dir()
+    assert replicate.stdout.strip() == "whsec_", replicate.stderr
     assert status.returncode == 0, status.stderr
     assert status.stdout.splitlines() == [
         f"Endpoint: http://127.0.0.1:{simulator_port} (the local Kie simulator)",
@@ -139,6 +169,8 @@ def test_make_run_starts_the_simulators_and_the_app_talks_to_them(tmp_path):
     swc_urls = ", ".join(f"http://127.0.0.1:{port}/" for port in swc_ports)
     assert f"SWC simulators on {swc_urls}" in output
     assert output.count("SWC simulator stopped.") == 2
-    for port in (simulator_port, *swc_ports):
+    assert f"Replicate simulator on http://127.0.0.1:{replicate_port}/" in output
+    assert "Replicate simulator stopped." in output
+    for port in (simulator_port, *swc_ports, replicate_port):
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"http://127.0.0.1:{port}/__sim__/tasks")

@@ -1,5 +1,5 @@
-"""`make run`: the whole app in the foreground — web server, task worker (and the Kie and SWC
-simulators when no real provider is configured).
+"""`make run`: the whole app in the foreground — web server, task worker (and the Kie, SWC and
+Replicate simulators when no real provider is configured).
 
 Each child runs in its own process group so that Ctrl-C reaches only this supervisor, which
 then stops every child through its main process. (A SIGTERM delivered to django-q2's whole
@@ -70,6 +70,14 @@ class Command(BaseCommand):
                 children.insert(0, Child(f"swc-simulator-{swc_port}", argv))
         if settings.KIE_SIMULATOR:
             children.insert(0, Child("kie-simulator", self._simulator_argv(manage)))
+        if settings.REPLICATE_SIMULATOR:
+            argv = [
+                *manage,
+                "replicate_simulator",
+                "--port",
+                str(settings.REPLICATE_SIMULATOR_PORT),
+            ]
+            children.insert(0, Child("replicate-simulator", argv))
         # Children read settings again: with --port, their default PUBLIC_BASE_URL (where the
         # simulator calls back) must name the port the web server really listens on.
         env = {**os.environ, "PORT": str(port), **self._metrics_env()}
@@ -82,6 +90,8 @@ class Command(BaseCommand):
         if settings.SWC_SIMULATOR:
             urls = ", ".join(f"{server['url']}/" for server in settings.SWC_SERVERS)
             simulators.append(f"SWC simulators on {urls}")
+        if settings.REPLICATE_SIMULATOR:
+            simulators.append(f"Replicate simulator on {settings.REPLICATE_BASE_URL}/")
         self.stdout.write(
             self.style.SUCCESS(
                 f"\nUnmark is running on http://127.0.0.1:{port}/  (Ctrl-C stops it)\n"

@@ -10,7 +10,7 @@ from types import FrameType
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.jobs.providers.swc_simulator import SwcSimConfig, SwcSimulator
+from apps.jobs.simulators.swc import SwcSimConfig, SwcSimulator
 
 
 class Command(BaseCommand):

@@ -7,9 +7,10 @@ sockets. It answers like Kie: envelopes with HTTP 200, validation messages, task
 window, a paused mode, a credit balance, callbacks (signed when it has an HMAC key), and result
 links it serves itself. Everything lives in memory; nothing is written to disk.
 
-Split by concern: `contract` (Kie's codes and checks), `config` (settings, changed live),
-`tasks` (a task's states and record), `callbacks`, `assets` (what results serve) and `http`
-(the server). This module holds the state and answers each request.
+Split by concern: `contract` (Kie's codes, checks and envelope), `config` (settings), `tasks` (a
+task's states and record), `callbacks` and `assets` (what results serve); the server, live
+setting changes and webhook posting are shared with the other simulators (`simulators.http`,
+`.config`, `.webhooks`). This module holds the state and answers each request.
 
 Fault drills (slow or broken answers, results that 404 or are HTML, lost createTask answers,
 repeated callbacks) are flags of the command and can be changed while it runs:
@@ -30,9 +31,11 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import parse_qs, urlsplit
 
+from apps.jobs.simulators.config import coerce_changes
+from apps.jobs.simulators.http import Reply, json_reply, read_body, serve
 from apps.jobs.simulators.kie.assets import (
     BAD_GATEWAY_PAGE,
     CHUNK_BYTES,
@@ -41,15 +44,15 @@ from apps.jobs.simulators.kie.assets import (
     filler,
 )
 from apps.jobs.simulators.kie.callbacks import CallbackSender, callback_body
-from apps.jobs.simulators.kie.config import SimulatorConfig, coerce_changes
+from apps.jobs.simulators.kie.config import SimulatorConfig
 from apps.jobs.simulators.kie.contract import (
     CODE_MESSAGES,
     CREDITS_PER_TASK,
     PAUSED_MESSAGE,
     RATE_WINDOW_SECONDS,
+    envelope,
     validation_problem,
 )
-from apps.jobs.simulators.kie.http import Reply, envelope, json_reply, serve
 from apps.jobs.simulators.kie.tasks import SimTask, now_ms, record_data
 
 __all__ = ["CHUNK_BYTES", "SAMPLE_MP4", "KieSimulator", "SimulatorConfig"]
@@ -79,7 +82,7 @@ class KieSimulator:
         self._random = random.Random()  # noqa: S311 (latency and failure draws, not secrets)
         self._stopping = threading.Event()
         self._callbacks = CallbackSender(self._lock)
-        self._server = serve(self, host, port)
+        self._server = serve(self, host, port, name="Kie simulator")
         self._threads: list[threading.Thread] = []
         self.url = f"http://{host}:{self._server.server_address[1]}"
 
@@ -166,7 +169,10 @@ class KieSimulator:
             self._callbacks.send(task, body, hmac_key=hmac_key, times=repeats)
 
     # --- answers ---------------------------------------------------------------------------
-    def answer(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
+    def answer(
+        self, method: str, target: str, headers: dict[str, str], stream: BinaryIO, length: int
+    ) -> Reply:
+        body = read_body(stream, length)
         parts = urlsplit(target)
         path, query = parts.path, parse_qs(parts.query)
         self.finish_due_tasks()
@@ -308,7 +314,9 @@ class KieSimulator:
                 changes = json.loads(body)
                 if not isinstance(changes, dict):
                     raise ValueError("send a JSON object of settings to change")
-                self.configure(**coerce_changes(changes))
+                self.configure(
+                    **coerce_changes(SimulatorConfig, changes, fixed=frozenset({"api_key"}))
+                )
             except (ValueError, TypeError, RecursionError) as exc:
                 return json_reply(400, {"error": str(exc)})
         return json_reply(200, self.config.public())

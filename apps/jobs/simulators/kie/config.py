@@ -1,4 +1,4 @@
-"""How the Kie simulator behaves: its settings, and changes to them while it runs."""
+"""How the Kie simulator behaves: its settings (changed while it runs through `/__sim__/config`)."""
 
 import dataclasses
 from dataclasses import dataclass
@@ -69,28 +69,3 @@ class SimulatorConfig:
         values = dataclasses.asdict(self)
         del values["api_key"], values["hmac_key"]
         return values
-
-
-def coerce_changes(changes: dict[str, Any]) -> dict[str, Any]:
-    """Checks a `/__sim__/config` change: known settings, JSON types that fit them."""
-    fields = {f.name: f for f in dataclasses.fields(SimulatorConfig)}
-    coerced: dict[str, Any] = {}
-    for name, value in changes.items():
-        if name not in fields or name == "api_key":
-            raise ValueError(f"{name!r} is not a setting that can be changed")
-        default = fields[name].default
-        if isinstance(default, tuple):
-            if not (isinstance(value, list) and len(value) == 2):
-                raise ValueError(f"{name} must be a list of two numbers")
-            coerced[name] = (float(value[0]), float(value[1]))
-        elif isinstance(default, bool) or isinstance(value, bool):
-            if type(value) is not type(default):
-                raise ValueError(f"{name} must be {type(default).__name__}")
-            coerced[name] = value
-        elif isinstance(default, float) and isinstance(value, int | float):
-            coerced[name] = float(value)
-        elif type(value) is type(default):
-            coerced[name] = value
-        else:
-            raise ValueError(f"{name} must be {type(default).__name__}")
-    return coerced

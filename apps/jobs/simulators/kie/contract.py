@@ -1,5 +1,10 @@
 """Kie's contract as the simulator answers it (shared/kie-api.md): the model, the envelope
-codes and their messages, and the checks of a createTask body."""
+codes and their messages, the envelope every answer comes in, and the checks of a createTask
+body."""
+
+import json
+
+from apps.jobs.simulators.http import Reply
 
 MODEL = "sora-watermark-remover"
 CREDITS_PER_TASK = 10
@@ -52,3 +57,8 @@ def validation_problem(request: object) -> str:
     ):
         return "callBackUrl must be an http(s) URL"
     return ""
+
+
+def envelope(code: int, msg: str, data: object = None) -> Reply:
+    # Kie answers most failures with HTTP 200: the envelope code is what counts.
+    return Reply(200, json.dumps({"code": code, "msg": msg, "data": data}).encode())

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("jobs", "0010_job_provider_cost_micros"),
+        ("jobs", "0011_provider_switch"),
     ]
 
     operations = [

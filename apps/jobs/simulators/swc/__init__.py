@@ -19,33 +19,29 @@ Faults: `failure_rate` (ERROR), `stall_rate` (the run freezes, percentage and al
 restart — the whole server is wedged, as a hung GPU run wedges SWC). The result is the upload
 with its marks painted over (`mark_painter`), a real MP4. `get_queue_status`'s body is this
 simulator's own shape: upstream documents none, and the client only needs it to answer.
+The server is the simulators' shared one (`simulators.http`); uploads are streamed to disk.
 """
 
-import contextlib
 import dataclasses
 import hashlib
 import hmac
-import ipaddress
 import json
-import logging
 import random
 import shutil
-import socket
 import tempfile
 import threading
 import time
 import uuid
 from collections import deque
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import IO, Any, BinaryIO, cast
+from typing import IO, Any, BinaryIO
 from urllib.parse import parse_qs, urlsplit
 
 from apps.jobs.providers.mark_painter import NotAVideo, paint_over_marks
 from apps.jobs.providers.swc import CURRENT_PREFIX, TASK_MISSING
-
-logger = logging.getLogger(__name__)
+from apps.jobs.simulators.config import coerce_changes
+from apps.jobs.simulators.http import Reply, file_reply, read_body, serve
 
 COPY_CHUNK_BYTES = 256 * 1024
 PROGRESS_STEP_SECONDS = 0.05
@@ -91,14 +87,6 @@ class SimTask:
     downloads: int = 0
 
 
-@dataclass
-class Reply:
-    status: int
-    body: bytes = b""
-    content_type: str = "application/json"
-    file: Path | None = None  # streamed from disk instead of `body`
-
-
 def _detail(status: int, detail: object) -> Reply:
     return Reply(status, json.dumps({"detail": detail}).encode())
 
@@ -107,7 +95,6 @@ class SwcSimulator:
     """State and answers of one simulated SWC server; `start()` serves it from a thread."""
 
     def __init__(self, config: SwcSimConfig, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        _require_loopback(host)
         self._config = config
         self._lock = threading.Condition()
         self._tasks: dict[str, SimTask] = {}
@@ -118,8 +105,7 @@ class SwcSimulator:
         self._random = random.Random()  # noqa: S311 (fault draws, not secrets)
         self._stopping = threading.Event()
         self._dir = Path(tempfile.mkdtemp(prefix="swc-sim-"))
-        self._server = _Server((host, port), _Handler)
-        self._server.simulator = self
+        self._server = serve(self, host, port, name="SWC simulator")
         self._threads: list[threading.Thread] = []
         self.url = f"http://{host}:{self._server.server_address[1]}"
         self.port = int(self._server.server_address[1])
@@ -269,7 +255,7 @@ class SwcSimulator:
         parts = urlsplit(target)
         path, query = parts.path, parse_qs(parts.query)
         if path.startswith("/__sim__/"):
-            return self._control(method, path, body.read(length) if length else b"")
+            return self._control(method, path, read_body(body, length))
         config = self.config
         if config.required_authorization and not hmac.compare_digest(
             headers.get("authorization", "").encode(), config.required_authorization.encode()
@@ -376,7 +362,7 @@ class SwcSimulator:
             if not task.output.exists():
                 return _detail(404, "Output file does not exits")
             task.downloads += 1
-        return Reply(200, content_type="video/mp4", file=task.output)
+        return file_reply(task.output, "video/mp4")
 
     def _control(self, method: str, path: str, body: bytes) -> Reply:
         if path == "/__sim__/tasks" and method == "GET":
@@ -389,86 +375,11 @@ class SwcSimulator:
                 self.restart(keep_records=bool(changes.get("keep_records")))
                 return Reply(200, b'{"restarted": true}')
             if path == "/__sim__/config" and method == "POST":
-                config = self.configure(**changes)
+                config = self.configure(**coerce_changes(SwcSimConfig, changes))
                 return Reply(200, json.dumps(dataclasses.asdict(config)).encode())
         except (ValueError, TypeError, RecursionError) as exc:
             return Reply(400, json.dumps({"error": str(exc)}).encode())
         return Reply(404, b'{"error": "no such control"}')
-
-
-class _Server(ThreadingHTTPServer):
-    """Keeps track of open connections, so that stopping closes kept-alive ones too: a
-    stopped simulator must look like a dead process, not keep answering old connections."""
-
-    daemon_threads = True
-    simulator: SwcSimulator
-
-    def server_activate(self) -> None:
-        self.connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-        super().server_activate()
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self.connections_lock:
-            self.connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self.connections_lock:
-            self.connections.discard(request)
-        super().shutdown_request(request)
-
-    def drop_connections(self) -> None:
-        with self.connections_lock:
-            connections = list(self.connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def _serve(self, method: str) -> None:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if length < 0:
-            self._send(Reply(400, b'{"detail": "Bad Content-Length"}'))
-            return
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        try:
-            reply = self.server.simulator.answer(
-                method, self.path, headers, cast(BinaryIO, self.rfile), length
-            )
-            self._send(reply)
-        except OSError:
-            # The client went away, or the simulator is stopping under this request.
-            self.close_connection = True
-
-    def _send(self, reply: Reply) -> None:
-        size = reply.file.stat().st_size if reply.file else len(reply.body)
-        self.send_response(reply.status)
-        self.send_header("Content-Type", reply.content_type)
-        self.send_header("Content-Length", str(size))
-        self.end_headers()
-        if reply.file is None:
-            self.wfile.write(reply.body)
-            return
-        with reply.file.open("rb") as handle:
-            shutil.copyfileobj(handle, self.wfile, COPY_CHUNK_BYTES)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("swc-sim http " + format, *args)
 
 
 def _boundary(content_type: str) -> bytes | None:
@@ -586,14 +497,3 @@ def _sha256(path: Path) -> str:
 def _proxy_page(title: str) -> bytes:
     """What nginx in front of SWC answers when it refuses a request or loses the backend."""
     return f"<html><head><title>{title}</title></head><body><h1>{title}</h1></body></html>".encode()
-
-
-def _require_loopback(host: str) -> None:
-    if host == "localhost":
-        return
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
-        raise ValueError(f"The SWC simulator listens on loopback only, not {host!r}")
