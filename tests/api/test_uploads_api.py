@@ -139,6 +139,7 @@ def test_a_forged_or_revoked_upload_ticket_is_refused(acme, alice, uploads_stack
 
 
 def test_without_a_provider_for_files_uploads_are_refused_at_once(acme, acme_api, settings):
+    settings.FILE_PROVIDERS = ["swc"]
     settings.SWC_SERVERS = []
 
     response = acme_api.post("/uploads")

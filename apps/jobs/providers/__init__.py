@@ -20,7 +20,7 @@ from django.dispatch import receiver
 from apps.jobs.models import InputKind
 from apps.jobs.providers.base import RemovalProvider, StopsTasks
 from apps.jobs.providers.kie import KieProvider
-from apps.jobs.providers.metered import Metered
+from apps.jobs.providers.metered import metered
 from apps.jobs.providers.replicate import ReplicateProvider
 
 
@@ -83,7 +83,7 @@ def get_provider(name: str) -> RemovalProvider:
         if any(built_pid != pid for built_pid, _ in _built):
             _built.clear()
         if (pid, name) not in _built:
-            _built[pid, name] = Metered(REGISTRY[name]())
+            _built[pid, name] = metered(REGISTRY[name]())
         return _built[pid, name]
 
 

@@ -3,8 +3,9 @@ providers wrapped in `Metered`, so a new provider is measured the day it is regi
 
 Only the calls that go to the provider (start, status, probe, remaining_credits, cancel) are
 measured; the rest (limits, callbacks, closing) stay local and pass straight through. What only
-some providers have (Replicate's `cancel`) is there exactly when the wrapped provider has it, so
-`isinstance(provider, StopsTasks)` answers for the provider itself.
+some providers can do is kept: a provider that stops tasks is wrapped in `MeteredStopper`, so
+`isinstance(provider, StopsTasks)` answers for the provider itself (a protocol check looks at
+the class, not at `__getattr__`).
 """
 
 from collections.abc import Mapping
@@ -12,7 +13,7 @@ from typing import Any
 
 from apps import telemetry
 from apps.jobs.models import InputKind
-from apps.jobs.providers.base import RemovalProvider, TaskInput, TaskStatus
+from apps.jobs.providers.base import RemovalProvider, StopsTasks, TaskInput, TaskStatus
 
 
 class Metered:
@@ -39,15 +40,8 @@ class Metered:
             return self.wrapped.remaining_credits()
 
     def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self.wrapped, name)  # AttributeError when the provider lacks it
-        if name != "cancel":
-            return attribute
-
-        def cancel(task_id: str) -> None:
-            with telemetry.provider_call(self.name, "cancel"):
-                attribute(task_id)
-
-        return cancel
+        # What only this provider has (Replicate's webhook secret) passes straight through.
+        return getattr(self.wrapped, name)
 
     def verify_callback(self, headers: Mapping[str, str], body: bytes) -> str:
         return self.wrapped.verify_callback(headers, body)
@@ -66,3 +60,17 @@ class Metered:
 
     def close(self) -> None:
         self.wrapped.close()
+
+
+class MeteredStopper(Metered):
+    def __init__(self, provider: StopsTasks) -> None:
+        super().__init__(provider)  # type: ignore[arg-type]  # a provider that also stops tasks
+        self.stopper = provider
+
+    def cancel(self, task_id: str) -> None:
+        with telemetry.provider_call(self.name, "cancel"):
+            self.stopper.cancel(task_id)
+
+
+def metered(provider: RemovalProvider) -> Metered:
+    return MeteredStopper(provider) if isinstance(provider, StopsTasks) else Metered(provider)
