@@ -5,7 +5,8 @@ link, `apps.jobs.download`) and outgoing webhooks (a team's endpoint, `apps.webh
 refuse names that resolve — any of their addresses, not only the first — to private,
 loopback, link-local, multicast or otherwise non-public addresses (an IPv4 address wrapped
 in an IPv6 one is judged itself), and then connect to exactly the address that was checked,
-never to whatever the name resolves to a moment later (DNS rebinding). Each caller words the refusal for its own readers.
+never to whatever the name resolves to a moment later (DNS rebinding). Each caller words the
+refusal for its own readers.
 """
 
 import ipaddress

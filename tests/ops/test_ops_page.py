@@ -168,8 +168,9 @@ def test_videos_per_hour_count_only_the_hours_of_the_period_that_have_passed(
     six_am = datetime.combine(timezone.now().astimezone(UTC).date(), time(6), tzinfo=UTC)
     with time_machine.travel(six_am, tick=False):
         for hours_ago in range(1, 4):
+            created_at = six_am - timedelta(hours=hours_ago)
             make_job(team, state=JobState.SUCCEEDED, provider="swc", waited=1, took=30,
-                     created_at=six_am - timedelta(hours=hours_ago), server="http://gpu1:5344")  # fmt: skip
+                     created_at=created_at, server="http://gpu1:5344")  # fmt: skip
         [server] = staff_client.get(OPS).context["figures"].pool
 
     assert server.done == 3

@@ -264,9 +264,7 @@ def test_a_worker_whose_lease_was_taken_over_records_nothing_of_its_failure(
     receiver.answer(status)
     endpoint = make_endpoint(acme, receiver.url())
     # Failing for 6 days: this worker's failure alone would turn the endpoint off…
-    Endpoint.objects.filter(pk=endpoint.pk).update(
-        failing_since=timezone.now() - timedelta(days=6)
-    )
+    Endpoint.objects.filter(pk=endpoint.pk).update(failing_since=timezone.now() - timedelta(days=6))
     delivery = emit_one(endpoint)
     # …but the worker that took over delivered it.
     taken_over_during_the_post(

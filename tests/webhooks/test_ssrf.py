@@ -79,9 +79,7 @@ def test_a_private_ipv4_address_wrapped_in_an_ipv6_one_is_refused(monkeypatch, a
     "address",
     ["64:ff9b::5db8:d70e", "2002:5db8:d70e::1", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"],
 )
-def test_a_public_ipv4_address_reached_through_nat64_or_6to4_is_let_through(
-    monkeypatch, address
-):
+def test_a_public_ipv4_address_reached_through_nat64_or_6to4_is_let_through(monkeypatch, address):
     resolving(monkeypatch, "hooks.example.com", [address])
     assert vet_url("https://hooks.example.com/unmark") == address
 
