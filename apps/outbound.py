@@ -3,9 +3,10 @@
 Two features fetch or post to URLs that come from outside: result downloads (a provider's
 link, `apps.jobs.download`) and outgoing webhooks (a team's endpoint, `apps.webhooks`). Both
 refuse names that resolve — any of their addresses, not only the first — to private,
-loopback, link-local, multicast or otherwise non-public addresses, and then connect to
-exactly the address that was checked, never to whatever the name resolves to a moment later
-(DNS rebinding). Each caller words the refusal for its own readers.
+loopback, link-local, multicast or otherwise non-public addresses (an IPv4 address wrapped
+in an IPv6 one is judged itself), and then connect to exactly the address that was checked,
+never to whatever the name resolves to a moment later (DNS rebinding). Each caller words the
+refusal for its own readers.
 """
 
 import ipaddress
@@ -53,12 +54,43 @@ def vet(url: str, *, https_only: bool = True, allow_loopback: bool = False) -> s
     if not addresses:
         raise AddressRefused(Refusal.UNRESOLVED)
     for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if allow_loopback and ip.is_loopback:
-            continue
-        if not ip.is_global or ip.is_multicast:
-            raise AddressRefused(Refusal.PRIVATE)
+        for ip in _destinations(ipaddress.ip_address(address.split("%")[0])):
+            if allow_loopback and ip.is_loopback:
+                continue
+            if not ip.is_global or ip.is_multicast:
+                raise AddressRefused(Refusal.PRIVATE)
     return addresses[0]
+
+
+# NAT64 translators (RFC 6052's well-known prefix, RFC 8215's local-use one) carry an IPv4
+# address in the last 32 bits; Python's `is_global` judges the IPv6 prefix, not that address
+# (64:ff9b::a00:1 is 10.0.0.1, yet global to Python).
+NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+# Deprecated IPv4-compatible addresses (::a.b.c.d, RFC 4291): never a real public destination,
+# and Python calls ::127.0.0.1 global. (:: and ::1 are in it too: unspecified and loopback.)
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+type Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _destinations(ip: Address) -> list[Address]:
+    """The addresses a connection to `ip` really reaches: the IPv4 address inside an IPv6 one
+    that wraps it (mapped, 6to4, Teredo's server and client, NAT64), else `ip` itself.
+    Refuses IPv4-compatible addresses outright."""
+    if isinstance(ip, ipaddress.IPv4Address) or ip.is_loopback:
+        return [ip]
+    if ip.ipv4_mapped:
+        return [ip.ipv4_mapped]
+    if ip.sixtofour:
+        return [ip.sixtofour]
+    if ip.teredo:
+        return list(ip.teredo)
+    if any(ip in network for network in NAT64):
+        return [ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF)]
+    if ip in IPV4_COMPATIBLE:
+        raise AddressRefused(Refusal.PRIVATE)
+    return [ip]
 
 
 def pinned(url: str, address: str | None) -> tuple[str, dict[str, str], dict[str, str]]:

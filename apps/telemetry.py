@@ -7,15 +7,20 @@ which only exposes them (`/metrics`) next to the gauges it reads from the databa
 
 Under gunicorn and the task workers, `PROMETHEUS_MULTIPROC_DIR` (set before this module is
 first imported) makes prometheus-client keep each process's values in files there, which the
-scrape adds up; without it, values live in this process only.
+scrape adds up; without it, values live in this process only. A worker cluster's processes
+are served by `serve_worker_metrics`, since the web's `/metrics` cannot read another machine's
+(or container's) folder.
 """
 
 import contextvars
+import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess, start_http_server
 
 PROVIDER_CALL_SECONDS = Histogram(
     "unmark_provider_call_seconds",
@@ -56,3 +61,21 @@ def webhook_delivered(outcome: str) -> None:
     """Counts one outgoing webhook delivery: "delivered", "failed", "gave_up"… (a short word,
     never a URL or an id: each distinct outcome is a time series)."""
     WEBHOOK_DELIVERIES.labels(outcome).inc()
+
+
+class MetricsFolderMissing(Exception):
+    pass
+
+
+def serve_worker_metrics(*, address: str, port: int) -> tuple[WSGIServer, threading.Thread]:
+    """Serves on a thread, at http://address:port/metrics, the counters and histograms every
+    process sharing `PROMETHEUS_MULTIPROC_DIR` recorded (a worker cluster's processes are
+    forked: only the folder joins them). Not the database's gauges: the web serves those."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        raise MetricsFolderMissing(
+            "WORKER_METRICS_PORT needs PROMETHEUS_MULTIPROC_DIR: an empty folder the cluster's "
+            "processes share, where each one writes its metrics."
+        )
+    registry = CollectorRegistry(auto_describe=False)
+    multiprocess.MultiProcessCollector(registry)
+    return start_http_server(port, addr=address, registry=registry)

@@ -230,6 +230,15 @@ else:
     Q_CLUSTER["orm"] = "default"
     Q_CLUSTER["poll"] = 0.1
 
+# `manage.py worker` serves its processes' counters and histograms (provider calls, webhook
+# deliveries) at http://WORKER_METRICS_ADDRESS:WORKER_METRICS_PORT/metrics when the port is set
+# (0: any free port, logged), for Prometheus to scrape each worker machine. No token there:
+# loopback by default; bind it wider only on a private network (compose: 0.0.0.0, unpublished).
+WORKER_METRICS_PORT = (
+    env_int("WORKER_METRICS_PORT", 0, minimum=0) if env_str("WORKER_METRICS_PORT") else None
+)
+WORKER_METRICS_ADDRESS = env_str("WORKER_METRICS_ADDRESS", "127.0.0.1")
+
 # --- Kie.ai, the watermark-removal provider (contract: shared/kie-api.md) ------------------
 KIE_SIMULATOR_PORT = env_int("KIE_SIMULATOR_PORT", 8765, minimum=1)
 # The key the simulator started by `make run` accepts; it opens nothing anywhere else.

@@ -150,6 +150,18 @@ def test_two_worker_clusters_run_the_worker_command_and_may_finish_a_pollers_run
     assert grace > settings.POLLER_RUN_SECONDS
 
 
+def test_each_worker_cluster_serves_its_metrics_on_the_compose_network_only(services):
+    worker = services["worker"]
+    environment = environment_of(worker)
+
+    # Its processes share a folder that starts empty at each start.
+    assert environment["PROMETHEUS_MULTIPROC_DIR"] in worker["tmpfs"]
+    assert environment["WORKER_METRICS_ADDRESS"] == "0.0.0.0"  # noqa: S104 — reachable by Prometheus
+    assert worker["expose"] == [environment["WORKER_METRICS_PORT"]]
+    assert "ports" not in worker  # no token: never published on the host
+    assert environment["SWC_SERVERS"] == "http://swc:5344"
+
+
 def test_app_services_share_one_image_and_the_swc_server_has_a_gpu(services):
     images = {services[name]["image"] for name in APP_SERVICES}
     assert len(images) == 1

@@ -84,8 +84,9 @@ class Period:
         return timedelta(hours=1) if self.bucket == "hour" else timedelta(days=1)
 
     @property
-    def hours(self) -> float:
-        return (self.end - self.start).total_seconds() / 3600
+    def hours_so_far(self) -> float:
+        """The hours of the period that have passed: today's are not all over yet."""
+        return max((min(self.end, timezone.now()) - self.start).total_seconds(), 0) / 3600
 
     def buckets(self) -> list[datetime]:
         count = int((self.end - self.start) / self.step)
@@ -539,13 +540,14 @@ def _pool(jobs: QuerySet[Job], period: Period) -> list[Server]:
         else:
             status = "busy" if busy.get(server.url) else "idle"
         count = done.get(server.url, 0)
+        hours = period.hours_so_far
         servers.append(
             Server(
                 server.url,
                 status,
                 busy.get(server.url, 0),
                 count,
-                count / period.hours,
+                count / hours if hours else 0.0,
                 server.down_reason,
             )
         )

@@ -82,7 +82,7 @@ def forget_old_deliveries(*, now: datetime | None = None) -> int:
 
 def deliver(*, delivery_id: int) -> str | None:
     """Makes one attempt at a due delivery; returns its state afterwards, or None when it was
-    not due or another worker holds it."""
+    not due or another worker holds it (also when it took the delivery over mid-attempt)."""
     now = timezone.now()
     token = secrets.token_hex(8)
     lease = timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS + LEASE_MARGIN_SECONDS)
@@ -101,7 +101,10 @@ def deliver(*, delivery_id: int) -> str | None:
     delivery = Delivery.objects.select_related("endpoint__team").get(pk=delivery_id)
     endpoint = delivery.endpoint
     if not endpoint.enabled:
-        _record(delivery, token, state=DeliveryState.FAILED, error="Not sent: the endpoint is off.")
+        if not _record(
+            delivery, token, state=DeliveryState.FAILED, error="Not sent: the endpoint is off."
+        ):
+            return None
         webhook_delivered("endpoint_off")
         return DeliveryState.FAILED
     try:
@@ -113,7 +116,9 @@ def deliver(*, delivery_id: int) -> str | None:
             endpoint.url, address=address, headers=signed_headers(delivery), body=delivery.body()
         )
     if answer.ok:
-        _record(delivery, token, state=DeliveryState.SUCCEEDED, answer=answer)
+        if not _record(delivery, token, state=DeliveryState.SUCCEEDED, answer=answer):
+            _lease_lost(delivery, answer)
+            return None
         # Conditional, so the usual case (it was not failing) writes nothing.
         Endpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=False).update(
             failing_since=None
@@ -305,7 +310,13 @@ def _record(
     return bool(Delivery.objects.filter(pk=delivery.pk, lease_token=token).update(**fields))
 
 
-def _failed(delivery: Delivery, token: str, answer: Answer) -> str:
+def _lease_lost(delivery: Delivery, answer: Answer) -> None:
+    # Our lease ran out while the receiver answered and another worker took the delivery: its
+    # outcome is the one that counts, so this attempt touches no metric and no endpoint.
+    logger.warning("webhook attempt outlived its lease", extra=_log(delivery, answer))
+
+
+def _failed(delivery: Delivery, token: str, answer: Answer) -> str | None:
     now = timezone.now()
     endpoint = delivery.endpoint
     if delivery.attempts < len(RETRY_SCHEDULE):
@@ -314,7 +325,9 @@ def _failed(delivery: Delivery, token: str, answer: Answer) -> str:
         state, next_at = DeliveryState.PENDING, now + timedelta(seconds=wait)
     else:
         state, next_at = DeliveryState.FAILED, None
-    _record(delivery, token, state=state, answer=answer, next_attempt_at=next_at)
+    if not _record(delivery, token, state=state, answer=answer, next_attempt_at=next_at):
+        _lease_lost(delivery, answer)
+        return None
     logger.warning("webhook attempt failed", extra=_log(delivery, answer))
     webhook_delivered("retrying" if state == DeliveryState.PENDING else "gave_up")
     Endpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=True).update(failing_since=now)

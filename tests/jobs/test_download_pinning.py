@@ -68,3 +68,22 @@ def test_a_name_with_any_private_address_is_refused_before_connecting(monkeypatc
                 heartbeat=lambda seconds: None,
             )
     assert not route.called
+
+
+@pytest.mark.parametrize("address", ["64:ff9b::a00:5", "::ffff:10.0.0.5", "::10.0.0.5"])
+def test_a_private_address_wrapped_in_ipv6_is_refused_before_connecting(monkeypatch, address):
+    # NAT64 of 10.0.0.5, IPv4-mapped, IPv4-compatible: the network still reaches 10.0.0.5.
+    def getaddrinfo(host: str, port: int, *args: object, **kwargs: object) -> list[tuple]:
+        return [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", (address, port, 0, 0))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    with respx.mock(assert_all_called=False) as network:
+        route = network.route().mock(return_value=httpx.Response(200, content=VIDEO))
+        with pytest.raises(DownloadError, match="private network"):
+            store_result(
+                "https://cdn.example.com/out.mp4",
+                storage_name="results/x.mp4",
+                temp_name="x.part",
+                heartbeat=lambda seconds: None,
+            )
+    assert not route.called

@@ -1,6 +1,7 @@
 """Jobs through a real worker cluster, including one killed in the middle of a download."""
 
 import hashlib
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -8,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 from django.core.files.storage import default_storage
+from prometheus_client.parser import text_string_to_metric_families
 
 from apps.billing.models import LedgerEntry
 from apps.jobs import pipeline, services
@@ -24,7 +26,7 @@ LEASE_SECONDS = 5
 @pytest.fixture
 def stack(
     make_simulator, settings, tmp_path: Path
-) -> Iterator[tuple[KieSimulator, Callable[[], WorkerProcess]]]:
+) -> Iterator[tuple[KieSimulator, Callable[..., WorkerProcess]]]:
     """The simulator, storage shared with worker processes, and a way to start workers."""
     simulator = make_simulator(api_key=settings.KIE_SIMULATOR_API_KEY, latency=(0.2, 0.4))
     var_dir = tmp_path / "var"
@@ -42,12 +44,12 @@ def stack(
     }
     workers: list[WorkerProcess] = []
 
-    def start_worker() -> WorkerProcess:
+    def start_worker(**env: str) -> WorkerProcess:
         port = simulator.url.rsplit(":", 1)[1]
         worker = WorkerProcess(
             var_dir=var_dir,
             simulator_port=int(port),
-            extra_env={"JOB_LEASE_SECONDS": str(LEASE_SECONDS)},
+            extra_env={"JOB_LEASE_SECONDS": str(LEASE_SECONDS), **env},
         )
         workers.append(worker)
         return worker
@@ -85,6 +87,45 @@ def test_a_real_worker_process_takes_a_job_to_done(stack, alice_membership):
     assert default_storage.size(str(job.result_file.name)) == job.result_size
     kinds = sorted(LedgerEntry.objects.filter(job=job).values_list("kind", flat=True))
     assert kinds == ["capture", "hold"]
+
+
+def test_a_worker_serves_the_provider_calls_its_processes_made_for_prometheus(
+    stack, alice_membership, tmp_path
+):
+    _, start_worker = stack
+    folder = tmp_path / "prometheus"
+    folder.mkdir()
+    worker = start_worker(PROMETHEUS_MULTIPROC_DIR=str(folder), WORKER_METRICS_PORT="0")
+    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    wait_for(
+        lambda: job_state(job) == JobState.SUCCEEDED, seconds=60, what="success", worker=worker
+    )
+    found = re.search(r"Worker metrics on (http://127\.0\.0\.1:\d+/metrics)", worker.output())
+    assert found, worker.output()
+
+    # The cluster's processes sent the job and read its status; the exporter is another one.
+    response = httpx.get(found[1], timeout=10)
+
+    assert response.status_code == 200
+    families = {f.name: f for f in text_string_to_metric_families(response.text)}
+    counts = {
+        sample.labels["operation"]: sample.value
+        for sample in families["unmark_provider_call_seconds"].samples
+        if sample.name.endswith("_count") and sample.labels["provider"] == "kie"
+    }
+    assert counts["start"] == 1
+    assert counts["status"] >= 1
+    # The database's gauges are the web's to serve (once per web server, not per worker too).
+    assert "unmark_jobs" not in families
+    assert "unmark_queue_depth" not in families
+
+
+def test_a_worker_asked_for_metrics_without_a_shared_folder_does_not_start(stack):
+    _, start_worker = stack
+    worker = start_worker(WORKER_METRICS_PORT="0", PROMETHEUS_MULTIPROC_DIR="")
+
+    assert worker.process.wait(timeout=60) == 1
+    assert "WORKER_METRICS_PORT needs PROMETHEUS_MULTIPROC_DIR" in worker.output()
 
 
 def test_a_worker_killed_mid_download_is_replaced_and_the_job_is_charged_once(

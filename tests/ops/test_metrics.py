@@ -12,7 +12,6 @@ from django.test import Client
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from apps import telemetry
 from apps.billing import ledger
 from apps.jobs.models import JobState, ProviderAlert, SwcServer
 from apps.jobs.providers import get_provider
@@ -122,16 +121,6 @@ def test_provider_calls_are_timed_and_their_errors_counted(token, kie_simulator,
     after = scrape()
     assert after[calls] - before.get(calls, 0) == 2
     assert after[errors] - before.get(errors, 0) == 1
-
-
-def test_webhook_deliveries_are_counted(token):
-    key = ("unmark_webhook_deliveries_total", (("outcome", "delivered"),))
-    before = scrape().get(key, 0)
-
-    telemetry.webhook_delivered("delivered")
-    telemetry.webhook_delivered("delivered")
-
-    assert scrape()[key] - before == 2
 
 
 def test_in_multiprocess_mode_a_scrape_adds_up_every_process(tmp_path, token):

@@ -3,9 +3,10 @@ percentiles the same on PostgreSQL and SQLite, and a slow provider never slowing
 
 import csv
 import io
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
+import time_machine
 from django.db.models.functions import Trunc
 from django.urls import reverse
 from django.utils import timezone
@@ -152,10 +153,28 @@ def test_the_pool_shows_each_server_busy_idle_or_down(staff_client, history, set
     pool = {server.url: server for server in figures.pool}
     assert pool["http://gpu1:5344"].status == "busy"
     assert (pool["http://gpu1:5344"].busy, pool["http://gpu1:5344"].done) == (1, 1)
-    assert pool["http://gpu1:5344"].per_hour == pytest.approx(1 / (7 * 24))
     assert pool["http://gpu2:5344"].status == "idle"
     assert pool["http://gpu3:5344"].status == "down"
     assert pool["http://old:5344"].status == "removed"
+
+
+def test_videos_per_hour_count_only_the_hours_of_the_period_that_have_passed(
+    staff_client, alice, settings
+):
+    settings.SWC_SERVERS = [{"url": "http://gpu1:5344", "authorization": ""}]
+    SwcServer.objects.create(url="http://gpu1:5344")
+    team = alice.memberships.get(team__is_personal=True).team
+    # 06:00 today: the last 7 days have had 6 x 24 + 6 hours so far, not 7 x 24.
+    six_am = datetime.combine(timezone.now().astimezone(UTC).date(), time(6), tzinfo=UTC)
+    with time_machine.travel(six_am, tick=False):
+        for hours_ago in range(1, 4):
+            created_at = six_am - timedelta(hours=hours_ago)
+            make_job(team, state=JobState.SUCCEEDED, provider="swc", waited=1, took=30,
+                     created_at=created_at, server="http://gpu1:5344")  # fmt: skip
+        [server] = staff_client.get(OPS).context["figures"].pool
+
+    assert server.done == 3
+    assert server.per_hour == pytest.approx(3 / 150)
 
 
 def test_money_counts_top_ups_less_refunds_against_provider_spend(staff_client, alice, history):
@@ -326,4 +345,9 @@ def test_a_period_covers_whole_utc_days():
     assert period.end == datetime(2026, 3, 8, tzinfo=UTC)
     assert period.bucket == "day"
     assert len(period.buckets()) == 7
-    assert period.hours == 7 * 24
+    with time_machine.travel(datetime(2026, 4, 1, tzinfo=UTC)):
+        assert period.hours_so_far == 7 * 24
+    with time_machine.travel(datetime(2026, 3, 7, 6, 30, tzinfo=UTC), tick=False):
+        assert period.hours_so_far == 6 * 24 + 6.5
+    with time_machine.travel(datetime(2026, 2, 1, tzinfo=UTC)):
+        assert period.hours_so_far == 0

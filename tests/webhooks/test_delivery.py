@@ -2,7 +2,8 @@
 `standardwebhooks` package: signatures and rotation, retries, giving up, turning endpoints off."""
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 import time_machine
@@ -229,6 +230,98 @@ def test_a_delivery_being_sent_is_not_sent_by_a_second_worker(acme, receiver):
     Delivery.objects.filter(pk=delivery.pk).update(lease_until=timezone.now())
     assert sending.hand_out_due() == [delivery.pk]
     assert sending.deliver(delivery_id=delivery.pk) == DeliveryState.SUCCEEDED
+
+
+def taken_over_during_the_post(
+    monkeypatch, delivery: Delivery, *, failing_since: datetime | None, **outcome: object
+) -> None:
+    """While this worker waits for the receiver its lease runs out, and another worker takes
+    the delivery over and records its own `outcome` (and the endpoint's failing clock)."""
+    real_post = sending.post
+
+    def post(*args: Any, **kwargs: Any) -> sending.Answer:
+        answer = real_post(*args, **kwargs)
+        Delivery.objects.filter(pk=delivery.pk).update(**outcome)
+        Endpoint.objects.filter(pk=delivery.endpoint_id).update(failing_since=failing_since)
+        return answer
+
+    monkeypatch.setattr(sending, "post", post)
+
+
+def outcomes() -> dict[str, float]:
+    return {
+        outcome: REGISTRY.get_sample_value("unmark_webhook_deliveries_total", {"outcome": outcome})
+        or 0.0
+        for outcome in ("delivered", "retrying", "gave_up")
+    }
+
+
+@pytest.mark.parametrize("status", [500, 410])
+def test_a_worker_whose_lease_was_taken_over_records_nothing_of_its_failure(
+    acme, receiver, settings, monkeypatch, status
+):
+    settings.WEBHOOK_DISABLE_AFTER_DAYS = 5
+    receiver.answer(status)
+    endpoint = make_endpoint(acme, receiver.url())
+    # Failing for 6 days: this worker's failure alone would turn the endpoint off…
+    Endpoint.objects.filter(pk=endpoint.pk).update(failing_since=timezone.now() - timedelta(days=6))
+    delivery = emit_one(endpoint)
+    # …but the worker that took over delivered it.
+    taken_over_during_the_post(
+        monkeypatch,
+        delivery,
+        failing_since=None,
+        state=DeliveryState.SUCCEEDED,
+        lease_token="",
+        lease_until=None,
+        last_status=204,
+        delivered_at=timezone.now(),
+    )
+    before = outcomes()
+
+    state = sending.deliver(delivery_id=delivery.pk)
+
+    assert len(receiver.received) == 1
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.last_status) == (DeliveryState.SUCCEEDED, 204)
+    endpoint.refresh_from_db()
+    assert endpoint.enabled
+    assert endpoint.failing_since is None
+    assert mail.outbox == []
+    assert outcomes() == before
+    assert state is None  # the delivery's state is the other worker's to tell
+
+
+def test_a_worker_whose_lease_was_taken_over_records_nothing_of_its_success(
+    acme, receiver, monkeypatch
+):
+    endpoint = make_endpoint(acme, receiver.url())
+    delivery = emit_one(endpoint)
+    # The worker that took over is still at it, the endpoint failing since its last attempts.
+    failing_since = timezone.now() - timedelta(hours=2)
+    taken_over_during_the_post(
+        monkeypatch,
+        delivery,
+        failing_since=failing_since,
+        lease_token="theirs",
+        lease_until=timezone.now() + timedelta(seconds=30),
+        last_status=500,
+    )
+    before = outcomes()
+
+    state = sending.deliver(delivery_id=delivery.pk)
+
+    assert len(receiver.received) == 1
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.last_status, delivery.lease_token) == (
+        DeliveryState.PENDING,
+        500,
+        "theirs",
+    )
+    assert delivery.delivered_at is None
+    assert Endpoint.objects.get(pk=endpoint.pk).failing_since == failing_since
+    assert outcomes() == before
+    assert state is None
 
 
 def test_a_slow_receiver_is_given_up_on_at_the_timeout(acme, receiver, settings):

@@ -55,6 +55,45 @@ def test_private_loopback_and_link_local_addresses_are_refused(url):
         vet_url(url)
 
 
+@pytest.mark.parametrize(
+    "address",
+    [
+        "::ffff:10.0.0.1",  # IPv4-mapped
+        "2002:a00:1::1",  # 6to4 of 10.0.0.1
+        "2001:0:a00:1:8000:63bf:a247:28f1",  # Teredo whose server is 10.0.0.1 (client public)
+        "2001:0:4136:e378:8000:63bf:f5ff:fffe",  # Teredo whose client is 10.0.0.1 (server public)
+        "64:ff9b::a00:1",  # NAT64 (well-known prefix) of 10.0.0.1: global to Python 3.13
+        "64:ff9b::a9fe:a9fe",  # NAT64 of the cloud metadata service, 169.254.169.254
+        "64:ff9b:1::7f00:1",  # NAT64 (local-use prefix) of 127.0.0.1
+        "::127.0.0.1",  # IPv4-compatible (deprecated): global to Python 3.13
+        "::5db8:d70e",  # IPv4-compatible of a public address: refused all the same
+    ],
+)
+def test_a_private_ipv4_address_wrapped_in_an_ipv6_one_is_refused(monkeypatch, address):
+    resolving(monkeypatch, "hooks.example.com", [address])
+    with pytest.raises(UrlRefused, match=PRIVATE):
+        vet_url("https://hooks.example.com/unmark")
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["64:ff9b::5db8:d70e", "2002:5db8:d70e::1", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"],
+)
+def test_a_public_ipv4_address_reached_through_nat64_or_6to4_is_let_through(monkeypatch, address):
+    resolving(monkeypatch, "hooks.example.com", [address])
+    assert vet_url("https://hooks.example.com/unmark") == address
+
+
+def test_loopback_wrapped_in_an_ipv6_address_passes_only_with_the_loopback_setting(
+    settings, monkeypatch
+):
+    resolving(monkeypatch, "hooks.example.com", ["::ffff:127.0.0.1"])
+    with pytest.raises(UrlRefused, match=PRIVATE):
+        vet_url("https://hooks.example.com/unmark")
+    settings.WEBHOOK_ALLOW_LOOPBACK = True
+    assert vet_url("https://hooks.example.com/unmark") == "::ffff:127.0.0.1"
+
+
 def test_a_name_with_any_private_address_is_refused(monkeypatch):
     resolving(monkeypatch, "hooks.example.com", ["93.184.215.14", "10.0.0.5"])
     with pytest.raises(UrlRefused, match=PRIVATE):

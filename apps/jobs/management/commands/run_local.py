@@ -55,7 +55,6 @@ class Command(BaseCommand):
                 "web",
                 [
                     sys.executable, "-m", "gunicorn", "config.wsgi",
-                    "--config", str(settings.BASE_DIR / "config" / "gunicorn.py"),
                     "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4",
                     "--access-logfile", "-", "--graceful-timeout", "5", "--no-control-socket",
                 ],
