@@ -34,6 +34,7 @@ from apps.jobs.links import check_share_link
 from apps.jobs.media import MediaRefused
 from apps.jobs.models import InputKind, Job, Upload
 from apps.jobs.providers import NoProvider, accepts
+from apps.jobs.public import JOB_SHAPE_FIELDS, job_shape
 from apps.jobs.uploads import (
     HashedUploadedFile,
     direct_to_bucket,
@@ -65,39 +66,9 @@ def _principal(request: HttpRequest) -> Principal:
 
 
 # --- Jobs --------------------------------------------------------------------------------------
-def job_out(job: Job) -> dict[str, Any]:
-    status = job.credits_status
-    return {
-        "id": job.public_id,
-        "state": job.state,
-        "stage": job.get_state_display(),
-        "progress": job.progress,
-        "progress_is_estimate": job.stage_is_estimate,
-        "input": job.input_kind,
-        "link": job.source_url or None,
-        "file_name": job.original_name or None,
-        "provider": job.provider,
-        "created_by": job.created_by.email if job.created_by else None,
-        "credits": {
-            name: job.credits if status == name else 0
-            for name in ("reserved", "charged", "refunded")
-        },
-        "failure": (
-            {"code": job.failure_code, "message": job.failure_message}
-            if job.failure_code or job.failure_message
-            else None
-        ),
-        "retry_of": getattr(job, "retry_of_public_id", None),
-        "created_at": job.created_at,
-        "submitted_at": job.submitted_at,
-        "finished_at": job.finished_at,
-        "has_result": job.has_result,
-    }
-
-
 def job_detail_out(request: HttpRequest, job: Job) -> dict[str, Any]:
     return {
-        **job_out(job),
+        **job_shape(job),
         "result": _result(request, job),
         "timeline": [
             {
@@ -130,20 +101,11 @@ def _result(request: HttpRequest, job: Job) -> dict[str, Any] | None:
     }
 
 
-# What `job_out` reads, and nothing more: a page of 50 jobs is read in one narrow query.
-JOB_OUT_FIELDS = (
-    "public_id", "team_id", "state", "input_kind", "source_url", "original_name", "provider",
-    "provider_progress", "credits", "failure_code", "failure_message", "result_file",
-    "created_at", "submitted_at", "finished_at", "updated_at", "retry_of_id", "created_by_id",
-    "created_by__email", "result_size", "result_sha256", "expires_at",
-)  # fmt: skip
-
-
 def _team_jobs(principal: Principal) -> Any:
     return (
         Job.objects.filter(team_id=principal.team_id)
         .select_related("created_by")
-        .only(*JOB_OUT_FIELDS)
+        .only(*JOB_SHAPE_FIELDS)
         .annotate(retry_of_public_id=F("retry_of__public_id"))
     )
 
@@ -336,7 +298,7 @@ def _submit(
         raise Problem(409, "upload-gone", "Uploads gone", UPLOAD_GONE_MESSAGE) from None
     for job in jobs:
         job.created_by = principal.membership.user
-    answer["jobs"] = [job_out(job) for job in jobs]
+    answer["jobs"] = [job_shape(job) for job in jobs]
     return Status(201, answer)
 
 
@@ -370,7 +332,7 @@ def list_jobs(
     if member:
         jobs = jobs.filter(created_by__email__iexact=member)
     page, next_cursor = _page(jobs.order_by("-created_at", "-id"), cursor, limit)
-    return {"data": [job_out(job) for job in page], "next_cursor": next_cursor}
+    return {"data": [job_shape(job) for job in page], "next_cursor": next_cursor}
 
 
 def _utc(moment: datetime) -> datetime:
