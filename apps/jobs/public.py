@@ -65,4 +65,4 @@ def _retry_of(job: "Job") -> UUID | None:
     if hasattr(job, "retry_of_public_id"):
         annotated: UUID | None = job.retry_of_public_id
         return annotated
-    return job.retry_of.public_id if job.retry_of_id else None
+    return job.retry_of.public_id if job.retry_of else None

@@ -35,7 +35,7 @@ def receiver(settings) -> Iterator[Receiver]:
     receiver.server.server_close()
 
 
-def when(moment: datetime) -> str:
+def when(moment: datetime | None) -> str:
     """A time as the API and webhooks write it: ISO 8601 UTC to the millisecond."""
     return DjangoJSONEncoder().default(moment)
 
