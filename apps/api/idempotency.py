@@ -7,6 +7,8 @@
   `idempotency-key-in-progress`, `Retry-After: 1`): a row inserted before the work starts,
   unique per team and key, lets exactly one in (on PostgreSQL a concurrent insert waits on the
   unique index, then fails).
+- The work and the saving of its answer are one transaction: what a request did is kept only
+  with its answer, so a key whose first request died is run again without doubling anything.
 - Answers are kept `API_IDEMPOTENCY_HOURS` (≥ 24 h), then forgotten by the worker's schedule.
   Server errors and rate-limit refusals are not kept: the request may be tried again.
 """
