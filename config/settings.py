@@ -666,6 +666,7 @@ SENTRY_DSN = env_str("SENTRY_DSN")
 if SENTRY_DSN:
     import sentry_sdk
     from sentry_sdk.integrations.django import DjangoIntegration
+    from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
 
     try:
         _traces_sample_rate = float(env_str("SENTRY_TRACES_SAMPLE_RATE", "0"))
@@ -675,11 +676,28 @@ if SENTRY_DSN:
         ) from None
     if not 0 <= _traces_sample_rate <= 1:
         raise ImproperlyConfigured("SENTRY_TRACES_SAMPLE_RATE must be a number from 0 to 1.")
+    _send_pii = env_bool("SENTRY_SEND_PII", False)
     sentry_sdk.init(
         dsn=SENTRY_DSN,
         integrations=[DjangoIntegration()],
         environment=env_str("SENTRY_ENVIRONMENT", DJANGO_ENV),
         release=env_str("SENTRY_RELEASE") or None,
-        send_default_pii=env_bool("SENTRY_SEND_PII", False),
+        send_default_pii=_send_pii,
         traces_sample_rate=_traces_sample_rate,
+        # Events carry each frame's local variables: the names our secrets go by are filtered
+        # out wherever they sit (recursive: template contexts and kwargs hold them too).
+        event_scrubber=EventScrubber(
+            denylist=[
+                *DEFAULT_DENYLIST,
+                "raw_key",  # an API key, whole (apps/api/keys.py)
+                "new_key",  # the same, shown once on the team's key page
+                "new_secret",  # a webhook endpoint's signing secret, shown once
+                "previous_secret",  # the one it replaced, still valid for a while
+                "signing_secrets",
+                "ticket",  # upload tickets stand in for the key that asked for them
+                "dsn",
+            ],
+            recursive=True,
+            send_default_pii=_send_pii,
+        ),
     )

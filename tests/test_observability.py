@@ -190,6 +190,46 @@ def test_with_sentry_dsn_an_error_reaches_sentry_without_personal_data(tmp_path,
     assert "user" not in event
 
 
+def test_an_api_key_in_a_frame_never_reaches_sentry(tmp_path, sentry):
+    raw_key = "um_test_0123456789abSECRETPARTthatmustnotleave"
+    # The key's hashing fails inside `digest(raw_key)`: the event holds that frame's variables.
+    # The key comes from the environment, as from a request: not in the source Sentry quotes.
+    script = (
+        "import os, sentry_sdk\n"
+        "from django.conf import settings\n"
+        "from apps.api.keys import digest\n"
+        "settings.API_KEY_HASH_KEY = None\n"
+        "def show_once(new_secret):\n"
+        "    context = {'new_key': new_secret, 'page': 'keys'}\n"
+        "    digest(new_secret)\n"
+        "try:\n"
+        "    show_once(os.environ['THE_KEY'])\n"
+        "except AttributeError as error:\n"
+        "    sentry_sdk.capture_exception(error)\n"
+        "sentry_sdk.flush(5)\n"
+    )
+
+    result = run_manage(
+        "shell",
+        "--no-imports",
+        "-c",
+        script,
+        env={"SENTRY_DSN": sentry, "THE_KEY": raw_key},
+        tmp_path=tmp_path,
+    )
+
+    assert result.returncode == 0, result.stderr
+    [(_, body)] = SentryIngest.received
+    [event] = [item for item in map(json.loads, body.splitlines()) if "exception" in item]
+    frames = event["exception"]["values"][0]["stacktrace"]["frames"]
+    frame_vars = {frame["function"]: frame.get("vars", {}) for frame in frames}
+    assert frame_vars["digest"]["raw_key"] == "[Filtered]"
+    assert frame_vars["show_once"]["new_secret"] == "[Filtered]"
+    assert frame_vars["show_once"]["context"]["new_key"] == "[Filtered]"
+    assert frame_vars["show_once"]["context"]["page"] == "'keys'"
+    assert b"SECRETPART" not in body
+
+
 def test_without_sentry_dsn_nothing_is_sent(tmp_path):
     script = "import sentry_sdk; print(sentry_sdk.get_client().is_active())"
 

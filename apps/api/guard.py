@@ -8,7 +8,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponseBase
 
 from apps.api import idempotency, ratelimit
-from apps.api.keys import principal_of
+from apps.api.keys import Principal, principal_of
 from apps.api.problems import Problem
 from apps.jobs.uploads import request_refusals
 
@@ -26,15 +26,7 @@ def guard(run: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBas
         if principal is None:  # Ninja answers 401, or the operation needs no key
             return run(request, *args, **kwargs)
         try:
-            if wait := ratelimit.seconds_to_wait(principal.key.pk):
-                raise Problem(
-                    429,
-                    "rate-limited",
-                    "Too many requests",
-                    f"This key sent more requests than its limit per minute. Try again in "
-                    f"{wait} seconds.",
-                    headers={"Retry-After": str(wait)},
-                )
+            count_request(principal)
             if request.method == "GET":
                 return run(request, *args, **kwargs)
             if principal.key.read_only:
@@ -53,6 +45,18 @@ def guard(run: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBas
             return too_big().response()
 
     return guarded
+
+
+def count_request(principal: Principal) -> None:
+    """Counts one request of the principal's key; raises the 429 problem over its limit."""
+    if wait := ratelimit.seconds_to_wait(principal.key.pk):
+        raise Problem(
+            429,
+            "rate-limited",
+            "Too many requests",
+            f"This key sent more requests than its limit per minute. Try again in {wait} seconds.",
+            headers={"Retry-After": str(wait)},
+        )
 
 
 def _upload_refused(request: HttpRequest) -> Problem | None:

@@ -7,6 +7,8 @@
   `idempotency-key-in-progress`, `Retry-After: 1`): a row inserted before the work starts,
   unique per team and key, lets exactly one in (on PostgreSQL a concurrent insert waits on the
   unique index, then fails).
+- The work and the saving of its answer are one transaction: what a request did is kept only
+  with its answer, so a key whose first request died is run again without doubling anything.
 - Answers are kept `API_IDEMPOTENCY_HOURS` (≥ 24 h), then forgotten by the worker's schedule.
   Server errors and rate-limit refusals are not kept: the request may be tried again.
 """
@@ -65,17 +67,25 @@ def respond_once(
     if isinstance(record, HttpResponse):
         return record
     try:
-        response = run()
+        # The work and its stored answer commit together: a process dying in between rolls
+        # back the jobs and holds with the answer, so the key, once abandoned, runs once more
+        # and not twice. (The claim above is committed on its own: it is what lets one in.)
+        with transaction.atomic():
+            response = run()
+            kept = response.status_code < 500 and response.status_code != 429
+            if kept:
+                record.status = response.status_code
+                record.content_type = response.get("Content-Type", "")
+                record.body = response.content.decode()  # type: ignore[attr-defined]  # never streamed
+                record.save(update_fields=["status", "content_type", "body"])
+            else:
+                # Not kept, so the request may be tried again: nothing of it may stay either.
+                transaction.set_rollback(True)
     except BaseException:
         record.delete()
         raise
-    if response.status_code >= 500 or response.status_code == 429:
+    if not kept:
         record.delete()
-        return response
-    record.status = response.status_code
-    record.content_type = response.get("Content-Type", "")
-    record.body = response.content.decode()  # type: ignore[attr-defined]  # never streamed
-    record.save(update_fields=["status", "content_type", "body"])
     return response
 
 
@@ -104,20 +114,18 @@ def _claim(*, team_id: int, key: str, fingerprint: str) -> IdempotentRequest | H
             if earlier.created_at < timezone.now() - ABANDONED_AFTER:
                 IdempotentRequest.objects.filter(pk=earlier.pk, status__isnull=True).delete()
                 continue
-            raise Problem(
-                409,
-                "idempotency-key-in-progress",
-                "Request in progress",
-                "A request with this Idempotency-Key is still being processed. Try again in a "
-                "moment to get its answer.",
-                headers={"Retry-After": "1"},
-            )
+            raise _in_progress()
         return earlier.replay()
-    raise Problem(
+    raise _in_progress()
+
+
+def _in_progress() -> Problem:
+    return Problem(
         409,
         "idempotency-key-in-progress",
         "Request in progress",
-        "A request with this Idempotency-Key is still being processed. Try again in a moment.",
+        "A request with this Idempotency-Key is still being processed. Try again in a moment "
+        "to get its answer.",
         headers={"Retry-After": "1"},
     )
 

@@ -4,6 +4,7 @@ messages; a key never sees another team's things (404, as if they did not exist)
 
 import base64
 import binascii
+import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,6 +12,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.core import signing
+from django.core.cache import cache
 from django.core.validators import ProhibitNullCharactersValidator
 from django.db.models import F, Q
 from django.http import HttpRequest, HttpResponseBase
@@ -21,7 +23,7 @@ from ninja import File, Form, Query, Router, Status
 from ninja.files import UploadedFile
 
 from apps.api import schemas
-from apps.api.guard import guard
+from apps.api.guard import count_request, guard
 from apps.api.keys import Principal, principal_for_key
 from apps.api.problems import Problem, not_found
 from apps.billing import ledger
@@ -32,6 +34,7 @@ from apps.jobs.links import check_share_link
 from apps.jobs.media import MediaRefused
 from apps.jobs.models import InputKind, Job, Upload
 from apps.jobs.providers import NoProvider, accepts
+from apps.jobs.public import JOB_SHAPE_FIELDS, job_shape
 from apps.jobs.uploads import (
     HashedUploadedFile,
     direct_to_bucket,
@@ -63,39 +66,9 @@ def _principal(request: HttpRequest) -> Principal:
 
 
 # --- Jobs --------------------------------------------------------------------------------------
-def job_out(job: Job) -> dict[str, Any]:
-    status = job.credits_status
-    return {
-        "id": job.public_id,
-        "state": job.state,
-        "stage": job.get_state_display(),
-        "progress": job.progress,
-        "progress_is_estimate": job.stage_is_estimate,
-        "input": job.input_kind,
-        "link": job.source_url or None,
-        "file_name": job.original_name or None,
-        "provider": job.provider,
-        "created_by": job.created_by.email if job.created_by else None,
-        "credits": {
-            name: job.credits if status == name else 0
-            for name in ("reserved", "charged", "refunded")
-        },
-        "failure": (
-            {"code": job.failure_code, "message": job.failure_message}
-            if job.failure_code or job.failure_message
-            else None
-        ),
-        "retry_of": getattr(job, "retry_of_public_id", None),
-        "created_at": job.created_at,
-        "submitted_at": job.submitted_at,
-        "finished_at": job.finished_at,
-        "has_result": job.has_result,
-    }
-
-
 def job_detail_out(request: HttpRequest, job: Job) -> dict[str, Any]:
     return {
-        **job_out(job),
+        **job_shape(job),
         "result": _result(request, job),
         "timeline": [
             {
@@ -128,20 +101,11 @@ def _result(request: HttpRequest, job: Job) -> dict[str, Any] | None:
     }
 
 
-# What `job_out` reads, and nothing more: a page of 50 jobs is read in one narrow query.
-JOB_OUT_FIELDS = (
-    "public_id", "team_id", "state", "input_kind", "source_url", "original_name", "provider",
-    "provider_progress", "credits", "failure_code", "failure_message", "result_file",
-    "created_at", "submitted_at", "finished_at", "updated_at", "retry_of_id", "created_by_id",
-    "created_by__email", "result_size", "result_sha256", "expires_at",
-)  # fmt: skip
-
-
 def _team_jobs(principal: Principal) -> Any:
     return (
         Job.objects.filter(team_id=principal.team_id)
         .select_related("created_by")
-        .only(*JOB_OUT_FIELDS)
+        .only(*JOB_SHAPE_FIELDS)
         .annotate(retry_of_public_id=F("retry_of__public_id"))
     )
 
@@ -213,8 +177,7 @@ def create_jobs_from_files(
     For large files use `POST /uploads`. A refused file refuses the whole request; one
     over the size cap, or one file too many, stops it while it arrives (413)."""
     principal = _principal(request)
-    if not accepts(InputKind.FILE):
-        raise Problem(409, "files-not-accepted", "Files not accepted", NO_FILES_MESSAGE)
+    _require_files_accepted()
     staged: list[tuple[str, Upload]] = []
     errors: list[dict[str, str]] = []
     for index, received in enumerate(files):
@@ -335,7 +298,7 @@ def _submit(
         raise Problem(409, "upload-gone", "Uploads gone", UPLOAD_GONE_MESSAGE) from None
     for job in jobs:
         job.created_by = principal.membership.user
-    answer["jobs"] = [job_out(job) for job in jobs]
+    answer["jobs"] = [job_shape(job) for job in jobs]
     return Status(201, answer)
 
 
@@ -369,7 +332,7 @@ def list_jobs(
     if member:
         jobs = jobs.filter(created_by__email__iexact=member)
     page, next_cursor = _page(jobs.order_by("-created_at", "-id"), cursor, limit)
-    return {"data": [job_out(job) for job in page], "next_cursor": next_cursor}
+    return {"data": [job_shape(job) for job in page], "next_cursor": next_cursor}
 
 
 def _utc(moment: datetime) -> datetime:
@@ -456,6 +419,13 @@ def _upload_signer() -> signing.TimestampSigner:
     return signing.TimestampSigner(salt="unmark.api.upload")
 
 
+def _require_files_accepted() -> None:
+    """Every way in for a file refuses it while no removal service takes files, as the
+    dashboard's upload views do (`_refuse_uploads`), with the same message."""
+    if not accepts(InputKind.FILE):
+        raise Problem(409, "files-not-accepted", "Files not accepted", NO_FILES_MESSAGE)
+
+
 @router.post(
     "/uploads",
     response={201: schemas.UploadTicketOut, ERRORS: schemas.ProblemOut},
@@ -468,14 +438,14 @@ def upload_ticket(request: HttpRequest) -> Status[dict[str, Any]]:
     the file in `file_field`; its answer, or `confirm_url` when given, holds the upload's
     `id`. Step 3: `POST /jobs` with `{"uploads": [id]}`."""
     principal = _principal(request)
-    if not accepts(InputKind.FILE):
-        raise Problem(409, "files-not-accepted", "Files not accepted", NO_FILES_MESSAGE)
+    _require_files_accepted()
     if direct_to_bucket():
         post = presigned_post(team=principal.membership.team)
         url, fields, ticket = str(post["url"]), dict(post["fields"]), str(post["ticket"])  # type: ignore[call-overload]
         confirm: str | None = request.build_absolute_uri(reverse("api:confirm_upload"))
     else:
-        ticket = _upload_signer().sign(str(principal.key.pk))
+        # The nonce makes the ticket good for one file (see `_use_ticket`).
+        ticket = _upload_signer().sign(f"{principal.key.pk}:{secrets.token_urlsafe(16)}")
         url = request.build_absolute_uri(reverse("api:receive_upload"))
         fields, confirm = {"ticket": ticket}, None
     return Status(
@@ -503,9 +473,12 @@ def receive_upload(
     request: HttpRequest, ticket: Form[str], file: File[UploadedFile]
 ) -> Status[dict[str, Any]]:
     """Streams the file to disk (never into memory) and checks it; the ticket stands in for
-    the API key, like a presigned POST to a bucket."""
+    the API key, like a presigned POST to a bucket: it counts against the key's rate limit,
+    and it is good for one file."""
     try:
-        key_id = _upload_signer().unsign(ticket, max_age=settings.UPLOAD_PRESIGN_SECONDS)
+        key_id, nonce = (
+            _upload_signer().unsign(ticket, max_age=settings.UPLOAD_PRESIGN_SECONDS).split(":")
+        )
         principal = principal_for_key(int(key_id))
     except (signing.BadSignature, ValueError):
         principal = None
@@ -516,13 +489,26 @@ def receive_upload(
             "Upload ticket not valid",
             "This upload ticket has expired or is not valid. Ask for a new one.",
         )
+    count_request(principal)
+    _require_files_accepted()
     if not isinstance(file, HashedUploadedFile):
         raise _invalid_items([{"item": "file", "message": "This is not a file."}])
+    used = f"api:upload-ticket:{nonce}"
+    # Taken before the file is kept, atomically (Redis, or the database's unique key), so two
+    # requests racing with one ticket keep one file at most.
+    if not cache.add(used, True, timeout=settings.UPLOAD_PRESIGN_SECONDS + 60):
+        raise Problem(
+            409,
+            "ticket-used",
+            "Upload ticket already used",
+            "This upload ticket was already used for a file. Ask for a new one for each file.",
+        )
     try:
         staged = stage_received_file(membership=principal.membership, uploaded=file)
     except MediaRefused as exc:
+        cache.delete(used)  # nothing was kept: the ticket may carry a better file
         raise _invalid_items([{"item": "file", "message": exc.message}]) from None
-    return Status(201, upload_out(staged))
+    return Status(201, staged.as_json())
 
 
 @router.post(
@@ -534,6 +520,7 @@ def receive_upload(
 def confirm_upload(request: HttpRequest, body: schemas.ConfirmIn) -> Status[dict[str, Any]]:
     if not direct_to_bucket():
         raise not_found("Uploads answer with their id themselves here; nothing to confirm.")
+    _require_files_accepted()
     principal = _principal(request)
     try:
         staged = stage_stored_object(
@@ -541,19 +528,7 @@ def confirm_upload(request: HttpRequest, body: schemas.ConfirmIn) -> Status[dict
         )
     except MediaRefused as exc:
         raise _invalid_items([{"item": "file", "message": exc.message}]) from None
-    return Status(201, upload_out(staged))
-
-
-def upload_out(upload: Upload) -> dict[str, Any]:
-    info = upload.media_info
-    return {
-        "id": upload.public_id,
-        "name": upload.name,
-        "size": upload.size,
-        "seconds": info.get("seconds"),
-        "width": info.get("width"),
-        "height": info.get("height"),
-    }
+    return Status(201, staged.as_json())
 
 
 # --- Credits -------------------------------------------------------------------------------------

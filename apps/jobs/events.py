@@ -1,16 +1,16 @@
 """What a team's webhooks hear of its jobs: `job.succeeded`, `job.failed`, `batch.finished`.
 
-The payloads are the public shape of a job (documented in the README's Webhooks section):
-stable names, plain words, no internal ids. They are written by `webhooks.emit` inside the
+The payloads carry the public shape of a job, the one the API answers with
+(`apps/jobs/public.py`; documented in the README's Webhooks section): stable names, plain
+words, no internal ids. They are written by `webhooks.emit` inside the
 transaction of the move they announce, so they are sent once and only if it commits.
 """
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from apps.accounts.emails import site_url
+from apps.jobs.public import job_shape_json
 from apps.webhooks.models import EventType
 from apps.webhooks.services import emit
 
@@ -19,33 +19,6 @@ if TYPE_CHECKING:
 
 # The endings a webhook tells of; a cancellation is the team's own doing and is not news.
 JOB_EVENTS = {"succeeded": EventType.JOB_SUCCEEDED, "failed": EventType.JOB_FAILED}
-
-
-def _when(moment: datetime | None) -> str | None:
-    return moment.isoformat().replace("+00:00", "Z") if moment else None
-
-
-def job_shape(job: "Job") -> dict[str, Any]:
-    """A job as a team's own systems see it."""
-    return {
-        "id": str(job.public_id),
-        "state": str(job.state),
-        "input": {
-            "kind": str(job.input_kind),
-            "name": job.video_id,
-            "url": None if job.is_file else job.source_url,
-        },
-        "credits": job.credits,
-        "credits_status": job.credits_status,
-        "created_at": _when(job.created_at),
-        "finished_at": _when(job.finished_at),
-        "url": site_url() + job.get_absolute_url(),
-        "failure": (
-            {"code": job.failure_code, "message": job.failure_message}
-            if job.failure_message
-            else None
-        ),
-    }
 
 
 def _team(job: "Job") -> dict[str, str]:
@@ -58,7 +31,7 @@ def job_ended(job: "Job") -> None:
         emit(
             team_id=job.team_id,
             event_type=event,
-            payload={"job": job_shape(job), "team": _team(job)},
+            payload={"job": job_shape_json(job), "team": _team(job)},
         )
 
 
@@ -75,7 +48,7 @@ def batch_finished(*, submission_id: uuid.UUID, jobs: Sequence["Job"]) -> None:
                 "total": len(jobs),
                 "succeeded": succeeded,
                 "not_succeeded": len(jobs) - succeeded,
-                "jobs": [job_shape(job) for job in jobs],
+                "jobs": [job_shape_json(job) for job in jobs],
             },
             "team": _team(jobs[0]),
         },

@@ -757,3 +757,14 @@ class Upload(models.Model):
 
     def __str__(self) -> str:
         return f"Upload {self.public_id} ({self.name})"
+
+    def as_json(self) -> dict[str, Any]:
+        """What the dashboard's script and the API are told of a file they uploaded."""
+        return {
+            "id": self.public_id,
+            "name": self.name,
+            "size": self.size,
+            "seconds": self.media_info.get("seconds"),
+            "width": self.media_info.get("width"),
+            "height": self.media_info.get("height"),
+        }

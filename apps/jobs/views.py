@@ -297,22 +297,11 @@ def _refuse_uploads() -> JsonResponse | None:
 
 
 def _upload_json(staged: Upload) -> JsonResponse:
-    info = staged.media_info
-    return JsonResponse(
-        {
-            "id": str(staged.public_id),
-            "name": staged.name,
-            "size": staged.size,
-            "seconds": info.get("seconds"),
-            "width": info.get("width"),
-            "height": info.get("height"),
-            "discard_url": reverse(
-                "jobs:upload_discard",
-                kwargs={"team_id": staged.team.public_id, "public_id": staged.public_id},
-            ),
-        },
-        status=201,
+    discard_url = reverse(
+        "jobs:upload_discard",
+        kwargs={"team_id": staged.team.public_id, "public_id": staged.public_id},
     )
+    return JsonResponse({**staged.as_json(), "discard_url": discard_url}, status=201)
 
 
 def _dashboard(request: MemberRequest, form: SubmitForm, outcome: Outcome) -> HttpResponse:

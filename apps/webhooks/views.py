@@ -11,6 +11,7 @@ from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
+from django.utils.cache import patch_cache_control
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.accounts.access import MemberRequest, get_team_owned, require_role, team_member_required
@@ -97,9 +98,13 @@ def endpoint(request: MemberRequest, endpoint_id: UUID) -> HttpResponse:
     if request.htmx:
         return TemplateResponse(request, "webhooks/endpoint.html#deliveries", context)
     context["new_secret"] = request.session.pop(_NEW_SECRET.format(endpoint.public_id), "")
-    return TemplateResponse(
+    response = TemplateResponse(
         request, "webhooks/endpoint.html", context, status=400 if form.is_bound else 200
     )
+    if context["new_secret"]:
+        # Shown on this page only: no cache (the browser's back button included) may keep it.
+        patch_cache_control(response, no_store=True)
+    return response
 
 
 @team_member_required

@@ -98,6 +98,65 @@ def test_a_request_still_running_tells_the_next_to_retry(acme, acme_api):
     assert response.json()["type"] == "urn:unmark:problem:idempotency-key-in-progress"
 
 
+class Crash(Exception):
+    """The process dying between the work and the saving of its answer."""
+
+
+def test_a_crash_before_the_answer_is_saved_leaves_nothing_and_the_retry_creates_once(
+    acme, acme_api, monkeypatch
+):
+    fund(acme, 100)
+    body = {"links": [GOOD_LINK, OTHER_LINK]}
+    saving = IdempotentRequest.save
+
+    def crash_when_the_answer_is_saved(self, *args, **kwargs):
+        if kwargs.get("update_fields"):
+            raise Crash
+        return saving(self, *args, **kwargs)
+
+    monkeypatch.setattr(IdempotentRequest, "save", crash_when_the_answer_is_saved)
+    with pytest.raises(Crash):
+        acme_api.post("/jobs", body, idempotency_key="crash")
+
+    assert Job.objects.count() == 0
+    assert not LedgerEntry.objects.filter(team=acme, kind=EntryKind.HOLD).exists()
+    assert ledger.open_wallet(acme).held == 0
+
+    monkeypatch.setattr(IdempotentRequest, "save", saving)
+    retried = acme_api.post("/jobs", body, idempotency_key="crash")
+    again = acme_api.post("/jobs", body, idempotency_key="crash")
+
+    assert retried.status_code == again.status_code == 201
+    assert again.json() == retried.json()
+    assert Job.objects.count() == 2
+    assert LedgerEntry.objects.filter(team=acme, kind=EntryKind.HOLD).count() == 2
+    assert ledger.open_wallet(acme).held == 20
+
+
+def test_a_server_error_keeps_neither_its_work_nor_its_key(acme, acme_api, monkeypatch):
+    from django.http import HttpResponse
+
+    from apps.api import guard
+
+    fund(acme, 100)
+    respond_once = guard.idempotency.respond_once
+
+    def work_then_fail(request, *, team_id, run):
+        def failing():
+            run()
+            return HttpResponse(status=502)
+
+        return respond_once(request, team_id=team_id, run=failing)
+
+    monkeypatch.setattr(guard.idempotency, "respond_once", work_then_fail)
+    failed = acme_api.post("/jobs", {"links": [GOOD_LINK]}, idempotency_key="flaky")
+
+    assert failed.status_code == 502
+    assert Job.objects.count() == 0
+    assert ledger.open_wallet(acme).held == 0
+    assert not IdempotentRequest.objects.exists()
+
+
 @pytest.mark.parametrize("key", ["k" * 256, "tab\there", "nul\x00"])
 def test_a_key_too_long_or_not_printable_is_refused(acme, acme_api, key):
     response = acme_api.post("/jobs", {"links": [GOOD_LINK]}, idempotency_key=key)
@@ -123,14 +182,25 @@ def test_answers_are_kept_a_day_then_forgotten(acme, acme_api):
     assert list(IdempotentRequest.objects.values_list("key", flat=True)) == ["new"]
 
 
-def test_the_worker_schedule_forgets_old_answers(db):
+def test_the_worker_schedule_forgets_old_answers(acme, acme_api):
     from django_q.models import Schedule
 
+    from apps.api.tasks import forget_idempotency_keys
     from apps.jobs import queue
 
+    fund(acme, 100)
+    acme_api.post("/jobs", {"links": [GOOD_LINK]}, idempotency_key="old")
+    acme_api.post("/jobs", {"links": [OTHER_LINK]}, idempotency_key="fresh")
+    IdempotentRequest.objects.filter(key="old").update(
+        created_at=timezone.now() - timedelta(days=2)
+    )
     queue.ensure_schedules()
 
+    forgotten = forget_idempotency_keys()
+
     assert Schedule.objects.filter(func="apps.api.tasks.forget_idempotency_keys").exists()
+    assert forgotten == 1
+    assert list(IdempotentRequest.objects.values_list("key", flat=True)) == ["fresh"]
 
 
 @pytest.mark.postgres

@@ -12,7 +12,11 @@ from django.test import Client
 from apps.accounts.models import Membership, TeamEvent
 from apps.api.keys import create_key
 from apps.api.models import ApiKey
-from tests.api.conftest import ApiClient, key_for, membership
+from apps.billing import ledger
+from apps.billing.models import LedgerEntry
+from apps.jobs.models import Job, JobState, Upload
+from tests.api.conftest import GOOD_LINK, OTHER_LINK, ApiClient, key_for, membership
+from tests.api.test_jobs_api import fund
 
 
 def test_a_key_is_recognisable_and_only_its_keyed_hash_is_stored(acme, alice, settings):
@@ -63,15 +67,27 @@ def test_a_signed_in_browser_session_is_no_key(acme, alice, login):
     assert refused.status_code == 401
 
 
-def test_a_read_only_key_reads_but_changes_nothing(acme, alice):
+def test_a_read_only_key_reads_but_changes_nothing(acme, alice, acme_api):
+    fund(acme, 100)
+    [job] = acme_api.post("/jobs", {"links": [GOOD_LINK]}).json()["jobs"]
+    entries = LedgerEntry.objects.count()
     reader = ApiClient(key_for(alice, acme, read_only=True))
 
     assert reader.get("/jobs").status_code == 200
     assert reader.get("/balance").status_code == 200
-    refused = reader.post("/jobs", {"links": ["https://sora.chatgpt.com/p/s_" + "a" * 32]})
+    refused = reader.post("/jobs", {"links": [OTHER_LINK]})
     assert refused.status_code == 403
     assert refused.json()["type"] == "urn:unmark:problem:read-only-key"
     assert reader.post("/uploads").status_code == 403
+    cancel = reader.post(f"/jobs/{job['id']}/cancel")
+    assert cancel.status_code == 403
+    assert cancel.json()["type"] == "urn:unmark:problem:read-only-key"
+
+    [kept] = Job.objects.all()
+    assert kept.state == JobState.QUEUED
+    assert LedgerEntry.objects.count() == entries
+    assert ledger.open_wallet(acme).held == 10
+    assert not Upload.objects.exists()
 
 
 def test_a_revoked_key_stops_working_at_once(acme, alice, bob, login):

@@ -138,6 +138,61 @@ def test_a_forged_or_revoked_upload_ticket_is_refused(acme, alice, uploads_stack
     assert Upload.objects.count() == 0
 
 
+def test_an_upload_ticket_carries_one_file_only(acme, alice, uploads_stack, tmp_path):
+    api = ApiClient(key_for(alice, acme))
+    ticket = api.post("/uploads").json()
+    anyone = ApiClient("").client
+
+    first = anyone.post(
+        ticket["url"], {**ticket["fields"], "file": video_file("a.mp4", clip_bytes(tmp_path))}
+    )
+    kept = stored_files(uploads_stack)
+    again = anyone.post(
+        ticket["url"], {**ticket["fields"], "file": video_file("b.mp4", clip_bytes(tmp_path))}
+    )
+
+    assert first.status_code == 201
+    assert again.status_code == 409
+    assert again["Content-Type"] == "application/problem+json"
+    assert again.json()["type"] == "urn:unmark:problem:ticket-used"
+    assert list(Upload.objects.values_list("name", flat=True)) == ["a.mp4"]
+    assert stored_files(uploads_stack) == kept
+
+
+def test_a_refused_file_leaves_its_ticket_for_a_good_one(acme, alice, uploads_stack, tmp_path):
+    ticket = ApiClient(key_for(alice, acme)).post("/uploads").json()
+    anyone = ApiClient("").client
+
+    refused = anyone.post(
+        ticket["url"], {**ticket["fields"], "file": video_file("a.png", png_bytes())}
+    )
+    accepted = anyone.post(
+        ticket["url"], {**ticket["fields"], "file": video_file("a.mp4", clip_bytes(tmp_path))}
+    )
+
+    assert (refused.status_code, accepted.status_code) == (422, 201)
+    assert Upload.objects.count() == 1
+
+
+def test_uploads_on_a_ticket_count_against_the_keys_rate_limit(
+    acme, alice, uploads_stack, tmp_path, settings
+):
+    settings.API_RATE_PER_MINUTE = 2
+    api = ApiClient(key_for(alice, acme))
+    tickets = [api.post("/uploads").json() for _ in range(2)]  # the minute's two requests
+
+    limited = ApiClient("").client.post(
+        tickets[0]["url"],
+        {**tickets[0]["fields"], "file": video_file("a.mp4", clip_bytes(tmp_path))},
+    )
+
+    assert limited.status_code == 429
+    assert limited.json()["type"] == "urn:unmark:problem:rate-limited"
+    assert 1 <= int(limited["Retry-After"]) <= 60
+    assert Upload.objects.count() == 0
+    assert stored_files(uploads_stack) == []
+
+
 def test_without_a_provider_for_files_uploads_are_refused_at_once(acme, acme_api, settings):
     settings.FILE_PROVIDERS = ["swc"]
     settings.SWC_SERVERS = []

@@ -46,6 +46,30 @@ def test_a_ticket_whose_file_never_arrived_is_refused(s3, acme, acme_api):  # no
     assert Upload.objects.count() == 0
 
 
+def test_a_file_confirmed_once_files_are_no_longer_accepted_is_refused_like_on_the_web(
+    s3,  # noqa: F811
+    acme,
+    acme_api,
+    alice,
+    login,
+    settings,
+    tmp_path,
+):
+    ticket = acme_api.post("/uploads").json()
+    s3.put_object(Bucket=BUCKET, Key=ticket["fields"]["key"], Body=clip_bytes(tmp_path))
+    settings.SWC_SERVERS = []  # the only service that takes files goes away meanwhile
+
+    response = acme_api.post("/uploads/confirm", {"ticket": ticket["ticket"], "name": "a.mp4"})
+    on_the_web = login(alice).post(
+        f"/t/{acme.public_id}/uploads/confirm/", {"ticket": ticket["ticket"], "name": "a.mp4"}
+    )
+
+    assert response.status_code == on_the_web.status_code == 409
+    assert response.json()["type"] == "urn:unmark:problem:files-not-accepted"
+    assert response.json()["detail"] == on_the_web.json()["error"]
+    assert Upload.objects.count() == 0
+
+
 def test_another_teams_ticket_cannot_be_claimed(s3, acme, acme_api, charlie, tmp_path):  # noqa: F811
     from apps.jobs.uploads import presigned_post
 

@@ -75,5 +75,5 @@ def test_an_owner_adds_an_endpoint_and_receives_signed_events(
     types = sorted(arrived.verify(secret)["type"] for arrived in receiver.received)
     assert types == ["batch.finished", "job.succeeded", "webhook.test"]
     [done] = [r.verify(secret) for r in receiver.received if "job.succeeded" in r.body.decode()]
-    assert done["data"]["job"]["input"]["url"] == share_link(1)
-    assert done["data"]["job"]["url"].startswith(f"{live_server.url}/t/")
+    assert done["data"]["job"]["link"] == share_link(1)
+    assert done["data"]["job"]["has_result"] is True

@@ -37,7 +37,10 @@ def test_an_owner_adds_an_endpoint_and_sees_its_secret_once(login, acme, alice, 
     page = client.get(endpoint.get_absolute_url())
     assert endpoint.secret in page.text
     assert "it is not shown again" in page.text
-    assert endpoint.secret not in client.get(endpoint.get_absolute_url()).text
+    assert page["Cache-Control"] == "no-store"
+    later = client.get(endpoint.get_absolute_url())
+    assert endpoint.secret not in later.text
+    assert "no-store" not in later.get("Cache-Control", "")
     event = TeamEvent.objects.get(team=acme, kind=TeamEventKind.WEBHOOK_ADDED)
     assert (event.actor_email, event.detail) == ("alice@example.com", receiver.url())
 
@@ -139,7 +142,9 @@ def test_rotating_asks_first_then_shows_the_new_secret_once(login, acme, alice):
     assert endpoint.previous_secret == old
     assert endpoint.secret != old
     assert endpoint.signing_secrets() == [endpoint.secret, old]
-    page = client.get(endpoint.get_absolute_url()).text
+    shown = client.get(endpoint.get_absolute_url())
+    assert shown["Cache-Control"] == "no-store"
+    page = shown.text
     assert endpoint.secret in page
     assert old not in page
     assert "The previous secret still signs too" in page
