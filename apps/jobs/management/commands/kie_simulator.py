@@ -1,22 +1,25 @@
 """`manage.py kie_simulator`: the Kie simulator in the foreground (started by `make run`)."""
 
-import signal
 from argparse import ArgumentParser
-from types import FrameType
+from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
 
+from apps.jobs.simulators.command import Running, SimulatorCommand
 from apps.jobs.simulators.kie import KieSimulator, SimulatorConfig
 
 
-class Command(BaseCommand):
+class Command(SimulatorCommand):
     help = "Runs the Kie simulator: Kie's Market API contract on loopback, with no Kie account."
+    simulator_name = "Kie simulator"
+    listing = "tasks it has seen: {url}/__sim__/tasks"
+
+    def default_port(self) -> int:
+        return settings.KIE_SIMULATOR_PORT
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         defaults = SimulatorConfig(api_key=settings.KIE_SIMULATOR_API_KEY)
-        parser.add_argument("--port", type=int, default=settings.KIE_SIMULATOR_PORT)
-        parser.add_argument("--host", default="127.0.0.1", help="a loopback address")
+        super().add_arguments(parser)
         parser.add_argument("--api-key", default=defaults.api_key, help="the bearer key to accept")
         parser.add_argument(
             "--latency",
@@ -51,43 +54,20 @@ class Command(BaseCommand):
         parser.add_argument("--api-fault", choices=["malformed", "html"], default="")
         parser.add_argument("--result-fault", choices=["missing", "html"], default="")
 
-    def handle(self, *args: object, **options: object) -> None:
-        latency: list[float] = options["latency"]  # type: ignore[assignment]
-        try:
-            config = SimulatorConfig(
-                api_key=str(options["api_key"]),
-                latency=(latency[0], latency[1]),
-                failure_rate=float(options["failure_rate"]),  # type: ignore[arg-type]
-                null_record_seconds=float(options["null_record_seconds"]),  # type: ignore[arg-type]
-                rate_limit=int(options["rate_limit"]),  # type: ignore[call-overload]
-                paused=bool(options["paused"]),
-                credits=int(options["credits"]),  # type: ignore[call-overload]
-                hmac_key=str(options["hmac_key"]),
-                result_bytes=int(options["result_bytes"]),  # type: ignore[call-overload]
-                api_delay_seconds=float(options["api_delay"]),  # type: ignore[arg-type]
-                api_fault=str(options["api_fault"]),
-                result_fault=str(options["result_fault"]),
-            )
-            simulator = KieSimulator(
-                config,
-                host=str(options["host"]),
-                port=int(options["port"]),  # type: ignore[call-overload]
-            )
-        except (ValueError, OSError) as exc:
-            raise CommandError(str(exc)) from exc
-
-        signal.signal(signal.SIGTERM, _interrupt)
-        self.stdout.write(
-            f"Kie simulator on {simulator.url}/  (tasks it has seen: {simulator.url}/__sim__/tasks)"
+    def build(self, host: str, port: int, options: dict[str, Any]) -> Running:
+        latency: list[float] = options["latency"]
+        config = SimulatorConfig(
+            api_key=str(options["api_key"]),
+            latency=(latency[0], latency[1]),
+            failure_rate=float(options["failure_rate"]),
+            null_record_seconds=float(options["null_record_seconds"]),
+            rate_limit=int(options["rate_limit"]),
+            paused=bool(options["paused"]),
+            credits=int(options["credits"]),
+            hmac_key=str(options["hmac_key"]),
+            result_bytes=int(options["result_bytes"]),
+            api_delay_seconds=float(options["api_delay"]),
+            api_fault=str(options["api_fault"]),
+            result_fault=str(options["result_fault"]),
         )
-        self.stdout.flush()
-        try:
-            simulator.serve_forever()
-        except KeyboardInterrupt:
-            simulator.stop()  # cancels callbacks not yet sent
-            self.stdout.write("Kie simulator stopped.")
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    # `make run` stops its children with SIGTERM; leave the serving loop like Ctrl-C does.
-    raise KeyboardInterrupt
+        return KieSimulator(config, host=host, port=port)

@@ -3,23 +3,26 @@
 `make run` starts two when `SWC_SERVERS` is unset, so uploads work without a GPU.
 """
 
-import signal
 from argparse import ArgumentParser
-from types import FrameType
+from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
 
+from apps.jobs.simulators.command import Running, SimulatorCommand
 from apps.jobs.simulators.swc import SwcSimConfig, SwcSimulator
 
 
-class Command(BaseCommand):
+class Command(SimulatorCommand):
     help = "Runs a simulated SoraWatermarkCleaner server (SWC's API and quirks) on loopback."
+    simulator_name = "SWC simulator"
+    listing = "tasks: {url}/__sim__/tasks"
+
+    def default_port(self) -> int:
+        return settings.SWC_SIMULATOR_PORTS[0]
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         defaults = SwcSimConfig()
-        parser.add_argument("--port", type=int, default=settings.SWC_SIMULATOR_PORTS[0])
-        parser.add_argument("--host", default="127.0.0.1", help="a loopback address")
+        super().add_arguments(parser)
         parser.add_argument(
             "--seconds-per-video",
             type=float,
@@ -44,36 +47,11 @@ class Command(BaseCommand):
             help="serve the routes at the root without get_queue_status, as older releases do",
         )
 
-    def handle(self, *args: object, **options: object) -> None:
-        if settings.PRODUCTION:
-            raise CommandError("The SWC simulator is for local use and tests, not production.")
-        try:
-            config = SwcSimConfig(
-                seconds_per_video=float(options["seconds_per_video"]),  # type: ignore[arg-type]
-                failure_rate=float(options["failure_rate"]),  # type: ignore[arg-type]
-                stall_rate=float(options["stall_rate"]),  # type: ignore[arg-type]
-                legacy_routes=bool(options["legacy_routes"]),
-            )
-            simulator = SwcSimulator(
-                config,
-                host=str(options["host"]),
-                port=int(options["port"]),  # type: ignore[call-overload]
-            )
-        except (ValueError, OSError) as exc:
-            raise CommandError(str(exc)) from exc
-
-        signal.signal(signal.SIGTERM, _interrupt)
-        self.stdout.write(
-            f"SWC simulator on {simulator.url}/  (tasks: {simulator.url}/__sim__/tasks)"
+    def build(self, host: str, port: int, options: dict[str, Any]) -> Running:
+        config = SwcSimConfig(
+            seconds_per_video=float(options["seconds_per_video"]),
+            failure_rate=float(options["failure_rate"]),
+            stall_rate=float(options["stall_rate"]),
+            legacy_routes=bool(options["legacy_routes"]),
         )
-        self.stdout.flush()
-        try:
-            simulator.serve_forever()
-        except KeyboardInterrupt:
-            simulator.stop()
-            self.stdout.write("SWC simulator stopped.")
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    # `make run` stops its children with SIGTERM; leave the serving loop like Ctrl-C does.
-    raise KeyboardInterrupt
+        return SwcSimulator(config, host=host, port=port)
