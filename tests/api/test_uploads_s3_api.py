@@ -57,7 +57,9 @@ def test_a_file_confirmed_once_files_are_no_longer_accepted_is_refused_like_on_t
 ):
     ticket = acme_api.post("/uploads").json()
     s3.put_object(Bucket=BUCKET, Key=ticket["fields"]["key"], Body=clip_bytes(tmp_path))
-    settings.SWC_SERVERS = []  # the only service that takes files goes away meanwhile
+    # The services that take files go away meanwhile: the pool, and Replicate (not set up).
+    settings.SWC_SERVERS = []
+    settings.REPLICATE_API_TOKEN = ""
 
     response = acme_api.post("/uploads/confirm", {"ticket": ticket["ticket"], "name": "a.mp4"})
     on_the_web = login(alice).post(
