@@ -27,7 +27,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.pipeline import free_port, wait_for_port  # noqa: E402
+from tests.live import free_port, wait_for_port  # noqa: E402
 
 
 def main() -> None:

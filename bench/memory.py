@@ -21,7 +21,7 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.pipeline import free_port, wait_for_line, wait_for_port  # noqa: E402
+from tests.live import free_port, wait_for_line, wait_for_port  # noqa: E402
 
 MB = 1024 * 1024
 
