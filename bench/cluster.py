@@ -192,6 +192,7 @@ class Stack:
         from django.core.management import call_command
         from django_q.brokers import get_broker
 
+        from apps import taskqueue
         from apps.jobs import queue
 
         call_command("migrate", verbosity=0)
@@ -199,7 +200,7 @@ class Stack:
         get_broker().purge_queue()
         from django.core.cache import cache
 
-        cache.delete_many([queue.POLLER_LOCK, queue.HEARTBEATS])
+        cache.delete_many([queue.POLLER_LOCK, taskqueue.HEARTBEATS])
 
         manage = [sys.executable, str(ROOT / "manage.py")]
         self._start("s3", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1",

@@ -51,7 +51,7 @@ def main() -> None:
 
     from apps.accounts.models import Membership, User
     from apps.billing.welcome import onboard_new_user
-    from apps.jobs import services
+    from apps.jobs import submission
     from apps.jobs.models import Job, JobState
 
     call_command("migrate", verbosity=0)
@@ -88,7 +88,7 @@ def main() -> None:
         user = User.objects.create_user("memory@example.com", "x")
         onboard_new_user(user=user)
         membership = Membership.objects.select_related("team", "user").get(user=user)
-        [job] = services.submit_jobs(
+        [job] = submission.submit_jobs(
             membership=membership, links=["https://sora.chatgpt.com/p/s_" + "a" * 32]
         )
         started = time.monotonic()

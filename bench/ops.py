@@ -123,7 +123,8 @@ def seed(count: int, rng: random.Random):
 
     from apps.accounts.models import Team, User
     from apps.billing.models import EntryKind, LedgerEntry, TopUp, TopUpStatus, Wallet
-    from apps.jobs.models import Job, JobEvent, ProviderAlert, SwcServer
+    from apps.jobs.models import Job, JobEvent
+    from apps.removal.models import ProviderAlert, SwcServer
 
     # The history is written as it would have happened, dates included: the fields that
     # stamp "now" on insert are told not to, for the length of the seeding.

@@ -114,7 +114,7 @@ def run(args: argparse.Namespace, kie_url: str, kie_key: str) -> None:
     from apps.accounts.models import Membership, User
     from apps.billing import ledger
     from apps.billing.welcome import onboard_new_user
-    from apps.jobs import services
+    from apps.jobs import submission
     from apps.jobs.models import Job, JobEvent, JobState
 
     user = User.objects.create_user(f"bench-{time.time_ns()}@example.com", "x")
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace, kie_url: str, kie_key: str) -> None:
     started = time.monotonic()
     jobs: list[Job] = []
     for first in range(0, len(links), 50):  # the dashboard takes 50 links at a time
-        jobs += services.submit_jobs(membership=membership, links=links[first : first + 50])
+        jobs += submission.submit_jobs(membership=membership, links=links[first : first + 50])
     print(f"submitted {len(jobs)} jobs in {time.monotonic() - started:.1f} s")
 
     ids = [job.pk for job in jobs]

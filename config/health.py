@@ -19,7 +19,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 
-from apps.jobs import queue
+from apps import taskqueue
 from apps.jobs.models import Job
 
 logger = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def workers_healthz() -> JsonResponse:
 
 def _workers() -> dict[str, object]:
     try:
-        clusters = queue.clusters()
+        clusters = taskqueue.clusters()
     except Exception as exc:  # the cache (Redis) is down: say so, as for any check
         logger.exception("worker heartbeats unavailable")
         return {"status": "error", "error": type(exc).__name__, "clusters": []}
@@ -93,7 +93,7 @@ def _check_database() -> dict[str, object]:
 
 
 def _check_broker() -> dict[str, object]:
-    status = queue.broker_status()
+    status = taskqueue.broker_status()
     # How far behind the workers are: the most overdue step of any job in flight. Reported,
     # not judged: a backlog is no reason to take the web servers out of rotation.
     oldest_due = Job.objects.due(timezone.now()).aggregate(oldest=Min("next_check_at"))["oldest"]

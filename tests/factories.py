@@ -17,7 +17,9 @@ from apps.accounts.models import (
 )
 from apps.accounts.services import create_team
 from apps.billing.welcome import onboard_new_user
-from apps.jobs.models import InputKind, Job, JobState
+from apps.jobs.models import Job, JobState
+from apps.removal.base import InputKind
+from apps.removal.models import PoolTask, SwcServer
 from apps.webhooks.models import Endpoint, EventType
 
 PASSWORD = "correct-horse-battery-staple"
@@ -116,4 +118,8 @@ def make_job(
         created_at=created, submitted_at=submitted, finished_at=finished
     )
     job.refresh_from_db()
+    if server and provider == "swc" and state in (JobState.SUBMITTED, JobState.PROCESSING):
+        # The pool's own record of the video on that server, as it keeps it while it runs.
+        machine, _ = SwcServer.objects.get_or_create(url=server)
+        PoolTask.objects.create(reference=str(job.public_id), server=machine, task_id=job.task_id)
     return job

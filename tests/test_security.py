@@ -9,7 +9,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from apps.accounts.models import Membership
-from apps.jobs import services
+from apps.jobs import submission
 from tests.test_settings import SANE_PRODUCTION_ENV, run_manage
 
 pytestmark = pytest.mark.django_db
@@ -40,7 +40,7 @@ class ScriptsAndStyles(HTMLParser):
 
 def pages_for(client: Client, alice) -> list[str]:
     membership = Membership.objects.get(user=alice, team__is_personal=True)
-    [job] = services.submit_jobs(
+    [job] = submission.submit_jobs(
         membership=Membership.objects.select_related("team", "user").get(pk=membership.pk),
         links=[LINK],
     )
@@ -121,8 +121,7 @@ def test_only_the_signed_provider_hooks_and_the_api_skip_csrf():
     # The API authenticates by its Authorization header only, never by the session cookie
     # (tests/api/test_keys.py: a signed-in browser gets 401), so a forged form cannot use it.
     assert [route for route in exempt if not route.startswith("api/v1/")] == [
-        "hooks/kie/<str:token>/",
-        "hooks/replicate/<str:token>/",
+        "hooks/<str:provider>/<str:token>/",
         "hooks/stripe/",
     ]
 

@@ -158,7 +158,7 @@ def replicate_in_production(env: dict[str, str], tmp_path: Path) -> list[str]:
         "shell",
         "--no-imports",
         "-c",
-        "from django.conf import settings as s; from apps.jobs.providers import get_provider; "
+        "from django.conf import settings as s; from apps.removal.registry import get_provider; "
         "print(s.REPLICATE_SIMULATOR, s.REPLICATE_BASE_URL, "
         "sorted(map(str, get_provider('replicate').accepts)))",
         env={**SANE_PRODUCTION_ENV, **env},

@@ -1,16 +1,19 @@
-"""What each member spent this month, for the member pages.
+"""What each member spent this month, for the member pages, and what a member with a monthly
+limit may still spend (the dashboard and the credits page show it).
 
 Accounts is the ground floor and knows nothing of jobs or money. The layer that does
 (`apps.jobs.limits`) tells it how to count when the app starts (`JobsConfig.ready`).
 A month is the calendar month in UTC.
 """
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
+from django.conf import settings
 from django.utils import timezone
 
-from apps.accounts.models import Team
+from apps.accounts.models import Membership, Team
 
 
 class MonthlyUsage(Protocol):
@@ -44,3 +47,34 @@ def count_monthly_usage_with(source: MonthlyUsage) -> None:
 def credits_used_this_month_by_member(*, team: Team) -> dict[int, int]:
     """Credits each person has spent in `team` this month, keyed by user id (absent: none)."""
     return _monthly_usage(team=team)
+
+
+@dataclass(frozen=True)
+class LimitLeft:
+    """What a member with a monthly limit may still spend this month."""
+
+    limit: int
+    used: int
+    resets_at: datetime
+
+    @property
+    def credits(self) -> int:
+        return max(self.limit - self.used, 0)
+
+    @property
+    def videos(self) -> int:
+        return self.credits // settings.CREDITS_PER_VIDEO
+
+    @property
+    def limit_videos(self) -> int:
+        return self.limit // settings.CREDITS_PER_VIDEO
+
+
+def limit_left(*, membership: Membership) -> LimitLeft | None:
+    """None for a member without a monthly limit."""
+    if membership.monthly_credit_limit is None:
+        return None
+    used = credits_used_this_month_by_member(team=membership.team).get(membership.user_id, 0)
+    return LimitLeft(
+        limit=membership.monthly_credit_limit, used=used, resets_at=start_of_next_month()
+    )

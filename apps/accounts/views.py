@@ -34,6 +34,7 @@ from apps.accounts.access import (
     team_member_leaving,
     team_member_required,
 )
+from apps.accounts.confirm import confirm_page
 from apps.accounts.emails import site_url
 from apps.accounts.forms import (
     ChangeRoleForm,
@@ -67,29 +68,6 @@ EVENTS_PER_PAGE = 50
 
 def _first_error(form: Form) -> str:
     return str(next(iter(form.errors.values()))[0])
-
-
-def confirm_page(
-    request: MemberRequest,
-    *,
-    title: str,
-    explanation: list[str],
-    button: str,
-    back: str,
-    form: Form | None = None,
-) -> HttpResponse:
-    """The question a destructive action asks first (GET shows it, POST does it). Opened by
-    `static/js/app.js` in a dialog (only the form then), or as a page without JavaScript."""
-    template = "confirm.html#dialog" if request.headers.get("X-Confirm-Dialog") else "confirm.html"
-    context = {
-        "title": title,
-        "explanation": explanation,
-        "button": button,
-        "back": back,
-        "form": form,
-        "action": request.path,
-    }
-    return TemplateResponse(request, template, context)
 
 
 # --- Your teams -----------------------------------------------------------------------------

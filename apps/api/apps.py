@@ -6,10 +6,11 @@ class ApiConfig(AppConfig):
     verbose_name = "API"
 
     def ready(self) -> None:
-        from apps.jobs import queue
+        from apps import taskqueue
 
         # Idempotency keys are kept a day and then forgotten, by the worker's schedule.
-        queue.SCHEDULES["apps.api.tasks.forget_idempotency_keys"] = (
-            "Forget idempotency keys older than a day",
-            60,
+        taskqueue.schedule(
+            "apps.api.tasks.forget_idempotency_keys",
+            name="Forget idempotency keys older than a day",
+            minutes=60,
         )

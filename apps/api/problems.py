@@ -6,6 +6,8 @@ from typing import Any
 
 from django.http import HttpResponse
 
+from apps.refusals import Refused
+
 CONTENT_TYPE = "application/problem+json"
 TYPE_BASE = "urn:unmark:problem:"
 
@@ -30,6 +32,18 @@ class Problem(Exception):
         self.detail = detail
         self.headers = headers or {}
         self.extra = extra
+
+    @classmethod
+    def refused(cls, refusal: Refused) -> "Problem":
+        """What the app refuses, in the API's terms: the same code and words the pages use."""
+        return cls(
+            refusal.status,
+            refusal.code,
+            refusal.title,
+            refusal.message,
+            headers=dict(refusal.headers),
+            **refusal.extra,
+        )
 
     def response(self) -> HttpResponse:
         document: dict[str, Any] = {

@@ -26,14 +26,12 @@ from apps.api import schemas
 from apps.api.guard import count_request, guard
 from apps.api.keys import Principal, principal_for_key
 from apps.api.problems import Problem, not_found
-from apps.billing import ledger
 from apps.billing.models import LedgerEntry, Wallet
-from apps.jobs import services
-from apps.jobs.limits import MonthlyLimitReached
+from apps.jobs import lifecycle, submission
+from apps.jobs.files import result_name, serve_stored
 from apps.jobs.links import check_share_link
 from apps.jobs.media import MediaRefused
-from apps.jobs.models import InputKind, Job, Upload
-from apps.jobs.providers import NoProvider, accepts
+from apps.jobs.models import Job, Upload
 from apps.jobs.public import JOB_SHAPE_FIELDS, job_shape
 from apps.jobs.uploads import (
     HashedUploadedFile,
@@ -43,14 +41,7 @@ from apps.jobs.uploads import (
     stage_received_file,
     stage_stored_object,
 )
-from apps.jobs.views import (
-    FROZEN_MESSAGE,
-    NO_FILES_MESSAGE,
-    UPLOAD_GONE_MESSAGE,
-    missing_credits_message,
-    result_name,
-    serve_stored,
-)
+from apps.refusals import Refused
 
 router = Router()
 router.add_decorator(guard, mode="view")  # around the whole operation, auth included
@@ -157,7 +148,10 @@ def create_jobs(request: HttpRequest, body: schemas.JobsIn) -> Status[dict[str, 
             uploads.append((item, found[upload_id]))
     if errors:
         raise _invalid_items(errors)
-    uploads = _drop_repeated_files(uploads, duplicates, discard_repeats=False)
+    item_of = {upload.pk: item for item, upload in reversed(uploads)}
+    kept, repeats = submission.drop_repeated_files([upload for _, upload in uploads])
+    duplicates += [{"item": uploads[r.index][0], "message": r.message} for r in repeats]
+    uploads = [(item_of[upload.pk], upload) for upload in kept]
     return _submit(principal, links=links, uploads=uploads, again=body.again, duplicates=duplicates)
 
 
@@ -194,8 +188,10 @@ def create_jobs_from_files(
     try:
         if errors:
             raise _invalid_items(errors)
-        duplicates: list[dict[str, str]] = []
-        staged = _drop_repeated_files(staged, duplicates, discard_repeats=True)
+        item_of = {upload.pk: item for item, upload in staged}
+        kept, repeats = submission.drop_repeated_files([upload for _, upload in staged])
+        duplicates = [{"item": staged[r.index][0], "message": r.message} for r in repeats]
+        staged = [(item_of[upload.pk], upload) for upload in kept]
         return _submit(principal, links={}, uploads=staged, again=again, duplicates=duplicates)
     except Problem:
         # Nothing is kept for a refused request.
@@ -203,22 +199,6 @@ def create_jobs_from_files(
             if Upload.objects.filter(pk=upload.pk).exists():
                 discard(upload)
         raise
-
-
-def _drop_repeated_files(
-    uploads: list[tuple[str, Upload]], duplicates: list[dict[str, str]], *, discard_repeats: bool
-) -> list[tuple[str, Upload]]:
-    """The same file twice in one request is cleaned (and charged) once."""
-    first: dict[str, tuple[str, Upload]] = {}
-    for item, upload in uploads:
-        if earlier := first.get(upload.sha256):
-            message = f"The same video as {earlier[1].name}: it is cleaned once."
-            duplicates.append({"item": item, "message": message})
-            if discard_repeats:
-                discard(upload)
-        else:
-            first[upload.sha256] = (item, upload)
-    return list(first.values())
 
 
 def _invalid_items(errors: list[dict[str, str]]) -> Problem:
@@ -244,9 +224,9 @@ def _submit(
     team = principal.membership.team
     item_of = dict(links) | {upload.sha256: item for item, upload in uploads}
     new_links, new_uploads = list(links), [upload for _, upload in uploads]
-    already: list[services.AlreadyCleaned] = []
+    already: list[submission.AlreadyCleaned] = []
     if not again:
-        new_links, new_uploads, already = services.split_already_cleaned(
+        new_links, new_uploads, already = submission.split_already_cleaned(
             team=team, links=new_links, uploads=new_uploads
         )
     upload_of = {upload.sha256: upload for _, upload in uploads}
@@ -268,34 +248,12 @@ def _submit(
                 [{"item": "request", "message": "Send video files, or Sora share links."}]
             )
         return Status(200, answer)
-    count = len(new_links) + len(new_uploads)
     try:
-        jobs = services.submit_jobs(
+        jobs = submission.submit_jobs(
             membership=principal.membership, links=new_links, uploads=new_uploads
         )
-    except ledger.InsufficientCredits as exc:
-        raise Problem(
-            402,
-            "insufficient-credits",
-            "Not enough credits",
-            missing_credits_message(exc, count),
-            needed=exc.needed,
-            available=exc.available,
-        ) from None
-    except ledger.TeamFrozen:
-        raise Problem(403, "team-frozen", "Credits frozen", FROZEN_MESSAGE) from None
-    except MonthlyLimitReached as exc:
-        raise Problem(403, "monthly-limit-reached", "Monthly limit reached", str(exc)) from None
-    except services.ProviderBusy as exc:
-        raise Problem(
-            503, "provider-busy", "Too busy", str(exc), headers={"Retry-After": "60"}
-        ) from None
-    except NoProvider as exc:
-        raise Problem(
-            409, "no-provider", "No removal service", f"{exc} Nothing was charged."
-        ) from None
-    except services.UploadGone:
-        raise Problem(409, "upload-gone", "Uploads gone", UPLOAD_GONE_MESSAGE) from None
+    except Refused as exc:
+        raise Problem.refused(exc) from None
     for job in jobs:
         job.created_by = principal.membership.user
     answer["jobs"] = [job_shape(job) for job in jobs]
@@ -392,7 +350,7 @@ def get_job(request: HttpRequest, job_id: UUID) -> dict[str, Any]:
 )
 def cancel_job(request: HttpRequest, job_id: UUID) -> dict[str, Any]:
     job = _get_job(_principal(request), job_id)
-    if not job.cancel():
+    if not lifecycle.cancel_job(job):
         job.refresh_from_db()
         raise Problem(
             409,
@@ -421,9 +379,11 @@ def _upload_signer() -> signing.TimestampSigner:
 
 def _require_files_accepted() -> None:
     """Every way in for a file refuses it while no removal service takes files, as the
-    dashboard's upload views do (`_refuse_uploads`), with the same message."""
-    if not accepts(InputKind.FILE):
-        raise Problem(409, "files-not-accepted", "Files not accepted", NO_FILES_MESSAGE)
+    dashboard's upload views do, with the same message."""
+    try:
+        submission.require_files_accepted()
+    except Refused as exc:
+        raise Problem.refused(exc) from None
 
 
 @router.post(

@@ -11,8 +11,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.accounts.access import MemberRequest, get_team_owned, require_role, team_member_required
+from apps.accounts.confirm import confirm_page
 from apps.accounts.models import MANAGER_ROLES
-from apps.accounts.views import confirm_page
 from apps.api import keys
 from apps.api.forms import ApiKeyForm
 from apps.api.models import ApiKey

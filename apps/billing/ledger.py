@@ -26,31 +26,34 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from apps import plural
 from apps.billing.models import SETTLE_KINDS, EntryKind, LedgerEntry, TopUp, Wallet
+from apps.refusals import Refused
 
 if TYPE_CHECKING:
     from django.db.models.expressions import CombinedExpression
 
     from apps.accounts.models import Team, User
-    from apps.jobs.models import Job
 
 logger = logging.getLogger(__name__)
 
 
-class InsufficientCredits(Exception):
+class InsufficientCredits(Refused):
     """The team's available credits do not cover a hold. Nothing was reserved."""
 
-    def __init__(self, *, needed: int, available: int) -> None:
+    code, status, title = "insufficient-credits", 402, "Not enough credits"
+
+    def __init__(self, *, needed: int, available: int, videos: int | None = None) -> None:
         self.needed = needed
         self.available = available
-        super().__init__(f"{plural.credits(needed)} needed, {available:,} available")
+        super().__init__(_short_of(needed, available, videos), needed=needed, available=available)
 
     @property
     def missing(self) -> int:
@@ -58,12 +61,33 @@ class InsufficientCredits(Exception):
         return self.needed - self.available
 
 
-class TeamFrozen(Exception):
+def _short_of(needed: int, available: int, videos: int | None) -> str:
+    what = plural.credits(needed)
+    if videos is not None:
+        what = ngettext("%(videos)s needs %(needed)s", "%(videos)s need %(needed)s", videos) % {
+            "videos": plural.videos(videos),
+            "needed": what,
+        }
+    else:
+        what = f"This needs {what}"
+    missing = needed - available
+    more = ngettext(
+        "%(missing)s more credit is needed.", "%(missing)s more credits are needed.", missing
+    ) % {"missing": f"{missing:,}"}
+    return (
+        f"{what}, but your team has {plural.credits(max(available, 0))} available: {more} "
+        "Nothing was submitted."
+    )
+
+
+class TeamFrozen(Refused):
     """The team's wallet is frozen (a payment dispute): no new holds. Nothing was reserved."""
+
+    code, status, title = "team-frozen", 403, "Credits frozen"
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
-        super().__init__(f"Credits are frozen: {reason}")
+        super().__init__("New videos are paused for this team because of a payment dispute.")
 
 
 class LedgerError(Exception):
@@ -78,12 +102,20 @@ class KeyConflict(LedgerError):
     """An idempotency key was reused for a different movement."""
 
 
+class Billed(Protocol):
+    """What the ledger needs to know of a job it holds credits for (billing knows no jobs)."""
+
+    pk: int
+    team_id: int
+    credits: int
+
+
 @dataclass(frozen=True)
 class _Movement:
     kind: EntryKind
     amount: int
     key: str
-    job: Job | None = None
+    job_id: int | None = None
     topup: TopUp | None = None
     actor: User | None = None
     memo: str = ""
@@ -174,7 +206,7 @@ def adjust(*, team: Team, credits: int, key: str, actor: User, reason: str) -> L
 
 
 def hold(
-    *, team: Team, credits: int, key: str, job: Job | None = None, memo: str = ""
+    *, team: Team, credits: int, key: str, job: Billed | None = None, memo: str = ""
 ) -> LedgerEntry:
     """Reserves `credits` of the team's available credits. Idempotent by `key`.
 
@@ -185,11 +217,12 @@ def hold(
     _require_positive(credits)
     if job is not None:
         _require_same_team(team, job)
-    (entry,) = _hold(team=team, movements=[_Movement(EntryKind.HOLD, credits, key, job, memo=memo)])
+    movement = _Movement(EntryKind.HOLD, credits, key, job.pk if job else None, memo=memo)
+    (entry,) = _hold(team=team, movements=[movement])
     return entry
 
 
-def hold_for_jobs(*, team: Team, jobs: Sequence[Job]) -> None:
+def hold_for_jobs(*, team: Team, jobs: Sequence[Billed]) -> None:
     """Reserves each job's credits with one conditional UPDATE for the total, all or nothing.
 
     Call it inside the transaction that created the jobs: on `InsufficientCredits` or
@@ -202,14 +235,14 @@ def hold_for_jobs(*, team: Team, jobs: Sequence[Job]) -> None:
         _require_same_team(team, job)
         _require_positive(job.credits)
     movements = [
-        _Movement(EntryKind.HOLD, job.credits, f"hold:job:{job.pk}", job, memo="Video submitted")
+        _Movement(EntryKind.HOLD, job.credits, f"hold:job:{job.pk}", job.pk, memo="Video submitted")
         for job in jobs
     ]
     if movements:
-        _hold(team=team, movements=movements)
+        _hold(team=team, movements=movements, videos=len(movements))
 
 
-def capture(*, job: Job) -> bool:
+def capture(*, job: Billed) -> bool:
     """The job succeeded: its held credits leave the wallet (balance and held both drop).
 
     Returns True if this call settled the job, False if it was already settled (captured or
@@ -218,7 +251,7 @@ def capture(*, job: Job) -> bool:
     return _settle(job=job, kind=EntryKind.CAPTURE, memo="Video ready")
 
 
-def release(*, job: Job, memo: str = "") -> bool:
+def release(*, job: Billed, memo: str = "") -> bool:
     """The job failed or was canceled: its held credits become available again.
 
     Returns True if this call settled the job, False if it was already settled (captured or
@@ -235,7 +268,7 @@ def _require_positive(credits: int) -> None:
         raise LedgerError(f"Credits must be a positive whole number, not {credits!r}.")
 
 
-def _require_same_team(team: Team, job: Job) -> None:
+def _require_same_team(team: Team, job: Billed) -> None:
     if job.team_id != team.pk:
         raise LedgerError(f"Job {job.pk} belongs to another team.")
 
@@ -253,7 +286,7 @@ def _record(*, team_id: int, movement: _Movement) -> tuple[LedgerEntry, bool]:
                 kind=movement.kind,
                 amount=movement.amount,
                 key=movement.key,
-                job=movement.job,
+                job_id=movement.job_id,
                 topup=movement.topup,
                 actor=movement.actor,
                 memo=movement.memo[:300],
@@ -291,17 +324,19 @@ def _move_balance(*, team: Team, movement: _Movement) -> LedgerEntry:
     return entry
 
 
-def _hold(*, team: Team, movements: Sequence[_Movement]) -> list[LedgerEntry]:
+def _hold(
+    *, team: Team, movements: Sequence[_Movement], videos: int | None = None
+) -> list[LedgerEntry]:
     with transaction.atomic():
         recorded = [_record(team_id=team.pk, movement=movement) for movement in movements]
         total = sum(entry.amount for entry, created in recorded if created)
         if total:
-            _reserve(team=team, credits=total)
+            _reserve(team=team, credits=total, videos=videos)
             logger.info("credits held", extra={"team": team.pk, "credits": total})
     return [entry for entry, _ in recorded]
 
 
-def _reserve(*, team: Team, credits: int) -> None:
+def _reserve(*, team: Team, credits: int, videos: int | None) -> None:
     """The conditional UPDATE that decides a hold; raises (rolling back the entries) if it can't."""
 
     def conditional_update() -> bool:
@@ -319,16 +354,16 @@ def _reserve(*, team: Team, credits: int) -> None:
         raise TeamFrozen(wallet.frozen_reason or "payment dispute")
     # A grant may have landed between the UPDATE and the lock; then the UPDATE now succeeds.
     if wallet.available < credits or not conditional_update():
-        raise InsufficientCredits(needed=credits, available=wallet.available)
+        raise InsufficientCredits(needed=credits, available=wallet.available, videos=videos)
 
 
-def _settle(*, job: Job, kind: EntryKind, memo: str) -> bool:
+def _settle(*, job: Billed, kind: EntryKind, memo: str) -> bool:
     with transaction.atomic():
-        held = LedgerEntry.objects.filter(job=job, kind=EntryKind.HOLD).first()
+        held = LedgerEntry.objects.filter(job_id=job.pk, kind=EntryKind.HOLD).first()
         if held is None:
             raise NoHold(f"Job {job.pk} has no credit hold to {kind}.")
         team_id = held.team_id
-        movement = _Movement(kind, -held.amount, f"settle:job:{job.pk}", job, memo=memo)
+        movement = _Movement(kind, -held.amount, f"settle:job:{job.pk}", job.pk, memo=memo)
         _, created = _record(team_id=team_id, movement=movement)
         if not created:
             return False

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
 
+from apps import taskqueue
 from apps.accounts.emails import send_template, site_url
 from apps.accounts.models import MANAGER_ROLES, Team
 from apps.billing import ledger
@@ -68,6 +69,11 @@ def check(*, team: Team) -> bool:
     )
     logger.info("low balance email sent", extra={"team": team.pk, "available": available})
     return True
+
+
+def check_soon(team_id: int) -> None:
+    """Checks the team's balance in a worker once the current transaction commits."""
+    taskqueue.enqueue("apps.billing.tasks.check_low_balance", team_id)
 
 
 def rearm(*, team: Team) -> None:

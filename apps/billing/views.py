@@ -18,11 +18,11 @@ from django_htmx.middleware import HtmxDetails
 from apps import plural
 from apps.accounts.access import MemberRequest, get_team_owned, team_member_required
 from apps.accounts.models import MANAGER_ROLES, Membership, Team
+from apps.accounts.usage import limit_left
 from apps.billing import ledger, services, webhooks
 from apps.billing import stripe_gateway as gateway
 from apps.billing.forms import CheckoutForm
 from apps.billing.models import LedgerEntry, TopUp, TopUpStatus
-from apps.jobs.limits import limit_left
 
 logger = logging.getLogger(__name__)
 

@@ -5,37 +5,36 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import F, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
 from django.utils.translation import ngettext
 
-from apps.accounts.models import User
-from apps.jobs import queue, routing, swc_pool
-from apps.jobs.models import (
-    IN_FLIGHT_STATES,
-    InputKind,
-    Job,
-    JobEvent,
-    Money,
-    ProviderAlert,
-    ProviderSwitch,
-    SwcServer,
-)
-from apps.jobs.providers import REGISTRY, balance, get_provider, policy
+from apps import taskqueue
+from apps.jobs import lifecycle, queue
+from apps.jobs.models import IN_FLIGHT_STATES, Job, JobEvent, Money
+from apps.removal import balance
+from apps.removal.models import ProviderAlert
+from apps.removal.registry import REGISTRY, get_provider
 
 BALANCE_WAIT_SECONDS = 2.0
 
 
-def provider_balance() -> str:
-    """The Kie account's remaining credits, for staff; remembered briefly, never slow."""
-    answer = balance.remaining_credits("kie", wait_seconds=BALANCE_WAIT_SECONDS)
-    if answer.credits is None:
-        return f"Kie balance unavailable ({answer.problem})"
-    return f"{answer.credits:,} Kie credits left"
+def provider_balances() -> str:
+    """The remaining credits of each provider paid in advance, for staff; remembered briefly,
+    never slow."""
+    figures = []
+    for name in REGISTRY:
+        provider = get_provider(name)
+        if not provider.keeps_a_balance:
+            continue
+        answer = balance.remaining_credits(name, wait_seconds=BALANCE_WAIT_SECONDS)
+        if answer.credits is None:
+            figures.append(f"{provider.label} balance unavailable ({answer.problem})")
+        else:
+            figures.append(f"{answer.credits:,} {provider.label} credits left")
+    return " · ".join(figures)
 
 
 def dollars(micros: int | None) -> str:
@@ -93,9 +92,9 @@ class JobAdmin(admin.ModelAdmin):
     ) -> HttpResponse:
         extra_context = {
             **(extra_context or {}),
-            "provider_balance": provider_balance(),
+            "provider_balance": provider_balances(),
             "open_alerts": ProviderAlert.objects.filter(resolved_at__isnull=True),
-            "worker_clusters": queue.clusters(),
+            "worker_clusters": taskqueue.clusters(),
             "costs_url": reverse("admin:jobs_job_costs"),
         }
         return super().changelist_view(request, extra_context)
@@ -168,7 +167,8 @@ class JobAdmin(admin.ModelAdmin):
     def fail_and_release(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         failed = 0
         for job in queryset.filter(state__in=IN_FLIGHT_STATES):
-            failed += job.fail(
+            failed += lifecycle.fail_job(
+                job,
                 code="staff",
                 message="Stopped by our staff. Nothing was charged.",
             )
@@ -179,82 +179,6 @@ class JobAdmin(admin.ModelAdmin):
             failed,
         )
         self.message_user(request, message % {"count": failed}, level)
-
-
-@admin.register(ProviderAlert)
-class ProviderAlertAdmin(admin.ModelAdmin):
-    list_display = [
-        "provider",
-        "kind",
-        "message",
-        "occurrences",
-        "first_seen_at",
-        "last_seen_at",
-        "resolved_at",
-    ]
-    list_filter = ["provider", "kind", ("resolved_at", admin.EmptyFieldListFilter)]
-    readonly_fields = [
-        "provider",
-        "kind",
-        "message",
-        "occurrences",
-        "first_seen_at",
-        "last_seen_at",
-    ]
-    actions = ["mark_resolved"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    @admin.action(description="Mark resolved (hide the banner)", permissions=["change"])
-    def mark_resolved(self, request: HttpRequest, queryset: QuerySet[ProviderAlert]) -> None:
-        count = queryset.filter(resolved_at__isnull=True).update(resolved_at=timezone.now())
-        message = ngettext("%(count)d alert resolved.", "%(count)d alerts resolved.", count)
-        self.message_user(request, message % {"count": count})
-
-
-@admin.register(SwcServer)
-class SwcServerAdmin(admin.ModelAdmin):
-    """The SWC pool as workers see it. Servers come from `SWC_SERVERS`, not from here; staff
-    can only ask for a server to be probed again now."""
-
-    list_display = [
-        "url",
-        "healthy",
-        "jobs_on_it",
-        "down_reason",
-        "down_since",
-        "next_probe_at",
-        "finished_count",
-        "api_prefix",
-    ]
-    readonly_fields = [field.name for field in SwcServer._meta.fields]
-    actions = ["probe_now"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: SwcServer | None = None) -> bool:
-        return False
-
-    @admin.display(description="Jobs on it")
-    def jobs_on_it(self, server: SwcServer) -> int:
-        return Job.objects.filter(
-            provider=swc_pool.PROVIDER, provider_server=server.url, state__in=swc_pool.ACTIVE_STATES
-        ).count()
-
-    @admin.action(description="Probe again now", permissions=["change"])
-    def probe_now(self, request: HttpRequest, queryset: QuerySet[SwcServer]) -> None:
-        queryset.filter(healthy=False).update(next_probe_at=timezone.now())
-        back = swc_pool.probe_due_servers()
-        message = ngettext(
-            "%(count)d server back in the pool.", "%(count)d servers back in the pool.", back
-        )
-        self.message_user(request, message % {"count": back})
-
-
-def _staff(request: HttpRequest) -> User | None:
-    return request.user if isinstance(request.user, User) else None
 
 
 def _money_row(name: str, money: Money) -> dict[str, object]:
@@ -282,118 +206,3 @@ class CostRangeForm(forms.Form):
         if data.get("start") and data.get("end") and data["start"] > data["end"]:
             raise forms.ValidationError("The range must start on or before its last day.")
         return data
-
-
-class SwitchForm(forms.Form):
-    reason = forms.CharField(
-        max_length=300,
-        help_text="Why: shown here to other staff (people using the app see only that it is "
-        "switched off).",
-    )
-
-
-@admin.register(ProviderSwitch)
-class ProviderSwitchAdmin(admin.ModelAdmin):
-    """Staff switch a provider off (its jobs that have not started go to the next one of the
-    routing policy) and back on, each time with a reason."""
-
-    list_display = [
-        "provider",
-        "label",
-        "takes",
-        "on_or_off",
-        "standing",
-        "reason",
-        "changed_by",
-        "changed_at",
-        "switch_link",
-    ]
-    readonly_fields = ["provider", "enabled", "reason", "changed_by", "changed_at"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(
-        self, request: HttpRequest, obj: ProviderSwitch | None = None
-    ) -> bool:
-        return False
-
-    def changelist_view(
-        self, request: HttpRequest, extra_context: dict[str, object] | None = None
-    ) -> HttpResponse:
-        # Every provider there is has a row to switch, on until someone switches it off.
-        ProviderSwitch.objects.bulk_create(
-            [ProviderSwitch(provider=name, reason="") for name in REGISTRY],
-            ignore_conflicts=True,
-        )
-        return super().changelist_view(request, extra_context)
-
-    @admin.display(description="Name")
-    def label(self, switch: ProviderSwitch) -> str:
-        return get_provider(switch.provider).label
-
-    @admin.display(description="Takes (place in the policy)")
-    def takes(self, switch: ProviderSwitch) -> str:
-        places = [
-            f"{InputKind(kind).label.lower()}s (#{policy(kind).index(switch.provider) + 1})"
-            for kind in InputKind
-            if switch.provider in policy(kind)
-        ]
-        return ", ".join(places) or "not in the policy"
-
-    @admin.display(description="Switch", boolean=False)
-    def on_or_off(self, switch: ProviderSwitch) -> str:
-        return "On" if switch.enabled else "Off"
-
-    @admin.display(description="Health")
-    def standing(self, switch: ProviderSwitch) -> str:
-        alert = (
-            ProviderAlert.objects.filter(provider=switch.provider, resolved_at__isnull=True)
-            .order_by("-last_seen_at")
-            .first()
-        )
-        return f"{alert.kind}: {alert.message}" if alert else "healthy"
-
-    @admin.display(description="")
-    def switch_link(self, switch: ProviderSwitch) -> str:
-        url = reverse("admin:jobs_providerswitch_switch", args=[switch.pk])
-        return format_html(
-            '<a href="{}">{}</a>', url, "Switch off…" if switch.enabled else "Switch on…"
-        )
-
-    def get_urls(self) -> list[URLPattern]:
-        view = self.admin_site.admin_view(self.switch_view)
-        return [
-            path("<int:pk>/switch/", view, name="jobs_providerswitch_switch"),
-            *super().get_urls(),
-        ]
-
-    def switch_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        switch = get_object_or_404(ProviderSwitch, pk=pk)
-        if not self.has_change_permission(request, switch):
-            raise PermissionDenied
-        turn_on = not switch.enabled
-        form = SwitchForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
-            reason = form.cleaned_data["reason"]
-            if routing.switch(
-                name=switch.provider, enabled=turn_on, reason=reason, by=_staff(request)
-            ):
-                self.log_change(request, switch, f"Switched {'on' if turn_on else 'off'}: {reason}")
-                self.message_user(
-                    request, f"{switch.provider} is switched {'on' if turn_on else 'off'}."
-                )
-            else:
-                self.message_user(
-                    request, f"{switch.provider} already was; nothing changed.", messages.WARNING
-                )
-            return HttpResponseRedirect(reverse("admin:jobs_providerswitch_changelist"))
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "title": f"Switch {get_provider(switch.provider).label} {'on' if turn_on else 'off'}",
-            "switch": switch,
-            "turn_on": turn_on,
-            "form": form,
-        }
-        return TemplateResponse(request, "admin/jobs/providerswitch/switch.html", context)

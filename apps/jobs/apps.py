@@ -6,15 +6,19 @@ class JobsConfig(AppConfig):
     verbose_name = "Jobs"
 
     def ready(self) -> None:
+        from apps import taskqueue
         from apps.accounts import usage
         from apps.jobs import limits, queue
-        from apps.jobs.providers import check_policy
-        from apps.webhooks import services as webhooks
-
-        check_policy()
+        from apps.removal import routing
 
         # The member pages show what each person spent; only jobs know how to count it.
         usage.count_monthly_usage_with(limits.credits_used_this_month_by_member)
-        # Webhooks sit below jobs and know no task queue: new deliveries reach a worker at once
-        # through the queue jobs owns (without it, the minute sweep would still send them).
-        webhooks.announce_with(queue.deliver_webhooks)
+        taskqueue.schedule(f"{queue.TASKS}.sweep", name="Sweep jobs", minutes=1)
+        # A poller first thing, waiting out the lock of one that died with a previous cluster.
+        taskqueue.run_at_start(f"{queue.TASKS}.poll_due_jobs", queue.POLLER_LOCK_SECONDS + 1)
+
+        def reroute(**kwargs: object) -> None:
+            # Jobs waiting for a provider staff just switched off go to the next one now.
+            queue.start_poller()
+
+        routing.provider_switched.connect(reroute, weak=False, dispatch_uid="jobs:reroute")

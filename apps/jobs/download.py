@@ -1,7 +1,8 @@
 """Copying a finished video from the provider's result URL into our storage, safely.
 
 The URL comes from a third party, so it is treated as hostile: https only, never to private,
-loopback or link-local addresses (except the local provider simulators), connecting to exactly the
+loopback or link-local addresses (but for the first request of a client the provider trusts:
+its own configured machine, or its local simulator), connecting to exactly the
 address that was checked (no second lookup a rebinding DNS could answer differently: the
 vetting is shared with outgoing webhooks in `apps.outbound`), redirects
 checked hop by hop, a size cap, and the bytes must look like an MP4. The video is streamed
@@ -17,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import httpx
 from django.conf import settings
@@ -190,16 +191,9 @@ def looks_like_mp4(first_bytes: bytes) -> bool:
     return len(first_bytes) >= 8 and first_bytes[4:8] == b"ftyp"
 
 
-def check_fetchable(url: str) -> str | None:
+def check_fetchable(url: str) -> str:
     """Refuses URLs that could reach into our own network (SSRF); returns the vetted address
-    to connect to (None for the local simulator, which is reached by its URL)."""
-    parts = urlsplit(url)
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        raise DownloadError("The result link is malformed.", retryable=False) from None
-    if _is_simulator(parts.scheme, parts.hostname or "", port):
-        return None
+    to connect to."""
     try:
         return outbound.vet(url)
     except outbound.AddressRefused as refused:
@@ -209,24 +203,11 @@ def check_fetchable(url: str) -> str | None:
 
 
 _REFUSALS = {
-    Refusal.MALFORMED: "The result link is not an https address.",
+    Refusal.MALFORMED: "The result link is malformed.",
     Refusal.NOT_HTTPS: "The result link is not an https address.",
     Refusal.PRIVATE: "The result link points into a private network.",
     Refusal.UNRESOLVED: "The result server could not be found.",
 }
-
-
-def _is_simulator(scheme: str, host: str, port: int) -> bool:
-    """A local provider simulator, which serves its results on loopback (never in production,
-    where no simulator runs)."""
-    simulators = [
-        settings.KIE_BASE_URL if settings.KIE_SIMULATOR else "",
-        settings.REPLICATE_BASE_URL if settings.REPLICATE_SIMULATOR else "",
-    ]
-    return any(
-        (scheme, host, port) == (sim.scheme, sim.hostname, sim.port)
-        for sim in (urlsplit(url) for url in simulators if url)
-    )
 
 
 def _too_large(limit: int) -> str:

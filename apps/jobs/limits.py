@@ -6,10 +6,6 @@ hold is released), so they do not count against anyone's limit. The member pages
 show these figures through `apps.accounts.usage`, which `JobsConfig.ready` points here.
 """
 
-from dataclasses import dataclass
-from datetime import datetime
-
-from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet, Sum
 from django.utils.translation import ngettext
@@ -18,6 +14,7 @@ from apps import plural
 from apps.accounts.models import Membership, Team
 from apps.accounts.usage import start_of_month, start_of_next_month
 from apps.jobs.models import Job, JobState
+from apps.refusals import Refused
 
 UNCHARGED_STATES = (JobState.FAILED, JobState.CANCELED)
 
@@ -53,40 +50,10 @@ def credits_used_this_month(*, membership: Membership) -> int:
     return used or 0
 
 
-@dataclass(frozen=True)
-class LimitLeft:
-    """What a member with a monthly limit may still spend this month, for their dashboard."""
-
-    limit: int
-    used: int
-    resets_at: datetime
-
-    @property
-    def credits(self) -> int:
-        return max(self.limit - self.used, 0)
-
-    @property
-    def videos(self) -> int:
-        return self.credits // settings.CREDITS_PER_VIDEO
-
-    @property
-    def limit_videos(self) -> int:
-        return self.limit // settings.CREDITS_PER_VIDEO
-
-
-def limit_left(*, membership: Membership) -> LimitLeft | None:
-    """None for a member without a monthly limit."""
-    if membership.monthly_credit_limit is None:
-        return None
-    return LimitLeft(
-        limit=membership.monthly_credit_limit,
-        used=credits_used_this_month(membership=membership),
-        resets_at=start_of_next_month(),
-    )
-
-
-class MonthlyLimitReached(Exception):
+class MonthlyLimitReached(Refused):
     """Submitting `requested` more credits would take a member past their monthly limit."""
+
+    code, status, title = "monthly-limit-reached", 403, "Monthly limit reached"
 
     def __init__(self, *, limit: int, used: int, requested: int) -> None:
         self.limit = limit
@@ -94,10 +61,9 @@ class MonthlyLimitReached(Exception):
         self.requested = requested
         self.remaining = max(limit - used, 0)
         self.resets_at = start_of_next_month()
-        super().__init__(self.message)
+        super().__init__(self._words())
 
-    @property
-    def message(self) -> str:
+    def _words(self) -> str:
         if self.remaining == 0:
             return (
                 f"You have used all of your monthly limit of {plural.credits(self.limit)}. It"

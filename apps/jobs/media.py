@@ -13,6 +13,8 @@ from pathlib import Path
 import av
 from django.conf import settings
 
+from apps.refusals import Refused
+
 POSTER_MAX_SIDE = 640
 POSTER_QUALITY = 80
 # Decoders of still pictures: a PNG or JPEG opened by FFmpeg is a one-frame "video".
@@ -21,12 +23,10 @@ IMAGE_CODECS = frozenset({"png", "mjpeg", "bmp", "gif", "webp", "tiff", "jpeg200
 COMPLETE_SHARE = 0.98
 
 
-class MediaRefused(Exception):
+class MediaRefused(Refused):
     """The file cannot be used; the message says why in plain words."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    code, status, title = "not-a-usable-video", 400, "Not a usable video"
 
 
 @dataclass(frozen=True)

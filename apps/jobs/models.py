@@ -13,8 +13,8 @@ from django.db.models import Count, Max, Q, Sum
 from django.urls import reverse
 from django.utils import timezone
 
-from apps.billing import ledger
-from apps.jobs import events, queue
+from apps.removal.base import InputKind
+from apps.removal.registry import get_provider
 
 logger = logging.getLogger("unmark.jobs")
 
@@ -89,13 +89,6 @@ MOVES: dict[JobState, frozenset[JobState]] = {
 
 class ForbiddenMove(Exception):
     """A move the table does not allow: always a bug in the caller."""
-
-
-class InputKind(models.TextChoices):
-    """What a person gave us to clean: a Sora share link or an exported video file."""
-
-    LINK = "link", "Sora link"
-    FILE = "file", "Uploaded file"
 
 
 def credits_to_micros(credits: int) -> int:
@@ -244,10 +237,7 @@ class Job(models.Model):
     provider_server = models.CharField(max_length=200, blank=True)
     # The provider's own percentage for the running task, where it gives one.
     provider_progress = models.PositiveSmallIntegerField(null=True, blank=True)
-    # When that percentage last moved (or the task last reached the front of its server's
-    # queue): a task quiet for too long has stalled and is sent elsewhere.
-    progress_changed_at = models.DateTimeField(null=True, blank=True)
-    # Times the provider answered ERROR for this job (SWC gives no reason).
+    # Times the video failed in a way another try may not repeat (SWC's ERROR gives no reason).
     provider_errors = models.PositiveSmallIntegerField(default=0)
     # Secret part of this job's callback URL: a callback names its job without revealing it.
     callback_token = models.CharField(max_length=64, unique=True, default=new_callback_token)
@@ -321,11 +311,12 @@ class Job(models.Model):
     @property
     def callback_url(self) -> str | None:
         """Where the provider calls back for this job; None when the app is not reachable from
-        outside. Replicate's webhooks are signed their own way, so they have their own route."""
+        outside. Each provider has its own route, since each signs its callbacks its own way."""
         if not settings.PUBLIC_BASE_URL:
             return None
-        hook = "replicate" if self.provider == "replicate" else "kie"
-        path = reverse(f"jobs:{hook}_callback", kwargs={"token": self.callback_token})
+        path = reverse(
+            "jobs:callback", kwargs={"provider": self.provider, "token": self.callback_token}
+        )
         return f"{settings.PUBLIC_BASE_URL}{path}"
 
     @property
@@ -358,13 +349,21 @@ class Job(models.Model):
         (Replicate can; Kie and the SWC pool cannot)."""
         if self.state == JobState.QUEUED:
             return True
-        from apps.jobs.providers import stops_tasks  # the providers build on these models
-
         return (
             self.state in (JobState.SUBMITTED, JobState.PROCESSING)
             and bool(self.task_id)
-            and stops_tasks(self.provider)
+            and get_provider(self.provider).stops_tasks
         )
+
+    @property
+    def processed_by(self) -> str:
+        """Who cleaned (or is cleaning) the video, after "Cleaned " or "Being cleaned ": "by our
+        GPU server gpu-2", "on Replicate", "by Kie.ai". Empty until a provider has it."""
+        if self.state == JobState.QUEUED or (
+            self.state == JobState.FAILED and not self.submitted_at
+        ):
+            return ""
+        return get_provider(self.provider).describe_machine(self.provider_server)
 
     @property
     def has_result(self) -> bool:
@@ -485,18 +484,13 @@ class Job(models.Model):
 
         One conditional UPDATE decides the race between workers, callbacks and the sweep;
         the winner records the step in the timeline. Returns whether this call moved it.
-        A move `MOVES` does not allow is a bug: it raises under tests and DEBUG, and in
-        production it is logged and not applied.
+        A move `MOVES` does not allow is a bug: it raises `ForbiddenMove` before anything is
+        written, so a transaction around it is rolled back whole. Ending a job settles its
+        credits and tells people: that is `apps.jobs.lifecycle`, which calls this.
         """
         from_state = JobState(self.state)
         if to_state not in MOVES[from_state]:
-            if settings.DEBUG or settings.TESTING:
-                raise ForbiddenMove(f"{from_state} → {to_state} for job {self.public_id}")
-            logger.error(
-                "forbidden job move",
-                extra={"job": self.public_id, "from": from_state, "to": to_state},
-            )
-            return False
+            raise ForbiddenMove(f"{from_state} → {to_state} for job {self.public_id}")
         now = timezone.now()
         with transaction.atomic():
             moved = Job.objects.filter(pk=self.pk, state=from_state).update(
@@ -507,87 +501,14 @@ class Job(models.Model):
             JobEvent.objects.create(
                 job=self, from_state=from_state, to_state=to_state, detail=detail[:300]
             )
-            self.state, self.updated_at = to_state, now
-            for name, value in fields.items():
-                setattr(self, name, value)
-            if to_state in ENDINGS:
-                # The batch email and the low-balance check, in a worker once this commits:
-                # they never hold up the move, and a rolled-back move tells nobody.
-                queue.job_finished(self.pk)
-                # The team's webhooks, written with the move (an outbox) for the same reason.
-                events.job_ended(self)
+        self.state, self.updated_at = to_state, now
+        for name, value in fields.items():
+            setattr(self, name, value)
         logger.info(
             "job state changed",
             extra={"job": self.public_id, "team": self.team_id, "from": from_state, "to": to_state},
         )
         return True
-
-    # How a job ends. Each settles its credits in the same transaction as the move: captured
-    # on success, released on failure or cancellation, so both are recorded or neither is.
-    def fail(self, *, code: str, message: str) -> bool:
-        """Ends the job as failed and gives its credits back. False if it had already moved on."""
-        with transaction.atomic():
-            if not self.move(
-                JobState.FAILED,
-                detail=message,
-                failure_code=code[:40],
-                failure_message=message[:300],
-                finished_at=timezone.now(),
-                next_check_at=None,
-            ):
-                return False
-            ledger.release(job=self, memo=f"Failed: {code}")
-        return True
-
-    def succeed(self, *, name: str, size: int, sha256: str, poster: str = "") -> bool:
-        """Ends the job with its stored result (and its poster frame) and charges its held
-        credits."""
-        now = timezone.now()
-        with transaction.atomic():
-            if not self.move(
-                JobState.SUCCEEDED,
-                detail=f"Saved {size:,} bytes.",
-                result_file=name,
-                result_size=size,
-                result_sha256=sha256,
-                result_poster=poster,
-                finished_at=now,
-                next_check_at=None,
-                expires_at=now + timedelta(days=settings.RESULT_RETENTION_DAYS),
-            ):
-                return False
-            ledger.capture(job=self)
-        return True
-
-    def cancel(self) -> bool:
-        """Cancels a job that has not reached the provider yet, or whose task the provider
-        can stop (a worker then asks it to), releasing its credits."""
-        if not self.is_cancelable:
-            return False
-        sent = self.state != JobState.QUEUED
-        with transaction.atomic():
-            if not self.move(
-                JobState.CANCELED,
-                detail="Canceled; stopping it." if sent else "Canceled before it was sent.",
-                finished_at=timezone.now(),
-                next_check_at=None,
-            ):
-                return False
-            ledger.release(job=self, memo="Canceled")
-            if sent:
-                queue.stop_task(self.pk)
-        return True
-
-    def expire(self) -> bool:
-        """Forgets the stored result and posters after the retention period (the caller deletes
-        the files first, so a failed delete leaves the job pointing at them for the next try)."""
-        return self.move(
-            JobState.EXPIRED,
-            detail="Result deleted after the retention period.",
-            result_file="",
-            result_poster="",
-            original_poster="",
-        )
 
     def note_callback(self, *, window_seconds: float) -> bool:
         """Records a callback; False when another came within the window (and already led to
@@ -624,101 +545,6 @@ class JobEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.from_state or '∅'} → {self.to_state}"
-
-
-class ProviderAlert(models.Model):
-    """The provider takes no work (maintenance, paused, out of credits, bad key): nothing new
-    is sent to it, and users and staff are told.
-
-    One open alert per provider and kind; it closes when a probe, or a task, finds the
-    provider back.
-    """
-
-    provider = models.CharField(max_length=20)
-    kind = models.CharField(max_length=20)
-    message = models.CharField(max_length=300)
-    occurrences = models.PositiveIntegerField(default=1)
-    first_seen_at = models.DateTimeField(auto_now_add=True)
-    last_seen_at = models.DateTimeField(default=timezone.now)
-    resolved_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering: ClassVar[list[str]] = ["-last_seen_at"]
-        constraints: ClassVar[list[models.BaseConstraint]] = [
-            models.UniqueConstraint(
-                fields=["provider", "kind"],
-                condition=Q(resolved_at__isnull=True),
-                name="provideralert_one_open_per_kind",
-            )
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.provider} {self.kind}: {self.message}"
-
-    @property
-    def advice(self) -> str:
-        """What it means for their videos."""
-        minutes = settings.JOB_GIVE_UP_SECONDS // 60
-        return (
-            "Your videos wait and go out when it is back. Any not sent within "
-            f"{minutes} minutes are refunded: nothing is charged for them."
-        )
-
-
-class ProviderSwitch(models.Model):
-    """Staff's on/off switch for one provider, flipped at run time from the admin with a reason.
-
-    A provider without a row is on. While it is off the router sends it nothing new: its jobs
-    that have not started go to the next provider of the policy, the ones it is already
-    running are followed there to the end.
-    """
-
-    provider = models.CharField(max_length=20, unique=True)
-    enabled = models.BooleanField(default=True)
-    reason = models.CharField(max_length=300)
-    changed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    changed_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        ordering: ClassVar[list[str]] = ["provider"]
-        verbose_name = "provider switch"
-        verbose_name_plural = "provider switches"
-
-    def __str__(self) -> str:
-        return f"{self.provider} {'on' if self.enabled else 'off'}"
-
-
-class SwcServer(models.Model):
-    """One SoraWatermarkCleaner server of the pool, as every worker machine sees it.
-
-    The list of servers is configuration (`SWC_SERVERS`); this row is their shared state:
-    whether a server is up, why it went down, when to probe it again, and which route layout it
-    has. How many jobs it holds is never stored: it is counted from the jobs themselves, under a
-    lock on these rows, so it cannot drift when a worker dies.
-    """
-
-    url = models.CharField(max_length=200, unique=True)
-    # Where its routes are: "/api/v1" (current releases) or "" (the root, older ones), and
-    # None until detected — "" is a real answer here, hence the null.
-    api_prefix = models.CharField(max_length=20, null=True, blank=True)  # noqa: DJ001
-    healthy = models.BooleanField(default=True)
-    down_reason = models.CharField(max_length=300, blank=True)
-    down_since = models.DateTimeField(null=True, blank=True)
-    # Times it went down since it last finished a video: probes come back more slowly.
-    failures = models.PositiveIntegerField(default=0)
-    next_probe_at = models.DateTimeField(null=True, blank=True)
-    # When it was last given a job: among equally loaded servers, the one waiting longest wins.
-    booked_at = models.DateTimeField(null=True, blank=True)
-    finished_count = models.PositiveIntegerField(default=0)
-
-    class Meta:
-        ordering: ClassVar[list[str]] = ["id"]
-        verbose_name = "SWC server"
-
-    def __str__(self) -> str:
-        return f"{self.url} ({'up' if self.healthy else 'down'})"
 
 
 class BatchNotice(models.Model):

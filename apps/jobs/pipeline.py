@@ -1,34 +1,40 @@
-"""The worker's side of a job: send it to the provider, follow it, save the result.
+"""The worker's side of a job, the same for every provider: send it, follow it, save the result.
 
 Every step starts from the job's row, acts only if the job is still in the state the step
 expects, and moves it on with a conditional update — so duplicate deliveries, late callbacks
 and the sweep can all run the same step safely. No step waits on the provider: a job that is
-not ready gets a `next_check_at`, and the dispatcher (the poller, one at a time) hands out
-due jobs — sending only as fast as each provider takes new tasks. How a job may move, and how
-it ends and is settled, is `Job`'s business (`apps.jobs.models`): nothing here touches credits.
+not ready gets a `next_check_at`, and the dispatcher (`apps.jobs.dispatcher`) hands out due
+jobs. Providers are met only through their interface (`apps.removal.base`): what a provider
+does differently (a pool of its own machines, callbacks, tasks it can stop) it says there.
+How a job ends, and how its credits are settled then, is `apps.jobs.lifecycle`.
 """
 
 import contextlib
 import logging
 import secrets
 import time
-from datetime import datetime, timedelta
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
+from typing import IO
 
 import httpx
+from botocore.exceptions import ClientError
 from django.conf import settings
 from django.core.cache import cache
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
-from django.db.models import F, Q
 from django.utils import timezone
 
-from apps.jobs import queue, routing, swc_pool
-from apps.jobs.backoff import next_poll_delay, retry_delay
+from apps.jobs import lifecycle, queue
 from apps.jobs.download import DownloadError, store_result
-from apps.jobs.models import InputKind, Job, JobState, ProviderAlert
-from apps.jobs.providers import get_provider
-from apps.jobs.providers.base import (
+from apps.jobs.models import Job, JobState
+from apps.jobs.uploads import original_link
+from apps.removal import alerts, routing
+from apps.removal.backoff import next_poll_delay, retry_delay
+from apps.removal.base import (
+    InputKind,
+    InputMissing,
     NoAnswer,
     PermanentError,
     ProviderError,
@@ -36,21 +42,75 @@ from apps.jobs.providers.base import (
     RateLimited,
     RemovalProvider,
     RetryableError,
-    StopsTasks,
+    SendAgain,
     TaskInput,
     TaskState,
     TaskStatus,
 )
-from apps.jobs.uploads import expire_originals
+from apps.removal.registry import get_provider
 
 logger = logging.getLogger("unmark.jobs")
 
-POLL_BATCH = 200
 MAX_RETRY_HINT_SECONDS = 60
-# How long a queued job handed to a worker is left alone: if its send message is lost, the
-# dispatcher sends it again after this.
-SEND_CLAIM_SECONDS = 10
-MIN_ROUND_SECONDS = 0.02
+
+
+# --- What a provider is given ------------------------------------------------------------------
+def task_input(job: Job) -> TaskInput:
+    """The job as its provider sees it: a link, or ways to read or sign its stored original;
+    a long start (an upload) keeps the job's lease alive as it goes."""
+    lease = timedelta(seconds=settings.JOB_LEASE_SECONDS)
+
+    def heartbeat() -> None:
+        # A large upload sends no news until it is answered: this keeps the dispatcher from
+        # presuming the worker dead meanwhile.
+        job.touch(next_check_at=timezone.now() + lease)
+
+    if job.input_kind == InputKind.LINK:
+        return TaskInput(
+            kind=InputKind.LINK,
+            reference=str(job.public_id),
+            callback_url=job.callback_url,
+            link=job.source_url,
+            heartbeat=heartbeat,
+        )
+    return TaskInput(
+        kind=InputKind.FILE,
+        reference=str(job.public_id),
+        callback_url=job.callback_url,
+        open=lambda: open_original(job),
+        signed_url=lambda seconds: original_link(job, seconds=seconds),
+        name=job.original_name,
+        size=job.original_size,
+        sha256=job.original_sha256,
+        heartbeat=heartbeat,
+    )
+
+
+def open_original(job: Job) -> tuple[IO[bytes], int]:
+    """The stored original as a stream and its size, never read whole into memory (the caller
+    closes the stream). Raises `InputMissing` when it is no longer stored.
+
+    django-storages' S3 file object buffers the whole object (in memory by default), so from
+    S3 the object's body is streamed straight from the GET instead.
+    """
+    name = str(job.original_file.name)
+    if not name:
+        raise InputMissing("the job has no stored original")
+    storage = job.original_file.storage
+    bucket = getattr(storage, "bucket", None)
+    try:
+        if bucket is not None:
+            key = storage._normalize_name(name)  # type: ignore[attr-defined]
+            answer = bucket.meta.client.get_object(Bucket=bucket.name, Key=key)
+            return answer["Body"], int(answer["ContentLength"])
+        size = storage.size(name)
+        return storage.open(name, "rb"), size
+    except FileNotFoundError as exc:
+        raise InputMissing(str(exc)) from exc
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            raise InputMissing(str(exc)) from exc
+        raise OSError(f"storage: {exc}") from exc
 
 
 # --- Sending ----------------------------------------------------------------------------------
@@ -64,35 +124,46 @@ def send_job(job: Job, *, claimed_at: float | None = None) -> None:
         # line, where the dispatcher chooses again.
         job.touch(next_check_at=timezone.now())
         return
-    if job.provider == swc_pool.PROVIDER:
-        swc_pool.send_job(job)  # the pool picks a server and runs its own steps
-        return
     provider = get_provider(job.provider)
-    if _past_deadline(job):
+    if past_deadline(job):
         # The provider would start (and bill) a task whose result we would no longer wait for.
-        job.fail(code="timeout", message=too_late_to_send(provider))
+        lifecycle.fail_job(job, code="timeout", message=too_late_to_send(provider))
+        return
+    if job.attempts >= provider.max_sends:
+        lifecycle.fail_job(
+            job,
+            code=f"{provider.name}_lost",
+            message=f"{provider.label} lost this video {job.attempts} times. Nothing was "
+            "charged; please try again later.",
+        )
         return
     now = timezone.now()
     # Recorded before the request goes out: a job in SUBMITTED without a task id may have a
-    # task at the provider, and is never simply sent again (see `_recover_unconfirmed`).
+    # task at the provider, and is never simply sent again (see `recover_unconfirmed`).
     if not job.move(
         JobState.SUBMITTED,
         detail=f"Sending to {provider.label}.",
         attempts=job.attempts + 1,
         submitted_at=now,
+        task_id="",
+        provider_server="",
+        provider_progress=None,
         next_check_at=now + timedelta(seconds=settings.JOB_LEASE_SECONDS),
     ):
         return
     if claimed_at is not None:
         provider.starting(claimed_at)
     try:
-        task_id = provider.start(TaskInput.for_job(job))
+        task_id = provider.start(task_input(job))
     except ProviderUnavailable as exc:
-        record_provider_alert(provider.name, exc)
+        alerts.record(provider.name, exc)
         _wait_for_provider(job, provider, exc)
         return
+    except SendAgain as exc:
+        _back_in_line(job, detail=f"{exc.message} It goes out again in its turn.")
+        return
     except NoAnswer as exc:
-        if job.callback_url is None:
+        if job.callback_url is None or not provider.calls_back:
             _send_later(job, provider, exc)  # nothing could ever name the task: send again
         else:
             # The task may exist: wait for its callback to name it rather than pay for two.
@@ -104,20 +175,29 @@ def send_job(job: Job, *, claimed_at: float | None = None) -> None:
             # using a try, or goes to the next provider of the policy, until a probe finds
             # this one back.
             down = ProviderUnavailable(str(exc), code=exc.code, kind="down")
-            record_provider_alert(provider.name, down)
+            alerts.record(provider.name, down)
             _wait_for_provider(job, provider, down)
             return
         _send_later(job, provider, exc)
         return
+    except InputMissing:
+        lifecycle.fail_job(
+            job,
+            code="original_missing",
+            message="The uploaded video is no longer stored; please upload it again. "
+            "Nothing was charged.",
+        )
+        return
     except PermanentError as exc:
-        job.fail(
+        lifecycle.fail_job(
+            job,
             code=exc.code or "rejected",
             message=f"{provider.label} refused this video: {exc.message}",
         )
         return
-    resolve_provider_alerts(provider.name)
-    job.touch(task_id=task_id, next_check_at=timezone.now() + _poll_delay(job))
-    if job.callback_url is None:
+    alerts.resolve(provider.name)
+    job.touch(task_id=task_id, next_check_at=timezone.now() + _poll_delay(job, provider))
+    if job.callback_url is None or provider.poll_seconds is not None:
         queue.start_poller()  # no callback will come: polling starts now, not next minute
 
 
@@ -130,11 +210,12 @@ def _unreachable(exc: RetryableError) -> bool:
 def _send_later(job: Job, provider: RemovalProvider, exc: RetryableError) -> None:
     # The provider's own rate limit (a 429) is nobody's fault and uses up no attempt.
     attempts = job.attempts - 1 if isinstance(exc, RateLimited) else job.attempts
-    if _past_deadline(job):
-        job.fail(code=exc.code or "busy", message=too_late_to_send(provider))
+    if past_deadline(job):
+        lifecycle.fail_job(job, code=exc.code or "busy", message=too_late_to_send(provider))
         return
     if attempts >= settings.MAX_SEND_ATTEMPTS:
-        job.fail(
+        lifecycle.fail_job(
+            job,
             code=exc.code or "busy",
             message=f"{provider.label} was too busy to accept this video after several tries. "
             "Nothing was charged; please try again later.",
@@ -169,31 +250,54 @@ def _wait_for_provider(job: Job, provider: RemovalProvider, exc: ProviderUnavail
     )
 
 
+def _back_in_line(job: Job, *, detail: str) -> None:
+    """Back in line at its old place without using a try (it is due since it was created, so
+    it goes out before the jobs that came after it)."""
+    if job.move(
+        JobState.QUEUED, detail=detail, attempts=job.attempts - 1, next_check_at=job.created_at
+    ):
+        queue.start_poller()
+
+
+def send_again(job: Job, *, detail: str, **fields: object) -> bool:
+    """Puts a job whose task was lost (or whose result vanished) back in line, for another
+    try. Same job, same hold: it is charged once however often it is sent."""
+    provider = get_provider(job.provider)
+    task_id = job.task_id
+    if not job.move(
+        JobState.QUEUED,
+        detail=detail,
+        task_id="",
+        provider_progress=None,
+        result_url="",
+        # Due since it was created: it goes out before jobs that came after it.
+        next_check_at=job.created_at,
+        **fields,
+    ):
+        return False
+    provider.forget(task_id)
+    queue.start_poller()
+    return True
+
+
 def _await_confirmation(job: Job) -> None:
     job.touch(next_check_at=timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS))
 
 
-def _recover_unconfirmed(job: Job) -> None:
+def recover_unconfirmed(job: Job) -> None:
     """A job marked sent whose task id never came back (the worker died mid-request, or the
     answer was lost): a task may exist at the provider.
 
-    With callbacks, the provider names that task when it ends and the job adopts it
+    Where the provider calls back, it names that task when it ends and the job adopts it
     (`adopt_task`); it is never sent twice, and if no callback comes by the deadline it fails
     and is refunded. Without callbacks nothing can find the task, so the job is sent again.
     """
-    if job.provider == swc_pool.PROVIDER:
-        # SWC never calls back: an upload cut off before its answer is simply sent again.
-        swc_pool.send_again(job, detail="The upload to the cleaning server was cut off.")
-        return
     provider = get_provider(job.provider)
-    if job.callback_url is None:
-        job.move(
-            JobState.QUEUED,
-            detail=f"{provider.label} never confirmed this video; sending it again.",
-            next_check_at=timezone.now(),
-        )
-    elif _past_deadline(job):
-        job.fail(
+    if job.callback_url is None or not provider.calls_back:
+        send_again(job, detail=f"{provider.label} never confirmed this video; sending it again.")
+    elif past_deadline(job):
+        lifecycle.fail_job(
+            job,
             code="unconfirmed",
             message=f"{provider.label} never confirmed this video. Nothing was charged.",
         )
@@ -219,14 +323,14 @@ def adopt_task(job: Job, task_id: str) -> None:
         return
     if job.touch(task_id=task_id):
         logger.info("adopted task", extra={"job": job.public_id, "task_id": task_id})
-        _apply_status(job, status)
+        _apply_status(job, provider, status)
 
 
 def stop_task(job: Job) -> None:
     """A person canceled the job after it went out: its provider stops the task, so it is not
     run (and billed) to the end. The job is already canceled and refunded either way."""
     provider = get_provider(job.provider)
-    if job.state != JobState.CANCELED or not job.task_id or not isinstance(provider, StopsTasks):
+    if job.state != JobState.CANCELED or not job.task_id or not provider.stops_tasks:
         return
     try:
         provider.cancel(job.task_id)
@@ -239,9 +343,6 @@ def stop_task(job: Job) -> None:
 
 # --- Following ---------------------------------------------------------------------------------
 def check_job(job: Job) -> None:
-    if job.provider == swc_pool.PROVIDER:
-        swc_pool.check_job(job)
-        return
     if job.state not in (JobState.SUBMITTED, JobState.PROCESSING) or not job.task_id:
         return
     provider = get_provider(job.provider)
@@ -249,41 +350,40 @@ def check_job(job: Job) -> None:
         status = provider.status(job.task_id)
     except ProviderUnavailable as exc:
         # The task exists; maintenance may only delay it. Keep following it until the deadline.
-        record_provider_alert(provider.name, exc)
-        _check_later(job)
+        alerts.record(provider.name, exc)
+        _check_later(job, provider)
         return
     except RetryableError as exc:
-        _check_later(job, hint=exc.retry_after)
+        _check_later(job, provider, hint=exc.retry_after)
         return
     except PermanentError as exc:
-        job.fail(
+        lifecycle.fail_job(
+            job,
             code=exc.code or "lost",
             message=f"{provider.label} lost track of this video ({exc.message}). "
             "Nothing was charged.",
         )
         return
-    _apply_status(job, status)
+    _apply_status(job, provider, status)
 
 
-def _apply_status(job: Job, status: TaskStatus) -> None:
-    provider = get_provider(job.provider)
+def _apply_status(job: Job, provider: RemovalProvider, status: TaskStatus) -> None:
+    if status.machine and status.machine != job.provider_server:
+        job.touch(provider_server=status.machine)
+    if status.state in (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.LOST):
+        queue.start_poller()  # its place at the provider is free: the next one goes now
     if status.cost_time_ms is not None:
         job.provider_cost_ms = status.cost_time_ms
     if status.cost_micros is not None:
         job.provider_cost_micros = status.cost_micros
-    if status.progress is not None:
-        job.provider_progress = max(0, min(100, status.progress))
-    if status.state == TaskState.FAILED:
-        if status.cost_micros is not None:
-            # A failed task can be billed too (Replicate charges its compute time).
-            job.touch(provider_cost_micros=status.cost_micros)
-        job.fail(
-            code=f"{provider.name}_{status.failure_code or 'failed'}",
-            message=provider_failure(provider, status),
-        )
+    if status.state == TaskState.LOST:
+        send_again(job, detail=status.failure_message)
+    elif status.state == TaskState.FAILED:
+        _failed(job, provider, status)
     elif status.state == TaskState.SUCCEEDED:
         if not status.result_urls:
-            job.fail(
+            lifecycle.fail_job(
+                job,
                 code="no_result",
                 message=f"{provider.label} finished but sent no video. Nothing was charged.",
             )
@@ -305,39 +405,81 @@ def _apply_status(job: Job, status: TaskStatus) -> None:
             JobState.PROCESSING,
             detail=f"{provider.label} is removing the watermark.",
             checks=job.checks + 1,
-            provider_progress=job.provider_progress,
-            next_check_at=timezone.now() + _poll_delay(job),
+            provider_progress=_percent(status.progress),
+            next_check_at=timezone.now() + _poll_delay(job, provider),
         )
     else:
-        _check_later(job)
+        _check_later(job, provider, progress=_percent(status.progress))
 
 
-def _check_later(job: Job, *, hint: float | None = None) -> None:
-    if _past_deadline(job):
-        minutes = settings.JOB_GIVE_UP_SECONDS // 60
-        label = get_provider(job.provider).label
-        job.fail(
-            code="timeout",
-            message=f"{label} did not finish this video within {minutes} minutes. "
-            "Nothing was charged.",
+def _percent(progress: int | None) -> int | None:
+    return None if progress is None else max(0, min(100, progress))
+
+
+def _failed(job: Job, provider: RemovalProvider, status: TaskStatus) -> None:
+    if status.cost_micros is not None:
+        # A failed task can be billed too (Replicate charges its compute time).
+        job.touch(provider_cost_micros=status.cost_micros)
+    errors = job.provider_errors + 1
+    if status.worth_another_try and errors < provider.tries_per_video:
+        send_again(
+            job,
+            detail=f"{provider.label} could not process this video; trying it again.",
+            provider_errors=errors,
         )
         return
-    delay = max(_poll_delay(job).total_seconds(), hint or 0)
-    job.touch(
-        checks=job.checks + 1,
-        provider_progress=job.provider_progress,
-        next_check_at=timezone.now() + timedelta(seconds=delay),
+    tries = f" ({errors} tries)" if errors > 1 else ""
+    lifecycle.fail_job(
+        job,
+        code=f"{provider.name}_{status.failure_code or 'failed'}",
+        message=f"{provider.label} could not remove the watermark{tries}: "
+        f"{status.failure_message or 'no reason given'}. Nothing was charged.",
     )
 
 
-def _poll_delay(job: Job) -> timedelta:
+def _check_later(
+    job: Job, provider: RemovalProvider, *, hint: float | None = None, progress: int | None = None
+) -> None:
+    if past_deadline(job):
+        minutes = settings.JOB_GIVE_UP_SECONDS // 60
+        lifecycle.fail_job(
+            job,
+            code="timeout",
+            message=f"{provider.label} did not finish this video within {minutes} minutes. "
+            "Nothing was charged.",
+        )
+        return
+    delay = max(_poll_delay(job, provider).total_seconds(), hint or 0)
+    job.touch(
+        checks=job.checks + 1,
+        provider_progress=job.provider_progress if progress is None else progress,
+        next_check_at=timezone.now() + timedelta(seconds=delay),
+    )
+    if provider.poll_seconds is not None:
+        # The dispatcher stops when it sees nothing due soon, which is what it sees while every
+        # check is handed out: a check that comes back due must not wait for the next sweep.
+        queue.start_poller()
+
+
+def _poll_delay(job: Job, provider: RemovalProvider) -> timedelta:
+    if provider.poll_seconds is not None:
+        return timedelta(seconds=provider.poll_seconds)
     started = job.submitted_at or job.created_at
     age = (timezone.now() - started).total_seconds()
-    return timedelta(seconds=next_poll_delay(age, expecting_callback=bool(job.callback_url)))
+    expecting_callback = bool(job.callback_url) and provider.calls_back
+    return timedelta(seconds=next_poll_delay(age, expecting_callback=expecting_callback))
 
 
-def _past_deadline(job: Job) -> bool:
+def past_deadline(job: Job) -> bool:
     return timezone.now() - job.created_at > timedelta(seconds=settings.JOB_GIVE_UP_SECONDS)
+
+
+def too_late_to_send(provider: RemovalProvider) -> str:
+    minutes = settings.JOB_GIVE_UP_SECONDS // 60
+    return (
+        f"{provider.label} could not take this video within {minutes} minutes. "
+        "Nothing was charged; please try again later."
+    )
 
 
 # --- Saving ------------------------------------------------------------------------------------
@@ -346,26 +488,36 @@ def download_job(job: Job) -> None:
         return
     if job.download_attempts >= settings.MAX_DOWNLOAD_ATTEMPTS:
         # Counted when each try starts, so crashed or killed tries count too.
-        job.fail(
+        lifecycle.fail_job(
+            job,
             code="download",
             message="The finished video could not be saved after several tries. "
             "Nothing was charged.",
         )
         return
-    lease_seconds = settings.JOB_LEASE_SECONDS
     # One download per job at a time, across all workers. The lock expires on its own if its
     # worker dies; the poller then sees the job's check come due and starts another.
+    with _download_lock(job) as held:
+        if held:
+            _download_with_lease(job)
+
+
+@contextmanager
+def _download_lock(job: Job) -> Iterator[bool]:
     lock, token = f"jobs:download:{job.pk}", secrets.token_hex(8)
-    if not cache.add(lock, token, timeout=lease_seconds):
+    if not cache.add(lock, token, timeout=settings.JOB_LEASE_SECONDS):
+        yield False
         return
     try:
-        _download_with_lease(job, lock, lease_seconds)
+        yield True
     finally:
         if cache.get(lock) == token:
             cache.delete(lock)
 
 
-def _download_with_lease(job: Job, lock: str, lease_seconds: int) -> None:
+def _download_with_lease(job: Job) -> None:
+    lease_seconds = settings.JOB_LEASE_SECONDS
+    lock = f"jobs:download:{job.pk}"
     now = timezone.now()
     if not job.touch(
         download_attempts=job.download_attempts + 1,
@@ -381,6 +533,7 @@ def _download_with_lease(job: Job, lock: str, lease_seconds: int) -> None:
         cache.touch(lock, int(seconds) + 1)
 
     _remove_abandoned_parts(job, older_than=lease_seconds)
+    provider = get_provider(job.provider)
     attempt = secrets.token_hex(4)
     try:
         stored = store_result(
@@ -388,27 +541,25 @@ def _download_with_lease(job: Job, lock: str, lease_seconds: int) -> None:
             storage_name=f"results/{job.team.public_id}/{job.public_id}-{attempt}.mp4",
             temp_name=f"{job.public_id}-{attempt}.part",
             heartbeat=heartbeat,
-            trusted_client=swc_pool.download_client(job),
+            trusted_client=provider.result_client(job.task_id),
         )
     except DownloadError as exc:
-        if exc.gone and job.provider == swc_pool.PROVIDER:
-            # The SWC server restarted between finishing and our download: clean it again.
-            swc_pool.send_again(
-                job, detail="The cleaning server lost the finished video; sending it again."
-            )
+        if exc.gone and provider.redoes_lost_results:
+            send_again(job, detail=f"{provider.label} lost the finished video; cleaning it again.")
         elif exc.retryable and job.download_attempts < settings.MAX_DOWNLOAD_ATTEMPTS:
             delay = retry_delay(job.download_attempts)
             job.touch(next_check_at=timezone.now() + timedelta(seconds=delay))
             queue.start_poller()
         else:
-            job.fail(
+            lifecycle.fail_job(
+                job,
                 code="download",
                 message=f"The finished video could not be saved: {exc.message} "
                 "Nothing was charged.",
             )
         return
-    if not job.succeed(
-        name=stored.name, size=stored.size, sha256=stored.sha256, poster=stored.poster
+    if not lifecycle.succeed_job(
+        job, name=stored.name, size=stored.size, sha256=stored.sha256, poster=stored.poster
     ):
         # The job moved on meanwhile (staff failed it, or another try won): this copy is ours
         # alone, under a name no other try uses, so it can go.
@@ -428,294 +579,3 @@ def _remove_abandoned_parts(job: Job, *, older_than: float) -> None:
         with contextlib.suppress(FileNotFoundError):
             if part.stat().st_mtime < cutoff:
                 part.unlink()
-
-
-# --- The dispatcher (poller) and the sweep -------------------------------------------------
-def poll_due_jobs(*, run_seconds: float | None = None, wait_for_lock: float = 0) -> int:
-    """Hands every due job to the right step, for up to `run_seconds`; one poller at a time.
-
-    This is where sending is scheduled: queued jobs go out only as fast as their provider's
-    limit allows (`claim_starts`), and not at all while it is unavailable. django-q2's
-    scheduler wakes only every 30 s, too slow for Kie's 2-second polling guidance, so this loop
-    runs while jobs are in flight and stops as soon as none are due soon. `wait_for_lock` lets
-    a poller started with a new cluster outlast the lock of one that died with the old one.
-    """
-    token = secrets.token_hex(8)
-    budget = settings.POLLER_RUN_SECONDS if run_seconds is None else run_seconds
-    if not _take_poller_lock(token, wait_for_lock):
-        return 0
-    handed = 0
-    out_of_time = False
-    try:
-        stop_at = time.monotonic() + budget
-        while True:
-            probe_unavailable_providers()
-            handed += _hand_out_due_jobs()
-            if not _work_due_soon():
-                break
-            if time.monotonic() >= stop_at:
-                out_of_time = True
-                break
-            time.sleep(_seconds_until_next_round())
-            holder = _poller_lock_holder()
-            if holder is None and not _take_poller_lock(token, 0):
-                break  # our lock lapsed (a slow round) and another poller took over
-            if holder not in (None, token):
-                break
-            _renew_poller_lock(token)
-    finally:
-        if _poller_lock_holder() == token:
-            cache.delete(queue.POLLER_LOCK)
-    if out_of_time and budget > 0:
-        # Work is still due: a successor takes over now, not at the next sweep. (A poller
-        # of a single round, budget 0, is a one-off.)
-        queue.start_poller()
-    return handed
-
-
-# The lock holds its poller's token and when it was last renewed (every round, about every
-# second): a waiting poller gives way at once to a live one, and waits out a dead one's.
-LIVE_POLLER_SECONDS = 2.0
-
-
-def _renew_poller_lock(token: str) -> None:
-    cache.set(queue.POLLER_LOCK, (token, time.time()), timeout=queue.POLLER_LOCK_SECONDS)
-
-
-def _poller_lock_holder() -> str | None:
-    value = cache.get(queue.POLLER_LOCK)
-    return str(value[0]) if isinstance(value, tuple | list) else value
-
-
-def _take_poller_lock(token: str, wait_seconds: float) -> bool:
-    give_up_at = time.monotonic() + wait_seconds
-    while not cache.add(queue.POLLER_LOCK, (token, time.time()), timeout=queue.POLLER_LOCK_SECONDS):
-        value = cache.get(queue.POLLER_LOCK)
-        renewed_at = value[1] if isinstance(value, tuple | list) else time.time()
-        if time.monotonic() >= give_up_at or time.time() - renewed_at < LIVE_POLLER_SECONDS:
-            return False
-        time.sleep(0.25)
-    return True
-
-
-def _work_due_soon() -> bool:
-    """Keep looping only for checks due within the horizon; later ones (callback fallbacks,
-    long back-offs) are left to the sweep, so the poller does not hold a worker idle.
-
-    Tasks on the SWC pool always count: their checks come due every moment, but a round that
-    happens to see every one of them handed out would otherwise stop the poller, and the pool
-    would wait for a new one to get through the queue."""
-    horizon = timezone.now() + timedelta(seconds=settings.POLLER_HORIZON_SECONDS)
-    return (
-        Job.objects.in_flight()
-        .filter(
-            Q(next_check_at__lte=horizon)
-            | Q(provider=swc_pool.PROVIDER, state__in=swc_pool.ACTIVE_STATES)
-        )
-        .exists()
-    )
-
-
-def _queued_kinds(now: datetime) -> list[InputKind]:
-    """The kinds of input of the queued jobs that are due."""
-    kinds = (
-        Job.objects.due(now)
-        .filter(state=JobState.QUEUED)
-        .order_by()
-        .values_list("input_kind", flat=True)
-        .distinct()
-    )
-    return [InputKind(kind) for kind in kinds]
-
-
-def _seconds_until_next_round() -> float:
-    """The next round starts when the next start frees up, if that is sooner than the usual
-    interval: a one-second cadence alone would leave a freed start unused for most of it."""
-    soonest = min(
-        (
-            stand.provider.seconds_until_start()
-            for kind in _queued_kinds(timezone.now())
-            for stand in routing.standings(kind)
-            if stand.sendable
-        ),
-        default=settings.POLLER_INTERVAL_SECONDS,
-    )
-    return min(settings.POLLER_INTERVAL_SECONDS, max(MIN_ROUND_SECONDS, soonest))
-
-
-def _hand_out_due_jobs() -> int:
-    now = timezone.now()
-    _fail_overdue_queued(now)
-    due = Job.objects.due(now).order_by("next_check_at", "id")
-    queued = due.filter(state=JobState.QUEUED)
-    handed = 0
-    # Queued jobs of each kind, in line order, shared out by the routing policy: each provider
-    # gets as many as it has starts for now; the rest stay due. The provider is chosen here,
-    # as each job is sent, so a job that waited goes wherever there is room by then. Checks
-    # and saves are looked up apart, so a long queue never holds them back.
-    for kind in _queued_kinds(now):
-        candidates = list(
-            queued.filter(input_kind=kind).values_list("pk", "next_check_at", "provider")[
-                :POLL_BATCH
-            ]
-        )
-        at = 0
-        for share in routing.split(kind, len(candidates)):
-            sent: list[int] = []
-            for pk, next_check_at, provider in candidates[at : at + share.send]:
-                moved = _moved_to(share.provider.name, provider)
-                if _claim(pk, JobState.QUEUED, next_check_at, SEND_CLAIM_SECONDS, **moved):
-                    sent.append(pk)
-            queue.send_to_provider(sent, claimed_at=share.claimed_at)
-            handed += len(sent)
-            at += share.send + share.keep
-    grace = settings.JOB_LEASE_SECONDS
-    others = due.exclude(state=JobState.QUEUED)[:POLL_BATCH]
-    for pk, state, task_id, next_check_at in others.values_list(
-        "pk", "state", "task_id", "next_check_at"
-    ):
-        if not _claim(pk, state, next_check_at, grace):
-            continue
-        handed += 1
-        if state == JobState.DOWNLOADING:
-            queue.download(pk)
-        elif task_id:
-            queue.check(pk)
-        else:
-            _recover_unconfirmed(Job.objects.get(pk=pk))
-    return handed
-
-
-def _fail_overdue_queued(now: datetime) -> None:
-    """Queued jobs past their deadline (their provider stayed unavailable, or busy) are
-    refunded here, since nothing sends them any more."""
-    deadline = now - timedelta(seconds=settings.JOB_GIVE_UP_SECONDS)
-    for job in Job.objects.filter(state=JobState.QUEUED, created_at__lt=deadline)[:POLL_BATCH]:
-        job.fail(code="timeout", message=too_late_to_send(get_provider(job.provider)))
-
-
-def _moved_to(chosen: str, provider: str) -> dict[str, str]:
-    """The fields that put a job that has not started anywhere in line for `chosen`."""
-    if chosen == provider:
-        return {}
-    # The server of a provider it leaves means nothing to the next one.
-    return {"provider": chosen, "provider_server": ""}
-
-
-def _claim(
-    pk: int, state: str, next_check_at: datetime | None, lease_seconds: float, **fields: str
-) -> bool:
-    """Claims a due job by moving its next check on: a second poller or the sweep skips it,
-    and if the step handed out is lost, the job comes due again after the lease. A queued
-    job is given to its provider in the same UPDATE (`fields`)."""
-    lease = timezone.now() + timedelta(seconds=lease_seconds)
-    return bool(
-        Job.objects.filter(pk=pk, state=state, next_check_at=next_check_at).update(
-            next_check_at=lease, **fields
-        )
-    )
-
-
-def sweep() -> None:
-    """Every minute: end retention of old results, tidy temporary files, probe unavailable
-    providers, then poll.
-
-    Each step runs whatever happened to the one before: housekeeping trouble (a storage
-    outage, say) must never stop jobs from being followed.
-    """
-    for step in (expire_results, expire_originals, remove_stale_temp_files, poll_due_jobs):
-        try:
-            step()
-        except Exception:
-            logger.exception("sweep step failed", extra={"step": step.__name__})
-
-
-def expire_results() -> int:
-    expired = 0
-    for job in Job.objects.filter(state=JobState.SUCCEEDED, expires_at__lte=timezone.now()):
-        # The file goes first: if deleting it fails, the job still points at it and the next
-        # sweep tries again, instead of leaving a file nothing refers to.
-        for stored in (job.result_file, job.result_poster, job.original_poster):
-            if stored:
-                default_storage.delete(str(stored.name))
-        expired += job.expire()
-    return expired
-
-
-def remove_stale_temp_files(max_age_seconds: float = 3600) -> int:
-    """Deletes partial downloads left behind by killed workers."""
-    removed = 0
-    cutoff = time.time() - max_age_seconds
-    for path in Path(settings.DOWNLOAD_TEMP_DIR).glob("*.part"):
-        with contextlib.suppress(FileNotFoundError):  # a download may finish meanwhile
-            if path.stat().st_mtime < cutoff:
-                path.unlink()
-                removed += 1
-    return removed
-
-
-# --- An unavailable provider --------------------------------------------------------------
-def record_provider_alert(provider: str, exc: ProviderUnavailable) -> None:
-    """Counts one more refusal on the open alert of this kind, opening it if there is none.
-
-    Every occurrence counts, however many workers report at once: the count is one UPDATE
-    with F(), and when two workers open the alert together, the loser counts on the winner's.
-    """
-    message = str(exc)[:300]
-    while True:
-        if ProviderAlert.objects.filter(
-            provider=provider, kind=exc.kind, resolved_at__isnull=True
-        ).update(occurrences=F("occurrences") + 1, last_seen_at=timezone.now(), message=message):
-            return
-        try:
-            with transaction.atomic():
-                ProviderAlert.objects.create(provider=provider, kind=exc.kind, message=message)
-        except IntegrityError:
-            continue  # another worker opened it first: count on it
-        logger.error("provider unavailable", extra={"provider": provider, "kind": exc.kind})
-        return
-
-
-def resolve_provider_alerts(provider: str) -> None:
-    ProviderAlert.objects.filter(provider=provider, resolved_at__isnull=True).update(
-        resolved_at=timezone.now()
-    )
-
-
-def unavailable_providers() -> list[str]:
-    """Providers with an open alert: nothing new is sent to them until a probe clears it."""
-    return list(
-        ProviderAlert.objects.filter(resolved_at__isnull=True)
-        .values_list("provider", flat=True)
-        .distinct()
-    )
-
-
-def probe_unavailable_providers() -> None:
-    """Asks each unavailable provider, every PROVIDER_PROBE_SECONDS, whether it is back; clears
-    its alerts when it is, so waiting jobs go out without anyone having to act."""
-    for name in unavailable_providers():
-        if not cache.add(f"jobs:probe:{name}", True, timeout=settings.PROVIDER_PROBE_SECONDS):
-            continue
-        try:
-            get_provider(name).probe()
-        except ProviderUnavailable as exc:
-            record_provider_alert(name, exc)
-        except ProviderError as exc:
-            logger.warning("provider probe failed", extra={"provider": name, "error": str(exc)})
-        else:
-            resolve_provider_alerts(name)
-            logger.info("provider back", extra={"provider": name})
-
-
-def too_late_to_send(provider: RemovalProvider) -> str:
-    minutes = settings.JOB_GIVE_UP_SECONDS // 60
-    return (
-        f"{provider.label} could not take this video within {minutes} minutes. "
-        "Nothing was charged; please try again later."
-    )
-
-
-def provider_failure(provider: RemovalProvider, status: TaskStatus) -> str:
-    reason = status.failure_message or "no reason given"
-    return f"{provider.label} could not remove the watermark: {reason}. Nothing was charged."

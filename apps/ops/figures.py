@@ -40,15 +40,16 @@ from django.db.models.functions import Trunc
 from django.utils import timezone
 
 from apps.billing.models import EntryKind, LedgerEntry, TopUp, TopUpStatus, Wallet
-from apps.jobs import swc_pool
-from apps.jobs.models import IN_FLIGHT_STATES, Job, JobState, ProviderAlert, SwcServer
-from apps.jobs.providers import REGISTRY, balance
+from apps.jobs.models import IN_FLIGHT_STATES, Job, JobState
+from apps.removal import balance
+from apps.removal.models import ProviderAlert
+from apps.removal.registry import REGISTRY, get_provider
 
 # A range longer than this is shown by day, a shorter one by hour.
 HOURLY_UP_TO = timedelta(days=2)
 LONGEST_RANGE = timedelta(days=366)
 # How long the page waits for the Kie balance before saying it is unknown.
-KIE_BALANCE_WAIT_SECONDS = 0.5
+BALANCE_WAIT_SECONDS = 0.5
 SUCCEEDED = (JobState.SUCCEEDED, JobState.EXPIRED)  # an expired job succeeded, then aged
 ENDED = (*SUCCEEDED, JobState.FAILED)
 MICROS_PER_CENT = 10_000
@@ -230,12 +231,24 @@ class Waiting:
 
 @dataclass(frozen=True)
 class Server:
+    """One machine of a provider that runs its own (an SWC server)."""
+
+    provider: str
     url: str
-    status: str  # "busy", "idle", "down" or "removed" (no longer in SWC_SERVERS)
+    status: str  # "busy", "idle", "down" or "removed" (no longer configured)
     busy: int
     done: int
     per_hour: float
     down_reason: str
+
+
+@dataclass(frozen=True)
+class ProviderBalance:
+    """What is left on the account of a provider paid in advance."""
+
+    provider: str
+    label: str
+    balance: balance.Balance
 
 
 @dataclass(frozen=True)
@@ -312,7 +325,7 @@ class Figures:
     revenue: Series
     spend: Series
     outstanding: Outstanding
-    kie_balance: balance.Balance
+    balances: list[ProviderBalance]
     alerts: list[ProviderAlert]
     generated_at: datetime = field(default_factory=timezone.now)
 
@@ -367,10 +380,11 @@ class Figures:
             yield ("queue", row.provider, "oldest_wait_seconds", _rounded(row.oldest_seconds, 1))
             yield ("queue", row.provider, "in_flight", row.in_flight)
         for server in self.pool:
-            yield ("swc_pool", server.url, "status", server.status)
-            yield ("swc_pool", server.url, "busy", server.busy)
-            yield ("swc_pool", server.url, "videos_done", server.done)
-            yield ("swc_pool", server.url, "videos_per_hour", _rounded(server.per_hour, 3))
+            section = f"{server.provider}_machines"
+            yield (section, server.url, "status", server.status)
+            yield (section, server.url, "busy", server.busy)
+            yield (section, server.url, "videos_done", server.done)
+            yield (section, server.url, "videos_per_hour", _rounded(server.per_hour, 3))
         money = self.money
         yield ("money", "topups", "count", money.topups)
         yield ("money", "topups", "usd", usd(money.topups_micros))
@@ -387,8 +401,14 @@ class Figures:
         yield ("credits_outstanding", "all_teams", "credits", self.outstanding.balance)
         yield ("credits_outstanding", "all_teams", "held_credits", self.outstanding.held)
         yield ("credits_outstanding", "all_teams", "usd", usd(self.outstanding.micros))
-        kie = self.kie_balance.credits
-        yield ("kie_balance", "kie", "credits", "unknown" if kie is None else kie)
+        for account in self.balances:
+            credits = account.balance.credits
+            yield (
+                "provider_balance",
+                account.provider,
+                "credits",
+                credits if credits is not None else "unknown",
+            )
         for alert in self.alerts:
             yield (
                 "open_alerts",
@@ -490,7 +510,7 @@ def _build(period: Period) -> Figures:
         revenue=_revenue(period, position),
         spend=Series("Provider spend ($)", spend_by_bucket),
         outstanding=_outstanding(),
-        kie_balance=balance.remaining_credits("kie", wait_seconds=KIE_BALANCE_WAIT_SECONDS),
+        balances=_balances(),
         alerts=list(ProviderAlert.objects.filter(resolved_at__isnull=True)),
     )
 
@@ -518,40 +538,45 @@ def _waiting() -> list[Waiting]:
 
 
 def _pool(jobs: QuerySet[Job], period: Period) -> list[Server]:
-    busy = dict(
-        Job.objects.filter(provider=swc_pool.PROVIDER, state__in=swc_pool.ACTIVE_STATES)
+    """Every machine of the providers that run their own, with what each did in the period."""
+    rows = (
+        jobs.filter(state__in=SUCCEEDED)
         .order_by()
-        .values_list("provider_server")
+        .values("provider", "provider_server")
         .annotate(n=Count("id"))
+        .values_list("provider", "provider_server", "n")
     )
-    done = dict(
-        jobs.filter(provider=swc_pool.PROVIDER, state__in=SUCCEEDED)
-        .order_by()
-        .values_list("provider_server")
-        .annotate(n=Count("id"))
-    )
-    configured = set(swc_pool.configured_urls())
+    done = {(provider, machine): count for provider, machine, count in rows}
+    hours = period.hours_so_far
     servers = []
-    for server in SwcServer.objects.all():
-        if server.url not in configured:
-            status = "removed"
-        elif not server.healthy:
-            status = "down"
-        else:
-            status = "busy" if busy.get(server.url) else "idle"
-        count = done.get(server.url, 0)
-        hours = period.hours_so_far
-        servers.append(
-            Server(
-                server.url,
-                status,
-                busy.get(server.url, 0),
-                count,
-                count / hours if hours else 0.0,
-                server.down_reason,
+    for name in REGISTRY:
+        for machine in get_provider(name).machines():
+            count = done.get((name, machine.address), 0)
+            servers.append(
+                Server(
+                    name,
+                    machine.address,
+                    machine.status,
+                    machine.busy,
+                    count,
+                    count / hours if hours else 0.0,
+                    machine.down_reason,
+                )
             )
-        )
     return servers
+
+
+def _balances() -> list[ProviderBalance]:
+    """Providers paid in advance: their remaining credits, asked at most once a minute."""
+    return [
+        ProviderBalance(
+            name,
+            provider.label,
+            balance.remaining_credits(name, wait_seconds=BALANCE_WAIT_SECONDS),
+        )
+        for name in REGISTRY
+        if (provider := get_provider(name)).keeps_a_balance
+    ]
 
 
 def _clawback_micros() -> Any:

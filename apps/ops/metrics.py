@@ -25,8 +25,10 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from apps.billing.models import Wallet
-from apps.jobs.models import Job, JobState, ProviderAlert, SwcServer
-from apps.jobs.providers import REGISTRY as PROVIDERS
+from apps.jobs.models import Job, JobState
+from apps.removal.models import ProviderAlert
+from apps.removal.registry import REGISTRY as PROVIDERS
+from apps.removal.registry import get_provider
 
 PATH = "/metrics"
 
@@ -89,12 +91,15 @@ class DatabaseCollector(Collector):
             alerts.add_metric([provider, kind], 1)
         yield alerts
 
-        servers = GaugeMetricFamily(
-            "unmark_swc_server_healthy", "SWC servers of the pool: 1 up, 0 down.", labels=["url"]
+        machines = GaugeMetricFamily(
+            "unmark_provider_machine_up",
+            "Machines of the providers that run their own (SWC servers): 1 up, 0 down.",
+            labels=["provider", "url"],
         )
-        for url, healthy in SwcServer.objects.values_list("url", "healthy"):
-            servers.add_metric([url], int(healthy))
-        yield servers
+        for name in PROVIDERS:
+            for machine in get_provider(name).machines():
+                machines.add_metric([name, machine.address], int(machine.status != "down"))
+        yield machines
 
 
 class _ThisProcess(Collector):

@@ -1,6 +1,6 @@
 """Sending a delivery: claim it, sign it, post it, record what came back.
 
-Runs in a worker (see `apps.jobs.tasks.deliver_webhook` and the sweep). A delivery is sent by
+Runs in a worker (see `apps.webhooks.tasks`). A delivery is sent by
 one worker at a time: it is claimed with a conditional UPDATE that takes a lease, and the
 outcome is recorded only by the lease holder. No transaction is open while the receiver is
 being asked, and the whole exchange — connecting, TLS, sending, the answer — must finish

@@ -2,14 +2,12 @@
 
 Where this sits: below jobs and billing, on accounts (import-linter's layers). Jobs and billing
 are where events happen, so they call down into `emit` — inside the transaction that makes the
-change, so the delivery rows (an outbox) commit with it or not at all. This app knows nothing of
-the task queue: it never needs to, because a sweep that jobs schedules sends whatever is due
-(`sending.hand_out_due`). To send new messages at once rather than at the next sweep, jobs
-tells it, when the app starts, how to hand a delivery to a worker (`announce_with`, set in
-`JobsConfig.ready`) — the way `accounts.usage` learns to count credits.
+change, so the delivery rows (an outbox) commit with it or not at all. Each new delivery goes
+to a worker of its own once that commits (`tasks.deliver_webhook`); a sweep every minute sends
+retries as they fall due, and any delivery whose first task was lost (`tasks.send_due_webhooks`).
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -17,32 +15,24 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from apps import outbound
+from apps import outbound, taskqueue
 from apps.accounts.models import Team, TeamEventKind, User
 from apps.accounts.services import record_team_event
 from apps.outbound import Refusal
 from apps.webhooks.models import TEST_EVENT, Delivery, DeliveryState, Endpoint, new_secret
 
-type Announcer = Callable[[list[int]], None]
-
-
-def _sweep_will_send(delivery_ids: list[int]) -> None:
-    """Without a way to reach a worker now, the next sweep sends them."""
-
-
-_announce: Announcer = _sweep_will_send
-
-
-def announce_with(announcer: Announcer) -> None:
-    global _announce
-    _announce = announcer
-
 
 def _announce_on_commit(deliveries: Iterable[Delivery]) -> list[int]:
     ids = [delivery.pk for delivery in deliveries]
-    if ids:
-        transaction.on_commit(lambda: _announce(ids))
+    deliver_soon(ids)
     return ids
+
+
+def deliver_soon(delivery_ids: Iterable[int]) -> None:
+    """Each delivery to a worker of its own once the transaction commits, so one slow receiver
+    holds up no other."""
+    for delivery_id in delivery_ids:
+        taskqueue.enqueue("apps.webhooks.tasks.deliver_webhook", delivery_id)
 
 
 def emit(*, team_id: int, event_type: str, payload: dict[str, Any]) -> list[int]:

@@ -15,8 +15,8 @@ from django.utils.cache import patch_cache_control
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.accounts.access import MemberRequest, get_team_owned, require_role, team_member_required
+from apps.accounts.confirm import confirm_page
 from apps.accounts.models import MANAGER_ROLES
-from apps.accounts.views import confirm_page
 from apps.webhooks import services
 from apps.webhooks.forms import EndpointForm
 from apps.webhooks.models import Delivery, Endpoint, EventType

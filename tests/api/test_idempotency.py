@@ -185,8 +185,8 @@ def test_answers_are_kept_a_day_then_forgotten(acme, acme_api):
 def test_the_worker_schedule_forgets_old_answers(acme, acme_api):
     from django_q.models import Schedule
 
+    from apps import taskqueue
     from apps.api.tasks import forget_idempotency_keys
-    from apps.jobs import queue
 
     fund(acme, 100)
     acme_api.post("/jobs", {"links": [GOOD_LINK]}, idempotency_key="old")
@@ -194,7 +194,7 @@ def test_the_worker_schedule_forgets_old_answers(acme, acme_api):
     IdempotentRequest.objects.filter(key="old").update(
         created_at=timezone.now() - timedelta(days=2)
     )
-    queue.ensure_schedules()
+    taskqueue.ensure_schedules()
 
     forgotten = forget_idempotency_keys()
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 from apps.accounts.models import Team
 from apps.billing import ledger
 from apps.billing.models import EntryKind, LedgerEntry
+from apps.jobs import lifecycle
 from apps.jobs.links import check_share_link
 from apps.jobs.models import Job, JobState
 from tests.api.conftest import GOOD_LINK, OTHER_LINK, ApiClient, key_for, link, membership
@@ -268,7 +269,7 @@ def test_one_job_shows_its_timeline_credits_and_a_signed_result_link(
     name = default_storage.save("results/clean.mp4", ContentFile(b"clean video bytes"))
     job.move(JobState.SUBMITTED)
     job.move(JobState.DOWNLOADING)
-    job.succeed(name=name, size=17, sha256="ab" * 32)
+    lifecycle.succeed_job(job, name=name, size=17, sha256="ab" * 32)
 
     body = acme_api.get(f"/jobs/{job_id}").json()
 
@@ -296,7 +297,7 @@ def test_a_result_link_stops_working_after_its_time(acme, alice, acme_api, setti
     name = default_storage.save("results/clean.mp4", ContentFile(b"clean"))
     job.move(JobState.SUBMITTED)
     job.move(JobState.DOWNLOADING)
-    job.succeed(name=name, size=5, sha256="ab" * 32)
+    lifecycle.succeed_job(job, name=name, size=5, sha256="ab" * 32)
     url = acme_api.get(f"/jobs/{job_id}").json()["result"]["url"]
 
     settings.API_RESULT_URL_SECONDS = -1

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from apps.jobs.models import InputKind, Job
+from apps.jobs.models import Job
+from apps.removal.base import InputKind
 from tests.api.conftest import GOOD_LINK, key_for
 from tests.api.test_jobs_api import fund
 from tests.clips import make_clip

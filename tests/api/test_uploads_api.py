@@ -6,7 +6,8 @@ from pathlib import Path
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from apps.billing import ledger
-from apps.jobs.models import InputKind, Job, Upload
+from apps.jobs.models import Job, Upload
+from apps.removal.base import InputKind
 from tests.api.conftest import ApiClient, key_for
 from tests.api.test_jobs_api import fund
 from tests.jobs.uploads import clip_bytes, png_bytes, video_file

@@ -2,6 +2,7 @@
 API checks what arrived (S3 faked by moto at the boto3 boundary)."""
 
 from apps.billing import ledger
+from apps.jobs import lifecycle
 from apps.jobs.models import Job, Upload
 from tests.api.test_jobs_api import fund
 from tests.jobs.test_uploads_s3 import BUCKET, s3  # noqa: F401  # the moto bucket fixture
@@ -97,7 +98,7 @@ def test_a_result_link_redirects_to_a_short_lived_signed_bucket_link(s3, acme, a
     job = Job.objects.get(public_id=job_id)
     job.move(JobState.SUBMITTED)
     job.move(JobState.DOWNLOADING)
-    job.succeed(name="results/clean.mp4", size=5, sha256="ab" * 32)
+    lifecycle.succeed_job(job, name="results/clean.mp4", size=5, sha256="ab" * 32)
 
     url = acme_api.get(f"/jobs/{job_id}").json()["result"]["url"]
     response = Client().get(url)

@@ -39,7 +39,7 @@ from playwright.sync_api import (
 )
 from pytest_django.live_server_helper import LiveServer
 
-from apps.jobs.simulators.kie import KieSimulator, SimulatorConfig
+from apps.simulators.kie import KieSimulator, SimulatorConfig
 from tests.live import ROOT, WorkerProcess
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -19,9 +19,10 @@ from playwright.sync_api import Browser, Page, expect
 
 from apps.billing import ledger
 from apps.billing.models import TopUp, TopUpStatus
-from apps.jobs.models import JobState, ProviderAlert, SwcServer
-from apps.jobs.providers import balance
-from apps.jobs.simulators.kie import KieSimulator, SimulatorConfig
+from apps.jobs.models import JobState
+from apps.removal import balance
+from apps.removal.models import ProviderAlert, SwcServer
+from apps.simulators.kie import KieSimulator, SimulatorConfig
 from tests.browser.conftest import ARTIFACTS, DESKTOP, PHONE
 from tests.browser.steps import sideways_overflow
 from tests.factories import PASSWORD, UserFactory, make_job
@@ -73,7 +74,7 @@ def seed_a_day_of_business() -> None:
         checkout_session_id="cs_journey", paid_at=now,
     )  # fmt: skip
     ledger.credit_topup(topup=topup)
-    SwcServer.objects.create(url="http://gpu1:5344")
+    SwcServer.objects.get_or_create(url="http://gpu1:5344")  # a video runs on it
     SwcServer.objects.create(url="http://gpu2:5344", healthy=False, down_reason="not answering")
     ProviderAlert.objects.create(provider="kie", kind="paused", message="Kie paused Sora removal.")
 
@@ -151,7 +152,7 @@ def test_staff_read_the_day_s_figures_and_take_them_away_as_csv(open_page, kie, 
     assert figures["outcomes", "all", "videos"] == "6"
     assert figures["range", "utc", "bucket"] == "hour"
     assert figures["money", "topups", "usd"] == "5.00"
-    assert figures["kie_balance", "kie", "credits"] == "987650"
+    assert figures["provider_balance", "kie", "credits"] == "987650"
 
 
 def test_a_person_who_is_not_staff_finds_no_operations_page(open_page):

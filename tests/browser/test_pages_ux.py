@@ -14,7 +14,7 @@ from pytest_django.live_server_helper import LiveServer
 from apps.accounts.models import Membership, Role
 from apps.accounts.services import create_team
 from apps.billing import ledger
-from apps.jobs import services
+from apps.jobs import submission
 from tests.browser.steps import share_link
 from tests.factories import UserFactory
 
@@ -61,7 +61,7 @@ def test_every_main_page_passes_axe(open_page, live_server):
     team = create_team(name="Studio", owner=owner)
     ledger.grant(team=team, credits=100, key="axe", memo="Test credits")
     member = Membership.objects.get(team=team, user=owner)
-    [job] = services.submit_jobs(membership=member, links=[share_link(7)])
+    [job] = submission.submit_jobs(membership=member, links=[share_link(7)])
     visitor = open_page("visitor")
     pages = ["/", "/accounts/login/", "/accounts/signup/", "/terms/", "/privacy/", "/contact/"]
     for path in pages:

@@ -11,8 +11,9 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import expect
 
-from apps.jobs.models import Job, JobState, ProviderAlert, SwcServer
-from apps.jobs.simulators.replicate import ReplicateSimulator
+from apps.jobs.models import Job, JobState
+from apps.removal.models import ProviderAlert, SwcServer
+from apps.simulators.replicate import ReplicateSimulator
 from tests.browser.steps import JOB_TIMEOUT_MS, balance_chip, sign_up
 from tests.clips import make_clip
 from tests.live import free_port

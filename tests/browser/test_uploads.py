@@ -14,7 +14,7 @@ from PIL import ImageStat
 from playwright.sync_api import Page, expect
 
 from apps.jobs.models import Job, JobState, Upload
-from apps.jobs.simulators.swc import SwcSimConfig, SwcSimulator
+from apps.simulators.swc import SwcSimConfig, SwcSimulator
 from tests.browser.steps import JOB_TIMEOUT_MS, balance_chip, sign_up
 from tests.clips import make_clip, mark_box
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from apps.jobs.simulators.kie import SAMPLE_MP4
+from apps.simulators.kie import SAMPLE_MP4
 from tests.browser.steps import (
     JOB_TIMEOUT_MS,
     balance_chip,

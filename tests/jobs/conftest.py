@@ -20,11 +20,11 @@ from django_q.signing import SignedPackage
 
 from apps.accounts.models import Membership, User
 from apps.billing import ledger
-from apps.jobs import pipeline, services
-from apps.jobs.models import InputKind, Job, JobState
-from apps.jobs.providers.base import TaskInput, TaskState, TaskStatus
-from apps.jobs.providers.kie import KieProvider
-from apps.jobs.simulators.kie import KieSimulator, SimulatorConfig
+from apps.jobs import dispatcher, lifecycle, submission
+from apps.jobs.models import Job, JobState
+from apps.removal.base import InputKind, TaskInput, TaskState, TaskStatus
+from apps.removal.kie import KieProvider
+from apps.simulators.kie import KieSimulator, SimulatorConfig
 from tests.jobs.swc import STALL_SECONDS, Pool
 
 SIM_KEY = "sim-test-key"
@@ -250,7 +250,7 @@ def drive(run_tasks: Worker) -> Callable[..., None]:
             if not Job.objects.filter(pk__in=ids).in_flight().exists():
                 return
             Job.objects.filter(pk__in=ids).in_flight().update(next_check_at=timezone.now())
-            pipeline.poll_due_jobs(run_seconds=0)
+            dispatcher.poll_due_jobs(run_seconds=0)
             time.sleep(0.03)  # the simulator's own clock moves its tasks along
         pytest.fail(
             "jobs did not finish: "
@@ -277,11 +277,11 @@ def media_storage(settings, tmp_path: Path) -> Path:
 def finished_job(membership: Membership, link: str = SORA_LINK) -> Job:
     """A job that went through the real service calls and has a stored result (needs
     `media_storage`)."""
-    [job] = services.submit_jobs(membership=membership, links=[link])
+    [job] = submission.submit_jobs(membership=membership, links=[link])
     job.move(JobState.SUBMITTED, task_id="task-1")
     job.move(JobState.DOWNLOADING, result_url="https://example.com/out.mp4")
     name = default_storage.save(f"results/{job.public_id}.mp4", ContentFile(VIDEO))
-    job.succeed(name=name, size=len(VIDEO), sha256="x" * 64)
+    lifecycle.succeed_job(job, name=name, size=len(VIDEO), sha256="x" * 64)
     return job
 
 
@@ -307,7 +307,7 @@ def step(run_tasks: Worker) -> Callable[[], None]:
 
     def once() -> None:
         run_tasks()
-        pipeline.poll_due_jobs(run_seconds=0)
+        dispatcher.poll_due_jobs(run_seconds=0)
         run_tasks()
 
     return once

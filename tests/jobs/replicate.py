@@ -23,10 +23,10 @@ from django.utils import timezone
 from apps.accounts.models import Membership
 from apps.billing import ledger
 from apps.jobs import queue
-from apps.jobs.models import InputKind, Job, JobEvent, JobState
-from apps.jobs.providers.base import TaskInput, TaskState, TaskStatus
-from apps.jobs.providers.replicate import ReplicateProvider
-from apps.jobs.simulators.replicate import ReplicateSimConfig, ReplicateSimulator
+from apps.jobs.models import Job, JobEvent, JobState
+from apps.removal.base import InputKind, TaskInput, TaskState, TaskStatus
+from apps.removal.replicate import ReplicateProvider
+from apps.simulators.replicate import ReplicateSimConfig, ReplicateSimulator
 from tests.clips import make_clip
 
 SIM_TOKEN = "r8_sim-test-token"

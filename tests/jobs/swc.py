@@ -16,10 +16,13 @@ from PIL import ImageStat
 from apps.accounts.models import Membership
 from apps.billing import ledger
 from apps.billing.models import LedgerEntry
-from apps.jobs import queue, swc_pool
-from apps.jobs.models import InputKind, Job, JobEvent, JobState, SwcServer
-from apps.jobs.providers.swc import SwcClient, SwcResult, SwcStatus
-from apps.jobs.simulators.swc import SwcSimConfig, SwcSimulator
+from apps.jobs import queue
+from apps.jobs.models import Job, JobEvent, JobState
+from apps.removal.base import InputKind
+from apps.removal.models import SwcServer
+from apps.removal.swc import pool as swc_pool
+from apps.removal.swc.client import SwcClient, SwcResult, SwcStatus
+from apps.simulators.swc import SwcSimConfig, SwcSimulator
 from tests.clips import mark_box
 
 CLIP_SIZE = (144, 256)
@@ -68,7 +71,7 @@ def file_jobs(membership: Membership, clip: Path, count: int = 1) -> list[Job]:
                     original_file=name,
                     original_name=clip.name,
                     original_size=clip.stat().st_size,
-                    provider=swc_pool.PROVIDER,
+                    provider=swc_pool.SwcPool.name,
                     credits=settings.CREDITS_PER_VIDEO,
                     next_check_at=timezone.now(),
                 )

@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from apps.accounts.models import User
 from apps.billing import ledger
-from apps.jobs import services
+from apps.jobs import submission
 from apps.jobs.models import Job, JobState
 
 pytestmark = pytest.mark.django_db
@@ -23,7 +23,7 @@ def staff_with(*codenames: str) -> User:
 @pytest.fixture
 def queued_job(alice) -> Job:
     membership = alice.memberships.select_related("team", "user").get()
-    [job] = services.submit_jobs(membership=membership, links=[LINK])
+    [job] = submission.submit_jobs(membership=membership, links=[LINK])
     return job
 
 

@@ -13,11 +13,12 @@ from django.core.management import call_command
 from apps.accounts.models import Membership, Team, User
 from apps.billing import ledger
 from apps.billing.models import EntryKind, LedgerEntry, Wallet
-from apps.jobs import services
+from apps.jobs import submission
 from apps.jobs.limits import MonthlyLimitReached
-from apps.jobs.models import Job, ProviderAlert
-from apps.jobs.pipeline import record_provider_alert
-from apps.jobs.providers.base import ProviderUnavailable
+from apps.jobs.models import Job
+from apps.removal.alerts import record as record_provider_alert
+from apps.removal.base import ProviderUnavailable
+from apps.removal.models import ProviderAlert
 from tests.threads import AvailableWatcher, run_at_once
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -42,7 +43,7 @@ def test_two_members_submitting_at_once_never_spend_more_than_the_team_has(acme,
     turns = [in_team(acme, bob), in_team(acme, carol)]
 
     def submit(i: int) -> list[Job]:
-        return services.submit_jobs(membership=turns[i % 2], links=[link(i)])
+        return submission.submit_jobs(membership=turns[i % 2], links=[link(i)])
 
     with AvailableWatcher(acme) as watcher:
         results = run_at_once(RACERS, submit)
@@ -64,7 +65,7 @@ def test_a_submission_that_does_not_fit_creates_nothing_even_under_contention(ac
     turns = [in_team(acme, bob), in_team(acme, carol)]
 
     def submit(i: int) -> list[Job]:
-        return services.submit_jobs(
+        return submission.submit_jobs(
             membership=turns[i % 2], links=[link(3 * i), link(3 * i + 1), link(3 * i + 2)]
         )
 
@@ -87,7 +88,7 @@ def test_a_members_monthly_limit_holds_when_she_submits_many_times_at_once(acme,
     turns = [in_team(acme, bob), in_team(acme, carol)]
 
     def submit(i: int) -> list[Job]:
-        return services.submit_jobs(membership=turns[i % 2], links=[link(i)])
+        return submission.submit_jobs(membership=turns[i % 2], links=[link(i)])
 
     results = run_at_once(RACERS, submit)
 
@@ -115,21 +116,19 @@ def test_every_provider_refusal_is_counted_when_workers_report_at_once():
 def test_one_form_sent_ten_times_at_once_makes_its_jobs_once(acme, bob):
     """The database, not a cache entry, refuses the copies: one set of jobs, one hold each."""
     fund(acme, 1000)
-    submission = uuid.uuid4()
+    form_id = uuid.uuid4()
     bobs = in_team(acme, bob)
 
     def send(i: int) -> list[Job]:
-        return services.submit_jobs(
-            membership=bobs, links=[link(1), link(2)], submission=submission
-        )
+        return submission.submit_jobs(membership=bobs, links=[link(1), link(2)], submission=form_id)
 
     results = run_at_once(10, send)
 
     made = [r for r in results if isinstance(r, list)]
-    refused = [r for r in results if isinstance(r, services.AlreadySubmitted)]
+    refused = [r for r in results if isinstance(r, submission.AlreadySubmitted)]
     assert (len(made), len(refused)) == (1, 9), results
     assert all([job.pk for job in r.jobs] == [job.pk for job in made[0]] for r in refused)
-    assert Job.objects.filter(team=acme, submission_id=submission).count() == 2
+    assert Job.objects.filter(team=acme, submission_id=form_id).count() == 2
     assert LedgerEntry.objects.filter(team=acme, kind=EntryKind.HOLD).count() == 2
     assert ledger.available_credits(acme) == 980
     call_command("reconcile")  # raises CommandError on any drift

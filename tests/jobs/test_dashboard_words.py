@@ -13,7 +13,7 @@ from django.utils import timezone
 from apps.accounts.models import Membership
 from apps.billing import ledger
 from apps.billing.models import Wallet
-from apps.jobs import services
+from apps.jobs import lifecycle, submission
 from apps.jobs.models import Job, JobState
 from tests.jobs.test_views import GOOD, OTHER, THIRD, dashboard_url, personal, submit
 
@@ -37,11 +37,11 @@ def test_the_header_and_dashboard_show_available_and_reserved_apart(login, alice
 
 
 def test_the_credits_column_says_charged_and_refunded(login, alice):
-    charged, refunded = services.submit_jobs(membership=personal(alice), links=[GOOD, OTHER])
+    charged, refunded = submission.submit_jobs(membership=personal(alice), links=[GOOD, OTHER])
     charged.move(JobState.SUBMITTED)
     charged.move(JobState.DOWNLOADING)
-    charged.succeed(name="results/x.mp4", size=1, sha256="x" * 64)
-    refunded.fail(code="kie_500", message="It could not be processed.")
+    lifecycle.succeed_job(charged, name="results/x.mp4", size=1, sha256="x" * 64)
+    lifecycle.fail_job(refunded, code="kie_500", message="It could not be processed.")
 
     page = login(alice).get(dashboard_url(charged.team))
     table = words(page).split("Your team's videos")[1]
@@ -98,7 +98,7 @@ def test_a_member_with_a_monthly_limit_sees_what_is_left_and_no_buy_link(login, 
 
 
 def test_removal_shows_the_providers_own_percentage(login, alice):
-    [job] = services.submit_jobs(membership=personal(alice), links=[GOOD])
+    [job] = submission.submit_jobs(membership=personal(alice), links=[GOOD])
     job.move(JobState.SUBMITTED, submitted_at=timezone.now())
     job.move(JobState.PROCESSING)
     job.touch(provider_progress=45)
@@ -111,7 +111,7 @@ def test_removal_shows_the_providers_own_percentage(login, alice):
 
 
 def test_without_a_percentage_from_the_provider_the_estimate_says_so(login, alice):
-    [job] = services.submit_jobs(membership=personal(alice), links=[GOOD])
+    [job] = submission.submit_jobs(membership=personal(alice), links=[GOOD])
     job.move(JobState.SUBMITTED, submitted_at=timezone.now() - timedelta(seconds=30))
     job.move(JobState.PROCESSING)
 
@@ -128,7 +128,7 @@ def test_no_stage_names_a_vendor():
 
 
 def test_cancel_is_offered_while_queued_and_explained_once_sent(login, alice):
-    queued, sent = services.submit_jobs(membership=personal(alice), links=[GOOD, OTHER])
+    queued, sent = submission.submit_jobs(membership=personal(alice), links=[GOOD, OTHER])
     sent.move(JobState.SUBMITTED)
     client = login(alice)
 
@@ -144,7 +144,7 @@ def test_cancel_is_offered_while_queued_and_explained_once_sent(login, alice):
 
 
 def test_the_timeline_shows_dates_in_the_viewers_time_zone(login, alice):
-    [job] = services.submit_jobs(membership=personal(alice), links=[GOOD])
+    [job] = submission.submit_jobs(membership=personal(alice), links=[GOOD])
     client = login(alice)
     local = timezone.localtime(job.created_at, timezone=ZoneInfo("Asia/Tokyo"))
 
@@ -157,14 +157,14 @@ def test_the_timeline_shows_dates_in_the_viewers_time_zone(login, alice):
 
 
 def test_the_live_refresh_announces_videos_that_ended(login, alice):
-    [job] = services.submit_jobs(membership=personal(alice), links=[GOOD])
+    [job] = submission.submit_jobs(membership=personal(alice), links=[GOOD])
     client = login(alice)
     table_url = reverse("jobs:table", args=[job.team.public_id])
     first = client.get(table_url, headers={"HX-Request": "true"})
     since = first.text.split("since=")[1].split('"')[0]
     assert 'id="announcer"' not in first.text
 
-    job.fail(code="x", message="Could not be processed.")
+    lifecycle.fail_job(job, code="x", message="Could not be processed.")
     refresh = client.get(table_url, {"since": since}, headers={"HX-Request": "true"})
 
     assert f"Video {job.video_id} failed; its credits were refunded." in refresh.text

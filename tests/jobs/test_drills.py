@@ -19,12 +19,14 @@ from django.test import Client
 from django.utils import timezone
 from pytest_django.live_server_helper import LiveServer
 
+from apps import taskqueue
 from apps.accounts.models import Membership
 from apps.billing import ledger
 from apps.billing.models import LedgerEntry
-from apps.jobs import queue, services
-from apps.jobs.models import Job, JobState, ProviderAlert
-from apps.jobs.simulators.kie import KieSimulator
+from apps.jobs import submission
+from apps.jobs.models import Job, JobState
+from apps.removal.models import ProviderAlert
+from apps.simulators.kie import KieSimulator
 from tests.live import TcpProxy, WorkerProcess, worker_database_url
 
 pytestmark = [pytest.mark.drill, pytest.mark.django_db(transaction=True)]
@@ -41,7 +43,7 @@ class Drill:
 
     def submit(self, count: int) -> list[Job]:
         links = [f"https://sora.chatgpt.com/p/s_{time.time_ns() + i:032x}" for i in range(count)]
-        return services.submit_jobs(membership=self.membership, links=links)
+        return submission.submit_jobs(membership=self.membership, links=links)
 
     def kie_tasks(self, job: Job) -> int:
         return len(self.simulator.seen(callback=job.callback_token)["tasks"])
@@ -243,5 +245,5 @@ def test_a_burst_of_callbacks_for_one_task_makes_one_status_query(drill):
     # One recordInfo for the six callbacks (the poller's fallback is 30-45 s away).
     assert drill.requests("/recordInfo") == 1
     assert_settled_once([job])
-    assert queue.clusters()[0]["database"] is True
+    assert taskqueue.clusters()[0]["database"] is True
     assert Job.objects.filter(pk=job.pk, callback_at__gte=timezone.now() - timedelta(minutes=1))

@@ -19,8 +19,9 @@ from django.test import Client
 from django.urls import reverse
 
 from apps.billing.models import LedgerEntry
-from apps.jobs import pipeline, services
-from apps.jobs.models import Job, JobState, ProviderAlert
+from apps.jobs import dispatcher, submission
+from apps.jobs.models import Job, JobState
+from apps.removal.models import ProviderAlert
 from tests.jobs.conftest import SORA_LINK
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -55,7 +56,7 @@ def test_a_passing_fault_delays_the_job_and_then_it_finishes(
 ):
     settings.KIE_TIMEOUT_SECONDS = 1
     sim_stack.simulator.configure(**TRANSIENT_FAULTS[fault])
-    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    [job] = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
 
     run_tasks()
 
@@ -81,7 +82,7 @@ def test_kie_failing_for_good_gives_up_after_a_few_tries_and_refunds(
     sim_stack, alice_membership, drive, login, alice
 ):
     sim_stack.simulator.configure(forced_code=500, forced_msg="Internal server error")
-    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    [job] = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
 
     drive([job])
 
@@ -109,7 +110,7 @@ def test_a_lasting_fault_fails_the_job_clearly_and_refunds(
     config, says, sim_stack, alice_membership, drive, login, alice
 ):
     sim_stack.simulator.configure(**config)
-    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    [job] = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
 
     drive([job])
 
@@ -132,7 +133,7 @@ def test_a_maintenance_window_holds_jobs_without_using_attempts_until_kie_is_bac
 ):
     settings.PROVIDER_PROBE_SECONDS = 1
     sim_stack.simulator.configure(forced_code=455, forced_msg="Service under maintenance")
-    [first] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    [first] = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     run_tasks()
 
     first.refresh_from_db()
@@ -144,9 +145,9 @@ def test_a_maintenance_window_holds_jobs_without_using_attempts_until_kie_is_bac
     alert = ProviderAlert.objects.get(resolved_at=None)
     assert (alert.provider, alert.kind) == ("kie", "maintenance")
     # While it lasts, nothing new goes out: not the next video, not this one again.
-    [second] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    [second] = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     run_tasks()
-    pipeline.poll_due_jobs(run_seconds=0)
+    dispatcher.poll_due_jobs(run_seconds=0)
     run_tasks()
     assert creates_seen(sim_stack) == 1
     page = login(alice).get(reverse("jobs:dashboard", args=[alice_membership.team.public_id])).text
@@ -178,7 +179,7 @@ def test_jobs_wait_for_an_unavailable_kie_and_are_refunded_at_their_deadline(
     config, kind, sim_stack, alice_membership, run_tasks, drive, login, alice, settings
 ):
     sim_stack.simulator.configure(**config)
-    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    [job] = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     run_tasks()
     job.refresh_from_db()
     assert (job.state, job.attempts) == (JobState.QUEUED, 0)
@@ -236,7 +237,7 @@ def database_unavailable() -> Iterator[None]:
 def test_a_callback_during_a_database_outage_is_lost_and_the_poller_finishes_the_job(
     sim_stack, alice_membership, run_tasks, drive, login, alice
 ):
-    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    [job] = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     run_tasks()
     job.refresh_from_db()
     sim_stack.wait_until_done(job.task_id)
@@ -244,7 +245,7 @@ def test_a_callback_during_a_database_outage_is_lost_and_the_poller_finishes_the
 
     with database_unavailable():
         response = kie.post(
-            reverse("jobs:kie_callback", args=[job.callback_token]),
+            reverse("jobs:callback", args=["kie", job.callback_token]),
             sim_stack.callback_body(job.task_id),
             content_type="application/json",
         )

@@ -5,7 +5,7 @@ import logging
 import pytest
 
 from apps.accounts.models import Membership
-from apps.jobs import services
+from apps.jobs import submission
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -19,13 +19,13 @@ def test_no_secret_reaches_the_logs(sim_stack, alice, drive, caplog, settings):
     membership = Membership.objects.select_related("team", "user").get(
         user=alice, team__is_personal=True
     )
-    [job] = services.submit_jobs(membership=membership, links=[LINK])
+    [job] = submission.submit_jobs(membership=membership, links=[LINK])
 
     drive([job])
 
     job.refresh_from_db()
     assert job.callback_token in str(job.callback_url)
-    ours = [r for r in caplog.records if not r.name.startswith("apps.jobs.simulators")]
+    ours = [r for r in caplog.records if not r.name.startswith("apps.simulators")]
     text = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in ours)
     assert "job state changed" in text  # the logs did capture the run
     assert "kie call" in text

@@ -12,7 +12,7 @@ from django.urls import reverse
 from apps.accounts.emails import compose
 from apps.accounts.models import Team
 from apps.billing.models import Wallet
-from apps.jobs import services
+from apps.jobs import lifecycle, submission
 from apps.jobs.models import BatchNotice, Job, JobState
 from apps.jobs.notifications import notify_batch_finished
 from config.local_mail import LocalMailBackend
@@ -27,7 +27,7 @@ THIRD = "https://sora.chatgpt.com/p/s_fedcba9876543210fedcba9876543210"
 def succeed(job: Job) -> None:
     job.move(JobState.SUBMITTED, task_id=f"task-{job.pk}")
     job.move(JobState.DOWNLOADING)
-    job.succeed(name=f"results/{job.pk}.mp4", size=len(VIDEO), sha256="x" * 64)
+    lifecycle.succeed_job(job, name=f"results/{job.pk}.mp4", size=len(VIDEO), sha256="x" * 64)
 
 
 def test_one_email_tells_what_succeeded_and_failed_once_the_whole_batch_ended(
@@ -35,12 +35,12 @@ def test_one_email_tells_what_succeeded_and_failed_once_the_whole_batch_ended(
 ):
     settings.SITE_URL = "https://unmark.example"
     Wallet.objects.filter(team=alice_membership.team).update(balance=100)
-    ok, broken, later = services.submit_jobs(
+    ok, broken, later = submission.submit_jobs(
         membership=alice_membership, links=[SORA_LINK, OTHER, THIRD]
     )
     with django_capture_on_commit_callbacks(execute=True):
         succeed(ok)
-        broken.fail(code="kie_500", message="The video could not be processed.")
+        lifecycle.fail_job(broken, code="kie_500", message="The video could not be processed.")
     run_tasks()
     assert mail.outbox == []  # one job is still in flight
 
@@ -72,9 +72,9 @@ def test_one_email_tells_what_succeeded_and_failed_once_the_whole_batch_ended(
 def test_the_last_job_seen_twice_still_sends_one_email(
     alice_membership, run_tasks, django_capture_on_commit_callbacks
 ):
-    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    [job] = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     with django_capture_on_commit_callbacks(execute=True):
-        job.fail(code="timeout", message="It took too long.")
+        lifecycle.fail_job(job, code="timeout", message="It took too long.")
 
     assert job.submission_id is not None
     assert notify_batch_finished(submission_id=job.submission_id) is True
@@ -94,7 +94,7 @@ def test_a_person_who_turned_it_off_gets_no_email(
     alice.refresh_from_db()
     assert alice.email_when_batch_finishes is False
 
-    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    [job] = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     with django_capture_on_commit_callbacks(execute=True):
         succeed(job)
     run_tasks()
@@ -104,9 +104,9 @@ def test_a_person_who_turned_it_off_gets_no_email(
 
 
 def test_jobs_of_one_paste_share_a_submission_and_a_retry_is_a_new_one(alice_membership):
-    first, second = services.submit_jobs(membership=alice_membership, links=[SORA_LINK, OTHER])
-    first.fail(code="x", message="Failed.")
-    retry = services.retry_job(membership=alice_membership, job=first)
+    first, second = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK, OTHER])
+    lifecycle.fail_job(first, code="x", message="Failed.")
+    retry = submission.retry_job(membership=alice_membership, job=first)
 
     assert first.submission_id == second.submission_id is not None
     assert (first.submission_index, second.submission_index) == (0, 1)
@@ -141,10 +141,10 @@ def test_a_paste_that_takes_credits_below_the_threshold_emails_the_owner_once(
     Team.objects.filter(pk=team.pk).update(low_balance_threshold=25)
 
     with django_capture_on_commit_callbacks(execute=True):
-        services.submit_jobs(membership=alice_membership, links=[SORA_LINK])  # 20 left
+        submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])  # 20 left
     run_tasks()
     with django_capture_on_commit_callbacks(execute=True):
-        services.submit_jobs(membership=alice_membership, links=[OTHER])  # 10 left
+        submission.submit_jobs(membership=alice_membership, links=[OTHER])  # 10 left
     run_tasks()
 
     low = [m for m in mail.outbox if "running low" in str(m.subject)]

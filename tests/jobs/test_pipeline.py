@@ -17,9 +17,10 @@ from django.utils import timezone
 
 from apps.billing import ledger
 from apps.billing.models import LedgerEntry, Wallet
-from apps.jobs import pipeline, queue, services
-from apps.jobs.models import Job, JobEvent, JobState, ProviderAlert
-from apps.jobs.simulators.kie import SAMPLE_MP4
+from apps.jobs import dispatcher, pipeline, queue, submission
+from apps.jobs.models import Job, JobEvent, JobState
+from apps.removal.models import ProviderAlert
+from apps.simulators.kie import SAMPLE_MP4
 from tests.jobs.conftest import SORA_LINK
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -39,7 +40,7 @@ def test_a_link_goes_all_the_way_to_a_stored_video_and_is_charged_once(
     sim_stack, alice_membership, drive
 ):
     before = wallet(alice_membership.team)
-    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    [job] = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
 
     drive([job])
 
@@ -65,7 +66,7 @@ def test_a_kie_failure_fails_the_job_in_plain_words_and_releases_the_credits(
 ):
     sim_stack.simulator.configure(failure_rate=1.0)
     before = wallet(alice_membership.team)
-    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    [job] = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
 
     drive([job])
 
@@ -80,7 +81,7 @@ def test_a_kie_failure_fails_the_job_in_plain_words_and_releases_the_credits(
 
 
 def test_without_callbacks_the_poller_finishes_the_job(sim_stack, alice_membership, drive):
-    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    [job] = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
 
     drive([job])
 
@@ -92,11 +93,11 @@ def test_without_callbacks_the_poller_finishes_the_job(sim_stack, alice_membersh
 def test_duplicate_callbacks_lead_to_one_download_and_one_capture(
     sim_stack, alice_membership, run_tasks, client, settings
 ):
-    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    [job] = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     run_tasks()  # sends it to Kie
     job.refresh_from_db()
     sim_stack.wait_until_done(job.task_id)
-    url = reverse("jobs:kie_callback", args=[job.callback_token])
+    url = reverse("jobs:callback", args=["kie", job.callback_token])
     body = sim_stack.callback_body(job.task_id)
 
     answers = [client.post(url, body, content_type="application/json") for _ in range(5)]
@@ -113,11 +114,11 @@ def test_duplicate_callbacks_lead_to_one_download_and_one_capture(
 def test_a_callback_with_an_unknown_token_is_404_and_changes_nothing(
     sim_stack, alice_membership, run_tasks, client
 ):
-    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    [job] = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     run_tasks()
 
     response = client.post(
-        reverse("jobs:kie_callback", args=["forged-token"]),
+        reverse("jobs:callback", args=["kie", "forged-token"]),
         {"data": {"taskId": "x"}},
         content_type="application/json",
     )
@@ -129,11 +130,11 @@ def test_a_callback_with_an_unknown_token_is_404_and_changes_nothing(
 
 
 def test_a_callback_naming_another_task_is_refused(sim_stack, alice_membership, run_tasks, client):
-    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    [job] = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     run_tasks()
 
     response = client.post(
-        reverse("jobs:kie_callback", args=[job.callback_token]),
+        reverse("jobs:callback", args=["kie", job.callback_token]),
         {"code": 200, "data": {"taskId": "someone-elses-task"}},
         content_type="application/json",
     )
@@ -147,7 +148,7 @@ def test_a_paused_kie_holds_jobs_without_charge_and_raises_an_alert(
 ):
     sim_stack.simulator.configure(paused=True)
     before = wallet(alice_membership.team)
-    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    [job] = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
 
     run_tasks()
 
@@ -166,12 +167,12 @@ def test_waiting_jobs_go_out_and_the_alert_clears_once_kie_takes_work_again(
 ):
     settings.PROVIDER_PROBE_SECONDS = 1
     sim_stack.simulator.configure(paused=True)
-    [first] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    [first] = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     run_tasks()
     sim_stack.simulator.configure(paused=False)
     time.sleep(1.1)
 
-    [second] = services.submit_jobs(membership=alice_membership, links=[OTHER_LINK])
+    [second] = submission.submit_jobs(membership=alice_membership, links=[OTHER_LINK])
     drive([first, second])
 
     assert set(Job.objects.values_list("state", flat=True)) == {JobState.SUCCEEDED}
@@ -182,7 +183,7 @@ def test_jobs_refused_by_kie_rate_limit_wait_their_turn_and_all_finish(
     sim_stack, alice_membership, drive
 ):
     sim_stack.simulator.configure(rate_limit=1)
-    jobs = services.submit_jobs(membership=alice_membership, links=[SORA_LINK, OTHER_LINK])
+    jobs = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK, OTHER_LINK])
 
     drive(jobs)
 
@@ -199,7 +200,7 @@ def test_a_bad_result_link_fails_the_job_and_leaves_no_file(
     sim_stack, alice_membership, drive, fault, says
 ):
     sim_stack.simulator.configure(result_fault=fault)
-    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    [job] = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
 
     drive([job])
 
@@ -212,7 +213,7 @@ def test_a_bad_result_link_fails_the_job_and_leaves_no_file(
 
 def test_a_job_kie_never_finishes_is_given_up_and_refunded(sim_stack, alice_membership, run_tasks):
     sim_stack.simulator.configure(latency=(3600.0, 3600.0))
-    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    [job] = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     run_tasks()
 
     # Sixteen minutes later (the job's clock is moved, not the simulator's):
@@ -222,7 +223,7 @@ def test_a_job_kie_never_finishes_is_given_up_and_refunded(sim_stack, alice_memb
         submitted_at=sixteen_minutes_ago,
         next_check_at=timezone.now(),
     )
-    pipeline.poll_due_jobs(run_seconds=0)
+    dispatcher.poll_due_jobs(run_seconds=0)
     run_tasks()
 
     job.refresh_from_db()
@@ -234,7 +235,7 @@ def test_a_job_kie_never_finishes_is_given_up_and_refunded(sim_stack, alice_memb
 def test_results_are_deleted_after_retention_and_the_history_stays(
     sim_stack, alice_membership, drive
 ):
-    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    [job] = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     drive([job])
     job.refresh_from_db()
     name = str(job.result_file.name)
@@ -242,7 +243,7 @@ def test_results_are_deleted_after_retention_and_the_history_stays(
     assert job.expires_at is not None
 
     with time_machine.travel(job.expires_at + timedelta(seconds=1), tick=False):
-        assert pipeline.expire_results() == 1
+        assert dispatcher.expire_results() == 1
 
     job.refresh_from_db()
     assert job.state == JobState.EXPIRED
@@ -252,11 +253,11 @@ def test_results_are_deleted_after_retention_and_the_history_stays(
 
 
 def test_a_job_whose_send_was_lost_is_sent_by_the_poller(sim_stack, alice_membership, run_tasks):
-    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    [job] = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     run_tasks.purge()  # the broker lost the message
 
     Job.objects.filter(pk=job.pk).update(next_check_at=timezone.now())
-    pipeline.poll_due_jobs(run_seconds=0)
+    dispatcher.poll_due_jobs(run_seconds=0)
     run_tasks()
 
     job.refresh_from_db()
@@ -266,22 +267,22 @@ def test_a_job_whose_send_was_lost_is_sent_by_the_poller(sim_stack, alice_member
 
 def test_the_poller_runs_alone(sim_stack, alice_membership):
     cache.add(queue.POLLER_LOCK, "someone-else", timeout=30)
-    services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     Job.objects.update(next_check_at=timezone.now())
 
-    assert pipeline.poll_due_jobs(run_seconds=0) == 0
+    assert dispatcher.poll_due_jobs(run_seconds=0) == 0
     cache.delete(queue.POLLER_LOCK)
-    assert pipeline.poll_due_jobs(run_seconds=0) == 1
+    assert dispatcher.poll_due_jobs(run_seconds=0) == 1
 
 
 def test_a_poller_out_of_time_with_work_due_starts_its_successor(
     sim_stack, alice_membership, run_tasks
 ):
-    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    [job] = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     run_tasks.purge()
     Job.objects.filter(pk=job.pk).update(next_check_at=timezone.now() + timedelta(seconds=5))
 
-    pipeline.poll_due_jobs(run_seconds=0.01)
+    dispatcher.poll_due_jobs(run_seconds=0.01)
 
     assert run_tasks.broker.queue_size() == 1  # the successor poller, and nothing else
     assert run_tasks() == 1
@@ -294,9 +295,9 @@ def test_a_big_paste_is_sent_no_faster_than_kies_rate_limit(
     ledger.grant(team=alice_membership.team, credits=100, key="more", memo="test")
     links = [f"https://sora.chatgpt.com/p/s_{i:032x}" for i in range(1, 9)]
 
-    jobs = services.submit_jobs(membership=alice_membership, links=links)
+    jobs = submission.submit_jobs(membership=alice_membership, links=links)
     run_tasks()
-    pipeline.poll_due_jobs(run_seconds=0)
+    dispatcher.poll_due_jobs(run_seconds=0)
     run_tasks()
 
     states = list(Job.objects.filter(pk__in=[j.pk for j in jobs]).values_list("state", flat=True))
@@ -309,7 +310,7 @@ def test_a_big_paste_is_sent_no_faster_than_kies_rate_limit(
 def test_a_result_server_that_stops_answering_fails_the_job_after_a_few_tries(
     sim_stack, alice_membership, run_tasks
 ):
-    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    [job] = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     run_tasks()
     job.refresh_from_db()
     job.move(
@@ -331,7 +332,7 @@ def test_a_result_server_that_stops_answering_fails_the_job_after_a_few_tries(
 def test_a_worker_that_dies_on_every_try_cannot_keep_a_job_saving_forever(
     sim_stack, alice_membership, run_tasks
 ):
-    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    [job] = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     run_tasks()
     job.refresh_from_db()
     # Three tries that started and never reported back (killed workers, task timeouts).

@@ -18,12 +18,14 @@ from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
 from apps.billing.models import LedgerEntry
-from apps.jobs import pipeline, tasks
-from apps.jobs.models import Job, JobState, ProviderAlert
-from apps.jobs.providers import get_provider
-from apps.jobs.providers.replicate import cost_micros
-from apps.jobs.simulators.replicate import ReplicateSimulator
+from apps.jobs import lifecycle, pipeline, tasks
+from apps.jobs.models import Job, JobState
 from apps.jobs.uploads import original_link
+from apps.removal import routing
+from apps.removal.models import ProviderAlert
+from apps.removal.registry import get_provider
+from apps.removal.replicate import cost_micros
+from apps.simulators.replicate import ReplicateSimulator
 from tests.jobs.replicate import PRICE, SIM_TOKEN, file_task, replicate_file_jobs
 from tests.threads import run_at_once
 
@@ -94,7 +96,7 @@ def post_webhook(
     webhook_id = webhook_id or f"msg_{uuid.uuid4().hex}"
     when = at or datetime.now(UTC)
     return client.post(
-        reverse("jobs:replicate_callback", kwargs={"token": job.callback_token}),
+        reverse("jobs:callback", kwargs={"provider": "replicate", "token": job.callback_token}),
         data=body,
         content_type="application/json",
         headers={
@@ -119,7 +121,7 @@ def test_no_secret_of_replicate_reaches_the_logs(
     post_webhook(client, job, body, secret=stack.simulator.webhook_secret)
     run_tasks()
 
-    ours = [r for r in caplog.records if not r.name.startswith("apps.jobs.simulators")]
+    ours = [r for r in caplog.records if not r.name.startswith("apps.simulators")]
     text = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in ours)
     assert "replicate call" in text  # the logs did capture the run
     for secret in (SIM_TOKEN, stack.simulator.webhook_secret, job.callback_token):
@@ -212,7 +214,7 @@ def test_a_webhook_that_does_not_verify_is_rejected_and_changes_nothing(
     job, prediction_id = sent_job(stack, alice_membership, clip, run_tasks)
     body = json.dumps(stack.wait_until(prediction_id, "succeeded")).encode()
     secret = stack.simulator.webhook_secret
-    url = reverse("jobs:replicate_callback", kwargs={"token": job.callback_token})
+    url = reverse("jobs:callback", kwargs={"provider": "replicate", "token": job.callback_token})
 
     if spoil == "forged":
         answer = post_webhook(client, job, body, secret="whsec_Zm9yZ2VkLWtleS1mb3ItdGVzdHM=")
@@ -337,7 +339,7 @@ def test_a_sent_job_whose_provider_cannot_stop_it_still_cannot_be_canceled(
     job.refresh_from_db()
 
     assert not job.is_cancelable
-    assert job.cancel() is False
+    assert lifecycle.cancel_job(job) is False
     assert "cannot be stopped" in job.why_not_cancelable
 
 
@@ -383,7 +385,7 @@ def test_a_tampered_signed_link_is_not_found(stack, alice_membership, clip, clie
 def test_the_signed_link_dies_with_its_job(stack, alice_membership, clip, client):
     [job] = replicate_file_jobs(alice_membership, clip)
     link = original_link(job, seconds=60)
-    job.cancel()
+    lifecycle.cancel_job(job)
 
     assert client.get(link.removeprefix("http://testserver")).status_code == 404
 
@@ -398,7 +400,7 @@ def test_webhook_checks_racing_a_cancel_settle_the_job_exactly_once(
 
     def work(index: int) -> bool | None:
         if index == 0:
-            return Job.objects.get(pk=job.pk).cancel()
+            return lifecycle.cancel_job(Job.objects.get(pk=job.pk))
         tasks.check_after_callback(job.pk, prediction_id)
         return None
 
@@ -456,6 +458,6 @@ def test_a_bad_token_or_a_model_gone_holds_jobs_and_alerts_until_a_probe_succeed
     settings.REPLICATE_API_TOKEN = SIM_TOKEN
     stack.simulator.configure(model_gone=False)
 
-    pipeline.probe_unavailable_providers()
+    routing.probe_unavailable_providers()
 
     assert not ProviderAlert.objects.filter(resolved_at__isnull=True).exists()

@@ -18,8 +18,8 @@ from pytest_django.live_server_helper import LiveServer
 from apps.billing import ledger
 from apps.billing.models import LedgerEntry
 from apps.jobs.models import Job, JobState
-from apps.jobs.providers.replicate import cost_micros
-from apps.jobs.simulators.replicate import ReplicateSimulator
+from apps.removal.replicate import cost_micros
+from apps.simulators.replicate import ReplicateSimulator
 from tests.jobs.replicate import PRICE, replicate_file_jobs
 from tests.jobs.swc import mark_brightness
 from tests.live import WorkerProcess, free_port

@@ -12,9 +12,13 @@ from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.billing import ledger
-from apps.jobs import routing, services, swc_pool
-from apps.jobs.models import InputKind, Job, JobState, ProviderAlert, ProviderSwitch, Upload
-from apps.jobs.providers import NoProvider, check_policy
+from apps.jobs import submission
+from apps.jobs.models import Job, JobState, Upload
+from apps.removal import routing
+from apps.removal.base import InputKind
+from apps.removal.models import PoolTask, ProviderAlert, ProviderSwitch
+from apps.removal.registry import NoProvider, check_policy
+from apps.removal.swc import pool as swc_pool
 from config.env import env_micros
 from tests.jobs.conftest import SORA_LINK
 from tests.jobs.swc import details, file_jobs, run_until, settled_once
@@ -62,20 +66,23 @@ def test_the_pool_keeps_only_the_files_it_would_start_within_the_overflow_wait(
     assert swc_pool.expected_wait() == 0
     jobs = file_jobs(alice_membership, clip, count=4)
     for job in jobs:
-        assert swc_pool.book_server(job) is not None
+        assert swc_pool.book_server(str(job.public_id)) is not None
 
     assert swc_pool.expected_wait() == 15.0
     assert swc_pool.expected_wait(ahead=2) == 25.0
     assert swc_pool.expected_wait(ahead=3) == 30.0
     assert swc_pool.room_to_wait() == 4  # the 5th file would wait 35 s
 
-    [share] = routing.split(InputKind.FILE, 9)
+    [share] = routing.split(InputKind.FILE, 9, in_hand={})
     assert (share.provider.name, share.send, share.keep) == ("swc", 0, 4)
 
     settings.SWC_OVERFLOW_WAIT_SECONDS = 0
     assert swc_pool.room_to_wait() == 0
-    Job.objects.filter(pk=jobs[0].pk).update(state=JobState.FAILED)
-    [share] = routing.split(InputKind.FILE, 9)
+    # The first video is done: its place on the server frees.
+    PoolTask.objects.filter(reference=str(jobs[0].public_id)).update(
+        ended_at=timezone.now(), outcome=PoolTask.Outcome.FINISHED
+    )
+    [share] = routing.split(InputKind.FILE, 9, in_hand={})
     assert (share.send, share.keep) == (1, 0)
 
 
@@ -114,16 +121,18 @@ def test_every_reason_is_given_when_every_provider_of_a_kind_is_out(settings, al
 
     assert str(files.value) == (
         "Uploaded files cannot be cleaned right now: "
-        "our cleaning servers are switched off by our team for now."
+        "our cleaning servers are switched off by our team for now. Nothing was charged."
     )
-    assert str(links.value) == "Sora links cannot be cleaned right now: Kie is unavailable."
+    assert str(links.value) == (
+        "Sora links cannot be cleaned right now: Kie is unavailable. Nothing was charged."
+    )
 
 
 def test_links_wait_for_a_paused_kie_rather_than_being_refused(sim_stack, alice_membership):
     """Kie's pause or maintenance is "no room right now": the job is taken and waits."""
     ProviderAlert.objects.create(provider="kie", kind="paused", message="paused")
 
-    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    [job] = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
 
     assert job.state == JobState.QUEUED
     [outage] = routing.outages()
@@ -205,7 +214,7 @@ def test_a_video_cleaned_by_the_pool_costs_its_gpu_time_and_says_which_server(
 def test_a_link_cleaned_by_kie_costs_its_fixed_price_and_says_so(
     sim_stack, alice_membership, drive, alice, login
 ):
-    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    [job] = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
 
     drive([job])
 
@@ -227,10 +236,10 @@ def test_staff_switch_a_provider_off_only_with_a_reason_and_it_is_recorded(login
     settings.SWC_SERVERS = TEN_SERVERS[:1]
     operator = staff_with("view_providerswitch", "change_providerswitch")
     client = login(operator)
-    listing = client.get(reverse("admin:jobs_providerswitch_changelist"))
+    listing = client.get(reverse("admin:removal_providerswitch_changelist"))
     assert listing.status_code == 200
     swc = ProviderSwitch.objects.get(provider="swc")
-    url = reverse("admin:jobs_providerswitch_switch", args=[swc.pk])
+    url = reverse("admin:removal_providerswitch_switch", args=[swc.pk])
 
     refused = client.post(url, {"reason": ""})
     assert refused.status_code == 200
@@ -240,7 +249,7 @@ def test_staff_switch_a_provider_off_only_with_a_reason_and_it_is_recorded(login
     client.post(url, {"reason": "GPU 2 overheating"})
     swc.refresh_from_db()
     assert (swc.enabled, swc.reason, swc.changed_by) == (False, "GPU 2 overheating", operator)
-    listing = client.get(reverse("admin:jobs_providerswitch_changelist")).text
+    listing = client.get(reverse("admin:removal_providerswitch_changelist")).text
     assert "GPU 2 overheating" in listing
     assert "Switch on…" in listing
 
@@ -248,11 +257,11 @@ def test_staff_switch_a_provider_off_only_with_a_reason_and_it_is_recorded(login
 def test_view_only_staff_cannot_switch_a_provider(login, settings):
     settings.SWC_SERVERS = TEN_SERVERS[:1]
     clerk = login(staff_with("view_providerswitch"))
-    clerk.get(reverse("admin:jobs_providerswitch_changelist"))
+    clerk.get(reverse("admin:removal_providerswitch_changelist"))
     swc = ProviderSwitch.objects.get(provider="swc")
 
     answer = clerk.post(
-        reverse("admin:jobs_providerswitch_switch", args=[swc.pk]), {"reason": "because"}
+        reverse("admin:removal_providerswitch_switch", args=[swc.pk]), {"reason": "because"}
     )
 
     assert answer.status_code == 403

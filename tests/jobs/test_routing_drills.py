@@ -12,8 +12,9 @@ import pytest
 from pytest_django.live_server_helper import LiveServer
 
 from apps.billing import ledger
-from apps.jobs.models import Job, JobState, ProviderAlert, Upload
-from apps.jobs.simulators.replicate import ReplicateSimulator
+from apps.jobs.models import Job, JobState, Upload
+from apps.removal.models import ProviderAlert
+from apps.simulators.replicate import ReplicateSimulator
 from tests.jobs.replicate import PRICE, SIM_TOKEN
 from tests.jobs.swc import Pool, details, file_jobs, run_until, settled_once
 from tests.jobs.uploads import clip_bytes, post_videos

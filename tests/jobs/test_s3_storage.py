@@ -8,9 +8,9 @@ import pytest
 from django.core.files.storage import default_storage
 from moto import mock_aws
 
-from apps.jobs import services
+from apps.jobs import submission
 from apps.jobs.models import JobState
-from apps.jobs.simulators.kie import SAMPLE_MP4
+from apps.simulators.kie import SAMPLE_MP4
 from tests.jobs.conftest import SORA_LINK
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -43,7 +43,7 @@ def s3(settings, sim_stack) -> Iterator[object]:
 
 
 def test_a_finished_video_lands_in_the_bucket(s3, sim_stack, alice_membership, drive):
-    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    [job] = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
 
     drive([job])
 
@@ -59,7 +59,7 @@ def test_a_finished_video_lands_in_the_bucket(s3, sim_stack, alice_membership, d
 def test_download_redirects_to_a_short_lived_signed_link(
     s3, sim_stack, alice_membership, drive, login, alice
 ):
-    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    [job] = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     drive([job])
     job.refresh_from_db()
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from apps.jobs.providers.swc import (
+from apps.removal.swc.client import (
     NotSwc,
     ServerDown,
     SwcClient,
@@ -18,7 +18,7 @@ from apps.jobs.providers.swc import (
     TaskVanished,
     VideoRefused,
 )
-from apps.jobs.simulators.swc import SwcSimConfig, SwcSimulator
+from apps.simulators.swc import SwcSimConfig, SwcSimulator
 from tests.clips import make_clip
 from tests.jobs.swc import mark_brightness, wait_final, wait_for
 

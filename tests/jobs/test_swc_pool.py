@@ -14,9 +14,13 @@ from moto import mock_aws
 from storages.backends.s3 import S3File
 
 from apps.billing import ledger
-from apps.jobs import swc_pool
-from apps.jobs.models import InputKind, Job, JobState, ProviderAlert, SwcServer
-from apps.jobs.providers import NoProvider, get_provider, provider_for
+from apps.jobs import dispatcher
+from apps.jobs.models import Job, JobState
+from apps.removal import routing
+from apps.removal.base import InputKind
+from apps.removal.models import PoolTask, ProviderAlert, SwcServer
+from apps.removal.registry import NoProvider, configured_for, get_provider
+from apps.removal.swc import pool as swc_pool
 from tests.clips import make_clip
 from tests.jobs.swc import (
     STALL_SECONDS,
@@ -198,8 +202,8 @@ def test_an_error_is_tried_on_another_server_then_the_job_fails_and_is_refunded(
     assert doomed.state == JobState.FAILED
     assert doomed.failure_code == "swc_error"
     assert doomed.failure_message == (
-        "The cleaning servers could not process this video (2 tries; they give no reason). "
-        "Nothing was charged."
+        "Our cleaning servers could not remove the watermark (2 tries): they gave no reason "
+        "(SWC reports only ERROR). Nothing was charged."
     )
     assert pool.server(0).healthy  # a failing video says nothing about the server
     settled_once(rescued, doomed)
@@ -263,13 +267,12 @@ def test_workers_booking_at_once_never_overfill_a_server(settings, alice_members
     clip = make_clip(tmp_path / "clip.mp4")
     jobs = file_jobs(alice_membership, clip, count=12)
 
-    booked = run_at_once(12, lambda index: swc_pool.book_server(jobs[index]))
+    booked = run_at_once(12, lambda index: swc_pool.book_server(str(jobs[index].public_id)))
 
-    servers = [server.url for server in booked if isinstance(server, SwcServer)]
+    servers = [task.server.url for task in booked if isinstance(task, PoolTask)]
     assert len(servers) == 6, booked
     assert sorted(Counter(servers).values()) == [2, 2, 2]
-    states = Counter(Job.objects.values_list("state", flat=True))
-    assert states == {JobState.SUBMITTED: 6, JobState.QUEUED: 6}
+    assert PoolTask.objects.count() == 6
     assert swc_pool.free_slots() == 0
 
 
@@ -278,7 +281,6 @@ def test_the_dispatcher_hands_out_no_more_files_than_places_however_slow_the_wor
 ):
     """Two servers with two places each and twelve files waiting: rounds of the dispatcher
     that run before any worker has picked up its sends hand out four, not four a round."""
-    from apps.jobs import pipeline
 
     settings.SWC_SERVERS = [{"url": f"http://10.0.0.{n}:5344", "authorization": ""} for n in (1, 2)]
     settings.SWC_MAX_IN_FLIGHT = 2
@@ -286,26 +288,31 @@ def test_the_dispatcher_hands_out_no_more_files_than_places_however_slow_the_wor
     file_jobs(alice_membership, make_clip(tmp_path / "clip.mp4"), count=12)
     run_tasks.purge()  # the poller enqueued on commit: this test runs the rounds itself
 
-    handed = [pipeline.poll_due_jobs(run_seconds=0) for _ in range(3)]
+    handed = [dispatcher.poll_due_jobs(run_seconds=0) for _ in range(3)]
 
     assert handed == [4, 0, 0]
     assert run_tasks.broker.queue_size() == 4  # one send per place, nothing sent twice
     assert swc_pool.free_slots() == 4  # nothing booked yet: the places are held by the sends
-    assert swc_pool.places_to_hand_out() == 0
+    assert dispatcher._in_hand(timezone.now()) == {"swc": 4}
+    assert get_provider("swc").claim_starts(4, in_hand=4)[0] == 0
 
 
 def test_files_go_to_the_pool_then_replicate_and_without_either_no_provider_takes_them(settings):
+    def first(kind: InputKind) -> str:
+        return configured_for(kind)[0].name
+
     settings.SWC_SERVERS = [{"url": "http://10.0.0.9:5344", "authorization": ""}]
-    assert provider_for(InputKind.FILE).name == "swc"
-    assert provider_for(InputKind.LINK).name == "kie"
+    assert first(InputKind.FILE) == "swc"
+    assert first(InputKind.LINK) == "kie"
     assert get_provider("kie").accepts == {InputKind.LINK}
 
     settings.SWC_SERVERS = []
-    assert provider_for(InputKind.FILE).name == "replicate"  # the elastic capacity
+    assert first(InputKind.FILE) == "replicate"  # the elastic capacity
 
     settings.REPLICATE_API_TOKEN = ""
+    assert configured_for(InputKind.FILE) == []
     with pytest.raises(NoProvider, match="No removal provider takes uploaded files"):
-        provider_for(InputKind.FILE)
+        routing.accepting(InputKind.FILE)
 
 
 def test_a_real_worker_cluster_rides_out_a_server_killed_mid_video(

@@ -17,7 +17,7 @@ from apps.accounts import invitations
 from apps.accounts.models import Membership, Role, Team, TeamEvent, TeamEventKind, User
 from apps.billing import ledger
 from apps.billing.models import EntryKind, LedgerEntry
-from apps.jobs import services
+from apps.jobs import lifecycle, submission
 from apps.jobs.models import Job, JobState
 from tests.accounts.helpers import all_team_data
 from tests.jobs.conftest import VIDEO, finished_job
@@ -40,9 +40,9 @@ class CarolsJobs:
         ledger.grant(team=acme, credits=1000, key="promo:acme", memo="Acme launch promo")
         carols = in_team(acme, carol)
         self.done = finished_job(carols)
-        [self.queued] = services.submit_jobs(membership=carols, links=[QUEUED_LINK])
-        [self.failed] = services.submit_jobs(membership=carols, links=[FAILED_LINK])
-        self.failed.fail(code="kie_500", message="Kie failed.")
+        [self.queued] = submission.submit_jobs(membership=carols, links=[QUEUED_LINK])
+        [self.failed] = submission.submit_jobs(membership=carols, links=[FAILED_LINK])
+        lifecycle.fail_job(self.failed, code="kie_500", message="Kie failed.")
 
 
 @pytest.fixture

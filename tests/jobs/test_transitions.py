@@ -1,9 +1,10 @@
 """`Job.move` is the one way a job changes state, and `MOVES` the one table of what is allowed."""
 
 import pytest
+from django.db import transaction
 
 from apps.billing.models import LedgerEntry
-from apps.jobs import services
+from apps.jobs import lifecycle, submission
 from apps.jobs.models import FINAL_STATES, MOVES, ForbiddenMove, Job, JobEvent, JobState
 from tests.jobs.conftest import SORA_LINK
 
@@ -20,7 +21,7 @@ def test_the_table_names_every_state_and_final_states_lead_nowhere_but_expiry():
 
 
 def test_a_forbidden_move_raises_under_tests_and_changes_nothing(alice_membership):
-    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    [job] = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
 
     with pytest.raises(ForbiddenMove):
         job.move(JobState.SUCCEEDED, detail="skipping every step")
@@ -30,25 +31,33 @@ def test_a_forbidden_move_raises_under_tests_and_changes_nothing(alice_membershi
     assert JobEvent.objects.filter(job=job).count() == 1
 
 
-def test_in_production_a_forbidden_move_is_logged_and_not_applied(
-    alice_membership, settings, caplog
+def test_in_production_too_a_forbidden_move_raises_and_its_transaction_writes_nothing(
+    alice_membership, settings
 ):
     settings.TESTING = settings.DEBUG = False
-    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    [job] = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
 
-    assert job.move(JobState.DOWNLOADING) is False
+    def touch_then_skip_ahead() -> None:
+        with transaction.atomic():
+            job.touch(checks=5)
+            job.move(JobState.DOWNLOADING)
+
+    with pytest.raises(ForbiddenMove):
+        touch_then_skip_ahead()
 
     job.refresh_from_db()
-    assert job.state == JobState.QUEUED
-    assert "forbidden job move" in caplog.text
+    assert (job.state, job.checks) == (JobState.QUEUED, 0)
+    assert JobEvent.objects.filter(job=job).count() == 1
 
 
 def test_ending_a_job_settles_it_once_whoever_ends_it(alice_membership):
-    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    [job] = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     stale = Job.objects.get(pk=job.pk)
 
-    assert job.cancel() is True
-    assert stale.fail(code="staff", message="Stopped.") is False  # already ended elsewhere
+    assert lifecycle.cancel_job(job) is True
+    assert (
+        lifecycle.fail_job(stale, code="staff", message="Stopped.") is False
+    )  # already ended elsewhere
 
     kinds = sorted(LedgerEntry.objects.filter(job=job).values_list("kind", flat=True))
     assert kinds == ["hold", "release"]

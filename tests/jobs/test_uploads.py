@@ -21,9 +21,10 @@ from django.utils import timezone
 from apps.accounts.models import Membership
 from apps.billing import ledger
 from apps.billing.models import EntryKind, LedgerEntry
-from apps.jobs import pipeline, services
-from apps.jobs.models import InputKind, Job, JobState, Upload
+from apps.jobs import dispatcher, lifecycle, submission
+from apps.jobs.models import Job, JobState, Upload
 from apps.jobs.uploads import CappedUploadHandler, display_name, expire_originals
+from apps.removal.base import InputKind
 from tests.jobs.uploads import (
     at,
     audio_only_bytes,
@@ -410,14 +411,14 @@ def test_one_upload_sent_in_several_forms_at_once_becomes_one_job(
     membership = personal(alice)
 
     def send(i: int) -> list[Job]:
-        return services.submit_jobs(
+        return submission.submit_jobs(
             membership=membership, uploads=[upload], submission=uuid.uuid4()
         )
 
     results = run_at_once(6, send)
 
     made = [r for r in results if isinstance(r, list)]
-    gone = [r for r in results if isinstance(r, services.UploadGone)]
+    gone = [r for r in results if isinstance(r, submission.UploadGone)]
     assert (len(made), len(gone)) == (1, 5), results
     [job] = Job.objects.all()
     assert job.original_sha256 == upload.sha256
@@ -435,7 +436,7 @@ def finish(job: Job) -> None:
     from django.core.files.base import ContentFile
 
     name = default_storage.save(f"results/{job.public_id}.mp4", ContentFile(b"result"))
-    job.succeed(name=name, size=6, sha256="0" * 64)
+    lifecycle.succeed_job(job, name=name, size=6, sha256="0" * 64)
 
 
 def test_a_file_this_team_already_cleaned_links_to_the_result_instead_of_charging(
@@ -476,7 +477,7 @@ def test_a_link_this_team_already_cleaned_links_to_the_result_instead_of_chargin
     login, alice, uploads_stack
 ):
     team = personal(alice).team
-    [earlier] = services.submit_jobs(membership=personal(alice), links=[GOOD_LINK])
+    [earlier] = submission.submit_jobs(membership=personal(alice), links=[GOOD_LINK])
     finish(earlier)
     before = ledger.available_credits(team)
     client = login(alice)
@@ -564,7 +565,7 @@ def test_an_expired_result_takes_its_posters_along(login, alice, uploads_stack, 
     assert poster in stored_files(uploads_stack)
 
     Job.objects.update(expires_at=timezone.now())
-    pipeline.expire_results()
+    dispatcher.expire_results()
 
     job.refresh_from_db()
     assert job.state == JobState.EXPIRED
@@ -575,10 +576,10 @@ def test_an_expired_result_takes_its_posters_along(login, alice, uploads_stack, 
 def test_a_retried_file_job_takes_its_original_along(login, alice, uploads_stack, tmp_path):
     post_videos(login(alice), alice, [("a.mp4", clip_bytes(tmp_path))])
     [job] = Job.objects.all()
-    job.fail(code="test", message="Failed for the test.")
+    lifecycle.fail_job(job, code="test", message="Failed for the test.")
     original = job.original_file.name
 
-    retry = services.retry_job(membership=personal(alice), job=job)
+    retry = submission.retry_job(membership=personal(alice), job=job)
 
     job.refresh_from_db()
     assert retry.original_file.name == original

@@ -10,7 +10,7 @@ from django.urls import reverse
 from apps.accounts.models import Membership
 from apps.billing import ledger
 from apps.billing.models import LedgerEntry, Wallet
-from apps.jobs import services
+from apps.jobs import lifecycle, submission
 from apps.jobs.models import Job, JobState
 from tests.jobs.conftest import VIDEO, finished_job
 
@@ -177,7 +177,7 @@ def test_the_form_works_without_javascript_after_an_error(login, alice):
 # --- The jobs table ----------------------------------------------------------------------------
 def test_the_table_refreshes_only_when_something_changed(login, alice):
     client = login(alice)
-    [job] = services.submit_jobs(membership=personal(alice), links=[GOOD])
+    [job] = submission.submit_jobs(membership=personal(alice), links=[GOOD])
     first = client.get(table_url(job.team), HTTP_HX_REQUEST="true")
     since = found(r"since=([0-9.-]+)", first.text)
 
@@ -192,8 +192,8 @@ def test_the_table_refreshes_only_when_something_changed(login, alice):
 
 def test_the_live_refreshes_bring_the_balance_a_failure_gave_back(login, alice):
     client = login(alice)
-    [job] = services.submit_jobs(membership=personal(alice), links=[GOOD])
-    job.fail(code="kie_500", message="Kie could not remove the watermark: boom.")
+    [job] = submission.submit_jobs(membership=personal(alice), links=[GOOD])
+    lifecycle.fail_job(job, code="kie_500", message="Kie could not remove the watermark: boom.")
 
     table = client.get(table_url(job.team), HTTP_HX_REQUEST="true")
     status = client.get(
@@ -219,8 +219,8 @@ def test_the_table_stops_refreshing_when_nothing_is_in_flight(login, alice):
 
 def test_the_table_shows_plain_stage_names_and_failure_reasons(login, alice):
     membership = personal(alice)
-    [_queued, failed] = services.submit_jobs(membership=membership, links=[GOOD, OTHER])
-    failed.fail(code="kie_500", message="Kie could not remove the watermark: boom.")
+    [_queued, failed] = submission.submit_jobs(membership=membership, links=[GOOD, OTHER])
+    lifecycle.fail_job(failed, code="kie_500", message="Kie could not remove the watermark: boom.")
 
     page = login(alice).get(dashboard_url(membership.team)).text
 
@@ -233,7 +233,7 @@ def test_the_table_shows_plain_stage_names_and_failure_reasons(login, alice):
 def test_filters_narrow_the_table_and_bad_values_are_ignored_with_a_note(login, alice):
     membership = personal(alice)
     [done] = [finished_job(membership)]
-    services.submit_jobs(membership=membership, links=[OTHER])
+    submission.submit_jobs(membership=membership, links=[OTHER])
     client = login(alice)
 
     only_done = client.get(dashboard_url(membership.team) + "?state=succeeded").text
@@ -248,8 +248,8 @@ def test_filters_narrow_the_table_and_bad_values_are_ignored_with_a_note(login, 
 
 def test_filter_by_who_submitted(login, alice, carol, acme):
     ledger.grant(team=acme, credits=100, key="t", memo="test")
-    services.submit_jobs(membership=acme_membership(alice, acme), links=[GOOD])
-    services.submit_jobs(membership=acme_membership(carol, acme), links=[OTHER])
+    submission.submit_jobs(membership=acme_membership(alice, acme), links=[GOOD])
+    submission.submit_jobs(membership=acme_membership(carol, acme), links=[OTHER])
     page = login(alice).get(dashboard_url(acme) + f"?by={carol.pk}").text
 
     assert "s_0123456789abcdef0123456789abcdef" in page
@@ -260,14 +260,14 @@ def test_the_dashboard_costs_the_same_queries_with_1_or_60_jobs(login, alice):
     membership = personal(alice)
     ledger.grant(team=membership.team, credits=10_000, key="t", memo="test")
     client = login(alice)
-    services.submit_jobs(membership=membership, links=[GOOD])
+    submission.submit_jobs(membership=membership, links=[GOOD])
     client.get(dashboard_url(membership.team))  # warm the session
 
     with CaptureQueriesContext(connection) as one:
         client.get(dashboard_url(membership.team))
     links = [f"https://sora.chatgpt.com/p/s_{i:032x}" for i in range(1, 60)]
-    services.submit_jobs(membership=membership, links=links[:45])
-    services.submit_jobs(membership=membership, links=links[45:])
+    submission.submit_jobs(membership=membership, links=links[:45])
+    submission.submit_jobs(membership=membership, links=links[45:])
     with CaptureQueriesContext(connection) as many:
         client.get(dashboard_url(membership.team))
 
@@ -311,7 +311,7 @@ def test_preview_serves_the_video_inline(login, alice):
 
 
 def test_a_job_without_a_result_has_nothing_to_download(login, alice):
-    [job] = services.submit_jobs(membership=personal(alice), links=[GOOD])
+    [job] = submission.submit_jobs(membership=personal(alice), links=[GOOD])
 
     assert (
         login(alice)
@@ -331,8 +331,8 @@ def test_an_outsider_gets_404_for_another_teams_job(login, alice, charlie, name)
 
 
 def test_an_outsider_cannot_retry_a_failed_job_and_nothing_changes(login, alice, charlie):
-    [job] = services.submit_jobs(membership=personal(alice), links=[GOOD])
-    job.fail(code="x", message="failed")
+    [job] = submission.submit_jobs(membership=personal(alice), links=[GOOD])
+    lifecycle.fail_job(job, code="x", message="failed")
     entries = LedgerEntry.objects.count()
 
     response = login(charlie).post(reverse("jobs:retry", args=[job.team.public_id, job.public_id]))
@@ -343,7 +343,7 @@ def test_an_outsider_cannot_retry_a_failed_job_and_nothing_changes(login, alice,
 
 
 def test_an_outsider_cannot_cancel_a_queued_job(login, alice, charlie):
-    [job] = services.submit_jobs(membership=personal(alice), links=[GOOD])
+    [job] = submission.submit_jobs(membership=personal(alice), links=[GOOD])
 
     response = login(charlie).post(reverse("jobs:cancel", args=[job.team.public_id, job.public_id]))
 
@@ -363,8 +363,8 @@ def test_teammates_see_and_download_each_others_jobs(login, alice, carol, acme):
 
 def test_try_again_makes_a_new_job_with_a_new_hold(login, alice):
     membership = personal(alice)
-    [job] = services.submit_jobs(membership=membership, links=[GOOD])
-    job.fail(code="kie_500", message="boom")
+    [job] = submission.submit_jobs(membership=membership, links=[GOOD])
+    lifecycle.fail_job(job, code="kie_500", message="boom")
 
     response = login(alice).post(reverse("jobs:retry", args=[job.team.public_id, job.public_id]))
 
@@ -379,7 +379,7 @@ def test_try_again_makes_a_new_job_with_a_new_hold(login, alice):
 
 
 def test_a_job_in_flight_cannot_be_tried_again(login, alice):
-    [job] = services.submit_jobs(membership=personal(alice), links=[GOOD])
+    [job] = submission.submit_jobs(membership=personal(alice), links=[GOOD])
 
     login(alice).post(reverse("jobs:retry", args=[job.team.public_id, job.public_id]))
 
@@ -388,7 +388,7 @@ def test_a_job_in_flight_cannot_be_tried_again(login, alice):
 
 def test_cancelling_a_queued_job_releases_its_credits(login, alice):
     membership = personal(alice)
-    [job] = services.submit_jobs(membership=membership, links=[GOOD])
+    [job] = submission.submit_jobs(membership=membership, links=[GOOD])
 
     login(alice).post(reverse("jobs:cancel", args=[job.team.public_id, job.public_id]))
 
@@ -402,7 +402,7 @@ def test_cancelling_a_queued_job_releases_its_credits(login, alice):
 
 
 def test_a_sent_job_can_no_longer_be_canceled(login, alice):
-    [job] = services.submit_jobs(membership=personal(alice), links=[GOOD])
+    [job] = submission.submit_jobs(membership=personal(alice), links=[GOOD])
     job.move(JobState.SUBMITTED)
 
     response = login(alice).post(
@@ -415,7 +415,7 @@ def test_a_sent_job_can_no_longer_be_canceled(login, alice):
 
 
 def test_the_job_page_refresh_answers_204_while_nothing_changes(login, alice):
-    [job] = services.submit_jobs(membership=personal(alice), links=[GOOD])
+    [job] = submission.submit_jobs(membership=personal(alice), links=[GOOD])
     client = login(alice)
     page = client.get(reverse("jobs:detail", args=[job.team.public_id, job.public_id])).text
     since = found(r"since=([^\"&]+)", page)
@@ -430,8 +430,8 @@ def test_the_job_page_refresh_answers_204_while_nothing_changes(login, alice):
 
 def test_trying_again_twice_makes_one_new_job(login, alice):
     membership = personal(alice)
-    [job] = services.submit_jobs(membership=membership, links=[GOOD])
-    job.fail(code="kie_500", message="boom")
+    [job] = submission.submit_jobs(membership=membership, links=[GOOD])
+    lifecycle.fail_job(job, code="kie_500", message="boom")
     client = login(alice)
 
     first = client.post(reverse("jobs:retry", args=[job.team.public_id, job.public_id]))
@@ -511,7 +511,7 @@ def test_page_links_keep_the_filters_and_drop_the_refresh_marker(login, alice):
     membership = personal(alice)
     ledger.grant(team=membership.team, credits=1000, key="t", memo="test")
     links = [f"https://sora.chatgpt.com/p/s_{i:032x}" for i in range(1, 23)]
-    services.submit_jobs(membership=membership, links=links)
+    submission.submit_jobs(membership=membership, links=links)
 
     page = login(alice).get(dashboard_url(membership.team) + "?state=queued&since=x").text
 

@@ -11,9 +11,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.models import Team
+from apps.billing import tasks as billing_tasks
 from apps.billing.models import Wallet
-from apps.jobs import services, tasks
+from apps.jobs import lifecycle, submission
 from apps.jobs.models import Job, JobState
+from apps.webhooks import tasks as webhook_tasks
 from apps.webhooks.models import Delivery, DeliveryState, Endpoint, EventType
 from tests.api.conftest import ApiClient, key_for
 from tests.factories import make_endpoint
@@ -54,7 +56,7 @@ def test_a_video_done_tells_job_succeeded_and_batch_finished_signed(
 ):
     team = alice_membership.team
     endpoint = make_endpoint(team, receiver.url())
-    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    [job] = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
 
     drive([job])
     run_tasks()  # what the job's end set off: the batch notice, the deliveries
@@ -103,7 +105,7 @@ def test_a_failed_video_tells_job_failed_in_plain_words(
 ):
     sim_stack.simulator.configure(failure_rate=1.0)
     endpoint = make_endpoint(alice_membership.team, receiver.url(), [EventType.JOB_FAILED])
-    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    [job] = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
 
     drive([job])
     run_tasks()
@@ -122,7 +124,7 @@ def test_a_batch_is_announced_once_when_its_last_video_ends(
     sim_stack, alice_membership, drive, run_tasks, receiver
 ):
     endpoint = make_endpoint(alice_membership.team, receiver.url(), [EventType.BATCH_FINISHED])
-    jobs = services.submit_jobs(membership=alice_membership, links=[SORA_LINK, OTHER_LINK])
+    jobs = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK, OTHER_LINK])
 
     drive(jobs)
     run_tasks()
@@ -140,9 +142,9 @@ def test_credits_falling_below_the_threshold_tell_credits_low_once(
     Team.objects.filter(pk=team.pk).update(low_balance_threshold=25)
     endpoint = make_endpoint(team, receiver.url(), [EventType.CREDITS_LOW])
 
-    first = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    first = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     run_tasks()
-    second = services.submit_jobs(membership=alice_membership, links=[OTHER_LINK])
+    second = submission.submit_jobs(membership=alice_membership, links=[OTHER_LINK])
     drive(first + second)
     run_tasks()
 
@@ -159,11 +161,11 @@ def test_credits_falling_below_the_threshold_tell_credits_low_once(
 
 def test_a_move_that_is_rolled_back_announces_nothing(sim_stack, alice_membership, receiver):
     make_endpoint(alice_membership.team, receiver.url())
-    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    [job] = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
 
     def fail_then_roll_back() -> None:
         with transaction.atomic():
-            Job.objects.get(pk=job.pk).fail(code="test", message="Undone.")
+            lifecycle.fail_job(Job.objects.get(pk=job.pk), code="test", message="Undone.")
             raise RuntimeError("the surrounding work failed")
 
     with pytest.raises(RuntimeError):
@@ -178,13 +180,13 @@ def test_the_minute_sweep_hands_due_retries_to_workers(alice_membership, run_tas
     receiver.answer(500)
     Team.objects.filter(pk=alice_membership.team_id).update(low_balance_threshold=1000)
     run_tasks.purge()
-    tasks.check_low_balance(alice_membership.team_id)  # emits credits.low
+    billing_tasks.check_low_balance(alice_membership.team_id)  # emits credits.low
     run_tasks()  # its first attempt: 500
     delivery = Delivery.objects.get(endpoint=endpoint)
     assert (delivery.state, delivery.attempts) == (DeliveryState.PENDING, 1)
 
     Delivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
-    tasks.send_due_webhooks()
+    webhook_tasks.send_due_webhooks()
     run_tasks()
 
     delivery.refresh_from_db()
@@ -194,8 +196,8 @@ def test_the_minute_sweep_hands_due_retries_to_workers(alice_membership, run_tas
 
 def test_a_video_canceled_by_its_team_is_not_news(sim_stack, alice_membership, receiver):
     make_endpoint(alice_membership.team, receiver.url(), [EventType.JOB_FAILED])
-    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    [job] = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
 
-    assert job.cancel()
+    assert lifecycle.cancel_job(job)
 
     assert not Delivery.objects.exists()

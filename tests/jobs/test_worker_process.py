@@ -12,9 +12,9 @@ from django.core.files.storage import default_storage
 from prometheus_client.parser import text_string_to_metric_families
 
 from apps.billing.models import LedgerEntry
-from apps.jobs import pipeline, services
+from apps.jobs import dispatcher, submission
 from apps.jobs.models import Job, JobState
-from apps.jobs.simulators.kie import CHUNK_BYTES, KieSimulator
+from apps.simulators.kie import CHUNK_BYTES, KieSimulator
 from tests.jobs.conftest import SORA_LINK
 from tests.live import WorkerProcess
 
@@ -78,7 +78,7 @@ def test_a_real_worker_process_takes_a_job_to_done(stack, alice_membership):
     _, start_worker = stack
     worker = start_worker()
 
-    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    [job] = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
 
     wait_for(
         lambda: job_state(job) == JobState.SUCCEEDED, seconds=60, what="success", worker=worker
@@ -96,7 +96,7 @@ def test_a_worker_serves_the_provider_calls_its_processes_made_for_prometheus(
     folder = tmp_path / "prometheus"
     folder.mkdir()
     worker = start_worker(PROMETHEUS_MULTIPROC_DIR=str(folder), WORKER_METRICS_PORT="0")
-    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    [job] = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     wait_for(
         lambda: job_state(job) == JobState.SUCCEEDED, seconds=60, what="success", worker=worker
     )
@@ -136,7 +136,7 @@ def test_a_worker_killed_mid_download_is_replaced_and_the_job_is_charged_once(
     simulator.configure(result_bytes=size, result_bytes_per_second=8 * CHUNK_BYTES)  # ~5 s
     temp_dir = Path(settings.DOWNLOAD_TEMP_DIR)
     first = start_worker()
-    [job] = services.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    [job] = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
     wait_for(
         lambda: any(p.stat().st_size > 0 for p in temp_dir.glob("*.part")),
         seconds=60,
@@ -151,7 +151,7 @@ def test_a_worker_killed_mid_download_is_replaced_and_the_job_is_charged_once(
 
     def finished() -> bool:
         # What the scheduled sweep does every minute: hand due jobs to the workers.
-        pipeline.poll_due_jobs(run_seconds=0)
+        dispatcher.poll_due_jobs(run_seconds=0)
         return job_state(job) == JobState.SUCCEEDED
 
     wait_for(finished, seconds=90, what="the job to finish after the kill", worker=second)

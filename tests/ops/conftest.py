@@ -4,8 +4,8 @@ import pytest
 from django.test import Client
 
 from apps.accounts.models import User
-from apps.jobs.providers import balance
-from apps.jobs.simulators.kie import KieSimulator, SimulatorConfig
+from apps.removal import balance
+from apps.simulators.kie import KieSimulator, SimulatorConfig
 from tests.factories import UserFactory
 
 

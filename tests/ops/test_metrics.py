@@ -13,9 +13,10 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from apps.billing import ledger
-from apps.jobs.models import JobState, ProviderAlert, SwcServer
-from apps.jobs.providers import get_provider
-from apps.jobs.providers.base import RetryableError
+from apps.jobs.models import JobState
+from apps.removal.base import RetryableError
+from apps.removal.models import ProviderAlert, SwcServer
+from apps.removal.registry import get_provider
 from tests.factories import make_job
 from tests.live import ROOT
 
@@ -72,7 +73,7 @@ def test_it_answers_prometheus_on_any_host_name_like_healthz(client, token):
     assert response.status_code == 200
 
 
-def test_jobs_queue_and_credits_are_read_from_the_database(token, alice, acme):
+def test_jobs_queue_and_credits_are_read_from_the_database(token, alice, acme, settings):
     team = alice.memberships.get(team__is_personal=True).team
     now = timezone.now()
     make_job(acme, created_at=now - timedelta(minutes=10))
@@ -82,6 +83,9 @@ def test_jobs_queue_and_credits_are_read_from_the_database(token, alice, acme):
     make_job(team, state=JobState.SUCCEEDED, waited=1, took=2)
     make_job(team, state=JobState.FAILED, waited=1, took=2)
     ProviderAlert.objects.create(provider="kie", kind="paused", message="Paused.")
+    settings.SWC_SERVERS = [
+        {"url": url, "authorization": ""} for url in ("http://gpu1:5344", "http://gpu2:5344")
+    ]
     SwcServer.objects.create(url="http://gpu1:5344")
     SwcServer.objects.create(url="http://gpu2:5344", healthy=False)
 
@@ -98,8 +102,9 @@ def test_jobs_queue_and_credits_are_read_from_the_database(token, alice, acme):
     assert found["unmark_credits_held", ()] == 10
     assert found["unmark_credits_outstanding", ()] == 90  # Alice's, Bob's, Carol's sign-up credits
     assert found["unmark_provider_alerts_open", (("kind", "paused"), ("provider", "kie"))] == 1
-    assert found["unmark_swc_server_healthy", (("url", "http://gpu1:5344"),)] == 1
-    assert found["unmark_swc_server_healthy", (("url", "http://gpu2:5344"),)] == 0
+    machine = "unmark_provider_machine_up"
+    assert found[machine, (("provider", "swc"), ("url", "http://gpu1:5344"))] == 1
+    assert found[machine, (("provider", "swc"), ("url", "http://gpu2:5344"))] == 0
 
 
 def test_provider_calls_are_timed_and_their_errors_counted(token, kie_simulator, settings):

@@ -13,8 +13,9 @@ from django.utils import timezone
 
 from apps.billing import ledger
 from apps.billing.models import TopUp, TopUpStatus
-from apps.jobs.models import Job, JobState, ProviderAlert, SwcServer
+from apps.jobs.models import Job, JobState
 from apps.ops.figures import Period, percentile_cont, timings
+from apps.removal.models import ProviderAlert, SwcServer
 from tests.factories import make_job
 from tests.test_security import ScriptsAndStyles
 
@@ -143,7 +144,7 @@ def test_the_pool_shows_each_server_busy_idle_or_down(staff_client, history, set
         {"url": url, "authorization": ""}
         for url in ("http://gpu1:5344", "http://gpu2:5344", "http://gpu3:5344")
     ]
-    SwcServer.objects.create(url="http://gpu1:5344")
+    SwcServer.objects.get_or_create(url="http://gpu1:5344")  # the history has a video on it
     SwcServer.objects.create(url="http://gpu2:5344")
     SwcServer.objects.create(url="http://gpu3:5344", healthy=False, down_reason="not answering")
     SwcServer.objects.create(url="http://old:5344")
@@ -235,7 +236,8 @@ def test_open_alerts_are_listed(staff_client):
 def test_the_kie_balance_comes_from_kie(staff_client, kie_simulator):
     page = staff_client.get(OPS)
 
-    assert page.context["figures"].kie_balance.credits == 123_450
+    [kie] = page.context["figures"].balances
+    assert (kie.provider, kie.balance.credits) == ("kie", 123_450)
     assert "123,450" in page.text
 
 
@@ -246,7 +248,7 @@ def test_a_kie_that_does_not_answer_shows_unknown_without_holding_the_page(
 
     page = staff_client.get(OPS)
 
-    assert page.context["figures"].kie_balance.credits is None
+    assert page.context["figures"].balances[0].balance.credits is None
     assert "no answer within 0.5 s" in page.text
     assert 'data-testid="kie-balance">Unknown' in page.text
 

@@ -9,7 +9,8 @@ import pytest
 from django.urls import reverse
 
 from apps.billing import ledger
-from apps.jobs.models import InputKind, Job, JobState
+from apps.jobs.models import Job, JobState
+from apps.removal.base import InputKind
 from tests.factories import confirm_email
 
 pytestmark = pytest.mark.django_db

@@ -127,7 +127,8 @@ def test_make_run_starts_the_simulators_and_the_app_talks_to_them(tmp_path):
                 "shell",
                 "--no-imports",
                 "-c",
-                "from apps.jobs.providers import get_provider; get_provider('replicate').probe(); "
+                "from apps.removal.registry import get_provider; "
+                "get_provider('replicate').probe(); "
                 "print(get_provider('replicate').signing_secret()[:6])",
             ],
             env=env,

@@ -3,7 +3,7 @@
 import httpx
 import pytest
 
-from apps.jobs.providers.base import (
+from apps.removal.base import (
     CallbackRejected,
     PermanentError,
     ProviderUnavailable,
@@ -12,7 +12,7 @@ from apps.jobs.providers.base import (
     TaskNotReady,
     TaskState,
 )
-from apps.jobs.simulators.kie import SAMPLE_MP4
+from apps.simulators.kie import SAMPLE_MP4
 from tests.jobs.conftest import HMAC_KEY, SORA_LINK, link_task, wait_until_final
 
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 import respx
 
-from apps.jobs.providers.base import (
+from apps.removal.base import (
     CallbackRejected,
     PermanentError,
     ProviderUnavailable,
@@ -17,7 +17,7 @@ from apps.jobs.providers.base import (
     TaskNotReady,
     TaskState,
 )
-from apps.jobs.providers.kie import KieProvider, sign_callback
+from apps.removal.kie import KieProvider, sign_callback
 from config.logfmt import KeyValueFormatter
 from tests.jobs.conftest import link_task
 
@@ -425,7 +425,7 @@ def test_a_callback_body_without_a_task_is_rejected(kie, body, reason):
 
 def test_each_call_logs_one_line_without_the_api_key(kie, kie_api, caplog):
     kie_api.get(RECORD).mock(return_value=answer(DOC_RECORD_SUCCESS))
-    caplog.set_level(logging.INFO, logger="apps.jobs.providers.kie")
+    caplog.set_level(logging.INFO, logger="apps.removal.kie")
 
     kie.status("t1")
 

@@ -8,7 +8,7 @@ import pytest
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 
-from apps.jobs.providers.ratelimit import (
+from apps.removal.ratelimit import (
     MARGIN_SECONDS,
     claim_starts,
     mark_sent,

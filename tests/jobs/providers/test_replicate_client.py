@@ -7,8 +7,8 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from apps.jobs.models import InputKind
-from apps.jobs.providers.base import (
+from apps.removal.base import (
+    InputKind,
     PermanentError,
     ProviderUnavailable,
     RateLimited,

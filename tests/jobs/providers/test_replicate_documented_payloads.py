@@ -11,9 +11,9 @@ import pytest
 import respx
 from standardwebhooks.webhooks import Webhook
 
-from apps.jobs.models import InputKind
-from apps.jobs.providers.base import (
+from apps.removal.base import (
     CallbackRejected,
+    InputKind,
     NoAnswer,
     PermanentError,
     ProviderUnavailable,
@@ -22,7 +22,7 @@ from apps.jobs.providers.base import (
     TaskInput,
     TaskState,
 )
-from apps.jobs.providers.replicate import ReplicateProvider, cost_micros
+from apps.removal.replicate import ReplicateProvider, cost_micros
 from tests.jobs.replicate import file_task
 
 API = "https://api.replicate.com"

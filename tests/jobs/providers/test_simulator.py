@@ -8,7 +8,7 @@ import tracemalloc
 import httpx
 import pytest
 
-from apps.jobs.simulators.kie import KieSimulator, SimulatorConfig
+from apps.simulators.kie import KieSimulator, SimulatorConfig
 from tests.jobs.conftest import SIM_KEY, SORA_LINK, link_task, wait_until_final
 
 AUTH = {"Authorization": f"Bearer {SIM_KEY}"}

@@ -3,9 +3,9 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.jobs.providers import get_provider
-from apps.jobs.providers.base import ProviderError, ProviderUnavailable
-from apps.jobs.providers.kie import KIE_CREDITS_PER_VIDEO
+from apps.removal.base import ProviderError, ProviderUnavailable
+from apps.removal.kie import KIE_CREDITS_PER_VIDEO
+from apps.removal.registry import get_provider
 
 
 class Command(BaseCommand):

@@ -3,8 +3,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from apps import telemetry
-from apps.jobs import queue
+from apps import taskqueue, telemetry
 
 
 class Command(BaseCommand):
@@ -18,8 +17,8 @@ class Command(BaseCommand):
         if settings.WORKER_METRICS_PORT is not None:
             self._serve_metrics(settings.WORKER_METRICS_ADDRESS, settings.WORKER_METRICS_PORT)
         try:
-            status = queue.run_worker()
-        except queue.DatabaseUnreachable as exc:
+            status = taskqueue.run_worker()
+        except taskqueue.DatabaseUnreachable as exc:
             raise CommandError(str(exc)) from exc
         if status:
             raise CommandError("The worker stopped: the database is unreachable.")

@@ -1,0 +1,488 @@
+"""The Replicate simulator: Replicate's prediction API for the SoraWatermarkCleaner model, on
+loopback.
+
+`make run` starts it (`manage.py replicate_simulator`) so file jobs can go to "Replicate" with no
+account, and tests start it on an ephemeral port to run the real client over real sockets. Like
+Replicate it:
+
+- takes `POST /v1/predictions` (a pinned `version`) and `POST /v1/models/{owner}/{name}/
+  predictions`, with a bearer token (401 otherwise), input `video` (a file URL), `webhook` and
+  `webhook_events_filter`; answers 201 with the prediction object; 422 for bad input; 404 for
+  an unknown model or version; 429 `Request was throttled…` beyond `rate_limit` a minute;
+- runs each prediction `starting` (a cold start: `cold_start_seconds`) → `processing` (it
+  fetches the input URL, paints the mark out with `mark_painter`, prints a tqdm-like bar in
+  `logs`) → `succeeded` with `output` a URL it serves itself, or `failed` with an `error`;
+  `metrics.predict_time` is the time spent processing;
+- `POST /v1/predictions/{id}/cancel` stops it (`canceled`, billed up to then);
+- `GET /v1/webhooks/default/secret` → `{"key": "whsec_…"}`; webhooks (`start` when created,
+  `completed` at the end, as filtered) carry the prediction and are signed the Standard Webhooks
+  way with the `standardwebhooks` package.
+
+Drills change its settings while it runs: `POST /__sim__/config` with a JSON object (cold
+starts, failure rate, rate limit, the model gone, repeated webhooks). `GET /__sim__/predictions`
+lists what it has seen. Production code never imports this package (a test checks).
+"""
+
+import base64
+import dataclasses
+import hmac
+import json
+import logging
+import random
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import urlsplit
+
+import httpx
+from standardwebhooks.webhooks import Webhook
+
+from apps.simulators.config import coerce_changes
+from apps.simulators.http import Reply, file_reply, json_reply, read_body, serve
+from apps.simulators.mark_painter import NotAVideo, paint_over_marks
+from apps.simulators.replicate.config import ReplicateSimConfig
+from apps.simulators.webhooks import WebhookSender
+
+__all__ = ["ReplicateSimConfig", "ReplicateSimulator"]
+
+logger = logging.getLogger(__name__)
+
+FETCH_TIMEOUT_SECONDS = 30.0
+FETCH_CHUNK_BYTES = 256 * 1024
+RATE_WINDOW_SECONDS = 60.0
+TERMINAL = ("succeeded", "failed", "canceled")
+EVENTS = ("start", "output", "logs", "completed")
+# Without a filter Replicate sends webhooks for new output and the end (this simulator sends
+# no `output` or `logs` webhooks: only `start` and `completed` matter to the app).
+DEFAULT_EVENTS = ("output", "completed")
+
+
+@dataclass
+class SimPrediction:
+    id: str
+    model: str
+    version: str
+    input: dict[str, Any]
+    webhook: str
+    events: list[str]
+    created_at: str
+    status: str = "starting"
+    output: str | None = None
+    error: str | None = None
+    logs: str = ""
+    started_at: str | None = None
+    completed_at: str | None = None
+    predict_time: float | None = None
+    began: float | None = None  # simulator clock (monotonic) when processing began
+    canceled: threading.Event = field(default_factory=threading.Event)
+    webhooks: list[str] = field(default_factory=list)  # outcome of each webhook sent
+
+    def record(self, base_url: str) -> dict[str, Any]:
+        """The prediction object, as `GET /v1/predictions/{id}` and webhooks give it."""
+        return {
+            "id": self.id,
+            "model": self.model,
+            "version": self.version,
+            "input": self.input,
+            "logs": self.logs,
+            "output": self.output,
+            "data_removed": False,
+            "error": self.error,
+            "status": self.status,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "completed_at": self.completed_at,
+            "source": "api",
+            "webhook": self.webhook or None,
+            "webhook_events_filter": self.events if self.webhook else None,
+            "metrics": {} if self.predict_time is None else {"predict_time": self.predict_time},
+            "urls": {
+                "get": f"{base_url}/v1/predictions/{self.id}",
+                "cancel": f"{base_url}/v1/predictions/{self.id}/cancel",
+                "web": f"{base_url}/p/{self.id}",
+            },
+        }
+
+
+class ReplicateSimulator:
+    """The simulator's state and answers; `start()` serves it from a background thread."""
+
+    def __init__(
+        self, config: ReplicateSimConfig, *, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        if not config.webhook_secret:
+            secret = base64.b64encode(secrets.token_bytes(24)).decode()
+            config = dataclasses.replace(config, webhook_secret=f"whsec_{secret}")
+        self._config = config
+        self._lock = threading.Lock()
+        self._predictions: dict[str, SimPrediction] = {}
+        self._recent_creates: deque[float] = deque()
+        self._requests: deque[dict[str, Any]] = deque(maxlen=1000)
+        self._random = random.Random()  # noqa: S311 (failure draws, not secrets)
+        self._dir = Path(tempfile.mkdtemp(prefix="replicate-sim-"))
+        self._webhooks = WebhookSender(name="replicate-sim")
+        self._runners: list[threading.Thread] = []
+        self._stopping = threading.Event()
+        self._server = serve(self, host, port, name="Replicate simulator")
+        self._serving: threading.Thread | None = None
+        self.url = f"http://{host}:{self._server.server_address[1]}"
+
+    # --- running ---------------------------------------------------------------------------
+    def start(self) -> "ReplicateSimulator":
+        """Serves from a background thread (tests); `stop()` ends it."""
+        self._serving = threading.Thread(
+            target=self.serve_forever, name="replicate-sim", daemon=True
+        )
+        self._serving.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self._server.serve_forever(poll_interval=0.05)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with self._lock:
+            for prediction in self._predictions.values():
+                prediction.canceled.set()
+            runners = list(self._runners)
+        self._server.shutdown()
+        self._server.server_close()
+        for thread in [*runners, *([self._serving] if self._serving else [])]:
+            thread.join(timeout=10)
+        self._webhooks.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    # --- control (tests, /__sim__/) --------------------------------------------------------
+    def configure(self, **changes: Any) -> ReplicateSimConfig:
+        with self._lock:
+            self._config = dataclasses.replace(self._config, **changes)
+            return self._config
+
+    @property
+    def config(self) -> ReplicateSimConfig:
+        with self._lock:
+            return self._config
+
+    @property
+    def webhook_secret(self) -> str:
+        return self.config.webhook_secret
+
+    def seen(self) -> dict[str, Any]:
+        """What `/__sim__/predictions` shows: every prediction with its webhooks' outcomes, and
+        the last requests."""
+        with self._lock:
+            return {
+                "predictions": [
+                    {**p.record(self.url), "sim_webhooks": list(p.webhooks)}
+                    for p in self._predictions.values()
+                ],
+                "requests": list(self._requests),
+            }
+
+    def prediction(self, prediction_id: str) -> dict[str, Any]:
+        with self._lock:
+            return self._predictions[prediction_id].record(self.url)
+
+    # --- answers ---------------------------------------------------------------------------
+    def answer(
+        self, method: str, target: str, headers: dict[str, str], stream: BinaryIO, length: int
+    ) -> Reply:
+        body = read_body(stream, length)
+        path = urlsplit(target).path
+        if path.startswith("/v1/"):
+            reply = self._api(method, path, headers, body)
+            with self._lock:
+                self._requests.append({"method": method, "path": path, "status": reply.status})
+            logger.info(
+                "replicate-sim answer",
+                extra={"method": method, "path": path, "http_status": reply.status},
+            )
+            return reply
+        if method == "GET" and path.startswith("/delivery/") and path.endswith("/output.mp4"):
+            return self._output(path.split("/")[2])
+        if path == "/__sim__/predictions" and method == "GET":
+            return json_reply(200, self.seen())
+        if path == "/__sim__/config":
+            return self._control(method, body)
+        return _problem(404, "Not found", "The requested resource could not be found.")
+
+    def _api(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
+        config = self.config
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            token.strip().encode(), config.api_token.encode()
+        ):
+            return _problem(401, "Unauthenticated", "You did not pass a valid authentication token")
+        parts = path.strip("/").split("/")  # ["v1", ...]
+        if method == "POST" and parts[1:] == ["predictions"]:
+            return self._create(body, model_path=None)
+        if (
+            method == "POST"
+            and len(parts) == 5
+            and parts[1] == "models"
+            and parts[4] == ("predictions")
+        ):
+            return self._create(body, model_path=f"{parts[2]}/{parts[3]}")
+        if method == "GET" and len(parts) == 4 and parts[1] == "models":
+            return self._model(f"{parts[2]}/{parts[3]}")
+        if method == "GET" and len(parts) == 3 and parts[1] == "predictions":
+            return self._get(parts[2])
+        if (
+            method == "POST"
+            and len(parts) == 4
+            and parts[1] == "predictions"
+            and (parts[3] == "cancel")
+        ):
+            return self._cancel(parts[2])
+        if method == "GET" and parts[1:] == ["webhooks", "default", "secret"]:
+            return json_reply(200, {"key": config.webhook_secret})
+        return _problem(404, "Not found", f"No such endpoint: {method} {path}")
+
+    def _model(self, model: str) -> Reply:
+        config = self.config
+        if config.model_gone or model != config.model:
+            return _problem(404, "Not found", "The requested model could not be found.")
+        owner, name = model.split("/")
+        return json_reply(
+            200,
+            {
+                "owner": owner,
+                "name": name,
+                "visibility": "public",
+                "latest_version": {"id": config.version},
+            },
+        )
+
+    def _create(self, body: bytes, *, model_path: str | None) -> Reply:
+        config = self.config
+        if not self._admit_create(config.rate_limit):
+            wait = self._seconds_until_admitted()
+            return json_reply(
+                429, {"detail": f"Request was throttled. Your rate limit resets in ~{wait}s."}
+            )
+        try:
+            request = json.loads(body)
+        except (ValueError, RecursionError):
+            return _problem(400, "Bad request", "The request body is not JSON")
+        if not isinstance(request, dict):
+            return _problem(400, "Bad request", "The request body must be a JSON object")
+        if model_path is None:
+            if config.model_gone or request.get("version") != config.version:
+                return _problem(404, "Not found", "The requested version could not be found.")
+        elif config.model_gone or model_path != config.model:
+            return _problem(404, "Not found", "The requested model could not be found.")
+        problem = _input_problem(request)
+        if problem:
+            return _problem(422, "Input validation failed", problem)
+        prediction = SimPrediction(
+            id=secrets.token_hex(13),
+            model=config.model,
+            version=config.version,
+            input=request["input"],
+            webhook=str(request.get("webhook") or ""),
+            events=list(request.get("webhook_events_filter") or DEFAULT_EVENTS),
+            created_at=_now(),
+        )
+        with self._lock:
+            self._predictions[prediction.id] = prediction
+            runner = threading.Thread(
+                target=self._run, args=(prediction,), name="replicate-sim-run", daemon=True
+            )
+            self._runners.append(runner)
+            record = prediction.record(self.url)
+        self._notify(prediction, "start")
+        runner.start()
+        logger.info("replicate-sim prediction created", extra={"task_id": prediction.id})
+        return json_reply(201, record)
+
+    def _admit_create(self, limit: int) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            while self._recent_creates and now - self._recent_creates[0] >= RATE_WINDOW_SECONDS:
+                self._recent_creates.popleft()
+            if len(self._recent_creates) >= limit:
+                return False
+            self._recent_creates.append(now)
+            return True
+
+    def _seconds_until_admitted(self) -> int:
+        with self._lock:
+            oldest = self._recent_creates[0] if self._recent_creates else time.monotonic()
+        return max(1, round(RATE_WINDOW_SECONDS - (time.monotonic() - oldest)))
+
+    def _get(self, prediction_id: str) -> Reply:
+        with self._lock:
+            prediction = self._predictions.get(prediction_id)
+            if prediction is None:
+                return _problem(404, "Not found", "The requested prediction could not be found.")
+            return json_reply(200, prediction.record(self.url))
+
+    def _cancel(self, prediction_id: str) -> Reply:
+        with self._lock:
+            prediction = self._predictions.get(prediction_id)
+            if prediction is None:
+                return _problem(404, "Not found", "The requested prediction could not be found.")
+            ended_now = prediction.status not in TERMINAL
+            if ended_now:
+                # The runner sees the flag and stops; what ran so far is billed.
+                prediction.canceled.set()
+                prediction.status = "canceled"
+                prediction.completed_at = _now()
+                if prediction.began is not None:
+                    prediction.predict_time = round(time.monotonic() - prediction.began, 6)
+            record = prediction.record(self.url)
+        if ended_now:
+            self._notify(prediction, "completed")
+        return json_reply(200, record)
+
+    def _output(self, prediction_id: str) -> Reply:
+        with self._lock:
+            prediction = self._predictions.get(prediction_id)
+            done = prediction is not None and prediction.status == "succeeded"
+        output = self._dir / f"{prediction_id}.mp4"
+        if not done or not output.exists():
+            return Reply(404, b"Not found", "text/plain")
+        return file_reply(output, "video/mp4")
+
+    def _control(self, method: str, body: bytes) -> Reply:
+        if method == "POST":
+            try:
+                changes = json.loads(body)
+                if not isinstance(changes, dict):
+                    raise ValueError("send a JSON object of settings to change")
+                fixed = frozenset({"api_token", "webhook_secret"})
+                self.configure(**coerce_changes(ReplicateSimConfig, changes, fixed=fixed))
+            except (ValueError, TypeError, RecursionError) as exc:
+                return json_reply(400, {"error": str(exc)})
+        return json_reply(200, self.config.public())
+
+    # --- a prediction's run ----------------------------------------------------------------
+    def _run(self, prediction: SimPrediction) -> None:
+        config = self.config
+        if prediction.canceled.wait(config.cold_start_seconds):
+            return
+        began = time.monotonic()
+        with self._lock:
+            if prediction.status != "starting":
+                return
+            prediction.status, prediction.started_at = "processing", _now()
+            prediction.began = began
+        source, output = self._dir / f"{prediction.id}.in", self._dir / f"{prediction.id}.mp4"
+        error = ""
+        try:
+            _fetch(str(prediction.input["video"]), source)
+            self._log(prediction, "Downloaded the input video\n")
+            paint_over_marks(source, output, on_progress=lambda share: self._bar(prediction, share))
+        except (httpx.HTTPError, OSError) as exc:
+            error = f"Could not download the input video: {type(exc).__name__}"
+        except NotAVideo as exc:
+            error = f"The input is not a video: {exc}"
+        finally:
+            source.unlink(missing_ok=True)
+        remaining = config.processing_seconds - (time.monotonic() - began)
+        if remaining > 0:
+            prediction.canceled.wait(remaining)
+        fails = bool(error) or self._random.random() < config.failure_rate
+        with self._lock:
+            if prediction.canceled.is_set():
+                output.unlink(missing_ok=True)
+                return
+            prediction.predict_time = round(time.monotonic() - began, 6)
+            prediction.completed_at = _now()
+            if fails:
+                prediction.status = "failed"
+                prediction.error = error or "CUDA out of memory. Tried to allocate 2.00 GiB"
+                output.unlink(missing_ok=True)
+            else:
+                prediction.status = "succeeded"
+                prediction.output = f"{self.url}/delivery/{prediction.id}/output.mp4"
+        self._notify(prediction, "completed")
+
+    def _bar(self, prediction: SimPrediction, share: float) -> None:
+        percent = round(share * 100)
+        bar = "█" * (percent // 10)
+        self._log(prediction, f"Removing watermark: {percent:3d}%|{bar:<10}|\n")
+
+    def _log(self, prediction: SimPrediction, line: str) -> None:
+        with self._lock:
+            prediction.logs += line
+
+    def _notify(self, prediction: SimPrediction, event: str) -> None:
+        """Sends a webhook for `event` if the prediction asked for it, signed as Replicate
+        signs them: Standard Webhooks, with the account's secret."""
+        with self._lock:
+            if not prediction.webhook or event not in prediction.events:
+                return
+            body = json.dumps(prediction.record(self.url)).encode()
+            secret, repeats = self._config.webhook_secret, self._config.webhook_repeats
+        message_id = f"msg_{secrets.token_hex(12)}"
+
+        def headers() -> dict[str, str]:
+            now = datetime.now(UTC)
+            signature = Webhook(secret).sign(message_id, now, body.decode())
+            return {
+                "webhook-id": message_id,
+                "webhook-timestamp": str(int(now.timestamp())),
+                "webhook-signature": signature,
+            }
+
+        def record(outcome: str) -> None:
+            with self._lock:
+                prediction.webhooks.append(f"{event} {outcome}")
+
+        self._webhooks.send(
+            prediction.webhook, body, headers=headers, outcome=record, times=repeats
+        )
+
+
+def _input_problem(request: dict[str, Any]) -> str:
+    task_input = request.get("input")
+    if not isinstance(task_input, dict):
+        return "- input: Invalid type. Expected: object"
+    video = task_input.get("video")
+    if not video:
+        return "- input: video is required"
+    if not isinstance(video, str) or not video.startswith(("http://", "https://")):
+        return "- input.video: Does not match format 'uri'"
+    webhook = request.get("webhook")
+    if webhook is not None and (
+        not isinstance(webhook, str) or not webhook.startswith(("http://", "https://"))
+    ):
+        return "- webhook: Does not match format 'uri'"
+    events = request.get("webhook_events_filter")
+    if events is not None and (
+        not isinstance(events, list) or any(event not in EVENTS for event in events)
+    ):
+        return f"- webhook_events_filter: each item must be one of {', '.join(EVENTS)}"
+    return ""
+
+
+def _fetch(url: str, target: Path) -> None:
+    """Streams the input to disk, as Replicate fetches a file URL input."""
+    with (
+        httpx.stream("GET", url, timeout=FETCH_TIMEOUT_SECONDS, follow_redirects=True) as response,
+        target.open("wb") as out,
+    ):
+        response.raise_for_status()
+        for chunk in response.iter_bytes(FETCH_CHUNK_BYTES):
+            out.write(chunk)
+
+
+def _problem(status: int, title: str, detail: str) -> Reply:
+    # Replicate's errors are RFC 7807 problems.
+    return Reply(
+        status,
+        json.dumps({"title": title, "detail": detail, "status": status}).encode(),
+        "application/problem+json",
+    )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,18 @@
+"""Task entry points for outgoing webhooks: each delivery is sent by a worker of its own, and a
+sweep every minute hands out retries as they fall due (scheduled in `WebhooksConfig.ready`)."""
+
+from apps import taskqueue
+from apps.webhooks import sending, services
+
+
+@taskqueue.needs_database
+def deliver_webhook(delivery_id: int) -> None:
+    sending.deliver(delivery_id=delivery_id)
+
+
+@taskqueue.needs_database
+def send_due_webhooks() -> None:
+    """Every minute: hands each due delivery to a worker of its own (never sends here, so a
+    slow receiver cannot hold up the others), and trims old delivery logs."""
+    services.deliver_soon(sending.hand_out_due())
+    sending.forget_old_deliveries()
