@@ -248,7 +248,7 @@ def run(
     from apps.billing.models import LedgerEntry
     from apps.billing.welcome import onboard_new_user
     from apps.jobs.models import Job, JobState
-    from tests.jobs.swc import file_jobs
+    from tests.swc import file_jobs
 
     user = User.objects.create_user(f"pool-{label}-{time.time_ns()}@example.com", "x")
     team = onboard_new_user(user=user)

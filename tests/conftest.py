@@ -9,8 +9,9 @@ from django.test import Client
 from apps.accounts.models import Role, Team, User
 from tests.factories import UserFactory, add_member, make_team
 
-# Fixtures of a provider's simulator, shared by the tests that use it.
-pytest_plugins = ["tests.jobs.replicate"]
+# The running stack (provider simulators, the in-process worker, storage) and a provider's
+# simulator, shared by every folder of tests that uses them.
+pytest_plugins = ["tests.stack", "tests.replicate"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

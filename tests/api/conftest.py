@@ -9,7 +9,6 @@ from django.test import Client
 
 from apps.accounts.models import Membership, Team, User
 from apps.api.keys import create_key
-from tests.jobs.conftest import media_storage  # noqa: F401  # a fixture used here too
 
 GOOD_LINK = "https://sora.chatgpt.com/p/s_68e83bd7eee88191be79d2ba7158516f"
 OTHER_LINK = "https://sora.chatgpt.com/p/s_0123456789abcdef0123456789abcdef"
@@ -58,7 +57,7 @@ def acme_api(acme: Team, alice: User) -> ApiClient:
 
 
 @pytest.fixture
-def uploads_stack(settings, media_storage: Path, tmp_path: Path, files_provider: None) -> Path:  # noqa: F811
+def uploads_stack(settings, media_storage: Path, tmp_path: Path, files_provider: None) -> Path:
     """Local storage in a fresh folder, temporary files in another, a provider for files."""
     settings.DOWNLOAD_TEMP_DIR = settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path / "tmp")
     (tmp_path / "tmp").mkdir()

@@ -10,7 +10,7 @@ from apps.jobs.models import Job, Upload
 from apps.removal.base import InputKind
 from tests.api.conftest import ApiClient, key_for
 from tests.api.test_jobs_api import fund
-from tests.jobs.uploads import clip_bytes, png_bytes, video_file
+from tests.uploads import clip_bytes, png_bytes, video_file
 
 
 def stored_files(media: Path) -> list[str]:

@@ -6,7 +6,7 @@ from apps.jobs import lifecycle
 from apps.jobs.models import Job, Upload
 from tests.api.test_jobs_api import fund
 from tests.jobs.test_uploads_s3 import BUCKET, s3  # noqa: F401  # the moto bucket fixture
-from tests.jobs.uploads import clip_bytes
+from tests.uploads import clip_bytes
 
 
 def test_a_large_file_goes_to_the_bucket_and_is_checked_before_its_job(

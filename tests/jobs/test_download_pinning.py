@@ -8,7 +8,7 @@ import pytest
 import respx
 
 from apps.jobs.download import DownloadError, store_result
-from tests.jobs.conftest import VIDEO
+from tests.stack import VIDEO
 
 VETTED = "93.184.215.14"
 

@@ -22,7 +22,7 @@ from apps.billing.models import LedgerEntry
 from apps.jobs import dispatcher, submission
 from apps.jobs.models import Job, JobState
 from apps.removal.models import ProviderAlert
-from tests.jobs.conftest import SORA_LINK
+from tests.stack import SORA_LINK
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

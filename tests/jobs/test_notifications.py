@@ -16,7 +16,7 @@ from apps.jobs import lifecycle, submission
 from apps.jobs.models import BatchNotice, Job, JobState
 from apps.jobs.notifications import notify_batch_finished
 from config.local_mail import LocalMailBackend
-from tests.jobs.conftest import SORA_LINK, VIDEO
+from tests.stack import SORA_LINK, VIDEO
 
 pytestmark = pytest.mark.django_db
 

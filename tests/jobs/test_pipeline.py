@@ -21,7 +21,7 @@ from apps.jobs import dispatcher, pipeline, queue, submission
 from apps.jobs.models import Job, JobEvent, JobState
 from apps.removal.models import ProviderAlert
 from apps.simulators.kie import SAMPLE_MP4
-from tests.jobs.conftest import SORA_LINK
+from tests.stack import SORA_LINK
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

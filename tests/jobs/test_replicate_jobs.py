@@ -26,7 +26,7 @@ from apps.removal.models import ProviderAlert
 from apps.removal.registry import get_provider
 from apps.removal.replicate import cost_micros
 from apps.simulators.replicate import ReplicateSimulator
-from tests.jobs.replicate import PRICE, SIM_TOKEN, file_task, replicate_file_jobs
+from tests.replicate import PRICE, SIM_TOKEN, file_task, replicate_file_jobs
 from tests.threads import run_at_once
 
 # Tasks are queued when the request's transaction commits, as in production.

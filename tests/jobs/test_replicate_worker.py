@@ -20,9 +20,9 @@ from apps.billing.models import LedgerEntry
 from apps.jobs.models import Job, JobState
 from apps.removal.replicate import cost_micros
 from apps.simulators.replicate import ReplicateSimulator
-from tests.jobs.replicate import PRICE, replicate_file_jobs
-from tests.jobs.swc import mark_brightness
 from tests.live import WorkerProcess, free_port
+from tests.replicate import PRICE, replicate_file_jobs
+from tests.swc import mark_brightness
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -15,9 +15,9 @@ from apps.billing import ledger
 from apps.jobs.models import Job, JobState, Upload
 from apps.removal.models import ProviderAlert
 from apps.simulators.replicate import ReplicateSimulator
-from tests.jobs.replicate import PRICE, SIM_TOKEN
-from tests.jobs.swc import Pool, details, file_jobs, run_until, settled_once
-from tests.jobs.uploads import clip_bytes, post_videos
+from tests.replicate import PRICE, SIM_TOKEN
+from tests.swc import Pool, details, file_jobs, run_until, settled_once
+from tests.uploads import clip_bytes, post_videos
 
 pytestmark = [pytest.mark.drill, pytest.mark.django_db(transaction=True)]
 

@@ -11,7 +11,7 @@ from moto import mock_aws
 from apps.jobs import submission
 from apps.jobs.models import JobState
 from apps.simulators.kie import SAMPLE_MP4
-from tests.jobs.conftest import SORA_LINK
+from tests.stack import SORA_LINK
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

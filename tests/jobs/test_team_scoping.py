@@ -20,7 +20,7 @@ from apps.billing.models import EntryKind, LedgerEntry
 from apps.jobs import lifecycle, submission
 from apps.jobs.models import Job, JobState
 from tests.accounts.helpers import all_team_data
-from tests.jobs.conftest import VIDEO, finished_job
+from tests.stack import VIDEO, finished_job
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media_storage")]
 

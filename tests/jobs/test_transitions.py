@@ -6,7 +6,7 @@ from django.db import transaction
 from apps.billing.models import LedgerEntry
 from apps.jobs import lifecycle, submission
 from apps.jobs.models import FINAL_STATES, MOVES, ForbiddenMove, Job, JobEvent, JobState
-from tests.jobs.conftest import SORA_LINK
+from tests.stack import SORA_LINK
 
 pytestmark = pytest.mark.django_db
 

@@ -25,7 +25,8 @@ from apps.jobs import dispatcher, lifecycle, submission
 from apps.jobs.models import Job, JobState, Upload
 from apps.jobs.uploads import CappedUploadHandler, display_name, expire_originals
 from apps.removal.base import InputKind
-from tests.jobs.uploads import (
+from tests.threads import run_at_once
+from tests.uploads import (
     at,
     audio_only_bytes,
     clip_bytes,
@@ -34,7 +35,6 @@ from tests.jobs.uploads import (
     post_videos,
     video_file,
 )
-from tests.threads import run_at_once
 
 GOOD_LINK = "https://sora.chatgpt.com/p/s_68e83bd7eee88191be79d2ba7158516f"
 

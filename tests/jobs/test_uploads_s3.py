@@ -13,7 +13,7 @@ from moto import mock_aws
 
 from apps.accounts.models import Membership
 from apps.jobs.models import Upload
-from tests.jobs.uploads import at, clip_bytes
+from tests.uploads import at, clip_bytes
 
 BUCKET = "unmark-uploads"
 

@@ -12,7 +12,7 @@ from apps.billing import ledger
 from apps.billing.models import LedgerEntry, Wallet
 from apps.jobs import lifecycle, submission
 from apps.jobs.models import Job, JobState
-from tests.jobs.conftest import VIDEO, finished_job
+from tests.stack import VIDEO, finished_job
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media_storage")]
 

@@ -19,7 +19,7 @@ from apps.webhooks import tasks as webhook_tasks
 from apps.webhooks.models import Delivery, DeliveryState, Endpoint, EventType
 from tests.api.conftest import ApiClient, key_for
 from tests.factories import make_endpoint
-from tests.jobs.conftest import SORA_LINK
+from tests.stack import SORA_LINK
 from tests.webhooks.receiver import Receiver, start_receiver
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -15,8 +15,8 @@ from apps.billing.models import LedgerEntry
 from apps.jobs import dispatcher, submission
 from apps.jobs.models import Job, JobState
 from apps.simulators.kie import CHUNK_BYTES, KieSimulator
-from tests.jobs.conftest import SORA_LINK
 from tests.live import WorkerProcess
+from tests.stack import SORA_LINK
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -11,7 +11,7 @@ from apps.accounts.models import User
 from apps.billing.models import LedgerEntry
 from apps.jobs import submission
 from apps.jobs.models import Job
-from tests.jobs.conftest import SORA_LINK
+from tests.stack import SORA_LINK
 
 pytestmark = pytest.mark.django_db
 

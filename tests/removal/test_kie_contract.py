@@ -13,7 +13,7 @@ from apps.removal.base import (
     TaskState,
 )
 from apps.simulators.kie import SAMPLE_MP4
-from tests.jobs.conftest import HMAC_KEY, SORA_LINK, link_task, wait_until_final
+from tests.stack import HMAC_KEY, SORA_LINK, link_task, wait_until_final
 
 
 def test_a_task_succeeds_with_a_result_link_that_serves_the_sample_video(kie):

@@ -20,9 +20,9 @@ from apps.removal.models import PoolTask, ProviderAlert, ProviderSwitch
 from apps.removal.registry import NoProvider, check_policy
 from apps.removal.swc import pool as swc_pool
 from config.env import env_micros
-from tests.jobs.conftest import SORA_LINK
-from tests.jobs.swc import details, file_jobs, run_until, settled_once
-from tests.jobs.uploads import at, clip_bytes, post_videos
+from tests.stack import SORA_LINK
+from tests.swc import details, file_jobs, run_until, settled_once
+from tests.uploads import at, clip_bytes, post_videos
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -20,7 +20,7 @@ from apps.removal.swc.client import (
 )
 from apps.simulators.swc import SwcSimConfig, SwcSimulator
 from tests.clips import make_clip
-from tests.jobs.swc import mark_brightness, wait_final, wait_for
+from tests.swc import mark_brightness, wait_final, wait_for
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
-"""Job fixtures: a Kie simulator on an ephemeral port, the real client pointed at it, a callback
-catcher, and a worker that runs broker messages in this process."""
+"""The running stack, for every folder of tests: a Kie simulator on an ephemeral port, the real
+client pointed at it, a callback catcher, a worker that runs broker messages in this process,
+local storage, and a pool of SWC simulators (a plugin of `tests/conftest.py`)."""
 
 import json
 import queue
@@ -25,7 +26,7 @@ from apps.jobs.models import Job, JobState
 from apps.removal.base import InputKind, TaskInput, TaskState, TaskStatus
 from apps.removal.kie import KieProvider
 from apps.simulators.kie import KieSimulator, SimulatorConfig
-from tests.jobs.swc import STALL_SECONDS, Pool
+from tests.swc import STALL_SECONDS, Pool
 
 SIM_KEY = "sim-test-key"
 HMAC_KEY = "whsec-test-hmac-key"

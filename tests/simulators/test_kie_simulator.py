@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from apps.simulators.kie import KieSimulator, SimulatorConfig
-from tests.jobs.conftest import SIM_KEY, SORA_LINK, link_task, wait_until_final
+from tests.stack import SIM_KEY, SORA_LINK, link_task, wait_until_final
 
 AUTH = {"Authorization": f"Bearer {SIM_KEY}"}
 

@@ -22,7 +22,8 @@ from apps.removal.models import PoolTask, ProviderAlert, SwcServer
 from apps.removal.registry import NoProvider, configured_for, get_provider
 from apps.removal.swc import pool as swc_pool
 from tests.clips import make_clip
-from tests.jobs.swc import (
+from tests.live import WorkerProcess, free_port
+from tests.swc import (
     STALL_SECONDS,
     Pool,
     details,
@@ -32,7 +33,6 @@ from tests.jobs.swc import (
     settled_once,
     wait_for,
 )
-from tests.live import WorkerProcess, free_port
 from tests.threads import run_at_once
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -19,7 +19,7 @@ from apps.removal.base import (
 )
 from apps.removal.kie import KieProvider, sign_callback
 from config.logfmt import KeyValueFormatter
-from tests.jobs.conftest import link_task
+from tests.stack import link_task
 
 KIE = "https://api.kie.ai"
 LIVE_KEY = "kie-live-key-0123456789abcdef"

@@ -15,8 +15,8 @@ from apps.removal.base import (
     TaskInput,
     TaskState,
 )
-from tests.jobs.replicate import SIM_TOKEN, file_task, wait_for_state
-from tests.jobs.swc import mark_brightness
+from tests.replicate import SIM_TOKEN, file_task, wait_for_state
+from tests.swc import mark_brightness
 
 
 def test_a_prediction_starts_runs_and_succeeds_with_a_clean_video_and_its_cost(

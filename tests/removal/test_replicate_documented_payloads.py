@@ -23,7 +23,7 @@ from apps.removal.base import (
     TaskState,
 )
 from apps.removal.replicate import ReplicateProvider, cost_micros
-from tests.jobs.replicate import file_task
+from tests.replicate import file_task
 
 API = "https://api.replicate.com"
 VERSION = "7b636d39f482f129dfa3429fdc7c5c2d4f4ef36e4cbc6d919b701c1d39162797"
