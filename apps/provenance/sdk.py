@@ -1,0 +1,65 @@
+"""How c2pa-python is set up here: one place for the SDK settings signing and reading share.
+
+Each choice below fixes something the SDK's defaults would get wrong for this product:
+
+- No network while reading. People's originals may carry a manifest that points elsewhere
+  (a remote manifest, OCSP responders): fetching those from a worker would let an upload
+  make our servers call any address. Only the timestamp authority, when the operator names
+  one, is ever called.
+- A small in-memory spool. c2pa copies the asset to an intermediate stream before hashing it;
+  by default that stream stays in memory up to 512 MB, so a large result would cost its whole
+  size in RAM. Over `SPOOL_MB` it goes to a temporary file (in `TMPDIR`) instead.
+- The certificate purposes (EKUs) the C2PA specification allows for claim signing. Out of the
+  box, c2pa-rs 0.91 accepts only emailProtection and refuses (`signingCredential.invalid`)
+  certificates made for documentSigning or C2PA claim signing, which is what CAs issue for
+  Content Credentials.
+- No thumbnails: c2pa makes none for video, and an ingredient's would only add bytes.
+
+Contexts are made per call: they are cheap, and a c2pa object made before a worker process
+forks cannot be used in the child.
+"""
+
+from typing import Any
+
+import c2pa
+from django.conf import settings
+
+# The in-memory limit of c2pa's intermediate copy of an asset, in MB.
+SPOOL_MB = 16
+
+# id-kp-emailProtection, id-kp-documentSigning, Microsoft's C2PA signing, c2pa-kp-claimSigning.
+CLAIM_SIGNING_EKUS = (
+    "1.3.6.1.5.5.7.3.4",
+    "1.3.6.1.5.5.7.3.36",
+    "1.3.6.1.4.1.311.76.59.1.9",
+    "1.3.6.1.4.1.62558.2.1",
+)
+
+
+def sdk_settings(*, claim_generator: dict[str, str] | None = None) -> dict[str, Any]:
+    """The SDK settings (c2pa's JSON settings schema) for reading, or for signing when
+    `claim_generator` names the product."""
+    trust: dict[str, str] = {"trust_config": "\n".join(CLAIM_SIGNING_EKUS) + "\n"}
+    if settings.C2PA_TRUST_ANCHORS:
+        trust["trust_anchors"] = settings.C2PA_TRUST_ANCHORS
+    builder: dict[str, Any] = {"thumbnail": {"enabled": False}}
+    if claim_generator is not None:
+        builder["claim_generator_info"] = claim_generator
+    return {
+        "version": 1,
+        "trust": trust,
+        "verify": {
+            "verify_after_reading": True,
+            "verify_after_sign": True,
+            "verify_trust": True,
+            "remote_manifest_fetch": False,
+            "ocsp_fetch": False,
+        },
+        "core": {"backing_store_memory_threshold_in_mb": SPOOL_MB},
+        "builder": builder,
+    }
+
+
+def context(*, claim_generator: dict[str, str] | None = None) -> c2pa.Context:
+    """A fresh c2pa Context with `sdk_settings`; close it (or use `with`) when done."""
+    return c2pa.Context.from_dict(sdk_settings(claim_generator=claim_generator))
