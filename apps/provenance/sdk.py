@@ -8,7 +8,8 @@ Each choice below fixes something the SDK's defaults would get wrong for this pr
   one, is ever called.
 - Never the whole video in memory. c2pa copies the asset to an intermediate stream before
   hashing it, kept in memory up to 512 MB by default: over `SPOOL_MB` it goes to a temporary
-  file (in `TMPDIR`) instead. And c2pa hashes a video's samples (the `mdat` box) in blocks of
+  file in `TMPDIR` instead (two, for a moment, with the Merkle chunks below: keep twice the
+  largest result free there). And c2pa hashes a video's samples (the `mdat` box) in blocks of
   up to 256 MB, two at a time, unless asked to hash them as a Merkle tree of fixed-size
   chunks: with `MERKLE_CHUNK_KB` chunks, signing and validating a 500 MB video takes about
   20 MB of memory instead of about 500 MB (bench/signing.py). The tree's leaves go in small

@@ -1,10 +1,10 @@
 """Signing a cleaned result: the video with a C2PA manifest, or `SigningFailed`.
 
-c2pa-python streams: it reads the result in 8 KB blocks, keeps its intermediate copy in a
-temporary file once past `sdk.SPOOL_MB`, and writes the signed video to a stream. Only its
-hashing reads in blocks of up to 256 MB (two at a time), so memory grows with the file up to
-about 0.5 GB and no further (bench/signing.py measures it). Frames and sound are left as
-they are: the manifest goes in a box of its own and the sample offsets are moved past it.
+c2pa-python streams: it reads the result in 8 KB blocks and writes the signed video to a
+stream, hashing the samples in 4 MB chunks (`sdk.MERKLE_CHUNK_KB`), so a signing takes about
+20 MB of memory whatever the video's size (bench/signing.py measures it). Frames and sound are
+left as they are: the manifest goes in boxes of its own and the sample offsets are moved past
+them.
 
 The signed video is written next to `dest` under a hidden name and moved into place only once
 it has been read back and validated, so `dest` is either a whole, signed video or untouched.
