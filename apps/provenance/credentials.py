@@ -36,7 +36,8 @@ class Credentials:
     """The facts the product shows about a video's Content Credentials."""
 
     signed_by: str  # the signing certificate's common name
-    issuer: str  # the organisation of the certificate's issuer, as c2pa reports it
+    issuer: str  # the organisation the signing certificate names: the claim's signer, which
+    # C2PA tools show as "issued by" (the operator in production)
     signed_at: datetime | None  # only with a timestamp authority; else None
     claim_generator: str  # what made the manifest: "Unmark/0.1.0"
     original_title: str | None  # the parent ingredient's title

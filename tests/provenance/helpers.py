@@ -59,13 +59,21 @@ class IssuingCA:
         ca: bool = False,
         days: tuple[int, int] = (-1, 365),
         name: str = "Test signer",
+        organization: str = "Test operator",
     ) -> tuple[str, Any]:
         """(chain PEM: signer then CA, signer's private key object)."""
         key = key or ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
         builder = (
             x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .subject_name(
+                x509.Name(
+                    [
+                        x509.NameAttribute(NameOID.COMMON_NAME, name),
+                        x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
+                    ]
+                )
+            )
             .issuer_name(self.certificate.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())

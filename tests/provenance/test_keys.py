@@ -144,7 +144,7 @@ def test_with_signing_off_production_needs_no_keys(production):
 
 
 def test_production_signs_with_the_operators_keys(production, operator_ca, cleaned, tmp_path):
-    chain, key = operator_ca.issue(name="Unmark Operator Ltd")
+    chain, key = operator_ca.issue(name="Unmark result signing", organization="Operator Ltd")
     configure(production, chain, key)
 
     check_signing_keys()
@@ -155,7 +155,8 @@ def test_production_signs_with_the_operators_keys(production, operator_ca, clean
     )
 
     assert not load_signing_keys().local
-    assert credentials.signed_by == "Unmark Operator Ltd"
+    assert credentials.signed_by == "Unmark result signing"
+    assert credentials.issuer == "Operator Ltd"
     assert credentials.problems == ("signingCredential.untrusted",)
     production.C2PA_TRUST_ANCHORS = operator_ca.pem
     assert must(read_credentials(tmp_path / "signed.mp4")).trusted
