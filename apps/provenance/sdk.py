@@ -14,11 +14,11 @@ Each choice below fixes something the SDK's defaults would get wrong for this pr
   chunks: with `MERKLE_CHUNK_KB` chunks, signing and validating a 500 MB video takes about
   20 MB of memory instead of about 500 MB (bench/signing.py). The tree's leaves go in small
   `uuid` boxes after the samples (about 250 bytes per chunk, so 2 KB for a 30 MB export),
-  which players skip; the C2PA specification defines them for exactly this.
-- The certificate purposes (EKUs) the C2PA specification allows for claim signing. Out of the
-  box, c2pa-rs 0.91 accepts only emailProtection and refuses (`signingCredential.invalid`)
-  certificates made for documentSigning or C2PA claim signing, which is what CAs issue for
-  Content Credentials.
+  which players skip (the tests and the bench decode every frame and packet to check).
+- The certificate purposes (EKUs) c2pa-rs itself lists for claim signers. With its default
+  settings, c2pa-rs 0.91 refuses certificates made for documentSigning or C2PA claim signing
+  (`signingCredential.invalid: certificate missing required EKU`, at signing and reading);
+  an operator's certificate may well be one of those.
 - No thumbnails: c2pa makes none for video, and an ingredient's would only add bytes.
 
 Contexts are made per call: they are cheap, and a c2pa object made before a worker process

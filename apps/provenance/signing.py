@@ -51,8 +51,9 @@ def sign_result(
       the video (so prefer a neutral one over a person's file name).
     - `edited_by`: what removed the watermark (the provider), named in the `c2pa.edited`
       action.
-    - `dest` may be `result` itself (signed in place) or a new path on the same disk as any
-      temporary file; its folder must exist.
+    - `dest` may be `result` itself (signed in place). The signed copy is written in `dest`'s
+      folder first (so it must exist, with room for one more copy of the video), and c2pa
+      keeps up to two more in `TMPDIR` while it works.
 
     With `C2PA_SIGNING` off, `dest` gets an unsigned copy and the answer is None. Raises
     `SigningFailed` when the result cannot be signed; `dest` is then untouched.
