@@ -705,3 +705,30 @@ if SENTRY_DSN:
             send_default_pii=_send_pii,
         ),
     )
+
+# --- Content Credentials (C2PA): apps/provenance ---------------------------------------------
+# Every delivered result carries a signed C2PA manifest: the original as its parent, what was
+# done to it (watermark removed), by which product, and that the picture is AI-made. While
+# C2PA_SIGNING is on, a result that cannot be signed is never delivered (the job fails and is
+# refunded); an operator may turn it off to deliver results as the provider made them.
+C2PA_SIGNING = env_bool("C2PA_SIGNING", True)
+# The operator's signing certificate chain (PEM: the signing certificate first, then its
+# intermediates) and its private key (PEM, EC P-256: ES256). Production needs both while
+# signing is on; `apps.provenance.check_signing_keys()` refuses to start without them, or with
+# keys c2pa would refuse. Elsewhere, without them, a local test CA and signer are made under
+# C2PA_LOCAL_DIR on first use: untrusted by every verifier, for development only.
+C2PA_CERT_CHAIN = env_str("C2PA_CERT_CHAIN")
+C2PA_PRIVATE_KEY = env_str("C2PA_PRIVATE_KEY")
+C2PA_LOCAL_DIR = VAR_DIR / "c2pa"
+# An RFC 3161 timestamp authority, so signatures stay valid after the certificate expires.
+# Each signing then waits on it (and fails, with the job, when it does not answer); none by
+# default.
+C2PA_TIMESTAMP_URL = env_str("C2PA_TIMESTAMP_URL")
+if C2PA_TIMESTAMP_URL and urlsplit(C2PA_TIMESTAMP_URL).scheme not in ("http", "https"):
+    raise ImproperlyConfigured(
+        f"C2PA_TIMESTAMP_URL={C2PA_TIMESTAMP_URL!r} must be an http(s) address."
+    )
+# Root certificates (PEM) whose signatures read as "trusted" (for example the C2PA trust
+# list). Without them every signature, ours included, reads as valid but untrusted.
+C2PA_TRUST_ANCHORS = env_str("C2PA_TRUST_ANCHORS")
+# --- end of Content Credentials ------------------------------------------------------------------
