@@ -14,8 +14,10 @@ COPY pyproject.toml uv.lock ./
 RUN uv sync --locked --no-dev --no-install-project
 COPY . .
 # Settings load in production mode to collect the hashed, compressed static files; these
-# placeholder values exist only for this build step and are not in the final environment.
+# placeholder values exist only for this build step and are not in the final environment
+# (nothing is signed here, so the operator's C2PA keys are not needed yet).
 RUN DJANGO_ENV=production SECRET_KEY=collectstatic-only ALLOWED_HOSTS=build EMAIL_HOST=build \
+    C2PA_SIGNING=0 \
     KIE_API_KEY=build API_KEY_HASH_KEY=build DATABASE_URL=postgres://build@localhost/build \
     REDIS_URL=redis://localhost AWS_STORAGE_BUCKET_NAME=build PUBLIC_BASE_URL=https://build.invalid \
     VAR_DIR=/tmp/var \

@@ -104,6 +104,8 @@ INSTALLED_APPS = [
     "apps.accounts",
     "apps.billing",
     "apps.removal",
+    # Content Credentials: checks the signing keys as each process starts.
+    "apps.provenance",
     "apps.jobs",
     "apps.privacy",
     "apps.webhooks",

@@ -6,8 +6,25 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+
+from tests.provenance.helpers import IssuingCA
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _operator_signing_keys() -> tuple[str, str]:
+    """An operator's C2PA certificate chain and private key, as production is given them."""
+    chain, key = IssuingCA.make("Operator CA").issue(name="Unmark signer")
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    return chain, pem
+
+
+OPERATOR_CHAIN, OPERATOR_KEY = _operator_signing_keys()
 
 SANE_PRODUCTION_ENV = {
     "DJANGO_ENV": "production",
@@ -20,6 +37,8 @@ SANE_PRODUCTION_ENV = {
     "PUBLIC_BASE_URL": "https://unmark.example",
     "KIE_API_KEY": "kie-production-key",
     "API_KEY_HASH_KEY": "h" * 64,
+    "C2PA_CERT_CHAIN": OPERATOR_CHAIN,
+    "C2PA_PRIVATE_KEY": OPERATOR_KEY,
 }
 
 

@@ -69,6 +69,26 @@ class Result(Schema):
     deleted_at: datetime | None = Field(description="When the stored result is deleted.")
 
 
+class ContentCredentials(Schema):
+    """What the result's Content Credentials (a signed C2PA manifest inside the MP4) say."""
+
+    signed_by: str = Field(description="The organisation whose certificate signed them.")
+    edited_by: str = Field(description="The product that made the claim: Unmark/<version>.")
+    ai_generated: bool = Field(
+        description="They still declare the video AI-made (IPTC trainedAlgorithmicMedia)."
+    )
+    watermark_removed: bool = Field(
+        description="They record the edit: c2pa.edited, visible watermark removed."
+    )
+    original_had_credentials: bool = Field(
+        description="The original carried its own credentials, kept inside as the parent."
+    )
+    trusted: bool = Field(
+        description="The signer chains to a trust anchor the app was given (false for the "
+        "local, untrusted test signer)."
+    )
+
+
 class TimelineStep(Schema):
     at: datetime
     from_state: State | None
@@ -96,6 +116,9 @@ class JobOut(Schema):
     submitted_at: datetime | None
     finished_at: datetime | None
     has_result: bool
+    content_credentials: ContentCredentials | None = Field(
+        description="Present once a result has been signed (every result while signing is on)."
+    )
 
 
 class JobDetailOut(JobOut):

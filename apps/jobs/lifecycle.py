@@ -10,6 +10,7 @@ commits.
 """
 
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -38,9 +39,17 @@ def fail_job(job: Job, *, code: str, message: str) -> bool:
     return True
 
 
-def succeed_job(job: Job, *, name: str, size: int, sha256: str, poster: str = "") -> bool:
-    """Ends the job with its stored result (and its poster frame) and charges its held
-    credits. False if it had already moved on."""
+def succeed_job(
+    job: Job,
+    *,
+    name: str,
+    size: int,
+    sha256: str,
+    poster: str = "",
+    credentials: dict[str, Any] | None = None,
+) -> bool:
+    """Ends the job with its stored result (its poster frame, what its Content Credentials
+    say) and charges its held credits. False if it had already moved on."""
     now = timezone.now()
     with transaction.atomic():
         if not job.move(
@@ -50,6 +59,7 @@ def succeed_job(job: Job, *, name: str, size: int, sha256: str, poster: str = ""
             result_size=size,
             result_sha256=sha256,
             result_poster=poster,
+            credentials=credentials,
             finished_at=now,
             next_check_at=None,
             expires_at=now + timedelta(days=settings.RESULT_RETENTION_DAYS),

@@ -264,6 +264,9 @@ class Job(models.Model):
     result_file = models.FileField(upload_to="results/%Y/%m/", max_length=200, blank=True)
     result_size = models.BigIntegerField(null=True, blank=True)
     result_sha256 = models.CharField(max_length=64, blank=True)
+    # What the result's Content Credentials say (`apps.provenance.Credentials.as_json()`),
+    # recorded when it was signed; None for a result delivered unsigned (signing switched off).
+    credentials = models.JSONField(null=True, blank=True)
     provider_cost_ms = models.PositiveIntegerField(null=True, blank=True)
     # What this video cost us at the provider, in millionths of a dollar (integers, like credits):
     # Kie's fixed price, Replicate's predict time or an SWC server's GPU time, times its price.

@@ -29,6 +29,7 @@ from django.utils import timezone
 from apps.jobs import lifecycle, queue
 from apps.jobs.download import DownloadError, store_result
 from apps.jobs.models import Job, JobState
+from apps.jobs.sealing import seal_for
 from apps.jobs.uploads import original_link
 from apps.removal import alerts, routing
 from apps.removal.backoff import next_poll_delay, retry_delay
@@ -541,6 +542,7 @@ def _download_with_lease(job: Job) -> None:
             storage_name=f"results/{job.team.public_id}/{job.public_id}-{attempt}.mp4",
             temp_name=f"{job.public_id}-{attempt}.part",
             heartbeat=heartbeat,
+            seal=seal_for(job, provider),
             trusted_client=provider.result_client(job.task_id),
         )
     except DownloadError as exc:
@@ -553,13 +555,18 @@ def _download_with_lease(job: Job) -> None:
         else:
             lifecycle.fail_job(
                 job,
-                code="download",
+                code=exc.code,
                 message=f"The finished video could not be saved: {exc.message} "
                 "Nothing was charged.",
             )
         return
     if not lifecycle.succeed_job(
-        job, name=stored.name, size=stored.size, sha256=stored.sha256, poster=stored.poster
+        job,
+        name=stored.name,
+        size=stored.size,
+        sha256=stored.sha256,
+        poster=stored.poster,
+        credentials=stored.credentials,
     ):
         # The job moved on meanwhile (staff failed it, or another try won): this copy is ours
         # alone, under a name no other try uses, so it can go.

@@ -18,7 +18,7 @@ JOB_SHAPE_FIELDS = (
     "public_id", "team_id", "state", "input_kind", "source_url", "original_name", "provider",
     "provider_progress", "credits", "failure_code", "failure_message", "result_file",
     "created_at", "submitted_at", "finished_at", "updated_at", "retry_of_id", "created_by_id",
-    "created_by__email", "result_size", "result_sha256", "expires_at",
+    "created_by__email", "result_size", "result_sha256", "expires_at", "credentials",
 )  # fmt: skip
 
 
@@ -50,6 +50,21 @@ def job_shape(job: "Job") -> dict[str, Any]:
         "submitted_at": job.submitted_at,
         "finished_at": job.finished_at,
         "has_result": job.has_result,
+        "content_credentials": content_credentials(job.credentials),
+    }
+
+
+def content_credentials(credentials: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What a result's Content Credentials say, in the few facts a team's systems need."""
+    if not credentials:
+        return None
+    return {
+        "signed_by": credentials["issuer"] or credentials["signed_by"],
+        "edited_by": credentials["claim_generator"],
+        "ai_generated": credentials["ai_generated"],
+        "watermark_removed": "c2pa.edited" in credentials["actions"],
+        "original_had_credentials": credentials["original_had_credentials"],
+        "trusted": credentials["validation_state"] == "Trusted",
     }
 
 

@@ -48,12 +48,14 @@ from apps.removal.registry import REGISTRY, get_provider
 # A range longer than this is shown by day, a shorter one by hour.
 HOURLY_UP_TO = timedelta(days=2)
 LONGEST_RANGE = timedelta(days=366)
-# How long the page waits for the Kie balance before saying it is unknown.
+# How long the page waits for a provider's balance before saying it is unknown.
 BALANCE_WAIT_SECONDS = 0.5
 SUCCEEDED = (JobState.SUCCEEDED, JobState.EXPIRED)  # an expired job succeeded, then aged
 ENDED = (*SUCCEEDED, JobState.FAILED)
 MICROS_PER_CENT = 10_000
 TOP_FAILURES = 10
+# The failure code of a job whose result could not be given its Content Credentials.
+SIGNING_FAILED = "signing"
 
 
 @dataclass(frozen=True)
@@ -243,6 +245,15 @@ class Server:
 
 
 @dataclass(frozen=True)
+class Signing:
+    """Results given their Content Credentials in the period, and jobs failed because a result
+    could not be signed (refunded: no unsigned result is delivered)."""
+
+    signed: int
+    failed: int
+
+
+@dataclass(frozen=True)
 class ProviderBalance:
     """What is left on the account of a provider paid in advance."""
 
@@ -319,6 +330,7 @@ class Figures:
     timing: Timing
     timing_by_provider: dict[str, Timing]
     timing_by_bucket: list[Timing]
+    signing: Signing
     waiting: list[Waiting]
     pool: list[Server]
     money: Money
@@ -366,6 +378,8 @@ class Figures:
         yield ("outcomes", "all", "videos", self.videos)
         yield ("outcomes", "all", "succeeded", self.succeeded)
         yield ("outcomes", "all", "failed", self.failed)
+        yield ("content_credentials", "results", "signed", self.signing.signed)
+        yield ("content_credentials", "results", "signing_failed", self.signing.failed)
         yield ("outcomes", "all", "success_rate", _rounded(self.overall_success_rate, 4))
         for moment, rate in zip(self.buckets, self.success_rate, strict=True):
             yield ("success_rate", moment.isoformat(), "success_rate", _rounded(rate, 4))
@@ -460,9 +474,13 @@ def _build(period: Period) -> Figures:
             micros=Sum("provider_cost_micros"),
             priced=Count("provider_cost_micros"),
             unpriced=Count("id", filter=Q(task_id__gt="", provider_cost_micros__isnull=True)),
+            signed=Count("id", filter=Q(credentials__isnull=False)),
+            unsigned=Count("id", filter=Q(failure_code=SIGNING_FAILED)),
         )
     )
+    signing = Signing(0, 0)
     for row in counts:
+        signing = Signing(signing.signed + row["signed"], signing.failed + row["unsigned"])
         i, provider = position[row["bucket"]], row["provider"]
         by_state.setdefault(row["state"], [0] * len(buckets))[i] += row["n"]
         by_provider.setdefault(provider, [0] * len(buckets))[i] += row["n"]
@@ -504,6 +522,7 @@ def _build(period: Period) -> Figures:
         timing=timed.overall,
         timing_by_provider=dict(sorted(timed.by_provider.items())),
         timing_by_bucket=[timed.by_bucket.get(moment, Timing()) for moment in buckets],
+        signing=signing,
         waiting=_waiting(),
         pool=_pool(jobs, period),
         money=_money(period, [spend[name] for name in sorted(spend)]),

@@ -221,6 +221,8 @@ class RemovalProvider:
     label: ClassVar[str]  # how people know it: "Kie"
     # How people are told who cleaned their video, after "Cleaned " ("by Kie.ai").
     cleaned_by: ClassVar[str] = ""
+    # What removed the watermark, as a result's Content Credentials name it.
+    software_agent: ClassVar[str] = ""
     # The inputs this provider can clean: the dispatcher never hands it anything else.
     accepts: frozenset[InputKind] = frozenset()
 

@@ -82,6 +82,7 @@ class KieProvider(RemovalProvider):
 
     name = "kie"
     label = "Kie"
+    software_agent = "Kie.ai Sora 2 Watermark Remover"
     cleaned_by = "by Kie.ai"
     accepts = frozenset({InputKind.LINK})
     # A callback names its task: a start whose answer was lost is adopted, not sent twice.

@@ -82,6 +82,7 @@ class ReplicateProvider(RemovalProvider):
 
     name = "replicate"
     label = "Replicate"
+    software_agent = "SoraWatermarkCleaner on Replicate"
     cleaned_by = "on Replicate"
     # Its webhooks name the prediction: a start whose answer was lost is adopted.
     calls_back = True

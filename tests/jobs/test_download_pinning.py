@@ -41,6 +41,7 @@ def test_the_download_goes_to_the_vetted_address_with_the_original_name(
             storage_name="results/out.mp4",
             temp_name="out.part",
             heartbeat=lambda seconds: None,
+            seal=lambda path: None,
         )
 
     request = route.calls.last.request
@@ -66,6 +67,7 @@ def test_a_name_with_any_private_address_is_refused_before_connecting(monkeypatc
                 storage_name="results/x.mp4",
                 temp_name="x.part",
                 heartbeat=lambda seconds: None,
+                seal=lambda path: None,
             )
     assert not route.called
 
@@ -85,5 +87,6 @@ def test_a_private_address_wrapped_in_ipv6_is_refused_before_connecting(monkeypa
                 storage_name="results/x.mp4",
                 temp_name="x.part",
                 heartbeat=lambda seconds: None,
+                seal=lambda path: None,
             )
     assert not route.called

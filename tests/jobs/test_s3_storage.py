@@ -1,5 +1,6 @@
 """Results in S3 (django-storages), with S3 faked by moto at the boto3 boundary."""
 
+import hashlib
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
@@ -50,8 +51,9 @@ def test_a_finished_video_lands_in_the_bucket(s3, sim_stack, alice_membership, d
     job.refresh_from_db()
     assert job.state == JobState.SUCCEEDED
     stored = s3.get_object(Bucket=BUCKET, Key=job.result_file.name)["Body"].read()
-    assert stored == SAMPLE_MP4.read_bytes()
-    assert len(stored) == job.result_size
+    assert hashlib.sha256(stored).hexdigest() == job.result_sha256  # the signed copy
+    assert len(stored) == job.result_size > len(SAMPLE_MP4.read_bytes())
+    assert job.credentials["ai_generated"] is True
     assert sim_stack.stored_files() == []  # nothing went to the local disk
     assert default_storage.exists(str(job.result_file.name))
 

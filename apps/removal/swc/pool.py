@@ -323,6 +323,7 @@ class SwcPool(RemovalProvider):
 
     name = "swc"
     label = "Our cleaning servers"
+    software_agent = "SoraWatermarkCleaner"
     # Its servers answer at once: their tasks are followed closely, not on a back-off.
     poll_seconds = settings.SWC_POLL_SECONDS
     # A server that restarted between finishing and our download lost the video: clean it again.
