@@ -353,3 +353,21 @@ def test_a_period_covers_whole_utc_days():
         assert period.hours_so_far == 6 * 24 + 6.5
     with time_machine.travel(datetime(2026, 2, 1, tzinfo=UTC)):
         assert period.hours_so_far == 0
+
+
+def test_results_signed_and_signing_failures_are_counted(staff_client, history):
+    signed = {"issuer": "Unmark", "ai_generated": True}  # what a signed result records
+    Job.objects.filter(pk__in=[history["done_fast"].pk, history["swc_done"].pk]).update(
+        credentials=signed
+    )
+    Job.objects.filter(pk=history["failed"].pk).update(failure_code="signing")
+
+    page = staff_client.get(OPS)
+    csv_rows = staff_client.get(CSV).text.splitlines()
+
+    figures = page.context["figures"]
+    assert (figures.signing.signed, figures.signing.failed) == (2, 1)
+    assert 'data-testid="signed">2<' in page.text
+    assert "1 video failed (refunded) because its result could not be signed" in page.text
+    assert "content_credentials,results,signed,2" in csv_rows
+    assert "content_credentials,results,signing_failed,1" in csv_rows
