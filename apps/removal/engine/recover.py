@@ -1,0 +1,274 @@
+"""Restoring the picture under the mark, fused over neighbouring frames along motion.
+
+Why this exists: inverting the blend, original = (observed - a W) / (1 - a), recovers the
+pixels rather than guessing them, but multiplies the codec's noise by 1 / (1 - a) (about 3.7 at
+a = 0.73). Each frame's recovered estimate carries its own noise, and neighbouring frames saw
+the same scene point, unmarked or under another part of the mark. So every frame's estimate is
+fused with its neighbours' estimates, warped along optical flow (computed between recovered
+pictures, so the static mark does not pin the flow), each weighted by its inverse noise
+variance (1 - a)^2 and by how well it agrees (occlusions and flow errors drop out). What no
+frame shows (opacity near 1) is inpainted spatially, last. Only the mark's pixels are written.
+"""
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from .arrays import F32, U8, Bool
+from .media import Planes
+
+# Frames on each side fused with the current one.
+RADIUS = 2
+# Pixels of motion the flow may bring in from around the mark's region.
+FLOW_MARGIN = 32
+# Noise (luma levels) of an unmarked sample; residuals are judged against it.
+SIGMA = 6.0
+CHROMA_WHITE = 128.0
+
+
+@dataclass
+class Layer:
+    """One segment's matte, laid in frame coordinates."""
+
+    x0: int
+    y0: int
+    alpha: F32  # luma opacity, region starting at (x0, y0)
+    alpha_c: F32  # chroma opacity, region starting at (x0 >> shift, y0 >> shift)
+    white: float
+    shift: int
+    max_alpha: float
+    context: tuple[int, int, int, int] = field(default=(0, 0, 0, 0))
+
+    @property
+    def x1(self) -> int:
+        return self.x0 + self.alpha.shape[1]
+
+    @property
+    def y1(self) -> int:
+        return self.y0 + self.alpha.shape[0]
+
+
+def make_layer(
+    x0: int, y0: int, alpha: F32, white: float, shift: int, max_alpha: float, size: tuple[int, int]
+) -> Layer:
+    """A layer whose region and context are aligned to the chroma grid."""
+    if shift:
+        # Pad to even origin and size so chroma samples cover whole 2x2 blocks.
+        px, py = x0 & 1, y0 & 1
+        h, w = alpha.shape
+        padded = np.zeros((h + py + ((h + py) & 1), w + px + ((w + px) & 1)), np.float32)
+        padded[py : py + h, px : px + w] = alpha
+        alpha, x0, y0 = padded, x0 - px, y0 - py
+        h, w = alpha.shape
+        alpha_c = cv2.resize(alpha, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    else:
+        alpha_c = alpha
+    width, height = size
+    m = FLOW_MARGIN
+    cx0, cy0 = max(0, x0 - m), max(0, y0 - m)
+    cx1 = min(width, x0 + alpha.shape[1] + m)
+    cy1 = min(height, y0 + alpha.shape[0] + m)
+    if shift:
+        cx0, cy0 = cx0 & ~1, cy0 & ~1
+        cx1, cy1 = cx1 - (cx1 & 1), cy1 - (cy1 & 1)
+    return Layer(x0, y0, alpha, alpha_c, white, shift, max_alpha, (cx0, cy0, cx1, cy1))
+
+
+@dataclass
+class _Estimate:
+    """One frame's recovered planes over a context, with inverse-variance weights."""
+
+    y: F32
+    u: F32
+    v: F32
+    wy: F32
+    wc: F32
+    y8: U8
+
+
+def _alpha_in(layer: Layer | None, rect: tuple[int, int, int, int], shift: int) -> F32:
+    """`layer`'s luma (shift=0) or chroma opacity over `rect` (given in that plane's pixels)."""
+    x0, y0, x1, y1 = rect
+    out = np.zeros((y1 - y0, x1 - x0), np.float32)
+    if layer is None:
+        return out
+    src = layer.alpha if shift == 0 else layer.alpha_c
+    lx0, ly0 = layer.x0 >> shift, layer.y0 >> shift
+    ox0, oy0 = max(x0, lx0), max(y0, ly0)
+    ox1, oy1 = min(x1, lx0 + src.shape[1]), min(y1, ly0 + src.shape[0])
+    if ox0 < ox1 and oy0 < oy1:
+        out[oy0 - y0 : oy1 - y0, ox0 - x0 : ox1 - x0] = src[
+            oy0 - ly0 : oy1 - ly0, ox0 - lx0 : ox1 - lx0
+        ]
+    return out
+
+
+def _invert(obs: U8, alpha: F32, white: float, max_alpha: float) -> tuple[F32, F32]:
+    o = obs.astype(np.float32)
+    b = 1.0 - alpha
+    rec = np.where(alpha > 0.0, white - (white - o) / np.maximum(b, 0.05), o)
+    weight = np.where(alpha <= max_alpha, b * b, 0.0).astype(np.float32)
+    return rec.astype(np.float32), weight
+
+
+class Recoverer:
+    def __init__(self, shift: int) -> None:
+        self.shift = shift
+        self.flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+        self._cache: dict[tuple[int, int], _Estimate] = {}
+
+    def forget_before(self, index: int) -> None:
+        for key in [k for k in self._cache if k[0] < index]:
+            del self._cache[key]
+
+    def _estimate(
+        self, index: int, planes: Planes, layer: Layer | None, target: Layer, target_id: int
+    ) -> _Estimate:
+        key = (index, target_id)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        cx0, cy0, cx1, cy1 = target.context
+        s = self.shift
+        crect = (cx0 >> s, cy0 >> s, cx1 >> s, cy1 >> s)
+        a = _alpha_in(layer, target.context, 0)
+        ac = _alpha_in(layer, crect, s)
+        white = layer.white if layer is not None else target.white
+        max_alpha = target.max_alpha
+        y, wy = _invert(planes.y[cy0:cy1, cx0:cx1], a, white, max_alpha)
+        u, wc = _invert(planes.u[crect[1] : crect[3], crect[0] : crect[2]], ac, CHROMA_WHITE, 2.0)
+        v, _ = _invert(planes.v[crect[1] : crect[3], crect[0] : crect[2]], ac, CHROMA_WHITE, 2.0)
+        # Chroma is unrecoverable wherever any of its luma pixels is.
+        if s:
+            holes = (wy == 0.0).astype(np.float32)
+            hc = cv2.resize(holes, (wc.shape[1], wc.shape[0]), interpolation=cv2.INTER_AREA)
+            wc = np.where(hc > 0.0, 0.0, wc).astype(np.float32)
+        else:
+            wc = np.where(wy == 0.0, 0.0, wc).astype(np.float32)
+        est = _Estimate(y, u, v, wy, wc, np.clip(y + 0.5, 0, 255).astype(np.uint8))
+        self._cache[key] = est
+        return est
+
+    def restore(
+        self,
+        index: int,
+        window: dict[int, tuple[Planes, Layer | None]],
+        target: Layer,
+        target_id: int,
+    ) -> Planes:
+        """Frame `index` with the mark of `target` removed; `window` holds its neighbours."""
+        planes, _ = window[index]
+        centre = self._estimate(index, planes, target, target, target_id)
+        ys, us, vs, wys, wcs = [centre.y], [centre.u], [centre.v], [centre.wy], [centre.wc]
+        h, w = centre.y.shape
+        gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+        s = self.shift
+        hc, wc_ = centre.u.shape
+        for k in range(index - RADIUS, index + RADIUS + 1):
+            if k == index or k not in window:
+                continue
+            nplanes, nlayer = window[k]
+            est = self._estimate(k, nplanes, nlayer, target, target_id)
+            flow = self.flow.calc(centre.y8, est.y8, None)
+            mx, my = gx + flow[..., 0], gy + flow[..., 1]
+            border = cv2.BORDER_CONSTANT
+            ys.append(cv2.remap(est.y, mx, my, cv2.INTER_LINEAR, borderMode=border))
+            wys.append(cv2.remap(est.wy, mx, my, cv2.INTER_LINEAR, borderMode=border))
+            if s:
+                fc = cv2.resize(flow, (wc_, hc), interpolation=cv2.INTER_AREA) * 0.5
+                cgy, cgx = np.mgrid[0:hc, 0:wc_].astype(np.float32)
+                cmx, cmy = cgx + fc[..., 0], cgy + fc[..., 1]
+            else:
+                cmx, cmy = mx, my
+            us.append(cv2.remap(est.u, cmx, cmy, cv2.INTER_LINEAR, borderMode=border))
+            vs.append(cv2.remap(est.v, cmx, cmy, cv2.INTER_LINEAR, borderMode=border))
+            wcs.append(cv2.remap(est.wc, cmx, cmy, cv2.INTER_LINEAR, borderMode=border))
+        return self._fuse(planes, target, ys, us, vs, wys, wcs)
+
+    def _fuse(
+        self,
+        planes: Planes,
+        target: Layer,
+        ys: list[F32],
+        us: list[F32],
+        vs: list[F32],
+        wys: list[F32],
+        wcs: list[F32],
+    ) -> Planes:
+        cx0, cy0, _, _ = target.context
+        # Work only over the mark's region within the context.
+        rx0, ry0 = target.x0 - cx0, target.y0 - cy0
+        rh, rw = target.alpha.shape
+        sy = np.stack([a[ry0 : ry0 + rh, rx0 : rx0 + rw] for a in ys])
+        wy = np.stack([a[ry0 : ry0 + rh, rx0 : rx0 + rw] for a in wys])
+        mean = _weighted_mean(sy, wy)
+        for _ in range(2):
+            # Samples far from the consensus, given their own noise, are flow errors/occlusions.
+            agree = np.exp(-((sy - mean) ** 2) * wy / (2.0 * SIGMA * SIGMA))
+            weights = wy * agree
+            mean = _weighted_mean(sy, weights)
+        total = weights.sum(axis=0)
+        s = self.shift
+        crx0, cry0 = rx0 >> s, ry0 >> s
+        crh, crw = target.alpha_c.shape
+        if s:
+            agree_c = cv2.resize(
+                np.ascontiguousarray(agree.transpose(1, 2, 0)),
+                (crw, crh),
+                interpolation=cv2.INTER_AREA,
+            ).reshape(crh, crw, -1)
+            agree_c = agree_c.transpose(2, 0, 1)
+        else:
+            agree_c = agree
+        wc = np.stack([a[cry0 : cry0 + crh, crx0 : crx0 + crw] for a in wcs]) * agree_c
+        su = np.stack([a[cry0 : cry0 + crh, crx0 : crx0 + crw] for a in us])
+        sv = np.stack([a[cry0 : cry0 + crh, crx0 : crx0 + crw] for a in vs])
+        mean_u = _weighted_mean(su, wc)
+        mean_v = _weighted_mean(sv, wc)
+        holes = total < 1e-3
+        out_y = planes.y.copy()
+        out_u = planes.u.copy()
+        out_v = planes.v.copy()
+        mark = target.alpha > 0.0
+        y0, x0 = target.y0, target.x0
+        region = out_y[y0 : y0 + rh, x0 : x0 + rw]
+        region[mark] = np.clip(mean[mark] + 0.5, 0, 255).astype(np.uint8)
+        mark_c = target.alpha_c > 0.0
+        cy0_, cx0_ = y0 >> s, x0 >> s
+        for plane, fused in ((out_u, mean_u), (out_v, mean_v)):
+            reg = plane[cy0_ : cy0_ + crh, cx0_ : cx0_ + crw]
+            reg[mark_c] = np.clip(fused[mark_c] + 0.5, 0, 255).astype(np.uint8)
+        if holes.any():
+            _inpaint(out_y, out_u, out_v, holes & mark, x0, y0, s)
+        return Planes(out_y, out_u, out_v, planes.pts, planes.rotation)
+
+
+def _weighted_mean(samples: F32, weights: F32) -> F32:
+    total = weights.sum(axis=0)
+    acc = (samples * weights).sum(axis=0)
+    fallback = samples[0]
+    return np.where(total > 1e-6, acc / np.maximum(total, 1e-6), fallback).astype(np.float32)
+
+
+def _inpaint(y: U8, u: U8, v: U8, holes: Bool, x0: int, y0: int, shift: int) -> None:
+    """Fill what no frame showed from the surroundings (Telea), in place."""
+    pad = 8
+    h, w = holes.shape
+    ay0, ax0 = max(0, y0 - pad), max(0, x0 - pad)
+    ay1, ax1 = min(y.shape[0], y0 + h + pad), min(y.shape[1], x0 + w + pad)
+    mask = np.zeros((ay1 - ay0, ax1 - ax0), np.uint8)
+    mask[y0 - ay0 : y0 - ay0 + h, x0 - ax0 : x0 - ax0 + w] = holes.astype(np.uint8)
+    y[ay0:ay1, ax0:ax1] = cv2.inpaint(y[ay0:ay1, ax0:ax1], mask, 3, cv2.INPAINT_TELEA)
+    cmask = mask
+    if shift:
+        small = cv2.resize(
+            mask.astype(np.float32), ((ax1 - ax0) >> 1, (ay1 - ay0) >> 1), interpolation=cv2.INTER_AREA
+        )
+        cmask = (small > 0.0).astype(np.uint8)
+    cy0, cx0 = ay0 >> shift, ax0 >> shift
+    ch, cw = cmask.shape
+    for plane in (u, v):
+        plane[cy0 : cy0 + ch, cx0 : cx0 + cw] = cv2.inpaint(
+            plane[cy0 : cy0 + ch, cx0 : cx0 + cw], cmask, 3, cv2.INPAINT_TELEA
+        )
