@@ -30,7 +30,7 @@ MIN_ALPHA = 0.02
 # A pixel "changes" when its luma's spread over the samples exceeds this; a region where fewer
 # than STILL_FRACTION of pixels change is a still picture.
 CHANGE_STD = 6.0
-STILL_FRACTION = 0.3
+STILL_FRACTION = 0.05
 # log(1 - a) below this (a > 0.18) in the username band is a stroke of its text.
 STROKE_LOG = -0.2
 
@@ -45,9 +45,7 @@ class Matte:
 def place_prior(prior: F32, shape: tuple[int, int], dx: float, dy: float) -> F32:
     """The prior with its top-left at sub-pixel (dx, dy) of an array of `shape`."""
     m = np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]], np.float32)
-    return cv2.warpAffine(
-        prior, m, (shape[1], shape[0]), flags=cv2.INTER_LINEAR, borderValue=0.0
-    )
+    return cv2.warpAffine(prior, m, (shape[1], shape[0]), flags=cv2.INTER_LINEAR, borderValue=0.0)
 
 
 def _masked_median(values: np.ndarray, valid: np.ndarray, min_count: int) -> tuple[F32, F32]:
@@ -72,7 +70,9 @@ def _smooth_fill(values: F32, known: Bool, sigma: float) -> F32:
     return np.where(den > 0.05, num / np.maximum(den, 1e-6), wide).astype(np.float32)
 
 
-def matte_from_video(samples: F32, white: float, support: Bool, text_band: Bool, scale: float) -> F32:
+def matte_from_video(
+    samples: F32, white: float, support: Bool, text_band: Bool, scale: float
+) -> F32:
     """Opacity from the median log-gradients of `samples` (K, h, w) of luma under the mark.
 
     Slow pans leave a smooth trace of the picture in the medians. Where the mark cannot be
@@ -103,8 +103,20 @@ def matte_from_video(samples: F32, white: float, support: Bool, text_band: Bool,
     return alpha.astype(np.float32)
 
 
-def is_still(samples: F32) -> bool:
-    return float((samples.std(axis=0) > CHANGE_STD).mean()) < STILL_FRACTION
+def is_still(samples: F32, support: Bool) -> bool:
+    """Textured and unchanging around the mark: its gradients would be taken for the mark's.
+
+    Flat surroundings are fine (no picture gradient to confuse), so only textured pixels that
+    keep still count against the video's evidence."""
+    around = ~support
+    mean = samples.mean(axis=0)
+    gx = np.abs(np.diff(mean, axis=1, append=mean[:, -1:]))
+    gy = np.abs(np.diff(mean, axis=0, append=mean[-1:, :]))
+    textured = around & (gx + gy > 8.0)
+    if textured.sum() < 0.1 * around.sum():
+        return False
+    moving = samples.std(axis=0) > CHANGE_STD
+    return float(moving[textured].mean()) < STILL_FRACTION
 
 
 def fit_prior(prior: F32, alpha: F32, alpha_range: tuple[float, float], body: float) -> F32:
@@ -134,7 +146,7 @@ def estimate_matte(
         )
         > 0
     )
-    if samples.shape[0] >= 8 and not is_still(samples):
+    if samples.shape[0] >= 8 and not is_still(samples, support):
         return Matte(matte_from_video(samples, white, support, text_band, scale), white, "video")
     if samples.shape[0] >= 3:
         alpha = matte_from_video(samples, white, support, text_band, scale)

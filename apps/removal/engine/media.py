@@ -136,9 +136,7 @@ class Remuxer:
         vin.thread_type = "AUTO"
         self._vin = vin
         self._audio_in = list(self._in.streams.audio)
-        self._audio_out = {
-            s.index: self._out.add_stream_from_template(s) for s in self._audio_in
-        }
+        self._audio_out = {s.index: self._out.add_stream_from_template(s) for s in self._audio_in}
         vout = self._out.add_stream("libx264", rate=info.rate)
         vout.width = info.width
         vout.height = info.height

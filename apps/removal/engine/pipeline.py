@@ -135,9 +135,7 @@ def _analyse(
             x0, y0, x1, y1 = _region(prior, found.x, found.y, size)
             x0, y0 = max(0, x0 - pad), max(0, y0 - pad)
             x1, y1 = min(size[0], x1 + pad), min(size[1], y1 + pad)
-            reservoirs.setdefault(found.place, _Reservoir()).add(
-                x0, y0, luma[y0:y1, x0:x1].copy()
-            )
+            reservoirs.setdefault(found.place, _Reservoir()).add(x0, y0, luma[y0:y1, x0:x1].copy())
         progress(index + 1, 2 * max(info.frames_estimate, index + 1))
     n = len(detections)
     min_frames = max(3, round(profile.min_segment_seconds * info.fps))

@@ -11,8 +11,8 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from .profile import MarkProfile, Place
 from .arrays import F32
+from .profile import MarkProfile, Place
 
 
 @dataclass(frozen=True)

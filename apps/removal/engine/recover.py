@@ -263,7 +263,9 @@ def _inpaint(y: U8, u: U8, v: U8, holes: Bool, x0: int, y0: int, shift: int) -> 
     cmask = mask
     if shift:
         small = cv2.resize(
-            mask.astype(np.float32), ((ax1 - ax0) >> 1, (ay1 - ay0) >> 1), interpolation=cv2.INTER_AREA
+            mask.astype(np.float32),
+            ((ax1 - ax0) >> 1, (ay1 - ay0) >> 1),
+            interpolation=cv2.INTER_AREA,
         )
         cmask = (small > 0.0).astype(np.uint8)
     cy0, cx0 = ay0 >> shift, ax0 >> shift

@@ -61,8 +61,12 @@ def find_segments(
         run.ys.append(d.y)
     kept: list[_Run] = []
     for run in (r for r in runs if len(r.frames) >= min_frames):
-        if kept and kept[-1].place == run.place and kept[-1].accepts(
-            Detection(run.place, float(np.median(run.xs)), float(np.median(run.ys)), 1.0)
+        if (
+            kept
+            and kept[-1].place == run.place
+            and kept[-1].accepts(
+                Detection(run.place, float(np.median(run.xs)), float(np.median(run.ys)), 1.0)
+            )
         ):
             # Same spot on both sides of a dropped blip: one segment.
             kept[-1].frames += run.frames

@@ -111,11 +111,17 @@ def render_mark(scale: float, username: str, fx: float, fy: float) -> np.ndarray
 
 
 def _word(s: float, ox: float, oy: float, shape: tuple[int, int]) -> np.ndarray:
-    """"Sora" in a bold Hershey face, stretched onto the real wordmark's box."""
+    """ "Sora" in a bold Hershey face, stretched onto the real wordmark's box."""
     text = np.zeros((int(60 * s), int(160 * s)), np.uint8)
     cv2.putText(
-        text, "Sora", (int(5 * s), int(45 * s)), cv2.FONT_HERSHEY_DUPLEX, 1.2 * s, 255,
-        round(4.6 * s), cv2.LINE_AA,
+        text,
+        "Sora",
+        (int(5 * s), int(45 * s)),
+        cv2.FONT_HERSHEY_DUPLEX,
+        1.2 * s,
+        255,
+        round(4.6 * s),
+        cv2.LINE_AA,
     )
     ys, xs = np.nonzero(text > 127)
     ink = text[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
@@ -126,7 +132,7 @@ def _word(s: float, ox: float, oy: float, shape: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def _places(spec: ClipSpec) -> dict[str, tuple[float, float]]:
+def place_positions(spec: ClipSpec) -> dict[str, tuple[float, float]]:
     """Each place's exact top-left for this clip: nominal + a fixed jitter, sub-pixel."""
     table = PORTRAIT_PLACES if spec.width < spec.height else LANDSCAPE_PLACES
     rng = np.random.default_rng(1000 + spec.seed)
@@ -143,7 +149,7 @@ def mark_at(spec: ClipSpec, index: int) -> tuple[str, np.ndarray, int, int] | No
         return None
     seg = int(index / (spec.segment_seconds * spec.fps))
     place = spec.places[seg % len(spec.places)]
-    x, y = _places(spec)[place]
+    x, y = place_positions(spec)[place]
     x0, y0 = math.floor(x), math.floor(y)
     alpha = render_mark(round(spec.scale, 4), spec.username, x - x0, y - y0)
     return place, alpha, x0, y0
@@ -225,15 +231,21 @@ def marked_frame(spec: ClipSpec, index: int) -> np.ndarray:
 
 def write_clip(spec: ClipSpec, path: Path) -> Path:
     """Encode the marked clip (H.264 CRF 23, AAC) and its spec beside it (`.json`)."""
+    # Frames are drawn as displayed; a rotated clip stores them turned back (coded orientation).
+    turns = round(spec.rotation / 90) % 4
+    width, height = (spec.height, spec.width) if turns % 2 else (spec.width, spec.height)
+    odd = width % 2 or height % 2
     with av.open(str(path), "w") as out:
         video = out.add_stream("libx264", rate=spec.fps)
-        video.width, video.height, video.pix_fmt = spec.width, spec.height, "yuv420p"
+        video.width, video.height = width, height
+        video.pix_fmt = "yuv444p" if odd else "yuv420p"
         video.options = {"crf": str(spec.crf), "preset": "veryfast"}
         if spec.rotation:
             video.set_display_rotation(spec.rotation)
         audio = out.add_stream("aac", rate=48000) if spec.audio else None
         for i in range(spec.frames):
-            frame = av.VideoFrame.from_ndarray(marked_frame(spec, i), format="rgb24")
+            rgb = np.ascontiguousarray(np.rot90(marked_frame(spec, i), -turns))
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
             frame.pts = i
             for packet in video.encode(frame):
                 out.mux(packet)
