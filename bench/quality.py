@@ -1,6 +1,6 @@
 """Quality benchmark of watermark removal against ground truth.
 
-    .venv/bin/python bench/quality.py [--quick] [--clip NAME] [--provider engine|nothing|telea|mod:fn]
+    .venv/bin/python bench/quality.py [--quick] [--clip NAME] [--provider NAME|module:function]
 
 Builds its corpus itself (tests/removal/engine/synthetic.py: natural pictures from scikit-image
 and procedural scenes, panned and zoomed, portrait 704x1280 and landscape 1280x704, a bright
@@ -87,10 +87,10 @@ def provider_telea(src: Path, dst: Path) -> dict | None:
         vout.options = {"crf": "18", "preset": "veryfast"}
         for i, frame in enumerate(inp.decode(vin)):
             rgb = frame.to_ndarray(format="rgb24")
-            mask = (full_alpha(spec, i) > 0.02).astype(np.uint8)
-            if mask.any():
-                mask = cv2.dilate(mask, np.ones((3, 3), np.uint8))
-                rgb = cv2.inpaint(rgb, mask, 3, cv2.INPAINT_TELEA)
+            mark = (full_alpha(spec, i) > 0.02).astype(np.uint8)
+            if mark.any():
+                mask = np.asarray(cv2.dilate(mark, np.ones((3, 3), np.uint8)), np.uint8)
+                rgb = np.asarray(cv2.inpaint(rgb, mask, 3, cv2.INPAINT_TELEA), np.uint8)
             new = av.VideoFrame.from_ndarray(rgb, format="rgb24")
             new.pts = frame.pts
             for packet in vout.encode(new):

@@ -1,4 +1,4 @@
-"""`python -m apps.removal.engine IN OUT`: remove the Sora 2 mark from one video, print the report."""
+"""`python -m apps.removal.engine IN OUT`: remove the Sora 2 mark from a video, print the report."""
 
 import argparse
 import json

@@ -70,7 +70,7 @@ def mascot_support(template: npt.NDArray[np.uint8], alpha: F32) -> npt.NDArray[n
     ys, xs = np.nonzero(sil)
     sil = sil[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
     body = (alpha > 0.35).astype(np.uint8)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(body)
+    n, _, stats, _ = cv2.connectedComponentsWithStats(body)
     # The mascot is the leftmost large blob.
     big = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] > 300]
     i = min(big, key=lambda k: stats[k, cv2.CC_STAT_LEFT])
@@ -96,8 +96,8 @@ def mascot_support(template: npt.NDArray[np.uint8], alpha: F32) -> npt.NDArray[n
 
 
 def build(frame_path: Path, template_path: Path) -> tuple[F32, dict[str, object]]:
-    frame = cv2.imread(str(frame_path), cv2.IMREAD_COLOR)[..., ::-1].astype(np.float32)
-    template = cv2.imread(str(template_path), cv2.IMREAD_UNCHANGED)
+    frame = np.asarray(cv2.imread(str(frame_path), cv2.IMREAD_COLOR))[..., ::-1].astype(np.float32)
+    template = np.asarray(cv2.imread(str(template_path), cv2.IMREAD_UNCHANGED), np.uint8)
     ax, ay, aw, ah = AREA
     img = frame[ay : ay + ah, ax : ax + aw]
     mx, my, mw, mh = MARK_BOX

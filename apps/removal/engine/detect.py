@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .arrays import F32, U8
+from .arrays import F32, U8, f32
 from .prior import ScaledPrior
 
 
@@ -33,18 +33,20 @@ def _peak_offset(left: float, mid: float, right: float) -> float:
 
 
 def _ncc(window: F32, template: F32) -> F32:
-    result = cv2.matchTemplate(window, template, cv2.TM_CCOEFF_NORMED)
+    result = f32(cv2.matchTemplate(window, template, cv2.TM_CCOEFF_NORMED))
     # Flat windows have no variance to normalise by.
-    return np.nan_to_num(result, nan=0.0, posinf=0.0, neginf=0.0)
+    return f32(np.nan_to_num(result, nan=0.0, posinf=0.0, neginf=0.0))
 
 
 class Detector:
     def __init__(self, prior: ScaledPrior, width: int, height: int, threshold: float) -> None:
         self.template = prior.alpha
-        self.half_template = cv2.resize(
-            prior.alpha,
-            (max(4, prior.size[0] // 2), max(4, prior.size[1] // 2)),
-            interpolation=cv2.INTER_AREA,
+        self.half_template = f32(
+            cv2.resize(
+                prior.alpha,
+                (max(4, prior.size[0] // 2), max(4, prior.size[1] // 2)),
+                interpolation=cv2.INTER_AREA,
+            )
         )
         self.threshold = threshold
         self.width, self.height = width, height
@@ -68,8 +70,8 @@ class Detector:
             if x1 - x0 < tw + 2 or y1 - y0 < th + 2:
                 continue
             window = luma[y0:y1, x0:x1].astype(np.float32)
-            half = cv2.resize(
-                window, ((x1 - x0) // 2, (y1 - y0) // 2), interpolation=cv2.INTER_AREA
+            half = f32(
+                cv2.resize(window, ((x1 - x0) // 2, (y1 - y0) // 2), interpolation=cv2.INTER_AREA)
             )
             coarse = _ncc(half, self.half_template)
             _, score, _, (cx, cy) = cv2.minMaxLoc(coarse)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .arrays import F32, Bool
+from .arrays import F32, Bool, f32
 from .poisson import integrate
 
 # Observed values closer than this to the overlay's colour carry no usable log-gradient.
@@ -45,7 +45,9 @@ class Matte:
 def place_prior(prior: F32, shape: tuple[int, int], dx: float, dy: float) -> F32:
     """The prior with its top-left at sub-pixel (dx, dy) of an array of `shape`."""
     m = np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]], np.float32)
-    return cv2.warpAffine(prior, m, (shape[1], shape[0]), flags=cv2.INTER_LINEAR, borderValue=0.0)
+    return f32(
+        cv2.warpAffine(prior, m, (shape[1], shape[0]), flags=cv2.INTER_LINEAR, borderValue=0.0)
+    )
 
 
 def _masked_median(values: np.ndarray, valid: np.ndarray, min_count: int) -> tuple[F32, F32]:

@@ -84,8 +84,8 @@ def probe(path: Path) -> VideoInfo:
             width=ctx.width,
             height=ctx.height,
             fps=float(rate),
-            rate=Fraction(rate),
-            time_base=Fraction(time_base),
+            rate=Fraction(rate.numerator, rate.denominator),
+            time_base=Fraction(time_base.numerator, time_base.denominator),
             frames_estimate=max(int(frames), 1),
             duration=duration,
             has_audio=bool(container.streams.audio),
@@ -161,7 +161,8 @@ class Remuxer:
                 self._out.mux(packet)
                 continue
             for frame in packet.decode():
-                yield _to_planes(frame, self.info.pix_fmt)
+                if isinstance(frame, VideoFrame):
+                    yield _to_planes(frame, self.info.pix_fmt)
 
     def write(self, planes: Planes) -> None:
         pts = planes.pts

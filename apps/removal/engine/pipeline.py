@@ -202,11 +202,11 @@ def _restore_and_write(
     originals: dict[int, Planes] = {}
 
     def emit(j: int) -> None:
-        seg = int(owner[j]) if j < n else -1
-        if seg < 0:
+        owner_of = int(owner[j]) if j < n else -1
+        if owner_of < 0:
             remuxer.write(originals[j])
         else:
-            restored = recoverer.restore(j, window, layers[seg], seg)
+            restored = recoverer.restore(j, window, layers[owner_of], owner_of)
             remuxer.write(_orient(restored, -turns))
         progress(n + j + 1, 2 * n)
         for old in [k for k in window if k < j - RADIUS]:
@@ -220,9 +220,12 @@ def _restore_and_write(
         for index, planes in enumerate(remuxer.frames()):
             if stop():
                 raise Cancelled
-            seg = int(owner[index]) if index < n else -1
+            owner_of = int(owner[index]) if index < n else -1
             originals[index] = planes
-            window[index] = (_orient(planes, turns), layers[seg] if seg >= 0 else None)
+            window[index] = (
+                _orient(planes, turns),
+                layers[owner_of] if owner_of >= 0 else None,
+            )
             if index - RADIUS >= 0:
                 emit(index - RADIUS)
         for j in range(max(0, index - RADIUS + 1), index + 1):

@@ -11,7 +11,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from .arrays import F32
+from .arrays import F32, f32
 from .profile import MarkProfile, Place
 
 
@@ -34,11 +34,11 @@ def load_prior(profile: MarkProfile, width: int, height: int) -> ScaledPrior:
     meta = json.loads(profile.prior_json.read_text())
     if min(meta["reference_size"]) != profile.reference_short_side:
         raise ValueError(f"{profile.prior_json} was measured on another reference size")
-    raw = cv2.imread(str(profile.prior_png), cv2.IMREAD_UNCHANGED).astype(np.float32) / 65535.0
+    raw = np.asarray(cv2.imread(str(profile.prior_png), cv2.IMREAD_UNCHANGED), np.float32) / 65535.0
     scale = min(width, height) / profile.reference_short_side
     h, w = raw.shape
     size = (max(4, round(w * scale)), max(4, round(h * scale)))
-    alpha = raw if scale == 1.0 else cv2.resize(raw, size, interpolation=cv2.INTER_AREA)
+    alpha = raw if scale == 1.0 else f32(cv2.resize(raw, size, interpolation=cv2.INTER_AREA))
     places = profile.portrait_places if width < height else profile.landscape_places
     scaled = tuple(Place(p.name, p.x * scale, p.y * scale) for p in places)
     ux, uy, uw, uh = profile.username_box

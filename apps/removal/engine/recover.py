@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from .arrays import F32, U8, Bool
+from .arrays import F32, U8, Bool, f32
 from .media import Planes
 
 # Frames on each side fused with the current one.
-RADIUS = 2
+RADIUS = 3
 # Pixels of motion the flow may bring in from around the mark's region.
 FLOW_MARGIN = 32
 # Noise (luma levels) of an unmarked sample; residuals are judged against it.
@@ -61,7 +61,7 @@ def make_layer(
         padded[py : py + h, px : px + w] = alpha
         alpha, x0, y0 = padded, x0 - px, y0 - py
         h, w = alpha.shape
-        alpha_c = cv2.resize(alpha, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+        alpha_c = f32(cv2.resize(alpha, (w // 2, h // 2), interpolation=cv2.INTER_AREA))
     else:
         alpha_c = alpha
     width, height = size
@@ -115,7 +115,7 @@ def _invert(obs: U8, alpha: F32, white: float, max_alpha: float) -> tuple[F32, F
 class Recoverer:
     def __init__(self, shift: int) -> None:
         self.shift = shift
-        self.flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+        self.flow = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
         self._cache: dict[tuple[int, int], _Estimate] = {}
 
     def forget_before(self, index: int) -> None:
@@ -170,20 +170,20 @@ class Recoverer:
                 continue
             nplanes, nlayer = window[k]
             est = self._estimate(k, nplanes, nlayer, target, target_id)
-            flow = self.flow.calc(centre.y8, est.y8, None)
+            flow = f32(self.flow.calc(centre.y8, est.y8, None))  # type: ignore[call-overload]
             mx, my = gx + flow[..., 0], gy + flow[..., 1]
             border = cv2.BORDER_CONSTANT
-            ys.append(cv2.remap(est.y, mx, my, cv2.INTER_LINEAR, borderMode=border))
-            wys.append(cv2.remap(est.wy, mx, my, cv2.INTER_LINEAR, borderMode=border))
+            ys.append(f32(cv2.remap(est.y, mx, my, cv2.INTER_LINEAR, borderMode=border)))
+            wys.append(f32(cv2.remap(est.wy, mx, my, cv2.INTER_LINEAR, borderMode=border)))
             if s:
                 fc = cv2.resize(flow, (wc_, hc), interpolation=cv2.INTER_AREA) * 0.5
                 cgy, cgx = np.mgrid[0:hc, 0:wc_].astype(np.float32)
                 cmx, cmy = cgx + fc[..., 0], cgy + fc[..., 1]
             else:
                 cmx, cmy = mx, my
-            us.append(cv2.remap(est.u, cmx, cmy, cv2.INTER_LINEAR, borderMode=border))
-            vs.append(cv2.remap(est.v, cmx, cmy, cv2.INTER_LINEAR, borderMode=border))
-            wcs.append(cv2.remap(est.wc, cmx, cmy, cv2.INTER_LINEAR, borderMode=border))
+            us.append(f32(cv2.remap(est.u, cmx, cmy, cv2.INTER_LINEAR, borderMode=border)))
+            vs.append(f32(cv2.remap(est.v, cmx, cmy, cv2.INTER_LINEAR, borderMode=border)))
+            wcs.append(f32(cv2.remap(est.wc, cmx, cmy, cv2.INTER_LINEAR, borderMode=border)))
         return self._fuse(planes, target, ys, us, vs, wys, wcs)
 
     def _fuse(

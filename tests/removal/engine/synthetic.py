@@ -85,8 +85,8 @@ def render_mark(scale: float, username: str, fx: float, fy: float) -> np.ndarray
     # Cloud: a body and seven lobes.
     body = _layer(shape)
     _disk(body, cx, cy, 17.5 * s)
-    for k in range(7):
-        ang = 2 * math.pi * k / 7 + 0.3
+    for lobe in range(7):
+        ang = 2 * math.pi * lobe / 7 + 0.3
         _disk(body, cx + 14 * s * math.cos(ang), cy + 14 * s * math.sin(ang), 10 * s)
     # Eyes: holes with a bright sparkle each.
     eyes, sparkles = _layer(shape), _layer(shape)
@@ -95,14 +95,13 @@ def render_mark(scale: float, username: str, fx: float, fy: float) -> np.ndarray
         axes = (round(4.2 * s), round(6.2 * s))
         cv2.ellipse(eyes, centre, axes, 0, 0, 360, 255, -1, cv2.LINE_AA)
         _disk(sparkles, cx + (ex - 1.3) * s, cy - 4.5 * s, 1.3 * s)
-    word, user = _layer(shape), _word(s, ox, oy, shape)
+    word, user = _word(s, ox, oy, shape), _layer(shape)
     if username:
         org = (round(ox + 4 * s), round(oy + 72 * s))
         font = cv2.FONT_HERSHEY_SIMPLEX
         cv2.putText(user, username, org, font, 0.5 * s, 255, round(1.8 * s), cv2.LINE_AA)
-    word, user = user, word
     b, e, k, t, u = (x.astype(np.float32) / 255.0 for x in (body, eyes, sparkles, word, user))
-    alpha = b * BODY_ALPHA
+    alpha = b * np.float32(BODY_ALPHA)
     alpha = alpha * (1 - e) + e * EYE_ALPHA * b
     alpha = alpha * (1 - k) + k * SPARKLE_ALPHA
     alpha = np.maximum(alpha, t * WORD_ALPHA)
@@ -183,8 +182,8 @@ def _source(scene: str, seed: int) -> np.ndarray:
         elif scene == "dark":
             noise = cv2.GaussianBlur(rng.normal(0, 1, (size, size)).astype(np.float32), (0, 0), 6)
             base = 22 + 12 * noise / noise.std()
-            stars = (rng.random((size, size)) > 0.9985).astype(np.float32)
-            stars = cv2.GaussianBlur(stars, (0, 0), 1.2) * 900
+            dots = (rng.random((size, size)) > 0.9985).astype(np.float32)
+            stars = np.asarray(cv2.GaussianBlur(dots, (0, 0), 1.2)) * 900
             img = np.stack([base + stars, base + 4 + stars, base + 12 + stars], -1)
         else:
             img = np.stack(
@@ -259,10 +258,10 @@ def write_clip(spec: ClipSpec, path: Path) -> Path:
             stereo = np.stack([wave, wave]).astype(np.float32)
             for start in range(0, samples, 1024):
                 chunk = np.ascontiguousarray(stereo[:, start : start + 1024])
-                frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
-                frame.sample_rate = 48000
-                frame.pts = start
-                for packet in audio.encode(frame):
+                sound = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+                sound.sample_rate = 48000
+                sound.pts = start
+                for packet in audio.encode(sound):
                     out.mux(packet)
             for packet in audio.encode(None):
                 out.mux(packet)

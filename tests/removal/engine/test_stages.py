@@ -27,12 +27,13 @@ def test_detector_finds_each_place_sub_pixel(clips):
     prior = load_prior(SORA2, spec.width, spec.height)
     detector = Detector(prior, spec.width, spec.height, SORA2.detect_threshold)
     with av.open(str(src)) as c:
-        frames = [f.to_ndarray()[: spec.height] for f in c.decode(video=0)]
+        frames = [np.asarray(f.to_ndarray()[: spec.height], np.uint8) for f in c.decode(video=0)]
     for i in (5, 80):
         found, scores = detector.detect(frames[i])
-        place, _, x0, y0 = mark_at(spec, i)
+        truth = mark_at(spec, i)
+        assert truth is not None
         assert found is not None
-        assert prior.places[found.place].name == place
+        assert prior.places[found.place].name == truth[0]
         assert scores[found.place] == max(scores)
     # Nothing where there is no mark: the same frame with the mark's places blanked out.
     blank = frames[5].copy()
