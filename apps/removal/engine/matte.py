@@ -24,7 +24,7 @@ from .arrays import F32, Bool, f32
 from .poisson import integrate
 
 # Observed values closer than this to the overlay's colour carry no usable log-gradient.
-MIN_DEPTH = 6.0
+MIN_DEPTH = 12.0
 # Opacities below this are noise of the estimate, not mark.
 MIN_ALPHA = 0.02
 # A pixel "changes" when its luma's spread over the samples exceeds this; a region where fewer

@@ -25,6 +25,9 @@ FLOW_MARGIN = 32
 # Noise (luma levels) of an unmarked sample; residuals are judged against it.
 SIGMA = 6.0
 CHROMA_WHITE = 128.0
+# Bilateral range (x the excess noise) and spatial sigma (px) of the final smoothing.
+DENOISE_RANGE = 14
+DENOISE_SPACE = 7.0
 
 
 @dataclass
@@ -224,8 +227,20 @@ class Recoverer:
         wc = np.stack([a[cry0 : cry0 + crh, crx0 : crx0 + crw] for a in wcs]) * agree_c
         su = np.stack([a[cry0 : cry0 + crh, crx0 : crx0 + crw] for a in us])
         sv = np.stack([a[cry0 : cry0 + crh, crx0 : crx0 + crw] for a in vs])
-        mean_u = _weighted_mean(su, wc)
-        mean_v = _weighted_mean(sv, wc)
+        cy0_, cx0_ = target.y0 >> s, target.x0 >> s
+        mean_u = _denoise(
+            _weighted_mean(su, wc),
+            target.alpha_c,
+            planes.u[cy0_ : cy0_ + crh, cx0_ : cx0_ + crw],
+        )
+        mean_v = _denoise(
+            _weighted_mean(sv, wc),
+            target.alpha_c,
+            planes.v[cy0_ : cy0_ + crh, cx0_ : cx0_ + crw],
+        )
+        mean = _denoise(
+            mean, target.alpha, planes.y[target.y0 : target.y0 + rh, target.x0 : target.x0 + rw]
+        )
         holes = total < 1e-3
         out_y = planes.y.copy()
         out_u = planes.u.copy()
@@ -235,13 +250,42 @@ class Recoverer:
         region = out_y[y0 : y0 + rh, x0 : x0 + rw]
         region[mark] = np.clip(mean[mark] + 0.5, 0, 255).astype(np.uint8)
         mark_c = target.alpha_c > 0.0
-        cy0_, cx0_ = y0 >> s, x0 >> s
         for plane, fused in ((out_u, mean_u), (out_v, mean_v)):
             reg = plane[cy0_ : cy0_ + crh, cx0_ : cx0_ + crw]
             reg[mark_c] = np.clip(fused[mark_c] + 0.5, 0, 255).astype(np.uint8)
         if holes.any():
             _inpaint(out_y, out_u, out_v, holes & mark, x0, y0, s)
         return Planes(out_y, out_u, out_v, planes.pts, planes.rotation)
+
+
+def _noise(values: F32, where: Bool) -> float:
+    """Robust noise level from the Laplacian's median absolute value (Gaussian noise: sqrt(20))."""
+    if where.sum() < 16:
+        return 0.0
+    lap = cv2.Laplacian(values, cv2.CV_32F, ksize=1)
+    return float(1.4826 * np.median(np.abs(lap[where])) / np.sqrt(20.0))
+
+
+def _denoise(fused: F32, alpha: F32, observed: U8) -> F32:
+    """Edge-preserving smoothing of what fusion left noisy, as strong as the excess noise.
+
+    Where neighbours saw the same point under the same opacity (a still camera), the codec's
+    noise is the same in every frame and fusion cannot average it away: the recovered picture
+    stays 1 / (1 - a) times noisier than its surroundings. The excess over the surroundings' own
+    noise sets a bilateral filter's range; each pixel takes as much of it as its opacity
+    amplified its noise (none outside the mark)."""
+    body = alpha > 0.5
+    ring = (alpha == 0.0) & (
+        cv2.dilate((alpha > 0.0).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    )
+    inner = _noise(fused, body)
+    outer = _noise(observed.astype(np.float32), ring)
+    excess = float(np.sqrt(max(inner * inner - outer * outer, 0.0)))
+    if excess < 0.25:
+        return fused
+    smooth = f32(cv2.bilateralFilter(fused, 9, DENOISE_RANGE * excess, DENOISE_SPACE))
+    amplified = np.clip((1.0 / np.maximum(1.0 - alpha, 0.05) - 1.0) / 0.5, 0.0, 1.0)
+    return f32(fused + (smooth - fused) * amplified)
 
 
 def _weighted_mean(samples: F32, weights: F32) -> F32:
