@@ -70,6 +70,6 @@ SORA2 = MarkProfile(
     white=254.0,
     alpha_range=(0.5, 0.9),
     recover_max_alpha=0.93,
-    detect_threshold=0.5,
+    detect_threshold=0.27,
     min_segment_seconds=0.4,
 )
