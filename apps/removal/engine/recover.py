@@ -82,12 +82,9 @@ def make_layer(
 class _Estimate:
     """One frame's recovered planes over a context, with inverse-variance weights."""
 
-    y: F32
-    u: F32
-    v: F32
-    wy: F32
-    wc: F32
-    y8: U8
+    yw: F32  # (h, w, 2): recovered luma, its weight
+    uvw: F32  # (hc, wc, 3): recovered U, V, their weight
+    y8: U8  # recovered luma as 8-bit, for optical flow
 
 
 def _alpha_in(layer: Layer | None, rect: tuple[int, int, int, int], shift: int) -> F32:
@@ -119,17 +116,21 @@ class Recoverer:
     def __init__(self, shift: int) -> None:
         self.shift = shift
         self.flow = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
-        self._cache: dict[tuple[int, int], _Estimate] = {}
+        self._estimates: dict[tuple[int, int], _Estimate] = {}
+        # Flow between consecutive frames over a target's context: (from, to, target) -> flow.
+        self._flows: dict[tuple[int, int, int], F32] = {}
 
     def forget_before(self, index: int) -> None:
-        for key in [k for k in self._cache if k[0] < index]:
-            del self._cache[key]
+        for key in [k for k in self._estimates if k[0] < index]:
+            del self._estimates[key]
+        for fkey in [k for k in self._flows if min(k[0], k[1]) < index]:
+            del self._flows[fkey]
 
     def _estimate(
         self, index: int, planes: Planes, layer: Layer | None, target: Layer, target_id: int
     ) -> _Estimate:
         key = (index, target_id)
-        hit = self._cache.get(key)
+        hit = self._estimates.get(key)
         if hit is not None:
             return hit
         cx0, cy0, cx1, cy1 = target.context
@@ -138,8 +139,7 @@ class Recoverer:
         a = _alpha_in(layer, target.context, 0)
         ac = _alpha_in(layer, crect, s)
         white = layer.white if layer is not None else target.white
-        max_alpha = target.max_alpha
-        y, wy = _invert(planes.y[cy0:cy1, cx0:cx1], a, white, max_alpha)
+        y, wy = _invert(planes.y[cy0:cy1, cx0:cx1], a, white, target.max_alpha)
         u, wc = _invert(planes.u[crect[1] : crect[3], crect[0] : crect[2]], ac, CHROMA_WHITE, 2.0)
         v, _ = _invert(planes.v[crect[1] : crect[3], crect[0] : crect[2]], ac, CHROMA_WHITE, 2.0)
         # Chroma is unrecoverable wherever any of its luma pixels is.
@@ -149,9 +149,19 @@ class Recoverer:
             wc = np.where(hc > 0.0, 0.0, wc).astype(np.float32)
         else:
             wc = np.where(wy == 0.0, 0.0, wc).astype(np.float32)
-        est = _Estimate(y, u, v, wy, wc, np.clip(y + 0.5, 0, 255).astype(np.uint8))
-        self._cache[key] = est
+        est = _Estimate(
+            np.dstack([y, wy]), np.dstack([u, v, wc]), np.clip(y + 0.5, 0, 255).astype(np.uint8)
+        )
+        self._estimates[key] = est
         return est
+
+    def _step(self, a: int, b: int, target_id: int, ests: dict[int, _Estimate]) -> F32:
+        key = (a, b, target_id)
+        flow = self._flows.get(key)
+        if flow is None:
+            flow = f32(self.flow.calc(ests[a].y8, ests[b].y8, None))  # type: ignore[call-overload]
+            self._flows[key] = flow
+        return flow
 
     def restore(
         self,
@@ -160,52 +170,84 @@ class Recoverer:
         target: Layer,
         target_id: int,
     ) -> Planes:
-        """Frame `index` with the mark of `target` removed; `window` holds its neighbours."""
-        planes, _ = window[index]
-        centre = self._estimate(index, planes, target, target, target_id)
-        ys, us, vs, wys, wcs = [centre.y], [centre.u], [centre.v], [centre.wy], [centre.wc]
-        h, w = centre.y.shape
-        gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
-        s = self.shift
-        hc, wc_ = centre.u.shape
-        for k in range(index - RADIUS, index + RADIUS + 1):
-            if k == index or k not in window:
-                continue
-            nplanes, nlayer = window[k]
-            est = self._estimate(k, nplanes, nlayer, target, target_id)
-            flow = f32(self.flow.calc(centre.y8, est.y8, None))  # type: ignore[call-overload]
-            mx, my = gx + flow[..., 0], gy + flow[..., 1]
-            border = cv2.BORDER_CONSTANT
-            ys.append(f32(cv2.remap(est.y, mx, my, cv2.INTER_LINEAR, borderMode=border)))
-            wys.append(f32(cv2.remap(est.wy, mx, my, cv2.INTER_LINEAR, borderMode=border)))
-            if s:
-                fc = cv2.resize(flow, (wc_, hc), interpolation=cv2.INTER_AREA) * 0.5
-                cgy, cgx = np.mgrid[0:hc, 0:wc_].astype(np.float32)
-                cmx, cmy = cgx + fc[..., 0], cgy + fc[..., 1]
-            else:
-                cmx, cmy = mx, my
-            us.append(f32(cv2.remap(est.u, cmx, cmy, cv2.INTER_LINEAR, borderMode=border)))
-            vs.append(f32(cv2.remap(est.v, cmx, cmy, cv2.INTER_LINEAR, borderMode=border)))
-            wcs.append(f32(cv2.remap(est.wc, cmx, cmy, cv2.INTER_LINEAR, borderMode=border)))
-        return self._fuse(planes, target, ys, us, vs, wys, wcs)
+        """Frame `index` with the mark of `target` removed; `window` holds its neighbours.
 
-    def _fuse(
-        self,
-        planes: Planes,
-        target: Layer,
-        ys: list[F32],
-        us: list[F32],
-        vs: list[F32],
-        wys: list[F32],
-        wcs: list[F32],
-    ) -> Planes:
+        Flow is computed once between consecutive frames (cached across calls) and chained to
+        reach farther neighbours: two flow computations per frame instead of 2 x RADIUS."""
+        planes, _ = window[index]
+        ests = {
+            k: self._estimate(k, window[k][0], window[k][1], target, target_id)
+            for k in range(index - RADIUS, index + RADIUS + 1)
+            if k in window
+        }
         cx0, cy0, _, _ = target.context
-        # Work only over the mark's region within the context.
         rx0, ry0 = target.x0 - cx0, target.y0 - cy0
         rh, rw = target.alpha.shape
-        sy = np.stack([a[ry0 : ry0 + rh, rx0 : rx0 + rw] for a in ys])
-        wy = np.stack([a[ry0 : ry0 + rh, rx0 : rx0 + rw] for a in wys])
+        s = self.shift
+        crh, crw = target.alpha_c.shape
+        crx0, cry0 = rx0 >> s, ry0 >> s
+        centre = ests[index]
+        ch, cw = centre.y8.shape
+        gy, gx = np.mgrid[0:ch, 0:cw].astype(np.float32)
+        rgy, rgx = gy[ry0 : ry0 + rh, rx0 : rx0 + rw], gx[ry0 : ry0 + rh, rx0 : rx0 + rw]
+        cgy, cgx = np.mgrid[cry0 : cry0 + crh, crx0 : crx0 + crw].astype(np.float32)
+        yws = [centre.yw[ry0 : ry0 + rh, rx0 : rx0 + rw]]
+        uvws = [centre.uvw[cry0 : cry0 + crh, crx0 : crx0 + crw]]
+        border = cv2.BORDER_CONSTANT
+        for direction in (-1, 1):
+            total: F32 | None = None
+            for step in range(1, RADIUS + 1):
+                a, b = index + direction * (step - 1), index + direction * step
+                if b not in ests:
+                    break
+                flow = self._step(a, b, target_id, ests)
+                if total is None:
+                    total = flow
+                else:
+                    # Chain: where the accumulated flow lands in frame a, add a's flow onward.
+                    onward = cv2.remap(
+                        flow,
+                        gx + total[..., 0],
+                        gy + total[..., 1],
+                        cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_REPLICATE,
+                    )
+                    total = f32(total + onward)
+                f = total[ry0 : ry0 + rh, rx0 : rx0 + rw]
+                est = ests[b]
+                yws.append(
+                    f32(
+                        cv2.remap(
+                            est.yw,
+                            rgx + f[..., 0],
+                            rgy + f[..., 1],
+                            cv2.INTER_LINEAR,
+                            borderMode=border,
+                        )
+                    )
+                )
+                fc = f32(cv2.resize(f, (crw, crh), interpolation=cv2.INTER_AREA)) * 0.5 if s else f
+                uvws.append(
+                    f32(
+                        cv2.remap(
+                            est.uvw,
+                            cgx + fc[..., 0],
+                            cgy + fc[..., 1],
+                            cv2.INTER_LINEAR,
+                            borderMode=border,
+                        )
+                    )
+                )
+        return self._fuse(planes, target, np.stack(yws), np.stack(uvws))
+
+    def _fuse(self, planes: Planes, target: Layer, yws: F32, uvws: F32) -> Planes:
+        """Weighted mean of the aligned samples (n, h, w, channels) over the mark's region."""
+        rh, rw = target.alpha.shape
+        crh, crw = target.alpha_c.shape
+        sy, wy = yws[..., 0], yws[..., 1]
         mean = _weighted_mean(sy, wy)
+        weights = wy
+        agree = np.ones_like(wy)
         for _ in range(2):
             # Samples far from the consensus, given their own noise, are flow errors/occlusions.
             agree = np.exp(-((sy - mean) ** 2) * wy / (2.0 * SIGMA * SIGMA))
@@ -213,8 +255,6 @@ class Recoverer:
             mean = _weighted_mean(sy, weights)
         total = weights.sum(axis=0)
         s = self.shift
-        crx0, cry0 = rx0 >> s, ry0 >> s
-        crh, crw = target.alpha_c.shape
         if s:
             agree_c = cv2.resize(
                 np.ascontiguousarray(agree.transpose(1, 2, 0)),
@@ -224,34 +264,30 @@ class Recoverer:
             agree_c = agree_c.transpose(2, 0, 1)
         else:
             agree_c = agree
-        wc = np.stack([a[cry0 : cry0 + crh, crx0 : crx0 + crw] for a in wcs]) * agree_c
-        su = np.stack([a[cry0 : cry0 + crh, crx0 : crx0 + crw] for a in us])
-        sv = np.stack([a[cry0 : cry0 + crh, crx0 : crx0 + crw] for a in vs])
-        cy0_, cx0_ = target.y0 >> s, target.x0 >> s
+        wc = uvws[..., 2] * agree_c
+        y0, x0 = target.y0, target.x0
+        cy0, cx0 = y0 >> s, x0 >> s
+        mean = _denoise(mean, target.alpha, planes.y[y0 : y0 + rh, x0 : x0 + rw])
         mean_u = _denoise(
-            _weighted_mean(su, wc),
+            _weighted_mean(uvws[..., 0], wc),
             target.alpha_c,
-            planes.u[cy0_ : cy0_ + crh, cx0_ : cx0_ + crw],
+            planes.u[cy0 : cy0 + crh, cx0 : cx0 + crw],
         )
         mean_v = _denoise(
-            _weighted_mean(sv, wc),
+            _weighted_mean(uvws[..., 1], wc),
             target.alpha_c,
-            planes.v[cy0_ : cy0_ + crh, cx0_ : cx0_ + crw],
-        )
-        mean = _denoise(
-            mean, target.alpha, planes.y[target.y0 : target.y0 + rh, target.x0 : target.x0 + rw]
+            planes.v[cy0 : cy0 + crh, cx0 : cx0 + crw],
         )
         holes = total < 1e-3
         out_y = planes.y.copy()
         out_u = planes.u.copy()
         out_v = planes.v.copy()
         mark = target.alpha > 0.0
-        y0, x0 = target.y0, target.x0
         region = out_y[y0 : y0 + rh, x0 : x0 + rw]
         region[mark] = np.clip(mean[mark] + 0.5, 0, 255).astype(np.uint8)
         mark_c = target.alpha_c > 0.0
         for plane, fused in ((out_u, mean_u), (out_v, mean_v)):
-            reg = plane[cy0_ : cy0_ + crh, cx0_ : cx0_ + crw]
+            reg = plane[cy0 : cy0 + crh, cx0 : cx0 + crw]
             reg[mark_c] = np.clip(fused[mark_c] + 0.5, 0, 255).astype(np.uint8)
         if holes.any():
             _inpaint(out_y, out_u, out_v, holes & mark, x0, y0, s)
