@@ -11,12 +11,14 @@ wall time and peak RSS are its own). Per clip and on average it prints: PSNR and
 mark (PSNR over the mark's pixels, SSIM over its box) vs the clean frames; flicker (mean
 frame-to-frame change in the box, result / clean); PSNR outside the boxes vs the input;
 detection recall over marked frames and false marks on unmarked clips (engine only); seconds,
-x real time and peak RSS.
+CPU seconds (the process's user + system time, all threads: on a shared machine wall time
+moves with the neighbours' load, CPU time much less), x real time and peak RSS.
 """
 
 import argparse
 import importlib
 import json
+import resource
 import shutil
 import subprocess
 import sys
@@ -120,18 +122,20 @@ def _peak_rss_mb() -> float:
 
 def run_child(provider: str, src: Path, dst: Path, facts: Path) -> None:
     result = resolve(provider)(src, dst)
-    facts.write_text(json.dumps({"result": result, "rss": _peak_rss_mb()}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime
+    facts.write_text(json.dumps({"result": result, "rss": _peak_rss_mb(), "cpu": cpu}))
 
 
-def run_provider(provider: str, src: Path, dst: Path) -> tuple[dict | None, float, float]:
-    """Run in a fresh process: (facts, wall seconds, peak RSS MB of that process)."""
+def run_provider(provider: str, src: Path, dst: Path) -> tuple[dict | None, float, float, float]:
+    """Run in a fresh process: (facts, wall seconds, peak RSS MB, CPU seconds of that process)."""
     facts = dst.with_suffix(".facts.json")
     cmd = [sys.executable, __file__, "--child", provider, str(src), str(dst), str(facts)]
     started = time.monotonic()
     subprocess.run(cmd, check=True)
     seconds = time.monotonic() - started
     child = json.loads(facts.read_text())
-    return child["result"], seconds, child["rss"]
+    return child["result"], seconds, child["rss"], child["cpu"]
 
 
 # Metrics. ------------------------------------------------------------------------------------
@@ -247,7 +251,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="unmark-quality-out-"))
     header = (
         f"{'provider':9} {'clip':22} {'PSNRin':>7} {'SSIMin':>7} {'flick':>6} {'PSNRout':>8} "
-        f"{'recall':>7} {'false':>6} {'sec':>6} {'xRT':>5} {'RSS MB':>7}"
+        f"{'recall':>7} {'false':>6} {'sec':>6} {'cpu s':>6} {'xRT':>5} {'RSS MB':>7}"
     )
     print(header)
     totals: dict[str, list[dict]] = {p: [] for p in providers}
@@ -258,16 +262,18 @@ def main() -> None:
         for provider in providers:
             dst = work / f"{spec.name}.{provider.replace(':', '_')}.mp4"
             dst.unlink(missing_ok=True)
-            facts, seconds, rss = run_provider(provider, src, dst)
+            facts, seconds, rss, cpu = run_provider(provider, src, dst)
             row = measure(spec, src, dst if dst.exists() else None)
             row.update(detection(spec, facts if provider == "engine" else None))
-            row.update(seconds=seconds, xrt=spec.seconds / seconds, rss=rss, marked=spec.marked)
+            row.update(
+                seconds=seconds, cpu=cpu, xrt=spec.seconds / seconds, rss=rss, marked=spec.marked
+            )
             totals[provider].append(row)
             print(
                 f"{provider:9} {spec.name:22} {fmt(row['psnr_in']):>7} "
                 f"{fmt(row['ssim_in'], '{:.4f}'):>7} {fmt(row['flicker']):>6} "
                 f"{fmt(row['psnr_out']):>8} {fmt(row.get('recall'), '{:.2%}'):>7} "
-                f"{fmt(row.get('false_marks'), '{:d}'):>6} {seconds:6.2f} "
+                f"{fmt(row.get('false_marks'), '{:d}'):>6} {seconds:6.2f} {cpu:6.2f} "
                 f"{row['xrt']:5.2f} {rss:7.0f}",
                 flush=True,
             )
@@ -285,6 +291,7 @@ def main() -> None:
             f"{fmt(mean('ssim_in'), '{:.4f}'):>7} {fmt(mean('flicker')):>6} "
             f"{fmt(mean('psnr_out', rows)):>8} {fmt(mean('recall'), '{:.2%}'):>7} "
             f"{false if provider == 'engine' else '-':>6} {fmt(mean('seconds', rows)):>6} "
+            f"{fmt(mean('cpu', rows)):>6} "
             f"{fmt(mean('xrt', rows)):>5} {max(r['rss'] for r in rows):7.0f}"
         )
 
