@@ -3,7 +3,7 @@
 Why this exists: it ties the stages together under the memory bound. Pass 1 decodes every frame
 once to find the mark (place, sub-pixel spot) and keeps a thinned reservoir of luma crops per
 place for the matte; nothing else is kept. Segments and mattes are settled between the passes.
-Pass 2 decodes again with a window of 2 x RADIUS + 1 frames, restores the marked frames, encodes
+Pass 2 decodes again with a window of 2 x REACH + 1 frames, restores the marked frames, encodes
 every frame and copies the audio packets. The result is written to a temporary file beside the
 destination and renamed into place only when complete, so a failure, `NoMarkFound` or
 `Cancelled` leaves no output behind.
@@ -25,7 +25,7 @@ from .matte import Matte, estimate_matte, place_prior
 from .media import CRF, PRESET, Planes, Remuxer, VideoInfo, probe, read_frames
 from .prior import ScaledPrior, load_prior
 from .profile import SORA2, MarkProfile
-from .recover import RADIUS, Layer, Recoverer, make_layer
+from .recover import REACH, Layer, Recoverer, make_layer
 from .report import Report, SegmentReport
 from .segments import POSITION_TOLERANCE, Segment, find_segments
 
@@ -209,11 +209,11 @@ def _restore_and_write(
             restored = recoverer.restore(j, window, layers[owner_of], owner_of)
             remuxer.write(_orient(restored, -turns))
         progress(n + j + 1, 2 * n)
-        for old in [k for k in window if k < j - RADIUS]:
+        for old in [k for k in window if k < j - REACH]:
             del window[old]
             originals.pop(old, None)
         originals.pop(j, None)
-        recoverer.forget_before(j - RADIUS)
+        recoverer.forget_before(j - REACH)
 
     try:
         index = -1
@@ -226,9 +226,9 @@ def _restore_and_write(
                 _orient(planes, turns),
                 layers[owner_of] if owner_of >= 0 else None,
             )
-            if index - RADIUS >= 0:
-                emit(index - RADIUS)
-        for j in range(max(0, index - RADIUS + 1), index + 1):
+            if index - REACH >= 0:
+                emit(index - REACH)
+        for j in range(max(0, index - REACH + 1), index + 1):
             if stop():
                 raise Cancelled
             emit(j)

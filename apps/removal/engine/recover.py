@@ -18,15 +18,19 @@ import numpy as np
 from .arrays import F32, U8, Bool, f32
 from .media import Planes
 
-# Frames on each side fused with the current one.
-RADIUS = 3
+# Frames on each side fused with the current one (flow chained frame to frame), and farther
+# frames reached by one direct flow each (where a pan has uncovered what the mark hides).
+RADIUS = 5
+FAR = (8, 16, 24)
+# Frames the window must hold on each side of the one being restored.
+REACH = max(RADIUS, *FAR)
 # Pixels of motion the flow may bring in from around the mark's region.
-FLOW_MARGIN = 32
+FLOW_MARGIN = 64
 # Noise (luma levels) of an unmarked sample; residuals are judged against it.
-SIGMA = 6.0
+SIGMA = 10.0
 CHROMA_WHITE = 128.0
 # Bilateral range (x the excess noise) and spatial sigma (px) of the final smoothing.
-DENOISE_RANGE = 14
+DENOISE_RANGE = 14.0
 DENOISE_SPACE = 7.0
 
 
@@ -173,11 +177,16 @@ class Recoverer:
         """Frame `index` with the mark of `target` removed; `window` holds its neighbours.
 
         Flow is computed once between consecutive frames (cached across calls) and chained to
-        reach farther neighbours: two flow computations per frame instead of 2 x RADIUS."""
+        reach the RADIUS nearest neighbours on each side (two flow computations per frame);
+        the FAR frames get one direct flow each."""
         planes, _ = window[index]
         ests = {
             k: self._estimate(k, window[k][0], window[k][1], target, target_id)
-            for k in range(index - RADIUS, index + RADIUS + 1)
+            for k in (
+                *range(index - RADIUS, index + RADIUS + 1),
+                *(index + d for d in FAR),
+                *(index - d for d in FAR),
+            )
             if k in window
         }
         cx0, cy0, _, _ = target.context
@@ -193,7 +202,8 @@ class Recoverer:
         cgy, cgx = np.mgrid[cry0 : cry0 + crh, crx0 : crx0 + crw].astype(np.float32)
         yws = [centre.yw[ry0 : ry0 + rh, rx0 : rx0 + rw]]
         uvws = [centre.uvw[cry0 : cry0 + crh, crx0 : crx0 + crw]]
-        border = cv2.BORDER_CONSTANT
+        grids = (gx, gy, rgx, rgy, cgx, cgy)
+        box = (rx0, ry0, rw, rh, crw, crh)
         for direction in (-1, 1):
             total: F32 | None = None
             for step in range(1, RADIUS + 1):
@@ -213,39 +223,54 @@ class Recoverer:
                         borderMode=cv2.BORDER_REPLICATE,
                     )
                     total = f32(total + onward)
-                f = total[ry0 : ry0 + rh, rx0 : rx0 + rw]
-                est = ests[b]
-                yws.append(
-                    f32(
-                        cv2.remap(
-                            est.yw,
-                            rgx + f[..., 0],
-                            rgy + f[..., 1],
-                            cv2.INTER_LINEAR,
-                            borderMode=border,
-                        )
-                    )
-                )
-                fc = f32(cv2.resize(f, (crw, crh), interpolation=cv2.INTER_AREA)) * 0.5 if s else f
-                uvws.append(
-                    f32(
-                        cv2.remap(
-                            est.uvw,
-                            cgx + fc[..., 0],
-                            cgy + fc[..., 1],
-                            cv2.INTER_LINEAR,
-                            borderMode=border,
-                        )
-                    )
-                )
-        return self._fuse(planes, target, np.stack(yws), np.stack(uvws))
+                self._warp(ests[b], total, grids, box, yws, uvws)
+        near = len(yws)
+        for distance in FAR:
+            for k in (index - distance, index + distance):
+                if k in ests:
+                    flow = f32(self.flow.calc(centre.y8, ests[k].y8, None))  # type: ignore[call-overload]
+                    self._warp(ests[k], flow, grids, box, yws, uvws)
+        return self._fuse(planes, target, np.stack(yws), np.stack(uvws), near)
 
-    def _fuse(self, planes: Planes, target: Layer, yws: F32, uvws: F32) -> Planes:
-        """Weighted mean of the aligned samples (n, h, w, channels) over the mark's region."""
+    def _warp(
+        self,
+        est: _Estimate,
+        flow: F32,
+        grids: tuple[F32, ...],
+        box: tuple[int, ...],
+        yws: list[F32],
+        uvws: list[F32],
+    ) -> None:
+        """Append `est` warped onto the centre frame's region along `flow` (luma and chroma)."""
+        _, _, rgx, rgy, cgx, cgy = grids
+        rx0, ry0, rw, rh, crw, crh = box
+        f = flow[ry0 : ry0 + rh, rx0 : rx0 + rw]
+        border = cv2.BORDER_CONSTANT
+        yws.append(
+            f32(
+                cv2.remap(
+                    est.yw, rgx + f[..., 0], rgy + f[..., 1], cv2.INTER_LINEAR, borderMode=border
+                )
+            )
+        )
+        fc = f32(cv2.resize(f, (crw, crh), interpolation=cv2.INTER_AREA)) * 0.5 if self.shift else f
+        uvws.append(
+            f32(
+                cv2.remap(
+                    est.uvw, cgx + fc[..., 0], cgy + fc[..., 1], cv2.INTER_LINEAR, borderMode=border
+                )
+            )
+        )
+
+    def _fuse(self, planes: Planes, target: Layer, yws: F32, uvws: F32, near: int) -> Planes:
+        """Weighted mean of the aligned samples (n, h, w, channels) over the mark's region; the
+        first `near` samples are the centre and its chained neighbours."""
         rh, rw = target.alpha.shape
         crh, crw = target.alpha_c.shape
         sy, wy = yws[..., 0], yws[..., 1]
-        mean = _weighted_mean(sy, wy)
+        # The first consensus comes from the frames reached by chained short flows only: far
+        # frames' single long flows fail more often, and must agree with it to count.
+        mean = _weighted_mean(sy[:near], wy[:near])
         weights = wy
         agree = np.ones_like(wy)
         for _ in range(2):
