@@ -198,21 +198,18 @@ def _restore_and_write(
     turns = round(analysis.rotation / 90) % 4
     recoverer = Recoverer(1 if info.pix_fmt == "yuv420p" else 0)
     remuxer = Remuxer(src, tmp, info, analysis.rotation)
-    window: dict[int, tuple[Planes, Layer | None]] = {}
-    originals: dict[int, Planes] = {}
+    # Decoded frames waiting to be written (REACH + 1 of them): as decoded, and as displayed.
+    pending: dict[int, tuple[Planes, Planes]] = {}
 
     def emit(j: int) -> None:
+        original, oriented = pending.pop(j)
         owner_of = int(owner[j]) if j < n else -1
         if owner_of < 0:
-            remuxer.write(originals[j])
+            remuxer.write(original)
         else:
-            restored = recoverer.restore(j, window, layers[owner_of], owner_of)
+            restored = recoverer.restore(j, oriented, layers[owner_of], owner_of)
             remuxer.write(_orient(restored, -turns))
         progress(n + j + 1, 2 * n)
-        for old in [k for k in window if k < j - REACH]:
-            del window[old]
-            originals.pop(old, None)
-        originals.pop(j, None)
         recoverer.forget_before(j - REACH)
 
     try:
@@ -221,11 +218,15 @@ def _restore_and_write(
             if stop():
                 raise Cancelled
             owner_of = int(owner[index]) if index < n else -1
-            originals[index] = planes
-            window[index] = (
-                _orient(planes, turns),
-                layers[owner_of] if owner_of >= 0 else None,
-            )
+            oriented = _orient(planes, turns)
+            pending[index] = (planes, oriented)
+            # The segments whose frames are within reach of this one will fuse it.
+            targets = {
+                i: layers[i]
+                for i, seg in enumerate(analysis.segments)
+                if seg.start - REACH <= index < seg.stop + REACH
+            }
+            recoverer.prepare(index, oriented, layers[owner_of] if owner_of >= 0 else None, targets)
             if index - REACH >= 0:
                 emit(index - REACH)
         for j in range(max(0, index - REACH + 1), index + 1):

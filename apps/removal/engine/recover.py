@@ -167,27 +167,29 @@ class Recoverer:
             self._flows[key] = flow
         return flow
 
-    def restore(
-        self,
-        index: int,
-        window: dict[int, tuple[Planes, Layer | None]],
-        target: Layer,
-        target_id: int,
-    ) -> Planes:
-        """Frame `index` with the mark of `target` removed; `window` holds its neighbours.
+    def prepare(
+        self, index: int, planes: Planes, layer: Layer | None, targets: dict[int, Layer]
+    ) -> None:
+        """Recover frame `index` over the context of every target that will need it, as soon as
+        it is decoded: afterwards only the frames still to be written keep their full planes."""
+        for target_id, target in targets.items():
+            self._estimate(index, planes, layer, target, target_id)
+
+    def restore(self, index: int, planes: Planes, target: Layer, target_id: int) -> Planes:
+        """Frame `index` (`planes`) with the mark of `target` removed, from the prepared
+        estimates of its neighbours.
 
         Flow is computed once between consecutive frames (cached across calls) and chained to
         reach the RADIUS nearest neighbours on each side (two flow computations per frame);
         the FAR frames get one direct flow each."""
-        planes, _ = window[index]
         ests = {
-            k: self._estimate(k, window[k][0], window[k][1], target, target_id)
+            k: self._estimates[(k, target_id)]
             for k in (
                 *range(index - RADIUS, index + RADIUS + 1),
                 *(index + d for d in FAR),
                 *(index - d for d in FAR),
             )
-            if k in window
+            if (k, target_id) in self._estimates
         }
         cx0, cy0, _, _ = target.context
         rx0, ry0 = target.x0 - cx0, target.y0 - cy0
