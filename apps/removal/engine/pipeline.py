@@ -12,7 +12,9 @@ destination and renamed into place only when complete, so a failure, `NoMarkFoun
 import math
 import os
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +35,9 @@ from .segments import POSITION_TOLERANCE, Segment, find_segments
 SAMPLES_PER_PLACE = 48
 # Zero-opacity border kept around the mark's region (reference px), where the matte is anchored.
 REGION_MARGIN = 8.0
+# Frames restored at once (the machine this was sized for has two cores; x264 and the decoder
+# run their own threads beside them).
+RESTORE_THREADS = 2
 # Undetected frames at either end of a segment still count as marked up to this long.
 MAX_EXTEND_SECONDS = 1.0
 
@@ -198,19 +203,29 @@ def _restore_and_write(
     turns = round(analysis.rotation / 90) % 4
     recoverer = Recoverer(1 if info.pix_fmt == "yuv420p" else 0)
     remuxer = Remuxer(src, tmp, info, analysis.rotation)
-    # Decoded frames waiting to be written (REACH + 1 of them): as decoded, and as displayed.
+    # Decoded frames waiting to be restored: as decoded, and as displayed.
     pending: dict[int, tuple[Planes, Planes]] = {}
+    # Frames being restored by the workers (cv2 and NumPy release the GIL), in output order.
+    restoring: deque[tuple[int, Future[Planes] | Planes]] = deque()
+    workers = ThreadPoolExecutor(max_workers=RESTORE_THREADS, thread_name_prefix="restore")
 
-    def emit(j: int) -> None:
+    def submit(j: int) -> None:
         original, oriented = pending.pop(j)
         owner_of = int(owner[j]) if j < n else -1
         if owner_of < 0:
-            remuxer.write(original)
+            restoring.append((j, original))
         else:
-            restored = recoverer.restore(j, oriented, layers[owner_of], owner_of)
-            remuxer.write(_orient(restored, -turns))
-        progress(n + j + 1, 2 * n)
-        recoverer.forget_before(j - REACH)
+            restoring.append(
+                (j, workers.submit(recoverer.restore, j, oriented, layers[owner_of], owner_of))
+            )
+
+    def write(keep: int) -> None:
+        while len(restoring) > keep:
+            j, item = restoring.popleft()
+            planes = item if isinstance(item, Planes) else _orient(item.result(), -turns)
+            remuxer.write(planes)
+            progress(n + j + 1, 2 * n)
+            recoverer.forget_before(j - REACH)
 
     try:
         index = -1
@@ -228,15 +243,19 @@ def _restore_and_write(
             }
             recoverer.prepare(index, oriented, layers[owner_of] if owner_of >= 0 else None, targets)
             if index - REACH >= 0:
-                emit(index - REACH)
+                submit(index - REACH)
+                write(RESTORE_THREADS)
         for j in range(max(0, index - REACH + 1), index + 1):
             if stop():
                 raise Cancelled
-            emit(j)
+            submit(j)
+        write(0)
         remuxer.finish()
     except BaseException:
         remuxer.close()
         raise
+    finally:
+        workers.shutdown(wait=True, cancel_futures=True)
 
 
 def remove_watermark(

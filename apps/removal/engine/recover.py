@@ -10,6 +10,7 @@ variance (1 - a)^2 and by how well it agrees (occlusions and flow errors drop ou
 frame shows (opacity near 1) is inpainted spatially, last. Only the mark's pixels are written.
 """
 
+import threading
 from dataclasses import dataclass, field
 
 import cv2
@@ -117,9 +118,13 @@ def _invert(obs: U8, alpha: F32, white: float, max_alpha: float) -> tuple[F32, F
 
 
 class Recoverer:
+    """Per-frame estimates and consecutive flows are made by `prepare` (one thread, in frame
+    order); `restore` only reads them, so several frames can be restored at once."""
+
     def __init__(self, shift: int) -> None:
         self.shift = shift
-        self.flow = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+        # OpenCV's DIS objects keep state between calls: one per thread.
+        self._local = threading.local()
         self._estimates: dict[tuple[int, int], _Estimate] = {}
         # Flow between consecutive frames over a target's context: (from, to, target) -> flow.
         self._flows: dict[tuple[int, int, int], F32] = {}
@@ -159,21 +164,25 @@ class Recoverer:
         self._estimates[key] = est
         return est
 
-    def _step(self, a: int, b: int, target_id: int, ests: dict[int, _Estimate]) -> F32:
-        key = (a, b, target_id)
-        flow = self._flows.get(key)
-        if flow is None:
-            flow = f32(self.flow.calc(ests[a].y8, ests[b].y8, None))  # type: ignore[call-overload]
-            self._flows[key] = flow
-        return flow
+    def _flow(self, a: U8, b: U8) -> F32:
+        dis = getattr(self._local, "dis", None)
+        if dis is None:
+            dis = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+            self._local.dis = dis
+        return f32(dis.calc(a, b, None))  # type: ignore[call-overload]
 
     def prepare(
         self, index: int, planes: Planes, layer: Layer | None, targets: dict[int, Layer]
     ) -> None:
         """Recover frame `index` over the context of every target that will need it, as soon as
-        it is decoded: afterwards only the frames still to be written keep their full planes."""
+        it is decoded, with the flows to and from the previous frame: afterwards only the frames
+        still to be written keep their full planes."""
         for target_id, target in targets.items():
-            self._estimate(index, planes, layer, target, target_id)
+            est = self._estimate(index, planes, layer, target, target_id)
+            prev = self._estimates.get((index - 1, target_id))
+            if prev is not None:
+                self._flows[(index - 1, index, target_id)] = self._flow(prev.y8, est.y8)
+                self._flows[(index, index - 1, target_id)] = self._flow(est.y8, prev.y8)
 
     def restore(self, index: int, planes: Planes, target: Layer, target_id: int) -> Planes:
         """Frame `index` (`planes`) with the mark of `target` removed, from the prepared
@@ -198,29 +207,29 @@ class Recoverer:
         crh, crw = target.alpha_c.shape
         crx0, cry0 = rx0 >> s, ry0 >> s
         centre = ests[index]
-        ch, cw = centre.y8.shape
-        gy, gx = np.mgrid[0:ch, 0:cw].astype(np.float32)
-        rgy, rgx = gy[ry0 : ry0 + rh, rx0 : rx0 + rw], gx[ry0 : ry0 + rh, rx0 : rx0 + rw]
+        rgy, rgx = np.mgrid[ry0 : ry0 + rh, rx0 : rx0 + rw].astype(np.float32)
         cgy, cgx = np.mgrid[cry0 : cry0 + crh, crx0 : crx0 + crw].astype(np.float32)
         yws = [centre.yw[ry0 : ry0 + rh, rx0 : rx0 + rw]]
         uvws = [centre.uvw[cry0 : cry0 + crh, crx0 : crx0 + crw]]
-        grids = (gx, gy, rgx, rgy, cgx, cgy)
-        box = (rx0, ry0, rw, rh, crw, crh)
+        grids = (rgx, rgy, cgx, cgy)
+        box = (crw, crh)
+        region = (slice(ry0, ry0 + rh), slice(rx0, rx0 + rw))
         for direction in (-1, 1):
+            # Where each of the region's pixels is in the frames along the chain.
             total: F32 | None = None
             for step in range(1, RADIUS + 1):
                 a, b = index + direction * (step - 1), index + direction * step
-                if b not in ests:
+                flow = self._flows.get((a, b, target_id))
+                if b not in ests or flow is None:
                     break
-                flow = self._step(a, b, target_id, ests)
                 if total is None:
-                    total = flow
+                    total = flow[region]
                 else:
                     # Chain: where the accumulated flow lands in frame a, add a's flow onward.
                     onward = cv2.remap(
                         flow,
-                        gx + total[..., 0],
-                        gy + total[..., 1],
+                        rgx + total[..., 0],
+                        rgy + total[..., 1],
                         cv2.INTER_LINEAR,
                         borderMode=cv2.BORDER_REPLICATE,
                     )
@@ -230,23 +239,23 @@ class Recoverer:
         for distance in FAR:
             for k in (index - distance, index + distance):
                 if k in ests:
-                    flow = f32(self.flow.calc(centre.y8, ests[k].y8, None))  # type: ignore[call-overload]
-                    self._warp(ests[k], flow, grids, box, yws, uvws)
+                    flow = self._flow(centre.y8, ests[k].y8)
+                    self._warp(ests[k], flow[region], grids, box, yws, uvws)
         return self._fuse(planes, target, np.stack(yws), np.stack(uvws), near)
 
     def _warp(
         self,
         est: _Estimate,
-        flow: F32,
+        f: F32,
         grids: tuple[F32, ...],
         box: tuple[int, ...],
         yws: list[F32],
         uvws: list[F32],
     ) -> None:
-        """Append `est` warped onto the centre frame's region along `flow` (luma and chroma)."""
-        _, _, rgx, rgy, cgx, cgy = grids
-        rx0, ry0, rw, rh, crw, crh = box
-        f = flow[ry0 : ry0 + rh, rx0 : rx0 + rw]
+        """Append `est` warped onto the centre frame's region along `f`, the flow at the region's
+        pixels (luma and chroma)."""
+        rgx, rgy, cgx, cgy = grids
+        crw, crh = box
         border = cv2.BORDER_CONSTANT
         yws.append(
             f32(
@@ -269,7 +278,8 @@ class Recoverer:
         first `near` samples are the centre and its chained neighbours."""
         rh, rw = target.alpha.shape
         crh, crw = target.alpha_c.shape
-        sy, wy = yws[..., 0], yws[..., 1]
+        # Planar copies: the arithmetic below runs several times faster on contiguous arrays.
+        sy, wy = np.ascontiguousarray(yws[..., 0]), np.ascontiguousarray(yws[..., 1])
         # The first consensus comes from the frames reached by chained short flows only: far
         # frames' single long flows fail more often, and must agree with it to count.
         mean = _weighted_mean(sy[:near], wy[:near])
@@ -291,17 +301,17 @@ class Recoverer:
             agree_c = agree_c.transpose(2, 0, 1)
         else:
             agree_c = agree
-        wc = uvws[..., 2] * agree_c
+        wc = np.ascontiguousarray(uvws[..., 2]) * agree_c
         y0, x0 = target.y0, target.x0
         cy0, cx0 = y0 >> s, x0 >> s
         mean = _denoise(mean, target.alpha, planes.y[y0 : y0 + rh, x0 : x0 + rw])
         mean_u = _denoise(
-            _weighted_mean(uvws[..., 0], wc),
+            _weighted_mean(np.ascontiguousarray(uvws[..., 0]), wc),
             target.alpha_c,
             planes.u[cy0 : cy0 + crh, cx0 : cx0 + crw],
         )
         mean_v = _denoise(
-            _weighted_mean(uvws[..., 1], wc),
+            _weighted_mean(np.ascontiguousarray(uvws[..., 1]), wc),
             target.alpha_c,
             planes.v[cy0 : cy0 + crh, cx0 : cx0 + crw],
         )
