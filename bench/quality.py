@@ -6,9 +6,12 @@ Builds its corpus itself (tests/removal/engine/synthetic.py: natural pictures fr
 and procedural scenes, panned and zoomed, portrait 704x1280 and landscape 1280x704, a bright
 white scene, a dark one, a fast pan, and clips with no mark at all), our own rendition of the
 Sora 2 mark (alpha ~0.73, a username line, jumping between places), encoded H.264 CRF 23 + AAC.
+Providers: the engine; baselines doing nothing and OpenCV Telea on the true mark's pixels; and
+a "ceiling" (the clean frames through the same encodes: what a perfect remover would reach).
 Each provider is a function (src: Path, dst: Path) -> dict | None, run in its own process (its
-wall time and peak RSS are its own). Per clip and on average it prints: PSNR and SSIM inside the
-mark (PSNR over the mark's pixels, SSIM over its box) vs the clean frames; flicker (mean
+wall time and peak RSS are its own). Per clip and on average it prints: PSNR over the mark's box
+(PSNRbox), over the mark's own pixels only (PSNRmk, stricter), and SSIM over the box, all vs the
+clean frames; flicker (mean
 frame-to-frame change in the box, result / clean); PSNR outside the boxes vs the input;
 detection recall over marked frames and false marks on unmarked clips (engine only); seconds,
 CPU seconds (the process's user + system time, all threads: on a shared machine wall time
@@ -24,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -102,7 +106,34 @@ def provider_telea(src: Path, dst: Path) -> dict | None:
     return None
 
 
-PROVIDERS = {"engine": provider_engine, "nothing": provider_nothing, "telea": provider_telea}
+def provider_ceiling(src: Path, dst: Path) -> dict | None:
+    """Not a remover: the clean frames through the same encode as the source (H.264 CRF 23),
+    then the engine's own (CRF 18). What a perfect remover would still lose to the codec."""
+    spec = load_spec(src)
+    clean = dst.with_suffix(".clean.mp4")
+    write_clip(replace(spec, marked=False, audio=False), clean)
+    with av.open(str(clean)) as inp, av.open(str(dst), "w") as out:
+        vout = out.add_stream("libx264", rate=spec.fps)
+        vout.width, vout.height, vout.pix_fmt = spec.width, spec.height, "yuv420p"
+        vout.options = {"crf": "18", "preset": "veryfast"}
+        for frame in inp.decode(video=0):
+            new = av.VideoFrame.from_ndarray(frame.to_ndarray(format="yuv420p"), format="yuv420p")
+            new.pts = frame.pts
+            for packet in vout.encode(new):
+                out.mux(packet)
+        for packet in vout.encode(None):
+            out.mux(packet)
+    clean.unlink()
+    clean.with_suffix(".json").unlink()
+    return None
+
+
+PROVIDERS = {
+    "engine": provider_engine,
+    "nothing": provider_nothing,
+    "telea": provider_telea,
+    "ceiling": provider_ceiling,
+}
 
 
 def resolve(name: str):
@@ -163,6 +194,7 @@ def measure(spec: ClipSpec, src: Path, dst: Path | None) -> dict:
     from skimage.metrics import structural_similarity
 
     se_in = n_in = 0.0
+    se_box = n_box = 0.0
     se_out = n_out = 0.0
     ssims: list[float] = []
     flick_res: list[float] = []
@@ -186,6 +218,9 @@ def measure(spec: ClipSpec, src: Path, dst: Path | None) -> dict:
             se_in += float((d[mark] ** 2).sum())
             n_in += float(mark.sum() * 3)
             ro, rc = out[box], clean[box]
+            db = ro.astype(np.float32) - rc.astype(np.float32)
+            se_box += float((db**2).sum())
+            n_box += float(db.size)
             ssims.append(structural_similarity(ro, rc, channel_axis=2, data_range=255))
             if prev is not None and prev[2] == box:
                 flick_res.append(float(np.abs(ro.astype(np.float32) - prev[0]).mean()))
@@ -201,12 +236,14 @@ def measure(spec: ClipSpec, src: Path, dst: Path | None) -> dict:
         return float("inf") if se == 0 else 10 * np.log10(255.0**2 / (se / n))
 
     return {
+        "psnr_box": psnr(se_box, n_box) if n_box else None,
         "psnr_in": psnr(se_in, n_in) if n_in else None,
         "ssim_in": float(np.mean(ssims)) if ssims else None,
         "flicker": (float(np.mean(flick_res)) / max(float(np.mean(flick_clean)), 1e-6))
         if flick_res
         else None,
-        "psnr_out": psnr(se_out, n_out),
+        # No output (no mark found): nothing was changed, nothing to compare.
+        "psnr_out": psnr(se_out, n_out) if outs is not None else None,
     }
 
 
@@ -245,12 +282,13 @@ def main() -> None:
     specs = QUICK if args.quick else FULL
     if args.clip:
         specs = [s for s in FULL + QUICK if s.name in args.clip]
-    providers = args.provider or ["engine", "nothing", "telea"]
+    providers = args.provider or ["engine", "nothing", "telea", "ceiling"]
     corpus = args.corpus or Path(tempfile.mkdtemp(prefix="unmark-quality-"))
     corpus.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="unmark-quality-out-"))
     header = (
-        f"{'provider':9} {'clip':22} {'PSNRin':>7} {'SSIMin':>7} {'flick':>6} {'PSNRout':>8} "
+        f"{'provider':9} {'clip':22} {'PSNRbox':>7} {'PSNRmk':>7} {'SSIMbox':>7} "
+        f"{'flick':>6} {'PSNRout':>8} "
         f"{'recall':>7} {'false':>6} {'sec':>6} {'cpu s':>6} {'xRT':>5} {'RSS MB':>7}"
     )
     print(header)
@@ -270,7 +308,7 @@ def main() -> None:
             )
             totals[provider].append(row)
             print(
-                f"{provider:9} {spec.name:22} {fmt(row['psnr_in']):>7} "
+                f"{provider:9} {spec.name:22} {fmt(row['psnr_box']):>7} {fmt(row['psnr_in']):>7} "
                 f"{fmt(row['ssim_in'], '{:.4f}'):>7} {fmt(row['flicker']):>6} "
                 f"{fmt(row['psnr_out']):>8} {fmt(row.get('recall'), '{:.2%}'):>7} "
                 f"{fmt(row.get('false_marks'), '{:d}'):>6} {seconds:6.2f} {cpu:6.2f} "
@@ -287,9 +325,10 @@ def main() -> None:
 
         false = sum(r.get("false_marks") or 0 for r in rows)
         print(
-            f"{provider:9} {'AVERAGE (marked)':22} {fmt(mean('psnr_in')):>7} "
+            f"{provider:9} {'AVERAGE (marked)':22} {fmt(mean('psnr_box')):>7} "
+            f"{fmt(mean('psnr_in')):>7} "
             f"{fmt(mean('ssim_in'), '{:.4f}'):>7} {fmt(mean('flicker')):>6} "
-            f"{fmt(mean('psnr_out', rows)):>8} {fmt(mean('recall'), '{:.2%}'):>7} "
+            f"{fmt(mean('psnr_out')):>8} {fmt(mean('recall'), '{:.2%}'):>7} "
             f"{false if provider == 'engine' else '-':>6} {fmt(mean('seconds', rows)):>6} "
             f"{fmt(mean('cpu', rows)):>6} "
             f"{fmt(mean('xrt', rows)):>5} {max(r['rss'] for r in rows):7.0f}"
