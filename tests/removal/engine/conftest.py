@@ -18,6 +18,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[ClipSpec,
         "rotated": ClipSpec(
             "rotated", 352, 640, 1.0, "coffee", rotation=90, segment_seconds=5, seed=4
         ),
+        "vfr": ClipSpec("vfr", 352, 640, 1.0, "rocket", vfr=True, segment_seconds=5, seed=6),
         "odd-silent": ClipSpec(
             "odd-silent", 353, 641, 1.0, "chelsea", audio=False, segment_seconds=5, seed=5
         ),

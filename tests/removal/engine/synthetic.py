@@ -50,6 +50,7 @@ class ClipSpec:
     seed: int = 0
     rotation: int = 0  # display rotation written to the container (degrees)
     crf: int = 23
+    vfr: bool = False  # irregular frame durations: every third frame lasts two ticks
     jitter: tuple[float, ...] = field(default=())  # per place: x, y offsets (px), made if empty
 
     @property
@@ -245,7 +246,7 @@ def write_clip(spec: ClipSpec, path: Path) -> Path:
         for i in range(spec.frames):
             rgb = np.ascontiguousarray(np.rot90(marked_frame(spec, i), -turns))
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            frame.pts = i
+            frame.pts = i + i // 3 if spec.vfr else i
             for packet in video.encode(frame):
                 out.mux(packet)
         for packet in video.encode(None):
