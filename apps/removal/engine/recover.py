@@ -1,0 +1,393 @@
+"""Restoring the picture under the mark, fused over neighbouring frames along motion.
+
+Why this exists: inverting the blend, original = (observed - a W) / (1 - a), recovers the
+pixels rather than guessing them, but multiplies the codec's noise by 1 / (1 - a) (about 3.7 at
+a = 0.73). Each frame's recovered estimate carries its own noise, and neighbouring frames saw
+the same scene point, unmarked or under another part of the mark. So every frame's estimate is
+fused with its neighbours' estimates, warped along optical flow (computed between recovered
+pictures, so the static mark does not pin the flow), each weighted by its inverse noise
+variance (1 - a)^2 and by how well it agrees (occlusions and flow errors drop out). What no
+frame shows (opacity near 1) is inpainted spatially, last. Only the mark's pixels are written.
+"""
+
+import threading
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from .arrays import F32, U8, Bool, f32
+from .media import Planes
+
+# Frames on each side fused with the current one (flow chained frame to frame), and farther
+# frames reached by one direct flow each (where a pan has uncovered what the mark hides).
+RADIUS = 5
+FAR = (8, 16, 24)
+# Frames the window must hold on each side of the one being restored.
+REACH = max(RADIUS, *FAR)
+# Pixels of motion the flow may bring in from around the mark's region.
+FLOW_MARGIN = 64
+# Noise (luma levels) of an unmarked sample; residuals are judged against it.
+SIGMA = 10.0
+CHROMA_WHITE = 128.0
+# Bilateral range (x the excess noise) and spatial sigma (px) of the final smoothing.
+DENOISE_RANGE = 14.0
+DENOISE_SPACE = 7.0
+
+
+@dataclass
+class Layer:
+    """One segment's matte, laid in frame coordinates."""
+
+    x0: int
+    y0: int
+    alpha: F32  # luma opacity, region starting at (x0, y0)
+    alpha_c: F32  # chroma opacity, region starting at (x0 >> shift, y0 >> shift)
+    white: float
+    shift: int
+    max_alpha: float
+    context: tuple[int, int, int, int] = field(default=(0, 0, 0, 0))
+
+    @property
+    def x1(self) -> int:
+        return self.x0 + self.alpha.shape[1]
+
+    @property
+    def y1(self) -> int:
+        return self.y0 + self.alpha.shape[0]
+
+
+def make_layer(
+    x0: int, y0: int, alpha: F32, white: float, shift: int, max_alpha: float, size: tuple[int, int]
+) -> Layer:
+    """A layer whose region and context are aligned to the chroma grid."""
+    if shift:
+        # Pad to even origin and size so chroma samples cover whole 2x2 blocks.
+        px, py = x0 & 1, y0 & 1
+        h, w = alpha.shape
+        padded = np.zeros((h + py + ((h + py) & 1), w + px + ((w + px) & 1)), np.float32)
+        padded[py : py + h, px : px + w] = alpha
+        alpha, x0, y0 = padded, x0 - px, y0 - py
+        h, w = alpha.shape
+        alpha_c = f32(cv2.resize(alpha, (w // 2, h // 2), interpolation=cv2.INTER_AREA))
+    else:
+        alpha_c = alpha
+    width, height = size
+    m = FLOW_MARGIN
+    cx0, cy0 = max(0, x0 - m), max(0, y0 - m)
+    cx1 = min(width, x0 + alpha.shape[1] + m)
+    cy1 = min(height, y0 + alpha.shape[0] + m)
+    if shift:
+        cx0, cy0 = cx0 & ~1, cy0 & ~1
+        cx1, cy1 = cx1 - (cx1 & 1), cy1 - (cy1 & 1)
+    return Layer(x0, y0, alpha, alpha_c, white, shift, max_alpha, (cx0, cy0, cx1, cy1))
+
+
+@dataclass
+class _Estimate:
+    """One frame's recovered planes over a context, with inverse-variance weights."""
+
+    yw: F32  # (h, w, 2): recovered luma, its weight
+    uvw: F32  # (hc, wc, 3): recovered U, V, their weight
+    y8: U8  # recovered luma as 8-bit, for optical flow
+
+
+def _alpha_in(layer: Layer | None, rect: tuple[int, int, int, int], shift: int) -> F32:
+    """`layer`'s luma (shift=0) or chroma opacity over `rect` (given in that plane's pixels)."""
+    x0, y0, x1, y1 = rect
+    out = np.zeros((y1 - y0, x1 - x0), np.float32)
+    if layer is None:
+        return out
+    src = layer.alpha if shift == 0 else layer.alpha_c
+    lx0, ly0 = layer.x0 >> shift, layer.y0 >> shift
+    ox0, oy0 = max(x0, lx0), max(y0, ly0)
+    ox1, oy1 = min(x1, lx0 + src.shape[1]), min(y1, ly0 + src.shape[0])
+    if ox0 < ox1 and oy0 < oy1:
+        out[oy0 - y0 : oy1 - y0, ox0 - x0 : ox1 - x0] = src[
+            oy0 - ly0 : oy1 - ly0, ox0 - lx0 : ox1 - lx0
+        ]
+    return out
+
+
+def _invert(obs: U8, alpha: F32, white: float, max_alpha: float) -> tuple[F32, F32]:
+    o = obs.astype(np.float32)
+    b = 1.0 - alpha
+    rec = np.where(alpha > 0.0, white - (white - o) / np.maximum(b, 0.05), o)
+    weight = np.where(alpha <= max_alpha, b * b, 0.0).astype(np.float32)
+    return rec.astype(np.float32), weight
+
+
+class Recoverer:
+    """Per-frame estimates and consecutive flows are made by `prepare` (one thread, in frame
+    order); `restore` only reads them, so several frames can be restored at once."""
+
+    def __init__(self, shift: int) -> None:
+        self.shift = shift
+        # OpenCV's DIS objects keep state between calls: one per thread.
+        self._local = threading.local()
+        self._estimates: dict[tuple[int, int], _Estimate] = {}
+        # Flow between consecutive frames over a target's context: (from, to, target) -> flow.
+        self._flows: dict[tuple[int, int, int], F32] = {}
+
+    def forget_before(self, index: int) -> None:
+        for key in [k for k in self._estimates if k[0] < index]:
+            del self._estimates[key]
+        for fkey in [k for k in self._flows if min(k[0], k[1]) < index]:
+            del self._flows[fkey]
+
+    def _estimate(
+        self, index: int, planes: Planes, layer: Layer | None, target: Layer, target_id: int
+    ) -> _Estimate:
+        key = (index, target_id)
+        hit = self._estimates.get(key)
+        if hit is not None:
+            return hit
+        cx0, cy0, cx1, cy1 = target.context
+        s = self.shift
+        crect = (cx0 >> s, cy0 >> s, cx1 >> s, cy1 >> s)
+        a = _alpha_in(layer, target.context, 0)
+        ac = _alpha_in(layer, crect, s)
+        white = layer.white if layer is not None else target.white
+        y, wy = _invert(planes.y[cy0:cy1, cx0:cx1], a, white, target.max_alpha)
+        u, wc = _invert(planes.u[crect[1] : crect[3], crect[0] : crect[2]], ac, CHROMA_WHITE, 2.0)
+        v, _ = _invert(planes.v[crect[1] : crect[3], crect[0] : crect[2]], ac, CHROMA_WHITE, 2.0)
+        # Chroma is unrecoverable wherever any of its luma pixels is.
+        if s:
+            holes = (wy == 0.0).astype(np.float32)
+            hc = cv2.resize(holes, (wc.shape[1], wc.shape[0]), interpolation=cv2.INTER_AREA)
+            wc = np.where(hc > 0.0, 0.0, wc).astype(np.float32)
+        else:
+            wc = np.where(wy == 0.0, 0.0, wc).astype(np.float32)
+        est = _Estimate(
+            np.dstack([y, wy]), np.dstack([u, v, wc]), np.clip(y + 0.5, 0, 255).astype(np.uint8)
+        )
+        self._estimates[key] = est
+        return est
+
+    def _flow(self, a: U8, b: U8) -> F32:
+        dis = getattr(self._local, "dis", None)
+        if dis is None:
+            dis = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+            self._local.dis = dis
+        return f32(dis.calc(a, b, None))  # type: ignore[call-overload]
+
+    def prepare(
+        self, index: int, planes: Planes, layer: Layer | None, targets: dict[int, Layer]
+    ) -> None:
+        """Recover frame `index` over the context of every target that will need it, as soon as
+        it is decoded, with the flows to and from the previous frame: afterwards only the frames
+        still to be written keep their full planes."""
+        for target_id, target in targets.items():
+            est = self._estimate(index, planes, layer, target, target_id)
+            prev = self._estimates.get((index - 1, target_id))
+            if prev is not None:
+                self._flows[(index - 1, index, target_id)] = self._flow(prev.y8, est.y8)
+                self._flows[(index, index - 1, target_id)] = self._flow(est.y8, prev.y8)
+
+    def restore(self, index: int, planes: Planes, target: Layer, target_id: int) -> Planes:
+        """Frame `index` (`planes`) with the mark of `target` removed, from the prepared
+        estimates of its neighbours.
+
+        Flow is computed once between consecutive frames (cached across calls) and chained to
+        reach the RADIUS nearest neighbours on each side (two flow computations per frame);
+        the FAR frames get one direct flow each."""
+        ests = {
+            k: self._estimates[(k, target_id)]
+            for k in (
+                *range(index - RADIUS, index + RADIUS + 1),
+                *(index + d for d in FAR),
+                *(index - d for d in FAR),
+            )
+            if (k, target_id) in self._estimates
+        }
+        cx0, cy0, _, _ = target.context
+        rx0, ry0 = target.x0 - cx0, target.y0 - cy0
+        rh, rw = target.alpha.shape
+        s = self.shift
+        crh, crw = target.alpha_c.shape
+        crx0, cry0 = rx0 >> s, ry0 >> s
+        centre = ests[index]
+        rgy, rgx = np.mgrid[ry0 : ry0 + rh, rx0 : rx0 + rw].astype(np.float32)
+        cgy, cgx = np.mgrid[cry0 : cry0 + crh, crx0 : crx0 + crw].astype(np.float32)
+        yws = [centre.yw[ry0 : ry0 + rh, rx0 : rx0 + rw]]
+        uvws = [centre.uvw[cry0 : cry0 + crh, crx0 : crx0 + crw]]
+        grids = (rgx, rgy, cgx, cgy)
+        box = (crw, crh)
+        region = (slice(ry0, ry0 + rh), slice(rx0, rx0 + rw))
+        for direction in (-1, 1):
+            # Where each of the region's pixels is in the frames along the chain.
+            total: F32 | None = None
+            for step in range(1, RADIUS + 1):
+                a, b = index + direction * (step - 1), index + direction * step
+                flow = self._flows.get((a, b, target_id))
+                if b not in ests or flow is None:
+                    break
+                if total is None:
+                    total = flow[region]
+                else:
+                    # Chain: where the accumulated flow lands in frame a, add a's flow onward.
+                    onward = cv2.remap(
+                        flow,
+                        rgx + total[..., 0],
+                        rgy + total[..., 1],
+                        cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_REPLICATE,
+                    )
+                    total = f32(total + onward)
+                self._warp(ests[b], total, grids, box, yws, uvws)
+        near = len(yws)
+        for distance in FAR:
+            for k in (index - distance, index + distance):
+                if k in ests:
+                    flow = self._flow(centre.y8, ests[k].y8)
+                    self._warp(ests[k], flow[region], grids, box, yws, uvws)
+        return self._fuse(planes, target, np.stack(yws), np.stack(uvws), near)
+
+    def _warp(
+        self,
+        est: _Estimate,
+        f: F32,
+        grids: tuple[F32, ...],
+        box: tuple[int, ...],
+        yws: list[F32],
+        uvws: list[F32],
+    ) -> None:
+        """Append `est` warped onto the centre frame's region along `f`, the flow at the region's
+        pixels (luma and chroma)."""
+        rgx, rgy, cgx, cgy = grids
+        crw, crh = box
+        border = cv2.BORDER_CONSTANT
+        yws.append(
+            f32(
+                cv2.remap(
+                    est.yw, rgx + f[..., 0], rgy + f[..., 1], cv2.INTER_LINEAR, borderMode=border
+                )
+            )
+        )
+        fc = f32(cv2.resize(f, (crw, crh), interpolation=cv2.INTER_AREA)) * 0.5 if self.shift else f
+        uvws.append(
+            f32(
+                cv2.remap(
+                    est.uvw, cgx + fc[..., 0], cgy + fc[..., 1], cv2.INTER_LINEAR, borderMode=border
+                )
+            )
+        )
+
+    def _fuse(self, planes: Planes, target: Layer, yws: F32, uvws: F32, near: int) -> Planes:
+        """Weighted mean of the aligned samples (n, h, w, channels) over the mark's region; the
+        first `near` samples are the centre and its chained neighbours."""
+        rh, rw = target.alpha.shape
+        crh, crw = target.alpha_c.shape
+        # Planar copies: the arithmetic below runs several times faster on contiguous arrays.
+        sy, wy = np.ascontiguousarray(yws[..., 0]), np.ascontiguousarray(yws[..., 1])
+        # The first consensus comes from the frames reached by chained short flows only: far
+        # frames' single long flows fail more often, and must agree with it to count.
+        mean = _weighted_mean(sy[:near], wy[:near])
+        weights = wy
+        agree = np.ones_like(wy)
+        for _ in range(2):
+            # Samples far from the consensus, given their own noise, are flow errors/occlusions.
+            agree = np.exp(-((sy - mean) ** 2) * wy / (2.0 * SIGMA * SIGMA))
+            weights = wy * agree
+            mean = _weighted_mean(sy, weights)
+        total = weights.sum(axis=0)
+        s = self.shift
+        if s:
+            agree_c = cv2.resize(
+                np.ascontiguousarray(agree.transpose(1, 2, 0)),
+                (crw, crh),
+                interpolation=cv2.INTER_AREA,
+            ).reshape(crh, crw, -1)
+            agree_c = agree_c.transpose(2, 0, 1)
+        else:
+            agree_c = agree
+        wc = np.ascontiguousarray(uvws[..., 2]) * agree_c
+        y0, x0 = target.y0, target.x0
+        cy0, cx0 = y0 >> s, x0 >> s
+        mean = _denoise(mean, target.alpha, planes.y[y0 : y0 + rh, x0 : x0 + rw])
+        mean_u = _denoise(
+            _weighted_mean(np.ascontiguousarray(uvws[..., 0]), wc),
+            target.alpha_c,
+            planes.u[cy0 : cy0 + crh, cx0 : cx0 + crw],
+        )
+        mean_v = _denoise(
+            _weighted_mean(np.ascontiguousarray(uvws[..., 1]), wc),
+            target.alpha_c,
+            planes.v[cy0 : cy0 + crh, cx0 : cx0 + crw],
+        )
+        holes = total < 1e-3
+        out_y = planes.y.copy()
+        out_u = planes.u.copy()
+        out_v = planes.v.copy()
+        mark = target.alpha > 0.0
+        region = out_y[y0 : y0 + rh, x0 : x0 + rw]
+        region[mark] = np.clip(mean[mark] + 0.5, 0, 255).astype(np.uint8)
+        mark_c = target.alpha_c > 0.0
+        for plane, fused in ((out_u, mean_u), (out_v, mean_v)):
+            reg = plane[cy0 : cy0 + crh, cx0 : cx0 + crw]
+            reg[mark_c] = np.clip(fused[mark_c] + 0.5, 0, 255).astype(np.uint8)
+        if holes.any():
+            _inpaint(out_y, out_u, out_v, holes & mark, x0, y0, s)
+        return Planes(out_y, out_u, out_v, planes.pts, planes.rotation)
+
+
+def _noise(values: F32, where: Bool) -> float:
+    """Robust noise level from the Laplacian's median absolute value (Gaussian noise: sqrt(20))."""
+    if where.sum() < 16:
+        return 0.0
+    lap = cv2.Laplacian(values, cv2.CV_32F, ksize=1)
+    return float(1.4826 * np.median(np.abs(lap[where])) / np.sqrt(20.0))
+
+
+def _denoise(fused: F32, alpha: F32, observed: U8) -> F32:
+    """Edge-preserving smoothing of what fusion left noisy, as strong as the excess noise.
+
+    Where neighbours saw the same point under the same opacity (a still camera), the codec's
+    noise is the same in every frame and fusion cannot average it away: the recovered picture
+    stays 1 / (1 - a) times noisier than its surroundings. The excess over the surroundings' own
+    noise sets a bilateral filter's range; each pixel takes as much of it as its opacity
+    amplified its noise (none outside the mark)."""
+    body = alpha > 0.5
+    ring = (alpha == 0.0) & (
+        cv2.dilate((alpha > 0.0).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    )
+    inner = _noise(fused, body)
+    outer = _noise(observed.astype(np.float32), ring)
+    excess = float(np.sqrt(max(inner * inner - outer * outer, 0.0)))
+    if excess < 0.25:
+        return fused
+    smooth = f32(cv2.bilateralFilter(fused, 9, DENOISE_RANGE * excess, DENOISE_SPACE))
+    amplified = np.clip((1.0 / np.maximum(1.0 - alpha, 0.05) - 1.0) / 0.5, 0.0, 1.0)
+    return f32(fused + (smooth - fused) * amplified)
+
+
+def _weighted_mean(samples: F32, weights: F32) -> F32:
+    total = weights.sum(axis=0)
+    acc = (samples * weights).sum(axis=0)
+    fallback = samples[0]
+    return np.where(total > 1e-6, acc / np.maximum(total, 1e-6), fallback).astype(np.float32)
+
+
+def _inpaint(y: U8, u: U8, v: U8, holes: Bool, x0: int, y0: int, shift: int) -> None:
+    """Fill what no frame showed from the surroundings (Telea), in place."""
+    pad = 8
+    h, w = holes.shape
+    ay0, ax0 = max(0, y0 - pad), max(0, x0 - pad)
+    ay1, ax1 = min(y.shape[0], y0 + h + pad), min(y.shape[1], x0 + w + pad)
+    mask = np.zeros((ay1 - ay0, ax1 - ax0), np.uint8)
+    mask[y0 - ay0 : y0 - ay0 + h, x0 - ax0 : x0 - ax0 + w] = holes.astype(np.uint8)
+    y[ay0:ay1, ax0:ax1] = cv2.inpaint(y[ay0:ay1, ax0:ax1], mask, 3, cv2.INPAINT_TELEA)
+    cmask = mask
+    if shift:
+        small = cv2.resize(
+            mask.astype(np.float32),
+            ((ax1 - ax0) >> 1, (ay1 - ay0) >> 1),
+            interpolation=cv2.INTER_AREA,
+        )
+        cmask = (small > 0.0).astype(np.uint8)
+    cy0, cx0 = ay0 >> shift, ax0 >> shift
+    ch, cw = cmask.shape
+    for plane in (u, v):
+        plane[cy0 : cy0 + ch, cx0 : cx0 + cw] = cv2.inpaint(
+            plane[cy0 : cy0 + ch, cx0 : cx0 + cw], cmask, 3, cv2.INPAINT_TELEA
+        )
