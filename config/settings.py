@@ -292,9 +292,10 @@ def _swc_servers(raw: str) -> list[dict[str, str]]:
 
 
 SWC_SERVERS = _swc_servers(env_str("SWC_SERVERS"))
-# Without servers outside production, `make run` starts simulators on these ports.
+# Outside production, SWC_SIMULATOR=1 without servers makes `make run` start two simulators on
+# these ports and send files to them (Unmark's own remover cleans files without them).
 SWC_SIMULATOR_PORTS = [int(port) for port in env_list("SWC_SIMULATOR_PORTS", ["5344", "5345"])]
-SWC_SIMULATOR = not PRODUCTION and not SWC_SERVERS
+SWC_SIMULATOR = not PRODUCTION and not SWC_SERVERS and env_bool("SWC_SIMULATOR")
 if SWC_SIMULATOR:
     SWC_SERVERS = [
         {"url": f"http://127.0.0.1:{port}", "authorization": ""} for port in SWC_SIMULATOR_PORTS
@@ -322,10 +323,19 @@ SWC_PRICE_PER_GPU_HOUR_MICROS = env_micros("SWC_PRICE_PER_GPU_HOUR", "0.80")
 # file provider of the routing policy (when one is enabled and healthy).
 SWC_OVERFLOW_WAIT_SECONDS = env_int("SWC_OVERFLOW_WAIT_SECONDS", 60, minimum=0)
 
+# --- Unmark's own remover: files cleaned on the CPU of the worker machines ------------------------
+# Removal processes one worker machine runs at once: each takes up to ~400 MB and a core.
+REMOVER_PROCESSES = env_int("REMOVER_PROCESSES", 1, minimum=0)
+# How long one video takes in one process, for admission control (a 10 s clip: about 7 s).
+REMOVER_SECONDS_PER_VIDEO = env_int("REMOVER_SECONDS_PER_VIDEO", 30, minimum=1)
+# What an hour of one core costs us, in dollars: a video's cost is its CPU time at this price.
+REMOVER_PRICE_PER_CPU_HOUR_MICROS = env_micros("REMOVER_PRICE_PER_CPU_HOUR", "0.04")
+
 # --- Routing: which providers take each kind of input, in order of preference -----------------
 # A job goes to the first one that is enabled (configured, not switched off by staff), healthy
-# and has room; names are checked against the provider registry when the app starts.
-FILE_PROVIDERS = env_list("FILE_PROVIDERS", ["swc", "replicate"])
+# and has room; names are checked against the provider registry when the app starts. Without
+# SWC servers the pool takes nothing, so Unmark's own remover comes first.
+FILE_PROVIDERS = env_list("FILE_PROVIDERS", ["swc", "local", "replicate"])
 LINK_PROVIDERS = env_list("LINK_PROVIDERS", ["kie"])
 
 # --- Replicate: the same remover hosted, elastic capacity for files (shared/providers.md) ----
@@ -334,8 +344,9 @@ REPLICATE_SIMULATOR_PORT = env_int("REPLICATE_SIMULATOR_PORT", 5346, minimum=1)
 REPLICATE_SIMULATOR_API_TOKEN = "simulator-token"  # noqa: S105 (opens only the simulator)
 # Optional capacity: production runs without Replicate unless a token is set (never required).
 REPLICATE_API_TOKEN = env_str("REPLICATE_API_TOKEN")
-# Without a token, local and test runs talk to the Replicate simulator on loopback.
-REPLICATE_SIMULATOR = not PRODUCTION and not REPLICATE_API_TOKEN
+# Outside production, REPLICATE_SIMULATOR=1 without a token makes local runs talk to the
+# Replicate simulator on loopback (`make run` starts it).
+REPLICATE_SIMULATOR = not PRODUCTION and not REPLICATE_API_TOKEN and env_bool("REPLICATE_SIMULATOR")
 if REPLICATE_SIMULATOR:
     REPLICATE_API_TOKEN = REPLICATE_SIMULATOR_API_TOKEN
     REPLICATE_BASE_URL = f"http://127.0.0.1:{REPLICATE_SIMULATOR_PORT}"

@@ -16,10 +16,10 @@ again can help.
 import hashlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urljoin
 
 import httpx
@@ -82,6 +82,7 @@ def store_result(
     heartbeat: Callable[[float], None],
     seal: Callable[[Path], dict[str, Any] | None],
     trusted_client: httpx.Client | None = None,
+    kept: IO[bytes] | None = None,
 ) -> StoredResult:
     """Downloads `url` into storage as `storage_name` (or a free variant of it).
 
@@ -91,13 +92,20 @@ def store_result(
     they say (it raises `DownloadError` when it cannot). `trusted_client` fetches a URL on a
     server the operator configured (an SWC server, often on a private network, with its
     `Authorization` header): the first request skips the address checks; any redirect from it
-    is checked like every other link.
+    is checked like every other link. `kept` is a result a provider of ours already keeps in
+    our storage: it is copied from there (with the same checks) instead of downloaded.
     """
     temp_dir = Path(settings.DOWNLOAD_TEMP_DIR)
     temp_path = temp_dir / temp_name
     try:
         temp_dir.mkdir(parents=True, exist_ok=True)
-        size = _download_to(url, temp_path, heartbeat, trusted_client)
+        if kept is not None:
+            with kept:
+                size = _write_chunks(
+                    iter(lambda: kept.read(CHUNK_BYTES), b""), temp_path, heartbeat
+                )
+        else:
+            size = _download_to(url, temp_path, heartbeat, trusted_client)
         heartbeat(size / SLOWEST_SIGNING_BYTES_PER_SECOND)
         credentials = seal(temp_path)
         # The signed file is the one delivered: its size and digest are what people get.
@@ -148,7 +156,7 @@ def _download_to(
                 client = _http_client()  # the trust was in the configured server, not beyond
                 continue
             _check_response(response, limit)
-            return _write_stream(response, path, limit, heartbeat)
+            return _write_chunks(response.iter_bytes(CHUNK_BYTES), path, heartbeat)
     raise DownloadError("The result link redirected too many times.", retryable=False)
 
 
@@ -182,13 +190,12 @@ def _check_response(response: httpx.Response, limit: int) -> None:
         raise DownloadError(_too_large(limit), retryable=False)
 
 
-def _write_stream(
-    response: httpx.Response, path: Path, limit: int, heartbeat: Callable[[float], None]
-) -> int:
+def _write_chunks(chunks: Iterable[bytes], path: Path, heartbeat: Callable[[float], None]) -> int:
+    limit = settings.RESULT_MAX_BYTES
     size = 0
     last_beat = time.monotonic()
     with path.open("wb") as out:
-        for chunk in response.iter_bytes(CHUNK_BYTES):
+        for chunk in chunks:
             if size == 0 and not looks_like_mp4(chunk):
                 raise DownloadError("The result is not an MP4 video.", retryable=False)
             size += len(chunk)

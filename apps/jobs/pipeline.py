@@ -83,6 +83,7 @@ def task_input(job: Job) -> TaskInput:
         name=job.original_name,
         size=job.original_size,
         sha256=job.original_sha256,
+        storage_name=str(job.original_file.name),
         heartbeat=heartbeat,
     )
 
@@ -430,11 +431,14 @@ def _failed(job: Job, provider: RemovalProvider, status: TaskStatus) -> None:
         )
         return
     tries = f" ({errors} tries)" if errors > 1 else ""
+    message = (
+        status.failure_message
+        if status.failure_is_whole
+        else f"{provider.label} could not remove the watermark{tries}: "
+        f"{status.failure_message or 'no reason given'}. Nothing was charged."
+    )
     lifecycle.fail_job(
-        job,
-        code=f"{provider.name}_{status.failure_code or 'failed'}",
-        message=f"{provider.label} could not remove the watermark{tries}: "
-        f"{status.failure_message or 'no reason given'}. Nothing was charged.",
+        job, code=f"{provider.name}_{status.failure_code or 'failed'}", message=message
     )
 
 
@@ -544,6 +548,7 @@ def _download_with_lease(job: Job) -> None:
             heartbeat=heartbeat,
             seal=seal_for(job, provider),
             trusted_client=provider.result_client(job.task_id),
+            kept=provider.open_result(job.task_id),
         )
     except DownloadError as exc:
         if exc.gone and provider.redoes_lost_results:

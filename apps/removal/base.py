@@ -69,6 +69,9 @@ class TaskStatus:
     # A failure another try (on another of its machines) may not repeat: SWC's ERROR, which
     # gives no reason. The job is tried again up to the provider's `tries_per_video`.
     worth_another_try: bool = False
+    # `failure_message` is the whole sentence people read, not a reason to quote ("No Sora
+    # watermark found in this video — nothing was charged").
+    failure_is_whole: bool = False
     cost_time_ms: int | None = None
     # What the task cost us, in millionths of a dollar; each provider prices its own work.
     cost_micros: int | None = None
@@ -110,6 +113,7 @@ class TaskInput:
     name: str = ""
     size: int | None = None
     sha256: str = ""
+    storage_name: str = ""
     heartbeat: Callable[[], None] = field(default=_no_heartbeat, compare=False)
 
 
@@ -278,6 +282,11 @@ class RemovalProvider:
     def result_client(self, task_id: str) -> httpx.Client | None:
         """A client trusted to fetch this task's result from where the operator configured
         the provider (a private address), or None: results are then fetched as any link."""
+        return None
+
+    def open_result(self, task_id: str) -> IO[bytes] | None:
+        """The result itself, for a provider that keeps it in the app's own storage (ours):
+        the save step reads it from there instead of downloading its link. None otherwise."""
         return None
 
     def verify_callback(self, headers: Mapping[str, str], body: bytes) -> str:

@@ -2,6 +2,7 @@
 work (alerts), staff's on/off switch per provider, and the SWC pool's servers and the tasks
 booked on them. Nothing here knows jobs: a pool task names its job only by a reference."""
 
+import uuid
 from typing import ClassVar
 
 from django.conf import settings
@@ -155,3 +156,53 @@ class PoolTask(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task_id or 'upload'} on {self.server.url} ({self.outcome or 'open'})"
+
+
+class LocalTask(models.Model):
+    """One video cleaned by Unmark's own remover (`apps.removal.local`), and how its run goes.
+
+    A worker runs it (`tasks.run_removal`) in a process of its own; any worker can follow it
+    here: its progress (frames done), whether its run is still alive, and what came of it.
+    """
+
+    class State(models.TextChoices):
+        WAITING = "waiting"  # created; its run has not started yet
+        RUNNING = "running"
+        DONE = "done"  # the clean video is in storage, at `result_name`
+        NO_MARK = "no_mark"  # no Sora watermark in the video: nothing to remove
+        FAILED = "failed"
+        CANCELED = "canceled"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # The job it was sent for (its public id), and where its original lies in storage.
+    reference = models.CharField(max_length=64, db_index=True)
+    input_name = models.CharField(max_length=200)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.WAITING)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    # Renewed by its run as it goes: a run silent for longer than a lease has died.
+    alive_at = models.DateTimeField(default=timezone.now)
+    # The machine its run is on, and its process: for staff, and for stopping it.
+    host = models.CharField(max_length=100, blank=True)
+    frames_done = models.PositiveIntegerField(default=0)
+    frames_total = models.PositiveIntegerField(default=0)
+    cancel_requested = models.BooleanField(default=False)
+    result_name = models.CharField(max_length=200, blank=True)
+    # CPU time its removal process used (what it costs us) and what it found.
+    cpu_ms = models.PositiveIntegerField(null=True, blank=True)
+    report = models.JSONField(default=dict, blank=True)
+    failure = models.CharField(max_length=300, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["-id"]
+        indexes: ClassVar[list[models.Index]] = [
+            models.Index(fields=["state", "host"], name="localtask_state_host"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Removal {self.public_id} ({self.state})"
+
+    @property
+    def progress(self) -> int:
+        return 100 * self.frames_done // self.frames_total if self.frames_total else 0

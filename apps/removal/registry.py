@@ -19,6 +19,7 @@ from django.dispatch import receiver
 from apps.refusals import Refused
 from apps.removal.base import InputKind, RemovalProvider
 from apps.removal.kie import KieProvider
+from apps.removal.local.provider import LocalRemover
 from apps.removal.replicate import ReplicateProvider
 from apps.removal.swc.pool import SwcPool
 
@@ -64,6 +65,7 @@ def _replicate() -> RemovalProvider:
 REGISTRY: dict[str, Callable[[], RemovalProvider]] = {
     "kie": _kie,
     "swc": SwcPool,
+    "local": LocalRemover,
     "replicate": _replicate,
 }
 

@@ -1,5 +1,7 @@
-"""`make run`: the whole app in the foreground — web server, task worker (and the Kie, SWC and
-Replicate simulators when no real provider is configured).
+"""`make run`: the whole app in the foreground — web server and task worker (whose removal
+processes clean uploaded files with Unmark's own remover), the Kie simulator when no Kie key is
+set, and the SWC and Replicate simulators when asked for (`SWC_SIMULATOR=1`,
+`REPLICATE_SIMULATOR=1`).
 
 Each child runs in its own process group so that Ctrl-C reaches only this supervisor, which
 then stops every child through its main process. (A SIGTERM delivered to django-q2's whole
@@ -84,6 +86,11 @@ class Command(BaseCommand):
             child.start(env)
 
         simulators = []
+        if "local" in settings.FILE_PROVIDERS and settings.REMOVER_PROCESSES:
+            count = settings.REMOVER_PROCESSES
+            simulators.append(
+                f"Uploaded files are cleaned by Unmark's own remover ({count} at a time)"
+            )
         if settings.KIE_SIMULATOR:
             simulators.append(f"Kie simulator on {settings.KIE_BASE_URL}/")
         if settings.SWC_SIMULATOR:
