@@ -99,6 +99,7 @@ def test_a_file_whose_original_had_credentials_keeps_them_inside_its_result(
     assert credentials is not None
     assert credentials.valid
     assert credentials.original_had_credentials
+    assert job.credentials is not None
     assert job.credentials["original_had_credentials"] is True
     manifest = active_manifest(manifest_store(result))
     [parent] = [i for i in manifest["ingredients"] if i["relationship"] == "parentOf"]

@@ -49,8 +49,10 @@ def test_a_link_goes_all_the_way_to_a_stored_video_and_is_charged_once(
     with default_storage.open(str(job.result_file.name), "rb") as stored:
         delivered = stored.read()
     # The provider's video, given its Content Credentials: the digest is of what people get.
-    assert len(delivered) == job.result_size > len(SAMPLE_MP4.read_bytes())
+    assert job.result_size == len(delivered)
+    assert len(delivered) > len(SAMPLE_MP4.read_bytes())
     assert job.result_sha256 == hashlib.sha256(delivered).hexdigest()
+    assert job.credentials is not None
     assert job.credentials["actions"] == ["c2pa.opened", "c2pa.edited"]
     with default_storage.open(str(job.result_poster.name), "rb") as poster:
         assert poster.read(3) == b"\xff\xd8\xff"  # a JPEG frame of the result

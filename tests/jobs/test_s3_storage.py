@@ -52,7 +52,9 @@ def test_a_finished_video_lands_in_the_bucket(s3, sim_stack, alice_membership, d
     assert job.state == JobState.SUCCEEDED
     stored = s3.get_object(Bucket=BUCKET, Key=job.result_file.name)["Body"].read()
     assert hashlib.sha256(stored).hexdigest() == job.result_sha256  # the signed copy
-    assert len(stored) == job.result_size > len(SAMPLE_MP4.read_bytes())
+    assert job.result_size == len(stored)
+    assert len(stored) > len(SAMPLE_MP4.read_bytes())
+    assert job.credentials is not None
     assert job.credentials["ai_generated"] is True
     assert sim_stack.stored_files() == []  # nothing went to the local disk
     assert default_storage.exists(str(job.result_file.name))
