@@ -11,7 +11,3 @@ Bool = npt.NDArray[np.bool_]
 def f32(a: npt.ArrayLike) -> F32:
     """As float32 (no copy when it already is): OpenCV's stubs return untyped arrays."""
     return np.asarray(a, dtype=np.float32)
-
-
-def u8(a: npt.ArrayLike) -> U8:
-    return np.asarray(a, dtype=np.uint8)

@@ -39,11 +39,6 @@ class VideoInfo:
     full_range: bool  # JPEG ("full") range: white luma is 255, not 235
     pix_fmt: str  # the planar format the engine works in and encodes to
 
-    @property
-    def chroma_shift(self) -> int:
-        """1 for 4:2:0 (chroma at half size), 0 for 4:4:4."""
-        return 1 if self.pix_fmt == "yuv420p" else 0
-
 
 @dataclass
 class Planes:

@@ -27,7 +27,7 @@ from .matte import Matte, estimate_matte, place_prior
 from .media import CRF, PRESET, Planes, Remuxer, VideoInfo, probe, read_frames
 from .prior import ScaledPrior, load_prior
 from .profile import SORA2, MarkProfile
-from .recover import REACH, Layer, Recoverer, make_layer
+from .recover import RADIUS, REACH, Layer, Recoverer, make_layer
 from .report import Report, SegmentReport
 from .segments import POSITION_TOLERANCE, Segment, find_segments
 
@@ -210,6 +210,7 @@ def _restore_and_write(
     workers = ThreadPoolExecutor(max_workers=RESTORE_THREADS, thread_name_prefix="restore")
 
     def submit(j: int) -> None:
+        recoverer.link(j + RADIUS)
         original, oriented = pending.pop(j)
         owner_of = int(owner[j]) if j < n else -1
         if owner_of < 0:
@@ -225,7 +226,7 @@ def _restore_and_write(
             planes = item if isinstance(item, Planes) else _orient(item.result(), -turns)
             remuxer.write(planes)
             progress(n + j + 1, 2 * n)
-            recoverer.forget_before(j - REACH)
+            recoverer.forget_written(j)
 
     try:
         index = -1

@@ -26,7 +26,7 @@ FAR = (8, 16, 24)
 # Frames the window must hold on each side of the one being restored.
 REACH = max(RADIUS, *FAR)
 # Pixels of motion the flow may bring in from around the mark's region.
-FLOW_MARGIN = 64
+FLOW_MARGIN = 48
 # Noise (luma levels) of an unmarked sample; residuals are judged against it.
 SIGMA = 10.0
 CHROMA_WHITE = 128.0
@@ -128,11 +128,14 @@ class Recoverer:
         self._estimates: dict[tuple[int, int], _Estimate] = {}
         # Flow between consecutive frames over a target's context: (from, to, target) -> flow.
         self._flows: dict[tuple[int, int, int], F32] = {}
+        self._linked = 0  # frames up to this one have their flows to the previous one
 
-    def forget_before(self, index: int) -> None:
-        for key in [k for k in self._estimates if k[0] < index]:
+    def forget_written(self, done: int) -> None:
+        """Drop what no frame after `done` can use: estimates more than REACH frames back,
+        consecutive flows more than RADIUS back (only the chain uses them)."""
+        for key in [k for k in self._estimates if k[0] <= done - REACH]:
             del self._estimates[key]
-        for fkey in [k for k in self._flows if min(k[0], k[1]) < index]:
+        for fkey in [k for k in self._flows if min(k[0], k[1]) <= done - RADIUS]:
             del self._flows[fkey]
 
     def _estimate(
@@ -175,14 +178,22 @@ class Recoverer:
         self, index: int, planes: Planes, layer: Layer | None, targets: dict[int, Layer]
     ) -> None:
         """Recover frame `index` over the context of every target that will need it, as soon as
-        it is decoded, with the flows to and from the previous frame: afterwards only the frames
-        still to be written keep their full planes."""
+        it is decoded: afterwards only the frames still to be written keep their full planes."""
         for target_id, target in targets.items():
-            est = self._estimate(index, planes, layer, target, target_id)
-            prev = self._estimates.get((index - 1, target_id))
-            if prev is not None:
-                self._flows[(index - 1, index, target_id)] = self._flow(prev.y8, est.y8)
-                self._flows[(index, index - 1, target_id)] = self._flow(est.y8, prev.y8)
+            self._estimate(index, planes, layer, target, target_id)
+
+    def link(self, upto: int) -> None:
+        """Flows to and from the previous frame, for every frame up to `upto` and every target
+        both frames were prepared for. Called in frame order, RADIUS frames ahead of the frame
+        about to be restored, so the chain is ready and only 2 x RADIUS frames of flows are
+        ever kept."""
+        for index in range(self._linked + 1, upto + 1):
+            for (k, target_id), est in list(self._estimates.items()):
+                prev = self._estimates.get((index - 1, target_id))
+                if k == index and prev is not None:
+                    self._flows[(index - 1, index, target_id)] = self._flow(prev.y8, est.y8)
+                    self._flows[(index, index - 1, target_id)] = self._flow(est.y8, prev.y8)
+        self._linked = max(self._linked, upto)
 
     def restore(self, index: int, planes: Planes, target: Layer, target_id: int) -> Planes:
         """Frame `index` (`planes`) with the mark of `target` removed, from the prepared
