@@ -196,6 +196,7 @@ def test_uploads_on_a_ticket_count_against_the_keys_rate_limit(
 
 def test_without_a_provider_for_files_uploads_are_refused_at_once(acme, acme_api, settings):
     settings.SWC_SERVERS = []
+    settings.REMOVER_PROCESSES = 0  # our own remover switched off for files
     settings.REPLICATE_API_TOKEN = ""  # Replicate is optional capacity: not set up either
 
     response = acme_api.post("/uploads")

@@ -58,8 +58,10 @@ def test_a_file_confirmed_once_files_are_no_longer_accepted_is_refused_like_on_t
 ):
     ticket = acme_api.post("/uploads").json()
     s3.put_object(Bucket=BUCKET, Key=ticket["fields"]["key"], Body=clip_bytes(tmp_path))
-    # The services that take files go away meanwhile: the pool, and Replicate (not set up).
+    # The services that take files go away meanwhile: the pool, our own remover (switched off)
+    # and Replicate (not set up).
     settings.SWC_SERVERS = []
+    settings.REMOVER_PROCESSES = 0
     settings.REPLICATE_API_TOKEN = ""
 
     response = acme_api.post("/uploads/confirm", {"ticket": ticket["ticket"], "name": "a.mp4"})

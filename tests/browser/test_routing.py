@@ -49,6 +49,7 @@ def worker_env(replicate: ReplicateSimulator, dead_pool: str) -> dict[str, str]:
     return {
         "SWC_SERVERS": dead_pool,
         "FILE_PROVIDERS": "swc,replicate",
+        "REPLICATE_SIMULATOR": "1",
         "REPLICATE_SIMULATOR_PORT": str(urlsplit(replicate.url).port),
     }
 

@@ -66,6 +66,7 @@ def stack(
             var_dir=var_dir,
             simulator_port=free_port(),  # no Kie here
             extra_env={
+                "REPLICATE_SIMULATOR": "1",
                 "REPLICATE_SIMULATOR_PORT": simulator.url.rsplit(":", 1)[1],
                 "REPLICATE_PRICE_PER_SECOND": str(PRICE),
                 "PUBLIC_BASE_URL": live_server.url,

@@ -519,6 +519,7 @@ def test_files_are_refused_at_once_when_no_provider_takes_them(
     login, alice, media_storage, tmp_path, settings
 ):
     settings.SWC_SERVERS = []
+    settings.REMOVER_PROCESSES = 0  # our own remover switched off for files
     settings.REPLICATE_API_TOKEN = ""  # Replicate is optional capacity: not set up either
     before = ledger.available_credits(personal(alice).team)
     client = login(alice)

@@ -15,6 +15,7 @@ from apps.billing import tasks as billing_tasks
 from apps.billing.models import Wallet
 from apps.jobs import lifecycle, submission
 from apps.jobs.models import Job, JobState
+from apps.jobs.public import content_credentials
 from apps.webhooks import tasks as webhook_tasks
 from apps.webhooks.models import Delivery, DeliveryState, Endpoint, EventType
 from tests.api.conftest import ApiClient, key_for
@@ -85,7 +86,9 @@ def test_a_video_done_tells_job_succeeded_and_batch_finished_signed(
         "submitted_at": when(job.submitted_at),
         "finished_at": when(job.finished_at),
         "has_result": True,
+        "content_credentials": content_credentials(job.credentials),
     }
+    assert succeeded["job"]["content_credentials"]["ai_generated"] is True
     # The one public shape: the API answers the same for this job, field for field.
     api_job = ApiClient(key_for(alice_membership.user, team)).get(f"/jobs/{job.public_id}")
     assert {

@@ -91,6 +91,8 @@ def test_files_are_refused_with_the_reason_when_no_provider_can_take_them(
     settings, alice, login, tmp_path
 ):
     settings.SWC_SERVERS = TEN_SERVERS[:1]
+    settings.FILE_PROVIDERS = ["swc", "replicate"]
+    settings.REPLICATE_API_TOKEN = "r8_token"
     ProviderAlert.objects.create(provider="swc", kind="down", message="No server answers.")
     ProviderAlert.objects.create(provider="replicate", kind="model_gone", message="404")
     team = alice.memberships.get().team

@@ -284,6 +284,7 @@ def test_the_dispatcher_hands_out_no_more_files_than_places_however_slow_the_wor
 
     settings.SWC_SERVERS = [{"url": f"http://10.0.0.{n}:5344", "authorization": ""} for n in (1, 2)]
     settings.SWC_MAX_IN_FLIGHT = 2
+    settings.FILE_PROVIDERS = ["swc"]
     ledger.grant(team=alice_membership.team, credits=1000, key="slow", memo="slow workers")
     file_jobs(alice_membership, make_clip(tmp_path / "clip.mp4"), count=12)
     run_tasks.purge()  # the poller enqueued on commit: this test runs the rounds itself
@@ -297,16 +298,22 @@ def test_the_dispatcher_hands_out_no_more_files_than_places_however_slow_the_wor
     assert get_provider("swc").claim_starts(4, in_hand=4)[0] == 0
 
 
-def test_files_go_to_the_pool_then_replicate_and_without_either_no_provider_takes_them(settings):
+def test_files_go_to_the_pool_then_our_remover_then_replicate_else_no_provider_takes_them(
+    settings,
+):
     def first(kind: InputKind) -> str:
         return configured_for(kind)[0].name
 
+    settings.REPLICATE_API_TOKEN = "r8_token"
     settings.SWC_SERVERS = [{"url": "http://10.0.0.9:5344", "authorization": ""}]
     assert first(InputKind.FILE) == "swc"
     assert first(InputKind.LINK) == "kie"
     assert get_provider("kie").accepts == {InputKind.LINK}
 
     settings.SWC_SERVERS = []
+    assert first(InputKind.FILE) == "local"  # Unmark's own remover, on the workers' CPU
+
+    settings.REMOVER_PROCESSES = 0
     assert first(InputKind.FILE) == "replicate"  # the elastic capacity
 
     settings.REPLICATE_API_TOKEN = ""

@@ -94,6 +94,8 @@ def test_kie_status_says_when_kie_cannot_be_reached(settings):
 
 
 def test_make_run_starts_the_simulators_and_the_app_talks_to_them(tmp_path):
+    """With the GPU providers' simulators asked for (`make run` alone starts only Kie's: files
+    are cleaned by our own remover)."""
     web_port, simulator_port, replicate_port = free_port(), free_port(), free_port()
     swc_ports = [free_port(), free_port()]
     env = command_env(
@@ -101,6 +103,8 @@ def test_make_run_starts_the_simulators_and_the_app_talks_to_them(tmp_path):
         DJANGO_ENV="local",
         PORT=str(web_port),
         KIE_SIMULATOR_PORT=str(simulator_port),
+        SWC_SIMULATOR="1",
+        REPLICATE_SIMULATOR="1",
         SWC_SIMULATOR_PORTS=",".join(map(str, swc_ports)),
         METRICS_TOKEN="local-metrics-token",
         REPLICATE_SIMULATOR_PORT=str(replicate_port),
@@ -165,6 +169,7 @@ def test_make_run_starts_the_simulators_and_the_app_talks_to_them(tmp_path):
     assert returncode == 0, log.read_text()
     output = log.read_text()
     assert f"Unmark is running on http://127.0.0.1:{web_port}/" in output
+    assert "Uploaded files are cleaned by Unmark's own remover (1 at a time)" in output
     assert f"Kie simulator on http://127.0.0.1:{simulator_port}/" in output
     assert "Kie simulator stopped." in output  # it too stopped cleanly on the supervisor's TERM
     swc_urls = ", ".join(f"http://127.0.0.1:{port}/" for port in swc_ports)
