@@ -54,6 +54,7 @@ def stack(
         },
     }
     settings.REPLICATE_SIMULATOR = True
+    settings.FILE_PROVIDERS = ["replicate"]
     settings.REPLICATE_BASE_URL = simulator.url
     settings.REPLICATE_API_TOKEN = settings.REPLICATE_SIMULATOR_API_TOKEN
     settings.REPLICATE_WEBHOOK_SECRET = ""
@@ -67,6 +68,7 @@ def stack(
             simulator_port=free_port(),  # no Kie here
             extra_env={
                 "REPLICATE_SIMULATOR": "1",
+                "FILE_PROVIDERS": "replicate",
                 "REPLICATE_SIMULATOR_PORT": simulator.url.rsplit(":", 1)[1],
                 "REPLICATE_PRICE_PER_SECOND": str(PRICE),
                 "PUBLIC_BASE_URL": live_server.url,
