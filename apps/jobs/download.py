@@ -27,7 +27,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 from apps import outbound
-from apps.jobs.media import poster_jpeg
+from apps.jobs.media import has_sound, poster_jpeg
 from apps.outbound import Refusal
 
 CHUNK_BYTES = 1024 * 1024
@@ -47,6 +47,15 @@ class DownloadError(Exception):
         self.message = message
         self.retryable = retryable
         self.gone = gone
+
+
+class ResultRefused(DownloadError):
+    """The result arrived whole but is not what was asked for (it lost the original's sound):
+    nothing was stored. `code` names what is wrong with it."""
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message, retryable=False)
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -71,8 +80,13 @@ def store_result(
     temp_name: str,
     heartbeat: Callable[[float], None],
     trusted_client: httpx.Client | None = None,
+    must_have_sound: bool = False,
 ) -> StoredResult:
     """Downloads `url` into storage as `storage_name` (or a free variant of it).
+
+    With `must_have_sound` (the original had sound), a result without any is refused
+    (`ResultRefused`) before anything is stored: its probe reads the downloaded file from
+    disk, never whole into memory.
 
     `heartbeat(seconds)` is called as work goes on, with how long the next quiet stretch
     may last, so the caller can keep its lease on the job alive. `trusted_client` fetches a
@@ -85,6 +99,10 @@ def store_result(
     try:
         temp_dir.mkdir(parents=True, exist_ok=True)
         size, digest = _download_to(url, temp_path, heartbeat, trusted_client)
+        if must_have_sound and not has_sound(temp_path):
+            raise ResultRefused(
+                "The clean video came back without the sound the original has.", code="no_audio"
+            )
         # Saving sends no heartbeat of its own (an upload to S3 can take a while).
         heartbeat(size / SLOWEST_SAVE_BYTES_PER_SECOND)
         poster = _save_poster(temp_path, storage_name)

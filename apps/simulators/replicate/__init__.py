@@ -10,8 +10,9 @@ Replicate it:
   `webhook_events_filter`; answers 201 with the prediction object; 422 for bad input; 404 for
   an unknown model or version; 429 `Request was throttled…` beyond `rate_limit` a minute;
 - runs each prediction `starting` (a cold start: `cold_start_seconds`) → `processing` (it
-  fetches the input URL, paints the mark out with `mark_painter`, prints a tqdm-like bar in
-  `logs`) → `succeeded` with `output` a URL it serves itself, or `failed` with an `error`;
+  fetches the input URL, paints the mark out with `mark_painter` keeping the sound, prints a
+  tqdm-like bar in `logs`) → `succeeded` with `output` a URL it serves itself, or `failed`
+  with an `error`;
   `metrics.predict_time` is the time spent processing;
 - `POST /v1/predictions/{id}/cancel` stops it (`canceled`, billed up to then);
 - `GET /v1/webhooks/default/secret` → `{"key": "whsec_…"}`; webhooks (`start` when created,
@@ -379,7 +380,12 @@ class ReplicateSimulator:
         try:
             _fetch(str(prediction.input["video"]), source)
             self._log(prediction, "Downloaded the input video\n")
-            paint_over_marks(source, output, on_progress=lambda share: self._bar(prediction, share))
+            paint_over_marks(
+                source,
+                output,
+                on_progress=lambda share: self._bar(prediction, share),
+                keep_sound=not config.drops_sound,
+            )
         except (httpx.HTTPError, OSError) as exc:
             error = f"Could not download the input video: {type(exc).__name__}"
         except NotAVideo as exc:

@@ -25,6 +25,8 @@ class ReplicateSimConfig:
     rate_limit: int = 600  # creates per minute; more are answered 429
     model_gone: bool = False  # the model was deleted or made private: 404 for it
     webhook_repeats: int = 1  # send each webhook this many times (Replicate may retry)
+    # A model version that loses the sound: outputs come without the input's audio.
+    drops_sound: bool = False
 
     def __post_init__(self) -> None:
         problems = [
