@@ -334,7 +334,13 @@ def download(request: MemberRequest, public_id: str) -> HttpResponseBase:
 @require_GET
 def preview(request: MemberRequest, public_id: str) -> HttpResponseBase:
     job = _get_job(request, public_id)
-    return serve_stored(result_name(job), job.download_name, "video/mp4", attachment=False)
+    return serve_stored(
+        result_name(job),
+        job.download_name,
+        "video/mp4",
+        attachment=False,
+        byte_range=request.headers.get("Range", ""),
+    )
 
 
 @team_member_required
@@ -344,7 +350,13 @@ def original(request: MemberRequest, public_id: str) -> HttpResponseBase:
     job = _get_job(request, public_id)
     if not job.original_file:
         raise Http404("The original of this video is no longer kept.")
-    return serve_stored(str(job.original_file.name), "original.mp4", "video/mp4", attachment=False)
+    return serve_stored(
+        str(job.original_file.name),
+        "original.mp4",
+        "video/mp4",
+        attachment=False,
+        byte_range=request.headers.get("Range", ""),
+    )
 
 
 @team_member_required
