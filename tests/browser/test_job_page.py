@@ -23,7 +23,7 @@ from apps.jobs.models import Job, JobState
 from apps.removal.base import InputKind
 from apps.simulators.mark_painter import paint_over_marks
 from tests.browser.conftest import ARTIFACTS, PHONE
-from tests.browser.steps import sideways_overflow
+from tests.browser.steps import share_link, sideways_overflow
 from tests.browser.test_pages_ux import serious_violations, signed_in
 from tests.clips import make_clip
 from tests.factories import UserFactory, make_job
@@ -211,22 +211,32 @@ def test_without_javascript_before_and_after_are_two_plain_players(
 
 
 # --- Times that stay true -----------------------------------------------------------------------
+@pytest.mark.parametrize("viewport", [DESK, PHONE], ids=["desk", "phone"])
 def test_relative_times_stay_true_while_the_list_sits_idle(
-    watched, live_server: LiveServer, olga, console_errors
+    watched, live_server: LiveServer, olga, console_errors, viewport
 ):
     team = olgas_team(olga)
-    make_job(
+    job = make_job(
         team,
         state=JobState.SUCCEEDED,
         created_at=timezone.now() - timedelta(seconds=31),
         waited=1,
         took=5,
     )
-    page = signed_in(watched("olga"), live_server, olga)
+    Job.objects.filter(pk=job.pk).update(source_url=share_link(31))
+    page = signed_in(watched("olga", viewport=viewport), live_server, olga)
     page.clock.install()
     requests: list[str] = []
     page.goto(f"/t/{team.public_id}/dashboard/")
-    page.on("request", lambda request: requests.append(request.url))
+    # What the page asks the app for (the browser's own favicon fetch aside).
+    page.on(
+        "request",
+        lambda request: (
+            requests.append(request.url)
+            if request.resource_type in ("document", "xhr", "fetch")
+            else None
+        ),
+    )
     when = page.locator("#jobs-table time[data-ago]")
     expect(when).to_have_text(re.compile(r"^[3-5]\d seconds ago$"))
 
@@ -239,6 +249,8 @@ def test_relative_times_stay_true_while_the_list_sits_idle(
     expect(when).to_have_text("1\u00a0day, 3\u00a0hours ago")
     # Nothing was fetched again: the words moved on by themselves.
     assert requests == []
+    assert serious_violations(page) == []
+    shoot(page, f"list-{viewport['width']}")
     assert console_errors == []
 
 
