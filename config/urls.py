@@ -14,6 +14,7 @@ admin.site.site_title = "Unmark admin"
 # Every page of a team's own things names the team: /t/<team public id>/… (see each app's urls).
 urlpatterns = [
     path("", views.home, name="home"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("terms/", views.legal, {"page": "terms"}, name="terms"),
     path("privacy/", views.legal, {"page": "privacy"}, name="privacy"),
     path("contact/", views.legal, {"page": "contact"}, name="contact"),

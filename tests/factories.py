@@ -20,6 +20,7 @@ from apps.billing.welcome import onboard_new_user
 from apps.jobs.models import Job, JobState
 from apps.removal.base import InputKind
 from apps.removal.models import PoolTask, SwcServer
+from apps.removal.registry import get_provider
 from apps.webhooks.models import Endpoint, EventType
 
 PASSWORD = "correct-horse-battery-staple"
@@ -108,6 +109,8 @@ def make_job(
         state=state,
         credits=10,
         task_id=f"task-{Job.objects.count() + 1}" if submitted else "",
+        # Kept when the provider took it, as the pipeline keeps it.
+        cleaned_by=get_provider(provider).credit_line() if submitted else "",
         provider_server=server,
         provider_cost_micros=cost_micros,
         failure_code=failure_code,

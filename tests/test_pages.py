@@ -102,3 +102,18 @@ def test_the_favicon_is_served(client):
     response = client.get("/static/img/favicon.svg")
 
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize("signed_in", [False, True])
+def test_favicon_ico_is_the_apps_icon_not_the_missing_page(client, login, alice, signed_in):
+    # Browsers ask for /favicon.ico by themselves, opening a video or a CSV directly.
+    browser = login(alice) if signed_in else client
+
+    response = browser.get("/favicon.ico")
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/x-icon"
+    icon = response.content
+    assert icon[:4] == b"\x00\x00\x01\x00"  # an ICO file's header
+    assert int.from_bytes(icon[4:6], "little") >= 2  # sizes for tabs and for bookmarks
+    assert "max-age" in response["Cache-Control"]

@@ -99,13 +99,20 @@ class TimelineStep(Schema):
 class JobOut(Schema):
     id: UUID
     state: State
-    stage: str = Field(description="The state in plain words, as the dashboard shows it.")
+    stage: str = Field(
+        description="The state in plain words, as the dashboard shows it (`Waiting` also for "
+        "a `submitted` job its provider accepted but has not started)."
+    )
     progress: int = Field(ge=0, le=100)
     progress_is_estimate: bool
     input: Literal["link", "file"]
     link: str | None
     file_name: str | None
-    provider: str
+    provider: str | None = Field(
+        description="The removal service that took the job (`swc`: our GPU servers, "
+        "`replicate`, `kie`); null while it waits in line, before one has taken it, and for a "
+        "job that ended before any did."
+    )
     created_by: str | None = Field(
         description="Email of the person who made it; for a key's jobs, the key's maker."
     )

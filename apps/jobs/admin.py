@@ -77,7 +77,7 @@ class JobAdmin(admin.ModelAdmin):
     list_select_related = ["team", "created_by"]
     search_fields = ["source_url", "task_id", "public_id", "created_by__email", "team__name"]
     date_hierarchy = "created_at"
-    readonly_fields = [field.name for field in Job._meta.fields]
+    readonly_fields = [*(field.name for field in Job._meta.fields), "machine"]
     inlines = [JobEventInline]
     actions = ["retry_selected", "fail_and_release"]
 
@@ -98,6 +98,12 @@ class JobAdmin(admin.ModelAdmin):
             "costs_url": reverse("admin:jobs_job_costs"),
         }
         return super().changelist_view(request, extra_context)
+
+    @admin.display(description="Machine")
+    def machine(self, job: Job) -> str:
+        """Which of its provider's machines ran it, by name and address: staff see host names,
+        customers never do (they read `cleaned_by`)."""
+        return get_provider(job.provider).describe_machine(job.provider_server) or "—"
 
     @admin.display(description="Our cost", ordering="provider_cost_micros")
     def cost(self, job: Job) -> str:

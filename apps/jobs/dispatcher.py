@@ -58,8 +58,9 @@ def poll_due_jobs(*, run_seconds: float | None = None, wait_for_lock: float = 0)
         stop_at = time.monotonic() + budget
         while True:
             routing.probe_unavailable_providers()
+            next_probe = routing.probe_down_machines()
             handed += _hand_out_due_jobs()
-            if not _work_due_soon():
+            if not _work_due_soon() and not _probe_due_soon(next_probe):
                 break
             if time.monotonic() >= stop_at:
                 out_of_time = True
@@ -125,6 +126,13 @@ def _work_due_soon() -> bool:
         )
         .exists()
     )
+
+
+def _probe_due_soon(seconds: float | None) -> bool:
+    """A down machine's next probe is due within the horizon: the poller stays for it, so a
+    server that stalled is found back on its schedule even when there is no work at all.
+    (Later probes are the minute sweep's: its poller probes whatever is due by then.)"""
+    return seconds is not None and seconds <= settings.POLLER_HORIZON_SECONDS
 
 
 def _queued_kinds(now: datetime) -> list[InputKind]:
@@ -249,7 +257,7 @@ def _claim(
 # --- The sweep -------------------------------------------------------------------------------
 def sweep() -> None:
     """Every minute: end retention of old results, tidy temporary files, then poll (which
-    probes unavailable providers first).
+    probes unavailable providers, and machines that are down, first).
 
     Each step runs whatever happened to the one before: housekeeping trouble (a storage
     outage, say) must never stop jobs from being followed.

@@ -29,7 +29,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 from apps import outbound
-from apps.jobs.media import poster_jpeg
+from apps.jobs.media import has_sound, poster_jpeg
 from apps.outbound import Refusal
 
 CHUNK_BYTES = 1024 * 1024
@@ -55,6 +55,14 @@ class DownloadError(Exception):
         self.retryable = retryable
         self.gone = gone
         self.code = code
+
+
+class ResultRefused(DownloadError):
+    """The result arrived whole but is not what was asked for (it lost the original's sound):
+    nothing was stored. `code` names what is wrong with it."""
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message, retryable=False, code=code)
 
 
 @dataclass(frozen=True)
@@ -83,8 +91,13 @@ def store_result(
     seal: Callable[[Path], dict[str, Any] | None],
     trusted_client: httpx.Client | None = None,
     kept: IO[bytes] | None = None,
+    must_have_sound: bool = False,
 ) -> StoredResult:
     """Downloads `url` into storage as `storage_name` (or a free variant of it).
+
+    With `must_have_sound` (the original had sound), a result without any is refused
+    (`ResultRefused`) before anything is stored: its probe reads the downloaded file from
+    disk, never whole into memory.
 
     `heartbeat(seconds)` is called as work goes on, with how long the next quiet stretch
     may last, so the caller can keep its lease on the job alive. `seal(path)` gives the
@@ -106,6 +119,10 @@ def store_result(
                 )
         else:
             size = _download_to(url, temp_path, heartbeat, trusted_client)
+        if must_have_sound and not has_sound(temp_path):
+            raise ResultRefused(
+                "The clean video came back without the sound the original has.", code="no_audio"
+            )
         heartbeat(size / SLOWEST_SIGNING_BYTES_PER_SECOND)
         credentials = seal(temp_path)
         # The signed file is the one delivered: its size and digest are what people get.

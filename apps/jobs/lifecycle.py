@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from apps.billing import ledger
 from apps.jobs import events, queue
-from apps.jobs.models import Job, JobState
+from apps.jobs.models import Job, JobState, file_size
 from apps.removal.registry import get_provider
 
 
@@ -54,7 +54,7 @@ def succeed_job(
     with transaction.atomic():
         if not job.move(
             JobState.SUCCEEDED,
-            detail=f"Saved {size:,} bytes.",
+            detail=f"Saved the clean video ({file_size(size)}).",
             result_file=name,
             result_size=size,
             result_sha256=sha256,

@@ -102,6 +102,19 @@ def poster_jpeg(path: Path) -> bytes | None:
         return None
 
 
+def has_sound(path: Path) -> bool:
+    """Whether the video at `path` carries sound: an audio track with at least one packet in
+    it. PyAV reads the file from disk as it goes (only up to the first audio packet), so a
+    large result is never held in memory."""
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                return False
+            return any(packet.size for packet in container.demux(container.streams.audio[0]))
+    except av.FFmpegError:
+        return False
+
+
 def _starts_like_iso_media(path: Path) -> bool:
     with path.open("rb") as handle:
         head = handle.read(12)

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Count, Max, Q, Sum
+from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import timezone
 
@@ -98,6 +99,19 @@ def credits_to_micros(credits: int) -> int:
 
 def new_callback_token() -> str:
     return secrets.token_urlsafe(24)
+
+
+def file_size(size: int) -> str:
+    """A size as the pages write it ("284.2 KB"), with an ordinary space: for stored text."""
+    return filesizeformat(size).replace("\xa0", " ")
+
+
+def human_duration(seconds: float) -> str:
+    """A span of time as people say it: "0.4 seconds", "20.9 seconds", "2 min 5 s"."""
+    if seconds < 60:
+        return f"{seconds:.1f} seconds"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if rest else f"{minutes} min"
 
 
 class JobQuerySet(models.QuerySet["Job"]):
@@ -231,9 +245,16 @@ class Job(models.Model):
     original_poster = models.FileField(upload_to="posters/%Y/%m/", max_length=200, blank=True)
     result_poster = models.FileField(upload_to="posters/%Y/%m/", max_length=200, blank=True)
 
+    # The provider that has the job, or, while it waits in line, the one it is in line for
+    # (the dispatcher may still send it to another): `taken_by` is what the public is told.
     provider = models.CharField(max_length=20)
+    # What customers read after "Cleaned ": "by our GPU servers", "on Replicate", "by Kie.ai".
+    # Kept when a provider takes the job, so it never changes with the configuration later and
+    # never names a machine; empty while no provider has it (waiting in line, or never sent).
+    cleaned_by = models.CharField(max_length=100, blank=True)
     task_id = models.CharField(max_length=100, blank=True, db_index=True)
-    # Which of the provider's machines took the task (an SWC server of the pool), if it says.
+    # Which of the provider's machines took the task (an SWC server of the pool), if it says:
+    # for staff only.
     provider_server = models.CharField(max_length=200, blank=True)
     # The provider's own percentage for the running task, where it gives one.
     provider_progress = models.PositiveSmallIntegerField(null=True, blank=True)
@@ -359,14 +380,73 @@ class Job(models.Model):
         )
 
     @property
-    def processed_by(self) -> str:
-        """Who cleaned (or is cleaning) the video, after "Cleaned " or "Being cleaned ": "by our
-        GPU server gpu-2", "on Replicate", "by Kie.ai". Empty until a provider has it."""
-        if self.state == JobState.QUEUED or (
-            self.state == JobState.FAILED and not self.submitted_at
-        ):
+    def taken_by(self) -> str | None:
+        """The name of the provider that took the job ("swc", "replicate", "kie"), or None
+        while none has it: a job waiting in line has no provider yet, whichever one it is in
+        line for (the dispatcher chooses when it sends it)."""
+        return self.provider if self.cleaned_by else None
+
+    @property
+    def is_waiting_at_provider(self) -> bool:
+        """The provider accepted the video but has not started it (it waits in a server's
+        queue, or for a machine to boot): waiting, not being sent any more."""
+        return self.state == JobState.SUBMITTED and bool(self.task_id)
+
+    @property
+    def stage_label(self) -> str:
+        """The stage in plain words, as the badge and the API's `stage` say it."""
+        if self.is_waiting_at_provider:
+            return JobState.QUEUED.label
+        return self.get_state_display()
+
+    def ahead(self) -> int | None:
+        """How many videos go before this one while it waits: in line here (the same kind of
+        input, any team's, sent in the order they came), or in its provider's queue once the
+        provider accepted it. None when it is not waiting, or the provider does not say."""
+        if self.state == JobState.QUEUED:
+            earlier = Q(created_at__lt=self.created_at) | Q(
+                created_at=self.created_at, pk__lt=self.pk
+            )
+            return (
+                Job.objects.filter(state=JobState.QUEUED, input_kind=self.input_kind)
+                .filter(earlier)
+                .count()
+            )
+        if self.is_waiting_at_provider:
+            return get_provider(self.provider).tasks_ahead(self.task_id)
+        return None
+
+    def where_it_is(self, ahead: int | None = None) -> str:
+        """One sentence on where the video is now, for its page; it agrees with the badge and
+        never names a machine. Empty when the timeline says it all (canceled, never sent).
+        `ahead` is `self.ahead()`, when the caller already has it."""
+        by = self.cleaned_by
+        state = JobState(self.state)
+        if state == JobState.QUEUED or self.is_waiting_at_provider:
+            if state == JobState.QUEUED:
+                what = "a free cleaning server" if self.is_file else "its turn to be sent"
+            else:
+                what = get_provider(self.provider).waits_for
+            ahead = self.ahead() if ahead is None else ahead
+            return f"Waiting for {what} ({ahead} ahead)." if ahead else f"Waiting for {what}."
+        if not by:
             return ""
-        return get_provider(self.provider).describe_machine(self.provider_server)
+        sentences = {
+            JobState.SUBMITTED: f"Being sent to be cleaned {by}.",
+            JobState.PROCESSING: f"Being cleaned {by}.",
+            JobState.DOWNLOADING: f"Cleaned {by}; saving the video.",
+            JobState.SUCCEEDED: f"Cleaned {by}.",
+            JobState.EXPIRED: f"Cleaned {by}.",
+            JobState.FAILED: f"Tried {by}.",
+        }
+        return sentences.get(state, "")
+
+    @property
+    def processing_time(self) -> str:
+        """How long the provider worked on it, in words: "20.9 seconds", "2 min 5 s"."""
+        if self.provider_cost_ms is None:
+            return ""
+        return human_duration(self.provider_cost_ms / 1000)
 
     @property
     def has_result(self) -> bool:
@@ -494,6 +574,9 @@ class Job(models.Model):
         from_state = JobState(self.state)
         if to_state not in MOVES[from_state]:
             raise ForbiddenMove(f"{from_state} → {to_state} for job {self.public_id}")
+        if to_state == JobState.QUEUED:
+            # Back in line, nobody has it: whoever sends it next says who cleans it.
+            fields.setdefault("cleaned_by", "")
         now = timezone.now()
         with transaction.atomic():
             moved = Job.objects.filter(pk=self.pk, state=from_state).update(

@@ -27,7 +27,7 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from apps.jobs import lifecycle, queue
-from apps.jobs.download import DownloadError, store_result
+from apps.jobs.download import DownloadError, ResultRefused, store_result
 from apps.jobs.models import Job, JobState
 from apps.jobs.sealing import seal_for
 from apps.jobs.uploads import original_link
@@ -150,6 +150,8 @@ def send_job(job: Job, *, claimed_at: float | None = None) -> None:
         task_id="",
         provider_server="",
         provider_progress=None,
+        # What customers are told from now on, kept with the job (never worked out again).
+        cleaned_by=provider.credit_line(),
         next_check_at=now + timedelta(seconds=settings.JOB_LEASE_SECONDS),
     ):
         return
@@ -549,7 +551,16 @@ def _download_with_lease(job: Job) -> None:
             seal=seal_for(job, provider),
             trusted_client=provider.result_client(job.task_id),
             kept=provider.open_result(job.task_id),
+            # Results keep the original's sound: one that lost it is a failure, not a success.
+            must_have_sound=bool(job.media_info.get("has_audio")),
         )
+    except ResultRefused as exc:
+        lifecycle.fail_job(
+            job,
+            code=exc.code,
+            message=f"{exc.message} It was not kept, and nothing was charged; please try again.",
+        )
+        return
     except DownloadError as exc:
         if exc.gone and provider.redoes_lost_results:
             send_again(job, detail=f"{provider.label} lost the finished video; cleaning it again.")

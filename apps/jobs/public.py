@@ -16,9 +16,10 @@ if TYPE_CHECKING:
 # (with `created_by` joined and `retry_of_public_id` annotated, as the API's list does).
 JOB_SHAPE_FIELDS = (
     "public_id", "team_id", "state", "input_kind", "source_url", "original_name", "provider",
-    "provider_progress", "credits", "failure_code", "failure_message", "result_file",
-    "created_at", "submitted_at", "finished_at", "updated_at", "retry_of_id", "created_by_id",
-    "created_by__email", "result_size", "result_sha256", "expires_at", "credentials",
+    "cleaned_by", "task_id", "provider_progress", "credits", "failure_code", "failure_message",
+    "result_file", "created_at", "submitted_at", "finished_at", "updated_at", "retry_of_id",
+    "created_by_id", "created_by__email", "result_size", "result_sha256", "expires_at",
+    "credentials",
 )  # fmt: skip
 
 
@@ -28,13 +29,15 @@ def job_shape(job: "Job") -> dict[str, Any]:
     return {
         "id": job.public_id,
         "state": job.state,
-        "stage": job.get_state_display(),
+        "stage": job.stage_label,
         "progress": job.progress,
         "progress_is_estimate": job.stage_is_estimate,
         "input": job.input_kind,
         "link": job.source_url or None,
         "file_name": job.original_name or None,
-        "provider": job.provider,
+        # None until a provider takes it: the one it waits in line for may not be the one
+        # that cleans it.
+        "provider": job.taken_by,
         "created_by": job.created_by.email if job.created_by else None,
         "credits": {
             name: job.credits if status == name else 0

@@ -223,10 +223,15 @@ class RemovalProvider:
 
     name: ClassVar[str]
     label: ClassVar[str]  # how people know it: "Kie"
-    # How people are told who cleaned their video, after "Cleaned " ("by Kie.ai").
+    # How customers are told who cleaned their video, after "Cleaned " ("by Kie.ai", "on
+    # Replicate", "by our GPU servers"): kept with each job it takes (`Job.cleaned_by`), so a
+    # page never works it out again from today's configuration. Never a machine's name.
     cleaned_by: ClassVar[str] = ""
     # What removed the watermark, as a result's Content Credentials name it.
     software_agent: ClassVar[str] = ""
+    # What a video it accepted but has not started waits for, after "Waiting for "
+    # ("a free cleaning server"): customers' words, like `cleaned_by`.
+    waits_for: ClassVar[str] = "its turn"
     # The inputs this provider can clean: the dispatcher never hands it anything else.
     accepts: frozenset[InputKind] = frozenset()
 
@@ -332,9 +337,25 @@ class RemovalProvider:
         """The provider account's remaining credits; ProviderError when it has no balance."""
         raise ProviderError(f"{self.label} has no credit balance to read.")
 
-    def describe_machine(self, machine: str) -> str:
-        """How people are told which of its machines cleaned a video (after "Cleaned ")."""
+    def credit_line(self) -> str:
+        """What customers read after "Cleaned " for a video it takes."""
         return self.cleaned_by or f"by {self.label}"
+
+    def tasks_ahead(self, task_id: str) -> int | None:
+        """How many of its tasks will run before this one, which it accepted but has not
+        started (a place in an SWC server's queue); None when it does not say."""
+        return None
+
+    def describe_machine(self, machine: str) -> str:
+        """Which of its machines ran a task, as staff see it (the admin): its name and its
+        address. Customers are never shown this."""
+        return machine
+
+    def probe_machines(self) -> float | None:
+        """Asks those of its own machines that are down and due a probe whether they are back
+        (the dispatcher calls it every round, work or not); returns the seconds until the next
+        probe is due, or None when none of its machines is down."""
+        return None
 
     def machines(self) -> list[Machine]:
         """Its own machines (an SWC pool's servers), for staff; none for a hosted service."""

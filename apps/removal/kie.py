@@ -84,6 +84,7 @@ class KieProvider(RemovalProvider):
     label = "Kie"
     software_agent = "Kie.ai Sora 2 Watermark Remover"
     cleaned_by = "by Kie.ai"
+    waits_for = "Kie.ai to start it"
     accepts = frozenset({InputKind.LINK})
     # A callback names its task: a start whose answer was lost is adopted, not sent twice.
     calls_back = True

@@ -91,7 +91,8 @@ class SwcServer(models.Model):
     healthy = models.BooleanField(default=True)
     down_reason = models.CharField(max_length=300, blank=True)
     down_since = models.DateTimeField(null=True, blank=True)
-    # Times it went down since it last finished a video: probes come back more slowly.
+    # Times it went down, or was found still down, since it last finished a video: each
+    # makes the next probe come later.
     failures = models.PositiveIntegerField(default=0)
     next_probe_at = models.DateTimeField(null=True, blank=True)
     # When it was last given a job: among equally loaded servers, the one waiting longest wins.

@@ -84,6 +84,7 @@ class ReplicateProvider(RemovalProvider):
     label = "Replicate"
     software_agent = "SoraWatermarkCleaner on Replicate"
     cleaned_by = "on Replicate"
+    waits_for = "Replicate to start a machine"
     # Its webhooks name the prediction: a start whose answer was lost is adopted.
     calls_back = True
     # A prediction can be canceled; what it ran so far is still billed.

@@ -251,6 +251,23 @@ def switch(*, name: str, enabled: bool, reason: str, by: "User | None") -> bool:
 
 
 # --- Finding a provider back --------------------------------------------------------------------
+def probe_down_machines() -> float | None:
+    """Each provider set up for some input probes those of its own machines that are down and
+    due a probe (an SWC server marked down for stalling), work or not; returns the seconds
+    until the next probe is due anywhere, or None when no machine is down."""
+    soonest: float | None = None
+    names = dict.fromkeys(p.name for kind in InputKind for p in configured_for(kind))
+    for name in names:
+        try:
+            due = get_provider(name).probe_machines()
+        except ProviderError as exc:
+            logger.warning("machine probe failed", extra={"provider": name, "error": str(exc)})
+            continue
+        if due is not None:
+            soonest = due if soonest is None else min(soonest, due)
+    return soonest
+
+
 def probe_unavailable_providers() -> None:
     """Asks each unavailable provider, every PROVIDER_PROBE_SECONDS, whether it is back; clears
     its alerts when it is, so waiting jobs go out without anyone having to act."""

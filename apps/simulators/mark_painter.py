@@ -4,7 +4,10 @@ Sora's mark is a small white logo; the synthetic clips of the tests draw a white
 Each decoded frame's brightest small region is filled with the colour just around it, and the
 frames are encoded again as H.264 in an MP4 — a real, playable video that visibly differs
 from the upload where the mark was. Pillow does the pixel work (numpy is not a dependency).
-Sound is dropped: the simulator's output is for checking the pipeline, not for watching.
+
+The sound is kept, as SoraWatermarkCleaner merges it back: the original's audio packets are
+copied into the result as they are (remuxed, not encoded again), interleaved with the new
+picture. Only a codec an MP4 cannot carry is encoded again, as AAC.
 """
 
 from collections.abc import Callable
@@ -24,9 +27,14 @@ class NotAVideo(Exception):
 
 
 def paint_over_marks(
-    source: Path, target: Path, *, on_progress: Callable[[float], None] = lambda share: None
+    source: Path,
+    target: Path,
+    *,
+    on_progress: Callable[[float], None] = lambda share: None,
+    keep_sound: bool = True,
 ) -> int:
-    """Writes `source` without its marks to `target` (MP4); returns the frames written."""
+    """Writes `source` without its marks to `target` (MP4), with its sound unless
+    `keep_sound` is False (a simulated fault); returns the frames written."""
     try:
         inp = av.open(str(source))
     except av.FFmpegError as exc:
@@ -35,6 +43,7 @@ def paint_over_marks(
         if not inp.streams.video:
             raise NotAVideo("no video stream")
         in_stream = inp.streams.video[0]
+        in_sound = inp.streams.audio[0] if keep_sound and inp.streams.audio else None
         rate = in_stream.average_rate or Fraction(24)
         total = in_stream.frames or 0
         written = 0
@@ -44,20 +53,69 @@ def paint_over_marks(
             stream.width = in_stream.codec_context.width // 2 * 2
             stream.height = in_stream.codec_context.height // 2 * 2
             stream.pix_fmt = "yuv420p"
+            sound = _Sound(out, in_sound) if in_sound is not None else None
+            wanted = [in_stream] if in_sound is None else [in_stream, in_sound]
             try:
-                for frame in inp.decode(in_stream):
-                    image = frame.to_image().crop((0, 0, stream.width, stream.height))
-                    paint_frame(image)
-                    out.mux(stream.encode(av.VideoFrame.from_image(image)))
-                    written += 1
-                    if total:
-                        on_progress(min(1.0, written / total))
+                # One pass over the file in its own order: picture and sound stay interleaved.
+                for packet in inp.demux(*wanted):
+                    if packet.stream is not in_stream:
+                        if sound is not None:
+                            sound.add(packet)
+                        continue
+                    for frame in packet.decode():
+                        if not isinstance(frame, av.VideoFrame):
+                            continue
+                        image = frame.to_image().crop((0, 0, stream.width, stream.height))
+                        paint_frame(image)
+                        out.mux(stream.encode(av.VideoFrame.from_image(image)))
+                        written += 1
+                        if total:
+                            on_progress(min(1.0, written / total))
             except av.FFmpegError as exc:
                 raise NotAVideo(str(exc)) from exc
             out.mux(stream.encode())
+            if sound is not None:
+                sound.finish()
     if not written:
         raise NotAVideo("no frames")
     return written
+
+
+# Audio codecs an MP4 carries as they are; anything else is encoded again as AAC.
+MP4_AUDIO = frozenset({"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"})
+
+
+class _Sound:
+    """The original's sound track in the result: its packets copied, or encoded again as AAC
+    when an MP4 cannot carry its codec."""
+
+    def __init__(self, out: av.container.OutputContainer, source: av.AudioStream) -> None:
+        self._out = out
+        self._copy = source.codec_context.name in MP4_AUDIO
+        if self._copy:
+            self._stream = out.add_stream_from_template(source)
+        else:
+            self._stream = out.add_stream("aac", rate=source.codec_context.sample_rate or 48000)
+
+    def add(self, packet: av.Packet) -> None:
+        if packet.dts is None:  # the demuxer's closing empty packet
+            if not self._copy:
+                for frame in packet.decode():
+                    if isinstance(frame, av.AudioFrame):
+                        self._out.mux(self._stream.encode(frame))
+            return
+        if self._copy:
+            packet.stream = self._stream
+            self._out.mux(packet)
+            return
+        for frame in packet.decode():
+            if isinstance(frame, av.AudioFrame):
+                frame.pts = None  # the encoder counts its own samples
+                self._out.mux(self._stream.encode(frame))
+
+    def finish(self) -> None:
+        if not self._copy:
+            self._out.mux(self._stream.encode())
 
 
 def paint_frame(image: Image.Image) -> bool:

@@ -10,6 +10,62 @@
     }
   } catch (e) { /* an old browser: times stay in UTC, labelled as such */ }
 
+  // Relative times ("5 minutes ago", templates/_ago.html) stay true while a page stays open,
+  // without reloading anything: each counts on from the server's clock when it was written
+  // (data-now), so a browser whose clock is wrong still says the right thing.
+  var NBSP = "\u00a0";
+  var UNITS = [
+    ["year", 365 * 86400], ["month", 30 * 86400], ["week", 7 * 86400],
+    ["day", 86400], ["hour", 3600], ["minute", 60]
+  ];
+  function count(n, unit) { return n + NBSP + unit + (n === 1 ? "" : "s"); }
+  // As Django's naturaltime says it, so a refreshed time reads like the one the page came with.
+  function ago(seconds) {
+    seconds = Math.max(0, Math.floor(seconds));
+    if (seconds < 1) return "now";
+    if (seconds < 60) return seconds === 1 ? "a second ago" : seconds + " seconds ago";
+    if (seconds < 3600) {
+      var minutes = Math.floor(seconds / 60);
+      return minutes === 1 ? "a minute ago" : minutes + " minutes ago";
+    }
+    if (seconds < 86400) {
+      var hours = Math.floor(seconds / 3600);
+      return hours === 1 ? "an hour ago" : hours + " hours ago";
+    }
+    for (var i = 0; i < UNITS.length; i++) {
+      var first = Math.floor(seconds / UNITS[i][1]);
+      if (first === 0) continue;
+      var words = count(first, UNITS[i][0]);
+      if (i + 1 < UNITS.length) {
+        var second = Math.floor((seconds - first * UNITS[i][1]) / UNITS[i + 1][1]);
+        if (second > 0) words += ", " + count(second, UNITS[i + 1][0]);
+      }
+      return words + " ago";
+    }
+    return "now";
+  }
+  function refreshTimes(root) {
+    var now = Date.now();
+    var times = (root || document).querySelectorAll("time[data-ago]");
+    for (var i = 0; i < times.length; i++) {
+      var time = times[i];
+      // Six decimals of a second are more than Date.parse promises to read.
+      var moment = Date.parse((time.getAttribute("datetime") || "").replace(/(\.\d{3})\d+/, "$1"));
+      if (isNaN(moment)) continue;
+      if (time.dataset.skew === undefined) {
+        var written = Number(time.dataset.now) * 1000;
+        time.dataset.skew = String(isNaN(written) ? 0 : written - now);
+      }
+      var text = ago((now + Number(time.dataset.skew) - moment) / 1000);
+      if (time.textContent !== text) time.textContent = text;
+    }
+  }
+  var TIME_REFRESH_MS = 10000;
+  document.addEventListener("DOMContentLoaded", function () { refreshTimes(document); });
+  // Rows a live refresh brings are measured against the server's clock at once.
+  document.addEventListener("htmx:load", function (event) { refreshTimes(event.target); });
+  setInterval(function () { refreshTimes(document); }, TIME_REFRESH_MS);
+
   // Confirmations: a link with data-confirm opens its confirmation page's form in a dialog.
   // Without JavaScript the link simply opens that page.
   var dialog = null;

@@ -71,7 +71,7 @@ def test_with_the_pool_down_a_video_is_cleaned_on_replicate_and_its_page_says_so
     page.get_by_role("link", name="harbour.mp4").click()
     expect(page.get_by_role("heading", name="Video harbour.mp4")).to_be_visible()
     expect(page.locator("#job-status .badge")).to_have_text("Done", timeout=JOB_TIMEOUT_MS)
-    expect(page.get_by_test_id("processed-by")).to_have_text("Cleaned on Replicate.")
+    expect(page.get_by_test_id("where-it-is")).to_have_text("Cleaned on Replicate.")
     # Files could still be cleaned all along: no banner told anyone otherwise.
     expect(page.get_by_test_id("outage-file")).to_have_count(0)
     expect(balance_chip(page)).to_have_text("20 available")

@@ -74,6 +74,8 @@ def test_a_new_person_signs_up_and_gets_clean_copies_of_their_good_links(live_st
     first_id = good[0].rsplit("/", 1)[1]
     rows[0].get_by_role("link", name=first_id).click()
     expect(page.get_by_role("heading", name=f"Video {first_id}")).to_be_visible()
+    # The digest is among the details, folded away until asked for.
+    page.get_by_text("Details", exact=True).click()
     expect(page.get_by_text(hashlib.sha256(sample).hexdigest())).to_be_visible()
     # The preview plays: Chromium fetched the video, read its metadata and decoded frames.
     page.locator("video.preview").evaluate("video => { video.muted = true; return video.play(); }")

@@ -3,6 +3,7 @@ restarted, stalled or failing. Every drill ends with each job settled exactly on
 `reconcile` clean."""
 
 import hashlib
+import time
 from collections import Counter
 from datetime import timedelta
 
@@ -401,3 +402,51 @@ def test_originals_in_s3_stream_to_the_server_without_a_whole_file_buffer(
         result = s3.get_object(Bucket="unmark-originals", Key=job.result_file.name)["Body"].read()
         assert len(result) == job.result_size
     settled_once(job)
+
+
+# --- Finding a server back while all is quiet ----------------------------------------------------
+def test_a_server_down_for_stalling_is_probed_back_by_the_minute_sweep_with_no_work_at_all(pool):
+    stalled, _ = pool.start({}, {})
+    swc_pool.servers()  # the rows, as the pool makes them on first sight
+    swc_pool.mark_down(pool.server(0), "a task made no progress for 31 s")
+    # Its probe comes due; nobody uploads anything.
+    SwcServer.objects.filter(url=stalled.url).update(next_probe_at=timezone.now())
+    assert not Job.objects.exists()
+
+    dispatcher.sweep()
+
+    server = pool.server(0)
+    assert server.healthy
+    assert server.down_reason == ""
+
+
+def test_the_poller_stays_for_a_probe_due_in_a_moment_and_then_stops(pool):
+    pool.start({}, {})
+    swc_pool.servers()
+    swc_pool.mark_down(pool.server(0), "a task made no progress for 31 s")
+    SwcServer.objects.filter(pk=pool.server(0).pk).update(
+        next_probe_at=timezone.now() + timedelta(seconds=1)
+    )
+    started = time.monotonic()
+
+    dispatcher.poll_due_jobs(run_seconds=8)
+
+    assert pool.server(0).healthy
+    # It stopped once nothing was left to wait for, not at the end of its run.
+    assert time.monotonic() - started < 6
+
+
+def test_a_server_still_down_is_asked_less_and_less_often_up_to_once_a_minute(pool):
+    pool.start({})
+    swc_pool.servers()
+    pool.simulators[0].stop()  # gone for good
+    swc_pool.mark_down(pool.server(0), "connection refused")
+    gaps = []
+    for _ in range(8):
+        pool.probe_now()
+        server = pool.server(0)
+        assert not server.healthy
+        gaps.append(round((server.next_probe_at - timezone.now()).total_seconds()))
+
+    assert gaps[:5] == [4, 8, 16, 32, 60]
+    assert gaps[5:] == [60, 60, 60]

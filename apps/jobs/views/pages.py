@@ -265,8 +265,10 @@ def _get_job(request: MemberRequest, public_id: object) -> Job:
 @require_GET
 def job_detail(request: MemberRequest, public_id: str) -> HttpResponse:
     job = _get_job(request, public_id)
+    ahead = job.ahead()
+    fingerprint = _job_fingerprint(job, ahead)
     if request.htmx:
-        if request.GET.get("since") == _job_fingerprint(job):
+        if request.GET.get("since") == fingerprint:
             return HttpResponse(status=NO_CHANGE)
         template = "jobs/job_detail.html#status_refresh"
     else:
@@ -277,19 +279,20 @@ def job_detail(request: MemberRequest, public_id: str) -> HttpResponse:
         {
             "job": job,
             "events": job.events.all(),
-            "fingerprint": _job_fingerprint(job),
+            "fingerprint": fingerprint,
             # Only about its own kind of input, and only while it has not ended.
             "outages": routing.outages([InputKind(job.input_kind)]) if job.is_in_flight else [],
-            "processed_by": job.processed_by,
+            "where_it_is": job.where_it_is(ahead),
             "retry": None if job.is_in_flight else job.retries.first(),
             "original_retention_hours": settings.ORIGINAL_RETENTION_HOURS,
         },
     )
 
 
-def _job_fingerprint(job: Job) -> str:
-    # The progress is part of it: an estimate moves on while the job itself does not change.
-    return f"{job.state}-{job.updated_at.timestamp():.6f}-{job.progress}"
+def _job_fingerprint(job: Job, ahead: int | None) -> str:
+    # The progress is part of it: an estimate moves on while the job itself does not change;
+    # so is its place in line, which moves as the videos before it go out.
+    return f"{job.state}-{job.updated_at.timestamp():.6f}-{job.progress}-{ahead}"
 
 
 @team_member_required
@@ -331,7 +334,13 @@ def download(request: MemberRequest, public_id: str) -> HttpResponseBase:
 @require_GET
 def preview(request: MemberRequest, public_id: str) -> HttpResponseBase:
     job = _get_job(request, public_id)
-    return serve_stored(result_name(job), job.download_name, "video/mp4", attachment=False)
+    return serve_stored(
+        result_name(job),
+        job.download_name,
+        "video/mp4",
+        attachment=False,
+        byte_range=request.headers.get("Range", ""),
+    )
 
 
 @team_member_required
@@ -341,7 +350,13 @@ def original(request: MemberRequest, public_id: str) -> HttpResponseBase:
     job = _get_job(request, public_id)
     if not job.original_file:
         raise Http404("The original of this video is no longer kept.")
-    return serve_stored(str(job.original_file.name), "original.mp4", "video/mp4", attachment=False)
+    return serve_stored(
+        str(job.original_file.name),
+        "original.mp4",
+        "video/mp4",
+        attachment=False,
+        byte_range=request.headers.get("Range", ""),
+    )
 
 
 @team_member_required

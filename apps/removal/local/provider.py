@@ -66,6 +66,7 @@ class LocalRemover(RemovalProvider):
     name = "local"
     label = "Unmark's remover"
     cleaned_by = "by Unmark"
+    waits_for = "our remover"
     software_agent = "Unmark remover"
     # Our own runs: followed closely, like our own machines.
     poll_seconds = 1.0

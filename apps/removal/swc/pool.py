@@ -10,7 +10,8 @@ to run. Its state lives in the database, shared by every worker machine (`SwcSer
   the task is booked in the same transaction: two workers never overfill a server, and a dead
   worker leaves nothing behind (an upload quiet for a lease stops holding its place).
 - **Health**: a connection error, a 5xx, a foreign answer or a stall marks a server down
-  (a conditional UPDATE); the dispatcher's claims probe it back on a growing interval.
+  (a conditional UPDATE); the dispatcher probes it back on a growing interval, every round
+  whether or not there is work (`probe_machines`), so a server comes back while all is quiet.
 - **SWC's quirks**: a restart loses the server's queue — its tasks vanish (404) or stay
   PROCESSING forever — so a task gone, unreachable, or quiet for `SWC_STALL_SECONDS` while it
   should be running is reported **lost** (the pipeline sends its video again, to another
@@ -30,7 +31,7 @@ from urllib.parse import urlsplit
 import httpx
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, Max, Q, QuerySet
+from django.db.models import Count, F, Max, Min, Q, QuerySet
 from django.utils import timezone
 
 from apps.removal import alerts
@@ -253,7 +254,13 @@ def probe_due_servers() -> int:
         try:
             prefix = client_for(server).detect_prefix()
         except (ServerDown, NotSwc) as exc:
-            SwcServer.objects.filter(pk=server.pk).update(down_reason=str(exc)[:300])
+            # Still down: the next probe comes later, up to MAX_PROBE_SECONDS, so a server gone
+            # for good is asked once a minute rather than every two seconds.
+            SwcServer.objects.filter(pk=server.pk).update(
+                down_reason=str(exc)[:300],
+                failures=F("failures") + 1,
+                next_probe_at=now + _probe_delay(server.failures + 1),
+            )
             continue
         if SwcServer.objects.filter(pk=server.pk, healthy=False).update(
             healthy=True, api_prefix=prefix, down_reason="", down_since=None, next_probe_at=None
@@ -324,6 +331,9 @@ class SwcPool(RemovalProvider):
     name = "swc"
     label = "Our cleaning servers"
     software_agent = "SoraWatermarkCleaner"
+    # Customers never read a server's name or address: those are for staff.
+    cleaned_by = "by our GPU servers"
+    waits_for = "a free cleaning server"
     # Its servers answer at once: their tasks are followed closely, not on a back-off.
     poll_seconds = settings.SWC_POLL_SECONDS
     # A server that restarted between finishing and our download lost the video: clean it again.
@@ -482,8 +492,29 @@ class SwcPool(RemovalProvider):
         if not any(server.healthy for server in servers()):
             raise ProviderUnavailable("No cleaning server is answering.", kind="down")
 
+    def tasks_ahead(self, task_id: str) -> int | None:
+        """The videos its server runs before this one: one at a time, in the order booked."""
+        task = PoolTask.objects.filter(task_id=task_id, ended_at__isnull=True).first()
+        if task is None:
+            return None
+        return (
+            holding_places()
+            .filter(server_id=task.server_id)
+            .filter(Q(booked_at__lt=task.booked_at) | Q(booked_at=task.booked_at, pk__lt=task.pk))
+            .count()
+        )
+
     def describe_machine(self, machine: str) -> str:
-        return f"by our GPU server {server_name(machine)}" if machine else "by our GPU servers"
+        return f"{server_name(machine)} ({machine})" if machine else ""
+
+    def probe_machines(self) -> float | None:
+        probe_due_servers()
+        due = (
+            SwcServer.objects.filter(url__in=configured_urls(), healthy=False)
+            .exclude(next_probe_at=None)
+            .aggregate(first=Min("next_probe_at"))["first"]
+        )
+        return None if due is None else max(0.0, (due - timezone.now()).total_seconds())
 
     def machines(self) -> list[Machine]:
         configured = set(configured_urls())

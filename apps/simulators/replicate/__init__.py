@@ -5,13 +5,20 @@ loopback.
 account, and tests start it on an ephemeral port to run the real client over real sockets. Like
 Replicate it:
 
-- takes `POST /v1/predictions` (a pinned `version`) and `POST /v1/models/{owner}/{name}/
+- takes `POST /v1/predictions` (a pinned `version`: the 64-character id, or
+  `owner/name:id` as the official client sends it) and `POST /v1/models/{owner}/{name}/
   predictions`, with a bearer token (401 otherwise), input `video` (a file URL), `webhook` and
   `webhook_events_filter`; answers 201 with the prediction object; 422 for bad input; 404 for
   an unknown model or version; 429 `Request was throttled…` beyond `rate_limit` a minute;
+- answers `GET /v1/models/{owner}/{name}` with the whole model object (`url`, `run_count`,
+  `latest_version` with its `created_at`, `cog_version` and `openapi_schema`…), the version
+  itself at `…/versions/{id}` and the list at `…/versions`; and `GET /v1/predictions`, newest
+  first, a page at a time (`next` and `previous` are whole URLs with an opaque `cursor`,
+  `results` the predictions), with `created_after` / `created_before`;
 - runs each prediction `starting` (a cold start: `cold_start_seconds`) → `processing` (it
-  fetches the input URL, paints the mark out with `mark_painter`, prints a tqdm-like bar in
-  `logs`) → `succeeded` with `output` a URL it serves itself, or `failed` with an `error`;
+  fetches the input URL, paints the mark out with `mark_painter` keeping the sound, prints a
+  tqdm-like bar in `logs`) → `succeeded` with `output` a URL it serves itself, or `failed`
+  with an `error`;
   `metrics.predict_time` is the time spent processing;
 - `POST /v1/predictions/{id}/cancel` stops it (`canceled`, billed up to then);
 - `GET /v1/webhooks/default/secret` → `{"key": "whsec_…"}`; webhooks (`start` when created,
@@ -24,6 +31,7 @@ lists what it has seen. Production code never imports this package (a test check
 """
 
 import base64
+import binascii
 import dataclasses
 import hmac
 import json
@@ -39,7 +47,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 from standardwebhooks.webhooks import Webhook
@@ -47,7 +55,7 @@ from standardwebhooks.webhooks import Webhook
 from apps.simulators.config import coerce_changes
 from apps.simulators.http import Reply, file_reply, json_reply, read_body, serve
 from apps.simulators.mark_painter import NotAVideo, paint_over_marks
-from apps.simulators.replicate.config import ReplicateSimConfig
+from apps.simulators.replicate.config import COG_VERSION, VERSION_CREATED_AT, ReplicateSimConfig
 from apps.simulators.webhooks import WebhookSender
 
 __all__ = ["ReplicateSimConfig", "ReplicateSimulator"]
@@ -195,9 +203,10 @@ class ReplicateSimulator:
         self, method: str, target: str, headers: dict[str, str], stream: BinaryIO, length: int
     ) -> Reply:
         body = read_body(stream, length)
-        path = urlsplit(target).path
+        parts = urlsplit(target)
+        path = parts.path
         if path.startswith("/v1/"):
-            reply = self._api(method, path, headers, body)
+            reply = self._api(method, path, headers, body, parse_qs(parts.query))
             with self._lock:
                 self._requests.append({"method": method, "path": path, "status": reply.status})
             logger.info(
@@ -213,7 +222,14 @@ class ReplicateSimulator:
             return self._control(method, body)
         return _problem(404, "Not found", "The requested resource could not be found.")
 
-    def _api(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
+    def _api(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: bytes,
+        query: dict[str, list[str]],
+    ) -> Reply:
         config = self.config
         scheme, _, token = headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(
@@ -230,8 +246,18 @@ class ReplicateSimulator:
             and parts[4] == ("predictions")
         ):
             return self._create(body, model_path=f"{parts[2]}/{parts[3]}")
+        if method == "GET" and parts[1:] == ["predictions"]:
+            return self._list(query)
         if method == "GET" and len(parts) == 4 and parts[1] == "models":
             return self._model(f"{parts[2]}/{parts[3]}")
+        if (
+            method == "GET"
+            and len(parts) in (5, 6)
+            and parts[1] == "models"
+            and (parts[4] == "versions")
+        ):
+            model = f"{parts[2]}/{parts[3]}"
+            return self._version(model, parts[5]) if len(parts) == 6 else self._versions(model)
         if method == "GET" and len(parts) == 3 and parts[1] == "predictions":
             return self._get(parts[2])
         if (
@@ -246,19 +272,90 @@ class ReplicateSimulator:
         return _problem(404, "Not found", f"No such endpoint: {method} {path}")
 
     def _model(self, model: str) -> Reply:
+        """The model object, as `models.get` answers it (the official client requires `url`,
+        `owner`, `name`, `visibility`, `run_count`, and a `latest_version` it can read)."""
         config = self.config
         if config.model_gone or model != config.model:
             return _problem(404, "Not found", "The requested model could not be found.")
         owner, name = model.split("/")
+        with self._lock:
+            runs = len(self._predictions)
         return json_reply(
             200,
             {
+                "url": f"https://replicate.com/{model}",
                 "owner": owner,
                 "name": name,
+                "description": "Removes the Sora watermark from a video (SoraWatermarkCleaner).",
                 "visibility": "public",
-                "latest_version": {"id": config.version},
+                "github_url": "https://github.com/linkedlist771/SoraWatermarkCleaner",
+                "paper_url": None,
+                "license_url": None,
+                "run_count": runs,
+                "cover_image_url": None,
+                "default_example": None,
+                "is_official": False,
+                "latest_version": _version_object(config.version),
             },
         )
+
+    def _version(self, model: str, version_id: str) -> Reply:
+        config = self.config
+        if config.model_gone or model != config.model or version_id != config.version:
+            return _problem(404, "Not found", "The requested version could not be found.")
+        return json_reply(200, _version_object(config.version))
+
+    def _versions(self, model: str) -> Reply:
+        config = self.config
+        if config.model_gone or model != config.model:
+            return _problem(404, "Not found", "The requested model could not be found.")
+        page = {"next": None, "previous": None, "results": [_version_object(config.version)]}
+        return json_reply(200, page)
+
+    def _list(self, query: dict[str, list[str]]) -> Reply:
+        """`GET /v1/predictions`: this account's predictions, newest first, a page at a time.
+        `next` and `previous` are whole URLs to GET as they are (the client does)."""
+        config = self.config
+        try:
+            after = _moment((query.get("created_after") or [""])[0])
+            before = _moment((query.get("created_before") or [""])[0])
+            direction, anchor = _read_cursor((query.get("cursor") or [""])[0])
+        except ValueError as exc:
+            return _problem(400, "Bad request", str(exc))
+
+        def within(prediction: SimPrediction) -> bool:
+            created = datetime.fromisoformat(prediction.created_at)
+            return (after is None or created >= after) and (before is None or created < before)
+
+        with self._lock:
+            newest_first = [p for p in reversed(self._predictions.values()) if within(p)]
+            ids = [p.id for p in newest_first]
+            if anchor and anchor not in ids:
+                return _problem(400, "Bad request", "The cursor is no longer valid.")
+            if direction == "older":
+                start = ids.index(anchor) + 1
+            elif direction == "newer":
+                start = max(0, ids.index(anchor) - config.page_size)
+            else:
+                start = 0
+            page = newest_first[start : start + config.page_size]
+            records = [p.record(self.url) for p in page]
+        filters: dict[str, str] = {
+            name: query[name][0] for name in ("created_after", "created_before") if name in query
+        }
+        more = start + config.page_size < len(newest_first)
+        return json_reply(
+            200,
+            {
+                "next": self._page_url(filters, "older", page[-1].id) if page and more else None,
+                "previous": self._page_url(filters, "newer", page[0].id) if start > 0 else None,
+                "results": records,
+            },
+        )
+
+    def _page_url(self, filters: dict[str, str], direction: str, anchor: str) -> str:
+        cursor = base64.urlsafe_b64encode(f"{direction}={anchor}".encode()).decode()
+        return f"{self.url}/v1/predictions?{urlencode({**filters, 'cursor': cursor})}"
 
     def _create(self, body: bytes, *, model_path: str | None) -> Reply:
         config = self.config
@@ -274,7 +371,7 @@ class ReplicateSimulator:
         if not isinstance(request, dict):
             return _problem(400, "Bad request", "The request body must be a JSON object")
         if model_path is None:
-            if config.model_gone or request.get("version") != config.version:
+            if config.model_gone or not _names_version(request.get("version"), config):
                 return _problem(404, "Not found", "The requested version could not be found.")
         elif config.model_gone or model_path != config.model:
             return _problem(404, "Not found", "The requested model could not be found.")
@@ -379,7 +476,12 @@ class ReplicateSimulator:
         try:
             _fetch(str(prediction.input["video"]), source)
             self._log(prediction, "Downloaded the input video\n")
-            paint_over_marks(source, output, on_progress=lambda share: self._bar(prediction, share))
+            paint_over_marks(
+                source,
+                output,
+                on_progress=lambda share: self._bar(prediction, share),
+                keep_sound=not config.drops_sound,
+            )
         except (httpx.HTTPError, OSError) as exc:
             error = f"Could not download the input video: {type(exc).__name__}"
         except NotAVideo as exc:
@@ -440,6 +542,75 @@ class ReplicateSimulator:
         self._webhooks.send(
             prediction.webhook, body, headers=headers, outcome=record, times=repeats
         )
+
+
+def _names_version(reference: object, config: ReplicateSimConfig) -> bool:
+    """Whether a prediction's `version` names this model's version: its id alone, or
+    `owner/name:id` (what the official client sends for `version="owner/name:id"`). A bare
+    `owner/name` runs only Replicate's official models, which this one is not."""
+    if not isinstance(reference, str):
+        return False
+    model, colon, version = reference.rpartition(":")
+    if not colon:
+        return reference == config.version
+    return model == config.model and version == config.version
+
+
+def _version_object(version: str) -> dict[str, Any]:
+    """A model version as Replicate describes it: its inputs and outputs as OpenAPI."""
+    return {
+        "id": version,
+        "created_at": VERSION_CREATED_AT,
+        "cog_version": COG_VERSION,
+        "openapi_schema": {
+            "openapi": "3.0.2",
+            "info": {"title": "Cog", "version": "0.1.0"},
+            "paths": {},
+            "components": {
+                "schemas": {
+                    "Input": {
+                        "type": "object",
+                        "title": "Input",
+                        "required": ["video"],
+                        "properties": {
+                            "video": {
+                                "type": "string",
+                                "title": "Video",
+                                "format": "uri",
+                                "x-order": 0,
+                                "description": "The Sora video to remove the watermark from",
+                            }
+                        },
+                    },
+                    "Output": {"type": "string", "title": "Output", "format": "uri"},
+                }
+            },
+        },
+    }
+
+
+def _moment(value: str) -> datetime | None:
+    """An ISO 8601 date-time given as a filter; None when empty."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace(" ", "+"))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an ISO 8601 date-time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _read_cursor(cursor: str) -> tuple[str, str]:
+    """A page cursor's direction ("older" or "newer") and the prediction it starts from."""
+    if not cursor:
+        return "", ""
+    try:
+        direction, _, anchor = base64.urlsafe_b64decode(cursor).decode().partition("=")
+    except (binascii.Error, UnicodeDecodeError):
+        raise ValueError("The cursor is not valid.") from None
+    if direction not in ("older", "newer") or not anchor:
+        raise ValueError("The cursor is not valid.")
+    return direction, anchor
 
 
 def _input_problem(request: dict[str, Any]) -> str:

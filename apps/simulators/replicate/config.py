@@ -8,6 +8,9 @@ from typing import Any
 MODEL = "uglyrobot/sora2-watermark-remover"
 # The version whose input schema the client was written against (input `video`, a file URL).
 VERSION = "7b636d39f482f129dfa3429fdc7c5c2d4f4ef36e4cbc6d919b701c1d39162797"
+# When that version was pushed, and with which Cog, as `models.get` reports them.
+VERSION_CREATED_AT = "2025-10-14T09:21:37.384213Z"
+COG_VERSION = "0.16.8"
 
 
 @dataclass
@@ -25,6 +28,10 @@ class ReplicateSimConfig:
     rate_limit: int = 600  # creates per minute; more are answered 429
     model_gone: bool = False  # the model was deleted or made private: 404 for it
     webhook_repeats: int = 1  # send each webhook this many times (Replicate may retry)
+    # A model version that loses the sound: outputs come without the input's audio.
+    drops_sound: bool = False
+    # Predictions per page of `GET /v1/predictions` (Replicate gives 100).
+    page_size: int = 100
 
     def __post_init__(self) -> None:
         problems = [
@@ -34,6 +41,7 @@ class ReplicateSimConfig:
             (not 0 <= self.failure_rate <= 1, "failure_rate must be between 0 and 1"),
             (self.rate_limit < 1, "rate_limit must be at least 1"),
             (self.webhook_repeats < 1, "webhook_repeats must be at least 1"),
+            (self.page_size < 1, "page_size must be at least 1"),
             (self.model.count("/") != 1, "model must be owner/name"),
         ]
         errors = [message for failed, message in problems if failed]

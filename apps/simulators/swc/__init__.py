@@ -16,8 +16,9 @@ server (`sorawm/server/` upstream) it:
   frozen at PROCESSING forever instead, as a server with its SQLite file does.
 
 Faults: `failure_rate` (ERROR), `stall_rate` (the run freezes, percentage and all, until a
-restart — the whole server is wedged, as a hung GPU run wedges SWC). The result is the upload
-with its marks painted over (`mark_painter`), a real MP4. `get_queue_status`'s body is this
+restart — the whole server is wedged, as a hung GPU run wedges SWC), `drops_sound` (results
+without their audio). The result is the upload with its marks painted over (`mark_painter`), a
+real MP4 with the upload's sound, as upstream merges it back. `get_queue_status`'s body is this
 simulator's own shape: upstream documents none, and the client only needs it to answer.
 The server is the simulators' shared one (`simulators.http`); uploads are streamed to disk.
 """
@@ -60,6 +61,8 @@ class SwcSimConfig:
     required_authorization: str = ""
     proxy_status: int = 0
     max_upload_bytes: int = 0  # the proxy's body-size limit (413 above it); 0: none
+    # A build that forgets to merge the sound back: results come without the original's audio.
+    drops_sound: bool = False
 
     def __post_init__(self) -> None:
         problems = [
@@ -221,7 +224,12 @@ class SwcSimulator:
                     task.percentage = max(task.percentage, START_PERCENTAGE + int(share * span))
 
         try:
-            paint_over_marks(task.upload, task.output, on_progress=lambda s: report(s / 2))
+            paint_over_marks(
+                task.upload,
+                task.output,
+                on_progress=lambda s: report(s / 2),
+                keep_sound=not config.drops_sound,
+            )
         except NotAVideo:
             fails = True
         stall_at = started + config.seconds_per_video * self._random.uniform(0.2, 0.8)
