@@ -31,13 +31,13 @@ from apps.removal.base import (
     ProviderError,
     ProviderUnavailable,
     RateLimited,
-    RemovalProvider,
     RetryableError,
     TaskInput,
     TaskNotReady,
     TaskState,
     TaskStatus,
 )
+from apps.removal.hosted import HostedProvider
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class _Envelope:
     data: Any
 
 
-class KieProvider(RemovalProvider):
+class KieProvider(HostedProvider):
     """One Kie account: a pooled HTTP client with a bearer key and explicit timeouts."""
 
     name = "kie"
@@ -108,28 +108,20 @@ class KieProvider(RemovalProvider):
         simulated: bool = False,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        super().__init__(
+            token=api_key,
+            base_url=base_url,
+            timeout_seconds=timeout_seconds,
+            simulated=simulated,
+            transport=transport,
+        )
         self._api_key = api_key
-        # The local simulator serves its results on loopback, where no result link may lead
-        # otherwise: they are fetched with a client of their own, trusted.
-        self._simulator_results = httpx.Client(timeout=timeout_seconds) if simulated else None
         # Kie's fixed price for one remover run, in millionths of a dollar (None: not known).
         self._cost_micros = cost_micros
         self._create_limit = create_limit
         self._upload_method = upload_method
         self._webhook_hmac_key = webhook_hmac_key
         self._callback_max_age_seconds = callback_max_age_seconds
-        self._timeout = httpx.Timeout(timeout_seconds)
-        self._http = httpx.Client(
-            base_url=base_url,
-            headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
-            timeout=self._timeout,
-            transport=transport,
-        )
-
-    def close(self) -> None:
-        self._http.close()
-        if self._simulator_results is not None:
-            self._simulator_results.close()
 
     def start(self, task: TaskInput) -> str:
         if task.kind not in self.accepts:
@@ -169,9 +161,6 @@ class KieProvider(RemovalProvider):
         if self._webhook_hmac_key:
             self._check_signature(task_id, {k.lower(): v for k, v in headers.items()})
         return task_id
-
-    def result_client(self, task_id: str) -> httpx.Client | None:
-        return self._simulator_results
 
     def claim_starts(self, wanted: int, *, in_hand: int = 0) -> tuple[int, float]:
         return ratelimit.claim_starts(self._api_key, wanted, limit=self._create_limit)

@@ -46,12 +46,12 @@ from apps.removal.base import (
     ProviderError,
     ProviderUnavailable,
     RateLimited,
-    RemovalProvider,
     RetryableError,
     TaskInput,
     TaskState,
     TaskStatus,
 )
+from apps.removal.hosted import HostedProvider
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ _PROGRESS = re.compile(r"(\d{1,3})%\|")
 _RESETS_IN = re.compile(r"resets in ~?(\d+(?:\.\d+)?)\s*s")
 
 
-class ReplicateProvider(RemovalProvider):
+class ReplicateProvider(HostedProvider):
     """One Replicate account: a pooled HTTP client with a bearer token and explicit timeouts."""
 
     name = "replicate"
@@ -104,9 +104,13 @@ class ReplicateProvider(RemovalProvider):
         simulated: bool = False,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        # The local simulator serves its results on loopback, where no result link may lead
-        # otherwise: they are fetched with a client of their own, trusted.
-        self._simulator_results = httpx.Client(timeout=timeout_seconds) if simulated else None
+        super().__init__(
+            token=api_token,
+            base_url=base_url,
+            timeout_seconds=timeout_seconds,
+            simulated=simulated,
+            transport=transport,
+        )
         # Optional capacity: without a token it takes nothing, and nothing is sent to it.
         self.accepts = frozenset({InputKind.FILE}) if api_token else frozenset()
         self._api_token = api_token
@@ -116,18 +120,6 @@ class ReplicateProvider(RemovalProvider):
         self._secret_lock = threading.Lock()
         self._input_url_seconds = input_url_seconds
         self._create_limit = create_limit
-        self._timeout = httpx.Timeout(timeout_seconds)
-        self._http = httpx.Client(
-            base_url=base_url,
-            headers={"Authorization": f"Bearer {api_token}", "Accept": "application/json"},
-            timeout=self._timeout,
-            transport=transport,
-        )
-
-    def close(self) -> None:
-        self._http.close()
-        if self._simulator_results is not None:
-            self._simulator_results.close()
 
     # --- the protocol ---------------------------------------------------------------------
     def start(self, task: TaskInput) -> str:
@@ -177,9 +169,6 @@ class ReplicateProvider(RemovalProvider):
         if not cache.add(f"hooks:replicate:{webhook_id}", True, timeout=WEBHOOK_ID_MEMORY_SECONDS):
             raise CallbackReplayed("this webhook was already received")
         return prediction_id
-
-    def result_client(self, task_id: str) -> httpx.Client | None:
-        return self._simulator_results
 
     def signing_secret(self) -> str:
         """The account's webhook secret: configured, or asked of Replicate once per process."""
