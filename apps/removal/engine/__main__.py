@@ -39,7 +39,10 @@ def main() -> int:
 
     def progress(done: int, total: int) -> None:
         nonlocal last_line, asked_to_stop
-        if not args.progress or time.monotonic() - last_line < PROGRESS_EVERY_SECONDS:
+        finished = done >= total  # the last line always goes: a short video may end within one
+        if not args.progress or (
+            not finished and time.monotonic() - last_line < PROGRESS_EVERY_SECONDS
+        ):
             return
         last_line = time.monotonic()
         try:

@@ -149,6 +149,9 @@ def _follow(
         if ready:
             line = lines.readline()
             if not line:
+                _alive(
+                    task, **progress
+                )  # the last count, which a short video sends within a second
                 return report, stopped
             heard = time.monotonic()
             kind, _, rest = line.decode(errors="replace").strip().partition(" ")
