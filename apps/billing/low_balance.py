@@ -42,9 +42,13 @@ def check(*, team: Team) -> bool:
             event_type=EventType.CREDITS_LOW,
             payload={
                 "team": {"id": str(team.public_id), "name": team.name},
+                # `available` and `threshold` are in credits, as first published; the team set
+                # the threshold in videos, so each unit is named too (fields are only added).
                 "credits": {
                     "available": available,
                     "threshold": limit,
+                    "threshold_credits": limit,
+                    "threshold_videos": limit // settings.CREDITS_PER_VIDEO,
                     "videos_left": max(available, 0) // settings.CREDITS_PER_VIDEO,
                     "credits_per_video": settings.CREDITS_PER_VIDEO,
                 },

@@ -21,6 +21,11 @@ POSTER_QUALITY = 80
 IMAGE_CODECS = frozenset({"png", "mjpeg", "bmp", "gif", "webp", "tiff", "jpeg2000", "apng"})
 # A video that demuxes to fewer packets than its index promises was cut off part-way.
 COMPLETE_SHARE = 0.98
+# Top-level boxes an MP4 / QuickTime file has after its `ftyp` (ISO/IEC 14496-12, QuickTime).
+ISO_TOP_LEVEL_BOXES = frozenset(
+    {b"moov", b"mdat", b"free", b"skip", b"wide", b"uuid", b"pdin", b"moof", b"mfra", b"meta",
+     b"styp", b"sidx", b"ssix", b"prft", b"emsg", b"pnot"}
+)  # fmt: skip
 
 
 class MediaRefused(Refused):
@@ -61,7 +66,7 @@ def probe_video(path: Path) -> Probed:
     try:
         container = av.open(str(path))
     except av.FFmpegError:
-        if _starts_like_iso_media(path):
+        if _is_cut_off_iso_media(path):
             raise MediaRefused(
                 "This video is incomplete: the file was cut off before its end. "
                 "Export or download it again and upload the whole file."
@@ -115,10 +120,20 @@ def has_sound(path: Path) -> bool:
         return False
 
 
-def _starts_like_iso_media(path: Path) -> bool:
+def _is_cut_off_iso_media(path: Path) -> bool:
+    """Whether an unreadable file is the start of a real MP4: an `ftyp` box followed by
+    nothing or by another MP4 box. Anything else after a `ftyp` (a web page saved under a
+    video's name behind a copied header) is not a video at all, not an incomplete one."""
     with path.open("rb") as handle:
-        head = handle.read(12)
-    return len(head) >= 8 and head[4:8] == b"ftyp"
+        head = handle.read(8)
+        if len(head) < 8 or head[4:8] != b"ftyp":
+            return False
+        ftyp_size = int.from_bytes(head[:4], "big")
+        if not 8 <= ftyp_size <= 4096:
+            return False
+        handle.seek(ftyp_size)
+        following = handle.read(8)
+    return len(following) < 8 or following[4:8] in ISO_TOP_LEVEL_BOXES
 
 
 def _seconds(container: av.container.InputContainer, stream: av.VideoStream) -> float:

@@ -71,7 +71,6 @@ class UrlRefused(Exception):
 
 _URL_REFUSALS = {
     Refusal.MALFORMED: "Enter a full address, such as https://example.com/hooks/unmark.",
-    Refusal.NOT_HTTPS: "Use an https:// address: messages carry your team's data.",
     Refusal.PRIVATE: (
         "This address points into a private network (a private, loopback or link-local "
         "address). Use an address reachable from the internet."
@@ -90,7 +89,17 @@ def vet_url(url: str) -> str:
             allow_loopback=settings.WEBHOOK_ALLOW_LOOPBACK,
         )
     except outbound.AddressRefused as refused:
+        if refused.refusal == Refusal.NOT_HTTPS:
+            raise UrlRefused(_schemes_accepted()) from None
         raise UrlRefused(_URL_REFUSALS[refused.refusal]) from None
+
+
+def _schemes_accepted() -> str:
+    # What this deployment takes: production takes https only, a local run plain http too,
+    # and a person who typed ftp:// should learn which of the two they may use here.
+    if settings.WEBHOOK_HTTPS_ONLY:
+        return "Use an https:// address: messages carry your team's data."
+    return "Use an https:// address (or http://, which this server also accepts)."
 
 
 def create_endpoint(*, team: Team, url: str, events: list[str], actor: User) -> Endpoint:

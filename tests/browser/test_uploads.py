@@ -269,7 +269,7 @@ def test_files_go_straight_to_the_bucket_and_are_checked_before_they_are_accepte
 
     good_item, bad_item = upload_items(page).all()
     expect(good_item).to_contain_text("ready", timeout=30_000)
-    expect(bad_item).to_contain_text("This video is incomplete")
+    expect(bad_item).to_contain_text("This is not a video file we can read.")
     # The bytes went to the bucket, not through the app.
     assert f"POST {bucket}/{BUCKET}" in requests
     assert not [request for request in requests if request.endswith("/uploads/")]

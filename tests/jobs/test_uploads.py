@@ -151,6 +151,10 @@ def truncated(data: bytes) -> bytes:
 HOSTILE = {
     "zero bytes": (lambda tmp: b"", "This file is empty (0 bytes)."),
     "text named .mp4": (lambda tmp: b"not a video " * 500, "This is not a video file we can read."),
+    "a web page behind an MP4 header": (
+        lambda tmp: b"\0\0\0\x18ftypisom\0\0\x02\0isomiso2" + b"<!DOCTYPE html><p>hi</p>" * 50,
+        "This is not a video file we can read.",
+    ),
     "cut off before its index": (
         lambda tmp: truncated(clip_bytes(tmp, seconds=2)),
         "This video is incomplete: the file was cut off before its end.",

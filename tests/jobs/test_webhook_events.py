@@ -142,7 +142,7 @@ def test_credits_falling_below_the_threshold_tell_credits_low_once(
 ):
     team = alice_membership.team
     Wallet.objects.filter(team=team).update(balance=30, held=0)
-    Team.objects.filter(pk=team.pk).update(low_balance_threshold=25)
+    Team.objects.filter(pk=team.pk).update(low_balance_threshold=30)
     endpoint = make_endpoint(team, receiver.url(), [EventType.CREDITS_LOW])
 
     first = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
@@ -154,7 +154,9 @@ def test_credits_falling_below_the_threshold_tell_credits_low_once(
     [low] = messages(receiver, endpoint)["credits.low"]
     assert low["credits"] == {
         "available": 20,
-        "threshold": 25,
+        "threshold": 30,
+        "threshold_credits": 30,
+        "threshold_videos": 3,
         "videos_left": 2,
         "credits_per_video": 10,
     }

@@ -116,6 +116,21 @@ def test_production_takes_https_only(settings, monkeypatch):
     assert vet_url("https://hooks.example.com/unmark") == "93.184.215.14"
 
 
+def test_another_scheme_is_told_what_this_deployment_accepts(settings, monkeypatch):
+    resolving(monkeypatch, "hooks.example.com", ["93.184.215.14"])
+    settings.WEBHOOK_HTTPS_ONLY = False
+    with pytest.raises(UrlRefused) as local:
+        vet_url("ftp://hooks.example.com/unmark")
+    settings.WEBHOOK_HTTPS_ONLY = True
+    with pytest.raises(UrlRefused) as production:
+        vet_url("ftp://hooks.example.com/unmark")
+
+    assert str(local.value) == (
+        "Use an https:// address (or http://, which this server also accepts)."
+    )
+    assert str(production.value) == "Use an https:// address: messages carry your team's data."
+
+
 def test_an_unknown_name_is_refused_in_plain_words():
     with pytest.raises(UrlRefused, match="No server answers to this name"):
         vet_url("https://no-such-host.invalid/hook")
