@@ -137,7 +137,8 @@ def accepting(kind: InputKind) -> list[RemovalProvider]:
     what = InputKind(kind).label.lower() + "s"
     if not stands:
         raise NoProvider(f"No removal provider takes {what}.")
-    raise NoProvider(f"{what.capitalize()} cannot be cleaned right now: {_reasons(stands)}.")
+    logger.warning("input refused", extra={"kind": kind, "reasons": _reasons(stands)})
+    raise NoProvider(_out_of_service(what))
 
 
 def provider_at_submission(kind: InputKind) -> RemovalProvider:
@@ -146,6 +147,12 @@ def provider_at_submission(kind: InputKind) -> RemovalProvider:
     taking = accepting(kind)
     stands = {stand.provider.name: stand for stand in standings(kind)}
     return next((p for p in taking if stands[p.name].sendable), taking[0])
+
+
+def _out_of_service(what: str) -> str:
+    """What a customer reads while nobody can clean `what`: what they can do, not which of
+    our providers is out and why (that is for staff: the admin and the logs)."""
+    return f"{what.capitalize()} cannot be cleaned right now; please try again in a little while."
 
 
 def _reasons(stands: Iterable[Standing]) -> str:
@@ -216,7 +223,7 @@ def outages(kinds: Iterable[InputKind] = tuple(InputKind)) -> list[Outage]:
             found.append(
                 Outage(
                     kind,
-                    f"{what.capitalize()} cannot be cleaned right now: {_reasons(stands)}.",
+                    _out_of_service(what),
                     f"New {what} are refused until then, and nothing is charged for them. Any "
                     f"already waiting go out when it is back, or are refunded after {minutes} "
                     "minutes.",

@@ -149,8 +149,8 @@ def test_with_both_down_files_are_refused_at_submission_and_nothing_is_held(
     page = post_videos(login(alice), alice, [("later.mp4", clip_bytes(tmp_path))])
 
     assert (
-        "Uploaded files cannot be cleaned right now: our cleaning servers are not answering, "
-        "and Replicate is unavailable. Nothing was charged." in page.text
+        "Uploaded files cannot be cleaned right now; please try again in a little while. "
+        "Nothing was charged." in page.text
     )
     assert (ledger.available_credits(team), Job.objects.count()) == before
     assert Upload.objects.count() == 1  # the checked file waits in the form

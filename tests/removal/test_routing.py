@@ -102,15 +102,19 @@ def test_files_are_refused_with_the_reason_when_no_provider_can_take_them(
 
     assert page.status_code == 200
     assert (
-        "Uploaded files cannot be cleaned right now: our cleaning servers are not answering, "
-        "and Replicate is unavailable. Nothing was charged." in page.text
+        "Uploaded files cannot be cleaned right now; please try again in a little while. "
+        "Nothing was charged." in page.text
     )
+    assert "Replicate" not in page.text
+    assert "our cleaning servers" not in page.text
     assert not Job.objects.exists()
     assert ledger.available_credits(team) == before
     assert Upload.objects.count() == 1  # the checked file waits in the form
 
 
-def test_every_reason_is_given_when_every_provider_of_a_kind_is_out(settings, alice):
+def test_customers_read_what_they_can_do_and_staff_every_reason_when_a_kind_is_out(
+    settings, alice, caplog
+):
     settings.SWC_SERVERS = TEN_SERVERS[:1]
     settings.FILE_PROVIDERS = ["swc"]
     routing.switch(name="swc", enabled=False, reason="GPU driver upgrade", by=alice)
@@ -122,12 +126,18 @@ def test_every_reason_is_given_when_every_provider_of_a_kind_is_out(settings, al
         routing.accepting(InputKind.LINK)
 
     assert str(files.value) == (
-        "Uploaded files cannot be cleaned right now: "
-        "our cleaning servers are switched off by our team for now. Nothing was charged."
+        "Uploaded files cannot be cleaned right now; please try again in a little while. "
+        "Nothing was charged."
     )
     assert str(links.value) == (
-        "Sora links cannot be cleaned right now: Kie is unavailable. Nothing was charged."
+        "Sora links cannot be cleaned right now; please try again in a little while. "
+        "Nothing was charged."
     )
+    reasons = [record.reasons for record in caplog.records if hasattr(record, "reasons")]
+    assert reasons == [
+        "our cleaning servers are switched off by our team for now",
+        "Kie is unavailable",
+    ]
 
 
 def test_links_wait_for_a_paused_kie_rather_than_being_refused(sim_stack, alice_membership):
@@ -153,7 +163,8 @@ def test_the_dashboard_says_plainly_when_files_cannot_be_processed(settings, ali
     page = client.get(at(alice, "jobs:dashboard")).text
 
     assert 'data-testid="outage-file"' in page
-    assert "Uploaded files cannot be cleaned right now" in page
+    assert "Uploaded files cannot be cleaned right now; please try again in a little while." in page
+    assert "switched off" not in page
     assert "New uploaded files are refused until then, and nothing is charged for them." in page
     assert "moving racks" not in page  # staff's reason is for staff
 
