@@ -7,6 +7,7 @@ concurrent changes (two owners demoting each other, say) cannot both pass.
 """
 
 from allauth.mfa.utils import is_mfa_enabled
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count, Q
@@ -176,7 +177,10 @@ def set_monthly_limit(*, actor: Membership, target: Membership, limit: int | Non
             kind=TeamEventKind.LIMIT_CHANGED,
             actor=actor.user,
             subject_email=target.user.email,
-            detail="No limit" if limit is None else f"{plural.credits(limit)} a month",
+            detail="No limit"
+            if limit is None
+            else f"{plural.videos(limit // settings.CREDITS_PER_VIDEO)} a month"
+            f" ({plural.credits(limit)})",
         )
 
 

@@ -13,6 +13,7 @@ from typing import Protocol
 from django.conf import settings
 from django.utils import timezone
 
+from apps import plural
 from apps.accounts.models import Membership, Team
 
 
@@ -47,6 +48,25 @@ def count_monthly_usage_with(source: MonthlyUsage) -> None:
 def credits_used_this_month_by_member(*, team: Team) -> dict[int, int]:
     """Credits each person has spent in `team` this month, keyed by user id (absent: none)."""
     return _monthly_usage(team=team)
+
+
+@dataclass(frozen=True)
+class MonthUsage:
+    """What a member used this month, as people read it: in videos, against their limit."""
+
+    credits: int
+    limit: int | None
+
+    @property
+    def videos(self) -> int:
+        return self.credits // settings.CREDITS_PER_VIDEO
+
+    @property
+    def words(self) -> str:
+        """ "3 videos", or "1 of 2 videos" for a member with a monthly limit."""
+        if self.limit is None:
+            return plural.videos(self.videos)
+        return f"{self.videos:,} of {plural.videos(self.limit // settings.CREDITS_PER_VIDEO)}"
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ from apps.accounts.models import (
     User,
 )
 from apps.accounts.services import ActionRefused
-from apps.accounts.usage import credits_used_this_month_by_member, start_of_month
+from apps.accounts.usage import MonthUsage, credits_used_this_month_by_member, start_of_month
 
 EVENTS_PER_PAGE = 50
 
@@ -131,7 +131,7 @@ def _same_page_in(team: Team, path: str) -> str:
 @dataclass(frozen=True)
 class MemberRow:
     membership: Membership
-    credits_used: int
+    usage: MonthUsage
     can_manage: bool
 
 
@@ -140,7 +140,11 @@ def _members_context(request: MemberRequest, **extra: object) -> dict[str, objec
     team = me.team
     usage = credits_used_this_month_by_member(team=team)
     rows = [
-        MemberRow(member, usage.get(member.user_id, 0), me.can_manage_member(member))
+        MemberRow(
+            member,
+            MonthUsage(usage.get(member.user_id, 0), member.monthly_credit_limit),
+            me.can_manage_member(member),
+        )
         for member in Membership.objects.filter(team=team).select_related("user").in_rank_order()
     ]
     context: dict[str, object] = {
@@ -276,7 +280,10 @@ def member(request: MemberRequest, membership_id: int) -> HttpResponse:
             "team": me.team,
             "me": me,
             "target": target,
-            "credits_used": credits_used_this_month_by_member(team=me.team).get(target.user_id, 0),
+            "usage": MonthUsage(
+                credits_used_this_month_by_member(team=me.team).get(target.user_id, 0),
+                target.monthly_credit_limit,
+            ),
             "role_form": ChangeRoleForm(initial={"role": target.role}),
             "limit_form": MonthlyLimitForm(
                 initial={

@@ -19,7 +19,7 @@ from apps import plural
 from apps.accounts.access import MemberRequest, get_team_owned, team_member_required
 from apps.accounts.models import MANAGER_ROLES, Membership, Team
 from apps.accounts.usage import limit_left
-from apps.billing import ledger, services, webhooks
+from apps.billing import history_csv, ledger, services, webhooks
 from apps.billing import stripe_gateway as gateway
 from apps.billing.forms import CheckoutForm
 from apps.billing.models import LedgerEntry, TopUp, TopUpStatus
@@ -114,13 +114,7 @@ def _overview_url(team: Team) -> str:
 @require_GET
 def ledger_csv(request: MemberRequest) -> StreamingHttpResponse:
     team = request.membership.team
-    entries = (
-        LedgerEntry.objects.filter(team=team)
-        .select_related("job", "topup")
-        .order_by("created_at", "id")
-        .iterator(chunk_size=2000)
-    )
-    response = StreamingHttpResponse(_csv_rows(entries), content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(_csv_lines(team.pk), content_type="text/csv; charset=utf-8")
     filename = f"unmark-credits-{team.public_id}-{timezone.now():%Y-%m-%d}.csv"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
@@ -180,23 +174,8 @@ class _Echo:
         return value
 
 
-def _csv_rows(entries: Iterator[LedgerEntry]) -> Iterator[str]:
+def _csv_lines(team_id: int) -> Iterator[str]:
     writer = csv.writer(_Echo())
-    yield writer.writerow(["time", "kind", "amount", "available_change", "memo", "video", "top_up"])
-    for entry in entries:
-        yield writer.writerow(
-            [
-                entry.created_at.isoformat(),
-                entry.kind,
-                entry.amount,
-                entry.available_change,
-                _text_cell(entry.memo),
-                entry.job.public_id if entry.job else "",
-                entry.topup.public_id if entry.topup else "",
-            ]
-        )
-
-
-def _text_cell(value: str) -> str:
-    # Spreadsheets run cells that start with these as formulas.
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+    yield writer.writerow(history_csv.COLUMNS)
+    for row in history_csv.rows(team_id):
+        yield writer.writerow(row)

@@ -6,6 +6,7 @@ hold is released), so they do not count against anyone's limit. The member pages
 show these figures through `apps.accounts.usage`, which `JobsConfig.ready` points here.
 """
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet, Sum
 from django.utils.translation import ngettext
@@ -64,16 +65,28 @@ class MonthlyLimitReached(Refused):
         super().__init__(self._words())
 
     def _words(self) -> str:
+        # People set and read limits in videos; credits, the money, go in brackets.
+        per_video = settings.CREDITS_PER_VIDEO
         if self.remaining == 0:
+            limit = plural.videos(self.limit // per_video)
             return (
-                f"You have used all of your monthly limit of {plural.credits(self.limit)}. It"
-                f" resets on {self.resets_at.day} {self.resets_at:%B}."
+                f"You have used all of your monthly limit of {limit}"
+                f" ({plural.credits(self.limit)}). It resets on {self.resets_at.day}"
+                f" {self.resets_at:%B}."
             )
-        return ngettext(
-            "You can use %(remaining)s more credit this month (your limit is %(limit)s).",
-            "You can use %(remaining)s more credits this month (your limit is %(limit)s).",
+        videos = self.requested // per_video
+        need = ngettext(
+            "Your video needs %(credits)s", "Your %(videos)s need %(credits)s", videos
+        ) % {"videos": plural.videos(videos), "credits": plural.credits(self.requested)}
+        left = ngettext(
+            "you can use %(remaining)s more credit (%(videos)s) this month",
+            "you can use %(remaining)s more credits (%(videos)s) this month",
             self.remaining,
-        ) % {"remaining": f"{self.remaining:,}", "limit": plural.credits(self.limit)}
+        ) % {
+            "remaining": f"{self.remaining:,}",
+            "videos": plural.videos(self.remaining // per_video),
+        }
+        return f"{need}; {left}."
 
 
 def check_monthly_limit(*, membership: Membership, credits: int) -> None:

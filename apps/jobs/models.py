@@ -474,6 +474,12 @@ class Job(models.Model):
         return "refunded"
 
     @property
+    def credits_words(self) -> str:
+        """What this video did to the credits, in the one wording the list and its page share:
+        "10 reserved", "10 charged" or "10 refunded"."""
+        return f"{self.credits:,} {self.credits_status}"
+
+    @property
     def charged_micros(self) -> int:
         """What the team paid for this video at the list price of a credit, in millionths of a
         dollar: its credits if it succeeded, nothing if it failed or was canceled (or has not

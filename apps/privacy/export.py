@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from apps.accounts.models import Membership, Role, User
-from apps.billing.models import LedgerEntry
+from apps.billing import history_csv
 from apps.jobs.models import Job
 
 ROWS_PER_CHUNK = 500
@@ -27,14 +27,14 @@ JOB_COLUMNS = [
     "video_id", "team", "input", "link", "file_name", "state", "credits",
     "created_at", "finished_at", "failure",
 ]  # fmt: skip
-CREDIT_COLUMNS = ["date", "kind", "credits", "memo", "video_id"]
 
 README = """Your Unmark data, exported {when}.
 
 profile.json      your account: email addresses, name, dates, two-factor methods
 teams.json/.csv   the teams you belong to and your role in each
 jobs.csv          every video you sent: its link or file name, state, credits and dates
-credits/*.csv     the full credit history of each team you own (one file per team)
+credits/*.csv     the full credit history of each team you own (one file per team), in the
+                  columns of the credits page's "Download history (CSV)"
 
 Times are in UTC (ISO 8601). Credits: 10 credits = one video.
 """
@@ -110,19 +110,6 @@ def job_rows(user: User) -> Iterator[list[object]]:
         ]  # fmt: skip
 
 
-def credit_rows(team_id: int) -> Iterator[list[object]]:
-    entries = (
-        LedgerEntry.objects.filter(team_id=team_id)
-        .select_related("job")
-        .order_by("created_at", "id")
-    )
-    for entry in entries.iterator(chunk_size=ROWS_PER_CHUNK):
-        yield [
-            _when(entry.created_at), entry.get_kind_display(), entry.amount, entry.memo,
-            entry.job.public_id if entry.job else "",
-        ]  # fmt: skip
-
-
 def stream_export(user: User) -> Iterator[bytes]:
     """The zip's bytes, a chunk at a time."""
     drain = _Drain()
@@ -141,7 +128,9 @@ def stream_export(user: User) -> Iterator[bytes]:
         for membership in owned.select_related("team").order_by("team__name", "id"):
             team = membership.team
             name = f"credits/{slugify(team.name) or 'team'}-{str(team.public_id)[:8]}.csv"
-            yield from _csv_entry(archive, drain, name, CREDIT_COLUMNS, credit_rows(team.pk))
+            yield from _csv_entry(
+                archive, drain, name, history_csv.COLUMNS, history_csv.rows(team.pk)
+            )
     yield drain.take()
 
 

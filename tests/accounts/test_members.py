@@ -65,9 +65,9 @@ def test_credits_used_this_month_count_only_charged_jobs_of_this_month_in_this_t
 
     page = login(alice).get(members_url(acme))
 
-    assert '<td class="num">20' in row_of(page.text, "carol@example.com")
-    assert '<td class="num">30' in row_of(page.text, "alice@example.com")
-    assert '<td class="num">0' in row_of(page.text, "bob@example.com")
+    assert '<td class="num">2 videos</td>' in row_of(page.text, "carol@example.com")
+    assert '<td class="num">3 videos</td>' in row_of(page.text, "alice@example.com")
+    assert '<td class="num">0 videos</td>' in row_of(page.text, "bob@example.com")
 
 
 def test_the_members_page_takes_the_same_queries_however_many_members(login, acme, alice):
@@ -190,7 +190,7 @@ def test_an_admin_sets_and_lifts_a_members_monthly_limit(login, acme, bob, carol
     response = client.post(url, {"monthly_credit_limit": "10"}, follow=True)  # videos
     assert membership(acme, carol).monthly_credit_limit == 100
     assert "carol@example.com may make 10 videos a month (100 credits)." in response.text
-    assert "of 100" in row_of(response.text, "carol@example.com")
+    assert '<td class="num">0 of 10 videos</td>' in row_of(response.text, "carol@example.com")
 
     client.post(url, {"monthly_credit_limit": ""})
     assert membership(acme, carol).monthly_credit_limit is None
@@ -199,7 +199,19 @@ def test_an_admin_sets_and_lifts_a_members_monthly_limit(login, acme, bob, carol
         .order_by("pk")
         .values_list("detail", flat=True)
     )
-    assert details == ["100 credits a month", "No limit"]
+    assert details == ["10 videos a month (100 credits)", "No limit"]
+
+
+def test_a_members_page_reads_their_use_against_their_limit_in_videos(login, acme, bob, carol):
+    Membership.objects.filter(team=acme, user=carol).update(monthly_credit_limit=20)
+    job(acme, carol)
+
+    page = login(bob).get(
+        reverse("accounts:member", args=[acme.public_id, membership(acme, carol).pk])
+    )
+
+    assert '<p class="stat">1 of 2 videos</p>' in page.text
+    assert "(10 credits)" in page.text
 
 
 def test_an_admin_cannot_lift_their_own_limit(login, acme, alice, bob):

@@ -131,7 +131,7 @@ def test_the_makers_monthly_limit_applies_to_their_key(acme, alice, acme_api):
 
     assert response.status_code == 403
     assert response.json()["type"] == "urn:unmark:problem:monthly-limit-reached"
-    assert "You can use 10 more credits this month" in response.json()["detail"]
+    assert "you can use 10 more credits (1 video) this month" in response.json()["detail"]
     assert Job.objects.count() == 0
 
 

@@ -43,12 +43,17 @@ def test_the_credits_column_says_charged_and_refunded(login, alice):
     lifecycle.succeed_job(charged, name="results/x.mp4", size=1, sha256="x" * 64)
     lifecycle.fail_job(refunded, code="kie_500", message="It could not be processed.")
 
-    page = login(alice).get(dashboard_url(charged.team))
+    client = login(alice)
+    page = client.get(dashboard_url(charged.team))
     table = words(page).split("Your team's videos")[1]
+    job_page = words(client.get(refunded.get_absolute_url()))
 
     assert "10 charged" in table
-    assert "0 refunded" in table
+    assert "10 refunded" in table
+    assert " 0 refunded" not in table
     assert "kie_500" not in table
+    # The job page words it the same way as the list.
+    assert "Credits 10 refunded" in job_page
 
 
 def test_repeated_lines_are_explained_per_line_and_charged_once(login, alice):

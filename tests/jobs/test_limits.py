@@ -87,8 +87,8 @@ def test_a_submission_past_the_limit_is_refused_with_what_is_left(acme, carol):
         check(carols, 50)
 
     assert (reached.value.limit, reached.value.used, reached.value.remaining) == (100, 60, 40)
-    assert (
-        str(reached.value) == "You can use 40 more credits this month (your limit is 100 credits)."
+    assert str(reached.value) == (
+        "Your 5 videos need 50 credits; you can use 40 more credits (4 videos) this month."
     )
 
 
@@ -103,7 +103,7 @@ def test_a_spent_limit_says_when_it_resets(acme, carol):
 
     assert reached.value.remaining == 0
     assert str(reached.value) == (
-        "You have used all of your monthly limit of 20 credits. It resets on 1 December."
+        "You have used all of your monthly limit of 2 videos (20 credits). It resets on 1 December."
     )
 
 

@@ -163,7 +163,10 @@ def test_a_member_over_their_monthly_limit_is_told_and_nothing_is_created(login,
     membership.save()
     response = submit(login(carol), acme, f"{GOOD}\n{OTHER}")
 
-    assert "You can use 10 more credits this month (your limit is 10 credits)." in response.text
+    assert (
+        "Your 2 videos need 20 credits; you can use 10 more credits (1 video) this month."
+        in response.text
+    )
     assert Job.objects.count() == 0
 
 
@@ -538,4 +541,7 @@ def test_a_monthly_limit_of_one_credit_is_said_in_the_singular(login, carol, acm
 
     response = submit(login(carol), acme, GOOD)
 
-    assert "You can use 1 more credit this month (your limit is 1 credit)." in response.text
+    assert (
+        "Your video needs 10 credits; you can use 1 more credit (0 videos) this month."
+        in response.text
+    )

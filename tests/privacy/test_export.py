@@ -78,13 +78,22 @@ def test_credit_history_is_included_only_for_teams_they_own(login, acme, alice, 
 
     acme_file = f"credits/acme-{str(acme.public_id)[:8]}.csv"
     rows = read_csv(owner_zip, acme_file)
-    assert [(r["kind"], r["credits"], r["memo"]) for r in rows] == [
-        ("Grant", "1000", "Staff grant")
-    ]
+    assert [(r["kind"], r["amount"], r["memo"]) for r in rows] == [("grant", "1000", "Staff grant")]
     assert acme_file not in member_zip.namelist()
     personal = [n for n in member_zip.namelist() if n.startswith("credits/")]
     assert len(personal) == 1  # carol's own team: its welcome credits
     assert read_csv(member_zip, personal[0])[0]["memo"] == "Welcome credits"
+
+
+def test_the_export_and_the_credits_page_write_the_same_rows(login, acme, alice):
+    ledger.grant(team=acme, credits=1000, key="grant:acme", memo="=HYPERLINK(evil)")
+    client = login(alice)
+    page_csv = client.get(reverse("billing:ledger_csv", args=[acme.public_id]))
+
+    exported = download(client).read(f"credits/acme-{str(acme.public_id)[:8]}.csv").decode()
+
+    assert exported == b"".join(page_csv.streaming_content).decode()
+    assert exported.splitlines()[0] == "time,kind,amount,available_change,memo,video,top_up"
 
 
 def test_many_jobs_stream_out_in_several_chunks(login, acme, carol):
