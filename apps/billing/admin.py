@@ -13,7 +13,7 @@ from django.utils.translation import ngettext
 
 from apps.accounts.models import User
 from apps.billing import ledger, services, webhooks
-from apps.billing.forms import StaffCreditForm
+from apps.billing.forms import PaymentReceivedForm, StaffCreditForm
 from apps.billing.models import LedgerEntry, StripeEvent, TopUp, Wallet
 
 WALLET_FIELDS = (
@@ -74,10 +74,13 @@ class WalletAdmin(ReadOnlyAdmin):
     def available(self, wallet: Wallet) -> int:
         return wallet.available
 
-    @admin.display(description="Grant / adjust")
+    @admin.display(description="Credits")
     def credit_link(self, wallet: Wallet) -> str:
-        url = reverse("admin:billing_wallet_credit", args=[wallet.pk])
-        return format_html('<a href="{}">Grant or adjust credits</a>', url)
+        return format_html(
+            '<a href="{}">Record a payment received</a> · <a href="{}">Grant or adjust credits</a>',
+            reverse("admin:billing_wallet_payment", args=[wallet.pk]),
+            reverse("admin:billing_wallet_credit", args=[wallet.pk]),
+        )
 
     def has_grant_credits_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("billing.grant_credits")
@@ -94,8 +97,10 @@ class WalletAdmin(ReadOnlyAdmin):
 
     def get_urls(self) -> list[URLPattern]:
         credit = self.admin_site.admin_view(self.credit_view)
+        payment = self.admin_site.admin_view(self.payment_view)
         return [
             path("<int:pk>/credit/", credit, name="billing_wallet_credit"),
+            path("<int:pk>/payment/", payment, name="billing_wallet_payment"),
             *super().get_urls(),
         ]
 
@@ -144,6 +149,45 @@ class WalletAdmin(ReadOnlyAdmin):
         }
         return TemplateResponse(request, "admin/billing/wallet/credit.html", context)
 
+    def payment_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """A payment received outside Stripe: a paid top-up, once per reference."""
+        if not self.has_grant_credits_permission(request):
+            raise PermissionDenied
+        wallet = get_object_or_404(Wallet.objects.select_related("team"), pk=pk)
+        form = PaymentReceivedForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            staff = request.user
+            assert isinstance(staff, User)  # admin_view lets only signed-in staff through
+            cents = int(form.cleaned_data["amount"] * 100)
+            try:
+                topup = services.record_payment(
+                    team=wallet.team,
+                    cents=cents,
+                    reference=form.cleaned_data["reference"],
+                    staff=staff,
+                )
+            except services.PaymentConflict as conflict:
+                form.add_error("reference", str(conflict))
+            except ValueError:
+                form.add_error("amount", "This amount buys no credit.")
+            else:
+                self.log_change(request, wallet, f"Payment received: {topup.reference}")
+                self.message_user(
+                    request,
+                    f"Recorded: ${topup.amount} received from {wallet.team} (reference "
+                    f"{topup.reference}), {topup.credits:,} credits added once.",
+                    messages.SUCCESS,
+                )
+                return redirect("admin:billing_wallet_change", wallet.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Record a payment received from {wallet.team}",
+            "opts": self.opts,
+            "wallet": wallet,
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/billing/wallet/payment.html", context)
+
 
 @admin.register(TopUp)
 class TopUpAdmin(ReadOnlyAdmin):
@@ -151,6 +195,7 @@ class TopUpAdmin(ReadOnlyAdmin):
     list_filter = ["status", "created_at"]
     search_fields = [
         "public_id",
+        "reference",
         "checkout_session_id",
         "payment_intent_id",
         "team__name",

@@ -1,4 +1,5 @@
 import uuid
+from decimal import Decimal
 
 from django import forms
 from django.conf import settings
@@ -53,3 +54,29 @@ class StaffCreditForm(forms.Form):
         elif cleaned.get("action") == self.GRANT and isinstance(credits, int) and credits < 0:
             self.add_error("credits", "A grant adds credits; use an adjustment to remove them.")
         return cleaned
+
+
+class PaymentReceivedForm(forms.Form):
+    """A payment received outside Stripe: the dollars that arrived and the bank's reference.
+    Dollars, because that is what staff see on the statement; the credits follow at the list
+    price."""
+
+    amount = forms.DecimalField(
+        label="Amount received, in US dollars",
+        max_digits=10,
+        decimal_places=2,
+        min_value=Decimal("0.01"),
+        help_text=f"Credits are added at the list price: {1 / settings.USD_PER_CREDIT:,.0f} "
+        "credits a dollar, rounded down.",
+    )
+    reference = forms.CharField(
+        max_length=100,
+        help_text="The bank transfer's or invoice's reference. A payment is recorded once per "
+        "reference: entering it again changes nothing.",
+    )
+
+    def clean_reference(self) -> str:
+        reference: str = self.cleaned_data["reference"].strip()
+        if not reference:
+            raise forms.ValidationError("Enter the payment's reference.")
+        return reference

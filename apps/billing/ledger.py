@@ -170,15 +170,16 @@ def grant(
 
 
 def credit_topup(*, topup: TopUp) -> LedgerEntry:
-    """Adds the credits of a paid top-up, once per Checkout Session (key `topup:<session id>`)."""
-    if not topup.checkout_session_id:
-        raise LedgerError(f"Top-up {topup.pk} has no Checkout Session to credit it by.")
+    """Adds the credits of a paid top-up, once per Checkout Session (key `topup:<session id>`)
+    or, for a payment staff recorded, once per its reference (key `payment:<reference>`)."""
+    if topup.checkout_session_id:
+        key = f"topup:{topup.checkout_session_id}"
+    elif topup.reference:
+        key = f"payment:{topup.reference}"
+    else:
+        raise LedgerError(f"Top-up {topup.pk} has no Checkout Session nor reference to credit.")
     movement = _Movement(
-        EntryKind.TOPUP,
-        topup.credits,
-        f"topup:{topup.checkout_session_id}",
-        topup=topup,
-        memo=f"Bought {topup.credits:,} credits",
+        EntryKind.TOPUP, topup.credits, key, topup=topup, memo=f"Bought {topup.credits:,} credits"
     )
     return _move_balance(team=topup.team, movement=movement)
 

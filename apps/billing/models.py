@@ -255,7 +255,9 @@ class TopUpStatus(models.TextChoices):
 
 
 class TopUp(models.Model):
-    """One purchase of credits through Stripe Checkout. Saved as pending before the redirect."""
+    """One purchase of credits: through Stripe Checkout (saved as pending before the redirect),
+    or a payment received some other way (a bank transfer) that staff recorded, paid at once,
+    with the payment's `reference`."""
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="topups")
@@ -273,6 +275,11 @@ class TopUp(models.Model):
         max_length=10, choices=TopUpStatus.choices, default=TopUpStatus.PENDING
     )
     checkout_session_id = models.CharField(max_length=255, blank=True)
+    reference = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="A payment recorded by staff: its bank or invoice reference (one top-up each).",
+    )
     payment_intent_id = models.CharField(max_length=255, blank=True, db_index=True)
     receipt_url = models.URLField(max_length=500, blank=True)
     refunded_cents = models.PositiveIntegerField(default=0)
@@ -292,6 +299,9 @@ class TopUp(models.Model):
                 fields=["checkout_session_id"],
                 condition=~Q(checkout_session_id=""),
                 name="topup_unique_checkout_session",
+            ),
+            models.UniqueConstraint(
+                fields=["reference"], condition=~Q(reference=""), name="topup_unique_reference"
             ),
         ]
 

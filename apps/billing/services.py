@@ -1,5 +1,5 @@
 """Buying credits with Stripe Checkout: prices, checkout, fulfilment, refunds and disputes;
-and staff grants and adjustments.
+payments received outside Stripe, recorded by staff; and staff grants and adjustments.
 
 Credits only ever move through `apps.billing.ledger`; this module decides *when* and *how many*
 from what Stripe reports, and it is safe to run any number of times on the same report. Credits
@@ -281,6 +281,53 @@ def _claw_back_dispute(topup: TopUp, dispute: Mapping[str, Any]) -> bool:
 
 def _dispute_reason(dispute: Mapping[str, Any]) -> str:
     return f"Payment dispute {dispute.get('id', '')}"
+
+
+class PaymentConflict(Exception):
+    """A payment's reference was already recorded for another team or amount: nothing changed."""
+
+
+def credits_for_cents(cents: int) -> int:
+    """The whole credits `cents` buy at the list price (`USD_PER_CREDIT`), rounded down."""
+    return int(Decimal(cents) / 100 / settings.USD_PER_CREDIT)
+
+
+def record_payment(*, team: Team, cents: int, reference: str, staff: User) -> TopUp:
+    """A payment received outside Stripe (a bank transfer), recorded by staff: a paid top-up of
+    the credits it buys at the list price, in the ledger, the team's top-ups and the figures.
+
+    Idempotent on the reference: recording it again for the same team and amount returns the
+    first top-up and changes nothing; for another team or amount raises `PaymentConflict`.
+    """
+    reference = reference.strip()
+    credits = credits_for_cents(cents)
+    if not reference or credits <= 0:
+        raise ValueError("A payment needs a reference and an amount that buys a credit.")
+    with transaction.atomic():
+        # The unique reference makes a racing second call fail here rather than pay twice.
+        topup, created = TopUp.objects.select_for_update().get_or_create(
+            reference=reference,
+            defaults={
+                "team": team,
+                "created_by": staff,
+                "credits": credits,
+                "amount_cents": cents,
+                "status": TopUpStatus.PAID,
+                "paid_at": timezone.now(),
+            },
+        )
+        if not created and (topup.team_id != team.pk or topup.amount_cents != cents):
+            raise PaymentConflict(
+                f"Reference {reference} was already recorded: ${topup.amount} for {topup.team}."
+            )
+        entry = ledger.credit_topup(topup=topup)
+        _log_credits_granted(
+            entry,
+            team=team,
+            detail=f"{plural.credits(credits)} bought: ${topup.amount} received, "
+            f"reference {reference}",
+        )
+    return topup
 
 
 def grant_by_staff(*, team: Team, credits: int, key: str, staff: User, reason: str) -> LedgerEntry:

@@ -6,7 +6,8 @@ from django.urls import reverse
 
 from apps.accounts.models import User
 from apps.billing import ledger
-from apps.billing.models import EntryKind, LedgerEntry, StripeEvent, Wallet
+from apps.billing.models import EntryKind, LedgerEntry, StripeEvent, TopUp, TopUpStatus, Wallet
+from apps.ops import figures
 
 pytestmark = pytest.mark.django_db
 
@@ -200,3 +201,99 @@ def test_staff_without_the_permission_are_not_offered_unfreeze_and_cannot_post_i
     assert page.status_code == 200
     assert 'value="unfreeze"' not in page.text
     assert Wallet.objects.get(team=acme).is_frozen
+
+
+# --- A payment received outside Stripe ---------------------------------------------------------
+def record_payment(client, wallet, amount: str, reference: str):
+    return client.post(
+        reverse("admin:billing_wallet_payment", args=[wallet.pk]),
+        {"amount": amount, "reference": reference},
+    )
+
+
+def test_staff_record_a_bank_transfer_as_a_paid_top_up_seen_by_the_team_and_the_figures(
+    login, staff, acme, alice
+):
+    wallet = Wallet.objects.get(team=acme)
+
+    response = record_payment(login(staff), wallet, "50.00", "BANK-2026-0042")
+
+    assert response.status_code == 302
+    topup = TopUp.objects.get(team=acme)
+    assert (topup.status, topup.credits, topup.amount_cents, topup.reference) == (
+        TopUpStatus.PAID,
+        10_000,
+        5000,
+        "BANK-2026-0042",
+    )
+    entry = LedgerEntry.objects.get(team=acme)
+    assert (entry.kind, entry.amount, entry.topup) == (EntryKind.TOPUP, 10_000, topup)
+    assert Wallet.objects.get(team=acme).balance == 10_000
+    money = figures.build(figures.Period.last_days(1)).money
+    assert (money.topups, money.topups_micros) == (1, 50_000_000)
+    page = login(alice).get(reverse("billing:overview", args=[acme.public_id])).text
+    topups = page.split('id="topups-title"')[1].split("</section>")[0]
+    assert "No top-ups yet" not in topups
+    assert "$50.00" in topups
+    assert "Payment received, reference BANK-2026-0042" in topups
+    assert "Free credits" not in page
+
+
+def test_a_payment_recorded_twice_by_its_reference_adds_credits_once(login, staff, acme):
+    wallet = Wallet.objects.get(team=acme)
+    client = login(staff)
+
+    record_payment(client, wallet, "50.00", "BANK-7")
+    again = record_payment(client, wallet, "50.00", " BANK-7 ")
+
+    assert again.status_code == 302
+    assert TopUp.objects.count() == 1
+    assert LedgerEntry.objects.filter(team=acme).count() == 1
+    assert Wallet.objects.get(team=acme).balance == 10_000
+
+
+def test_a_reference_already_used_for_another_amount_is_refused_and_changes_nothing(
+    login, staff, acme
+):
+    wallet = Wallet.objects.get(team=acme)
+    client = login(staff)
+    record_payment(client, wallet, "50.00", "BANK-7")
+
+    response = record_payment(client, wallet, "80.00", "BANK-7")
+
+    assert response.status_code == 200
+    assert "Reference BANK-7 was already recorded: $50.00 for Acme." in response.text
+    assert TopUp.objects.count() == 1
+    assert Wallet.objects.get(team=acme).balance == 10_000
+
+
+@pytest.mark.parametrize(
+    ("amount", "reference", "error"),
+    [
+        ("50", "", "This field is required."),
+        ("50", "   ", "This field is required."),
+        ("0", "BANK-8", "Ensure this value is greater than or equal to 0.01."),
+        ("0.001", "BANK-8", "Ensure that there are no more than 2 decimal places."),
+        ("fifty", "BANK-8", "Enter a number."),
+    ],
+)
+def test_a_payment_without_a_reference_or_amount_is_refused(
+    login, staff, acme, amount, reference, error
+):
+    response = record_payment(login(staff), Wallet.objects.get(team=acme), amount, reference)
+
+    assert response.status_code == 200
+    assert error in response.text
+    assert not TopUp.objects.exists()
+    assert not LedgerEntry.objects.filter(team=acme).exists()
+
+
+def test_staff_without_the_credit_permission_cannot_record_a_payment(login, acme):
+    clerk = User.objects.create_user("clerk@unmark.example", "a-long-unusual-pass-2")
+    clerk.is_staff = True
+    clerk.save()
+
+    response = record_payment(login(clerk), Wallet.objects.get(team=acme), "50.00", "BANK-9")
+
+    assert response.status_code == 403
+    assert not TopUp.objects.exists()

@@ -61,8 +61,11 @@ def test_without_stripe_keys_owners_see_the_packs_and_whom_to_write_to(login, al
     response = in_acme(login, alice, acme).get(acme_url("billing:overview", acme))
 
     page = text_of(response)
-    assert "1,000 credits · 100 videos $5.00" in page
-    assert "20,000 credits · 2,000 videos $100.00" in page
+    assert "Credit packs" in page
+    assert (
+        "Prices Credits Videos Price 1,000 100 $5.00 5,000 500 $25.00 20,000 2,000 $100.00" in page
+    )
+    assert 'type="radio"' not in response.text  # prices to read, nothing that looks selectable
     assert "Card payments are not available here yet." in page
     assert f"write to {settings.SUPPORT_EMAIL}" in page
     assert "STRIPE_SECRET_KEY" not in page  # operator language is for staff only
@@ -122,6 +125,9 @@ def test_the_history_shows_one_line_per_video_with_its_outcome_and_no_codes(logi
     ]
     assert "kie_500" not in response.text
     assert f'href="{charged.get_absolute_url()}"' in response.text
+    # A charge is a cost, not good news: it is not styled like success.
+    assert '<span class="badge">Charged</span>' in response.text
+    assert "badge-ok" not in response.text.split('id="ledger"')[1]
 
 
 def test_the_header_shows_the_current_teams_available_credits(login, alice, acme):
