@@ -42,6 +42,10 @@ _POSITIVE_KINDS = [EntryKind.GRANT, EntryKind.TOPUP, EntryKind.HOLD]
 _NEGATIVE_KINDS = [EntryKind.CAPTURE, EntryKind.RELEASE, EntryKind.CLAWBACK]
 
 
+# A team without a low-balance alert still sees its balance as low below this many videos.
+LOW_VIDEOS = 3
+
+
 class Wallet(models.Model):
     """A team's credits. `available = balance - held` is what new jobs may reserve."""
 
@@ -75,6 +79,15 @@ class Wallet(models.Model):
     @property
     def videos_available(self) -> int:
         return max(self.available, 0) // settings.CREDITS_PER_VIDEO
+
+    @property
+    def is_low(self) -> bool:
+        """Whether the balance is shown as running low (amber, in words): at or below the
+        team's low-balance alert, or, for a team that set none, under `LOW_VIDEOS` videos."""
+        threshold = self.team.low_balance_threshold
+        if threshold is None:
+            return self.videos_available < LOW_VIDEOS
+        return self.available <= threshold
 
     @property
     def is_frozen(self) -> bool:

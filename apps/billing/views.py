@@ -155,6 +155,7 @@ def _overview(request: MemberRequest, form: CheckoutForm, status: int = 200) -> 
         "form": form,
         "packs": services.credit_packs(),
         "credits_per_video": settings.CREDITS_PER_VIDEO,
+        "low_alert_videos": (team.low_balance_threshold or 0) // settings.CREDITS_PER_VIDEO,
         "topups": TopUp.objects.filter(team=team)[:TOPUP_HISTORY_SIZE],
         "ledger_page": page,
     }

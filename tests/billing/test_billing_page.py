@@ -8,7 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from apps.accounts.models import Membership
+from apps.accounts.models import Membership, Team
 from apps.billing import ledger
 from tests.billing.conftest import make_job
 
@@ -148,6 +148,24 @@ def test_the_header_balance_looks_low_below_three_videos(login, alice):
     page = login(alice).get(personal.get_absolute_url()).text
 
     assert re.search(r'class="balance-chip is-low"[^>]*><strong[^>]*>20</strong> available', page)
+
+
+@pytest.mark.parametrize(("credits", "low"), [(60, True), (90, True), (100, False)])
+def test_the_balance_looks_low_in_words_at_or_below_the_teams_alert(
+    login, alice, acme, credits, low
+):
+    ledger.grant(team=acme, credits=credits, key="promo:acme", memo="Launch promo")
+    Team.objects.filter(pk=acme.pk).update(low_balance_threshold=90)  # 9 videos
+    client = in_acme(login, alice, acme)
+
+    page = client.get(acme_url("billing:overview", acme)).text
+
+    chip = re.search(r'<a id="balance-chip".*?</a>', page, re.S)
+    assert chip
+    assert ("is-low" in chip.group(0)) is low
+    assert ("· low" in chip.group(0)) is low
+    warning = "Running low: at or below the alert your team set (9 videos)."
+    assert (warning in " ".join(re.sub(r"<[^>]+>", " ", page).split())) is low
 
 
 def test_the_header_balance_costs_one_query(login, alice):

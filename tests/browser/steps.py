@@ -28,7 +28,7 @@ def sign_up(page: Page, email: str) -> None:
 
 
 def balance_chip(page: Page) -> Locator:
-    """The header's "N available · M reserved" link: the current team's credits."""
+    """The header's "N available · M reserved" link (with "· low" when low): the team's credits."""
     return page.locator("#balance-chip")
 
 

@@ -74,7 +74,7 @@ def test_with_the_pool_down_a_video_is_cleaned_on_replicate_and_its_page_says_so
     expect(page.get_by_test_id("where-it-is")).to_have_text("Cleaned on Replicate.")
     # Files could still be cleaned all along: no banner told anyone otherwise.
     expect(page.get_by_test_id("outage-file")).to_have_count(0)
-    expect(balance_chip(page)).to_have_text("20 available")
+    expect(balance_chip(page)).to_have_text("20 available · low")
 
     job = Job.objects.get()
     assert (job.state, job.provider, job.provider_server) == (JobState.SUCCEEDED, "replicate", "")

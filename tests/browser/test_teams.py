@@ -50,7 +50,7 @@ def test_an_invited_teammate_sees_the_teams_videos_and_an_outsider_sees_none(liv
     expect(teammate.get_by_text(f"Welcome to {TEAM}!")).to_be_visible()
     expect(teammate.locator(".team-switcher summary")).to_have_text(TEAM)
     expect(job_row(teammate, link).locator(".badge")).to_have_text("Done")
-    expect(balance_chip(teammate)).to_have_text("20 available")
+    expect(balance_chip(teammate)).to_have_text("20 available · low")
     teammate.get_by_role("link", name=video_id).click()
     expect(teammate.get_by_role("link", name="Download MP4")).to_be_visible()
 

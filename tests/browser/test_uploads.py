@@ -106,7 +106,7 @@ def test_two_clips_dropped_on_the_page_are_uploaded_cleaned_compared_and_downloa
     page.get_by_role("button", name="Remove watermarks").click()
 
     expect(page.get_by_text("2 videos added")).to_be_visible()
-    expect(balance_chip(page)).to_have_text("10 available · 20 reserved")
+    expect(balance_chip(page)).to_have_text("10 available · low · 20 reserved")
     jobs = Job.objects.order_by("submission_index")
     assert [job.original_name for job in jobs] == ["beach.mp4", "city.mp4"]
     assert [job.original_sha256 for job in jobs] == [
@@ -148,7 +148,7 @@ def test_two_clips_dropped_on_the_page_are_uploaded_cleaned_compared_and_downloa
     assert share_marked(result) < 0.1
     # Back on the list, which follows the second video live: both charged, nothing reserved.
     page.get_by_role("link", name="All videos").click()
-    expect(balance_chip(page)).to_have_text("10 available", timeout=JOB_TIMEOUT_MS)
+    expect(balance_chip(page)).to_have_text("10 available · low", timeout=JOB_TIMEOUT_MS)
 
 
 def test_an_upload_can_be_canceled_while_it_is_sent(
@@ -286,7 +286,7 @@ def test_files_go_straight_to_the_bucket_and_are_checked_before_they_are_accepte
     page.get_by_role("button", name="Remove watermarks").click()
 
     expect(page.get_by_text("1 video added")).to_be_visible()
-    expect(balance_chip(page)).to_have_text("20 available · 10 reserved")
+    expect(balance_chip(page)).to_have_text("20 available · low · 10 reserved")
     [job] = Job.objects.all()
     assert job.original_file.name == key
     assert default_storage.open(key).read() == clip.read_bytes()

@@ -46,7 +46,7 @@ def test_a_new_person_signs_up_and_gets_clean_copies_of_their_good_links(live_st
     # Only the line to fix stays in the box; the two good ones hold 10 credits each.
     expect(page.get_by_label("Sora share links")).to_have_value(DRAFT_LINK)
     # Held, not spent: the header and the dashboard say so apart.
-    expect(balance_chip(page)).to_have_text("10 available · 20 reserved")
+    expect(balance_chip(page)).to_have_text("10 available · low · 20 reserved")
     expect(page.get_by_test_id("summary-reserved")).to_have_text("20")
 
     # Still on their way when the table appears, then done while the page is watched.
@@ -57,7 +57,7 @@ def test_a_new_person_signs_up_and_gets_clean_copies_of_their_good_links(live_st
     for row in rows:
         expect(row.locator(".badge")).to_have_text("Done", timeout=JOB_TIMEOUT_MS)
         expect(row.locator("td.num")).to_have_text("10 charged")
-    expect(balance_chip(page)).to_have_text("10 available")
+    expect(balance_chip(page)).to_have_text("10 available · low")
     assert page.evaluate("window.notReloaded") is True
 
     # One email for the paste, once both videos were done, its links straight to them.
@@ -93,7 +93,7 @@ def test_a_new_person_signs_up_and_gets_clean_copies_of_their_good_links(live_st
     assert Path(from_dashboard.value.path()).read_bytes() == sample
 
     # Two videos done: 20 of the 30 welcome credits spent, nothing held any more.
-    expect(balance_chip(page)).to_have_text("10 available")
+    expect(balance_chip(page)).to_have_text("10 available · low")
     balance_chip(page).click()
     expect(page.get_by_test_id("available")).to_have_text("10 credits available")
     expect(page.get_by_text("Enough for 1 video.")).to_be_visible()
@@ -122,7 +122,7 @@ def test_a_video_kie_cannot_clean_fails_live_and_its_credits_come_back(live_stac
 
     paste_links(page, [link])
 
-    expect(balance_chip(page)).to_have_text("20 available · 10 reserved")
+    expect(balance_chip(page)).to_have_text("20 available · low · 10 reserved")
     row = job_row(page, link)
     expect(row.locator(".badge")).to_have_text("Failed", timeout=JOB_TIMEOUT_MS)
     expect(row).to_contain_text("Kie could not remove the watermark")
@@ -145,13 +145,13 @@ def test_a_link_the_team_already_cleaned_points_to_its_result_and_is_charged_onl
     paste_links(page, [link])
     first = job_row(page, link)
     expect(first.locator(".badge")).to_have_text("Done", timeout=JOB_TIMEOUT_MS)
-    expect(balance_chip(page)).to_have_text("20 available")
+    expect(balance_chip(page)).to_have_text("20 available · low")
 
     paste_links(page, [link])
 
     notice = page.locator(".message-info").filter(has_text="Already cleaned")
     expect(notice).to_contain_text("nothing was charged")
-    expect(balance_chip(page)).to_have_text("20 available")
+    expect(balance_chip(page)).to_have_text("20 available · low")
     expect(page.locator("#jobs-table tbody tr")).to_have_count(1)
     result = notice.get_by_role("link", name="see the cleaned video")
     expect(result).to_have_attribute("href", re.compile(r"/t/[0-9a-f-]{36}/jobs/[0-9a-f-]{36}/$"))
@@ -164,7 +164,7 @@ def test_a_link_the_team_already_cleaned_points_to_its_result_and_is_charged_onl
     expect(balance_chip(page)).to_have_text(re.compile(r"^10 available( · 10 reserved)?$"))
     again = page.locator("#jobs-table tbody tr").first
     expect(again.locator(".badge")).to_have_text("Done", timeout=JOB_TIMEOUT_MS)
-    expect(balance_chip(page)).to_have_text("10 available")
+    expect(balance_chip(page)).to_have_text("10 available · low")
 
     # The notice's link led to the first, finished video.
     page.goto(result_url)

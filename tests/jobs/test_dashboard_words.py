@@ -31,7 +31,7 @@ def test_the_header_and_dashboard_show_available_and_reserved_apart(login, alice
 
     page = words(client.get(dashboard_url(team)))
 
-    assert "20 available · 10 reserved" in page  # the header chip
+    assert "20 available · low · 10 reserved" in page  # the header chip (2 videos left: low)
     assert "20 credits available · 10 reserved for videos in progress" in page
     assert "10 reserved" in page.split("Your team's videos")[1]  # the credits column
 
