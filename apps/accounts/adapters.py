@@ -1,13 +1,14 @@
 from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
-from allauth.account.models import EmailAddress
+from allauth.account.models import EmailAddress, EmailConfirmation
 from allauth.core import context as allauth_context
 from allauth.mfa.adapter import DefaultMFAAdapter
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import transaction
 from django.http import HttpRequest
+from django.urls import reverse
 
 from apps.accounts import emails
 from apps.accounts.invitations import (
@@ -41,6 +42,13 @@ class AccountAdapter(DefaultAccountAdapter):
         if invitation_path and self.request.user.is_authenticated:
             return str(invitation_path)
         return str(super().get_email_verification_redirect_url(email_address))
+
+    def get_email_confirmation_url(
+        self, request: HttpRequest, emailconfirmation: EmailConfirmation
+    ) -> str:
+        # The configured address, like every link we email: the request may have come in on an
+        # internal name (127.0.0.1:8400 behind the proxy).
+        return emails.site_url() + reverse("account_confirm_email", args=[emailconfirmation.key])
 
     def send_mail(self, template_prefix: str, email: str, context: dict[str, Any]) -> None:
         # allauth names the site after the request's host ("Hello from 127.0.0.1:8101"):

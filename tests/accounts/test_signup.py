@@ -1,5 +1,6 @@
 import pytest
 from django.core import mail
+from django.core.mail import EmailMultiAlternatives
 from django.urls import reverse
 
 from apps.accounts.models import Membership, Role, Team, User
@@ -47,6 +48,24 @@ def test_sign_up_sends_a_verification_email(client):
     assert len(mail.outbox) == 1
     assert mail.outbox[0].to == ["new@example.com"]
     assert "confirm" in mail.outbox[0].body.lower()
+
+
+def test_the_confirmation_email_speaks_for_unmark_and_links_to_the_configured_site(
+    client, settings
+):
+    settings.SITE_URL = "https://unmark.example"
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "127.0.0.1"]
+    client.defaults["HTTP_HOST"] = "127.0.0.1:8400"  # an internal name, behind the proxy
+
+    sign_up(client)
+
+    (message,) = mail.outbox
+    assert message.subject == f"[{settings.PRODUCT_NAME}] Confirm your email address"
+    assert "https://unmark.example/accounts/confirm-email/" in message.body
+    assert f"an account on {settings.PRODUCT_NAME} (https://unmark.example)" in message.body
+    assert isinstance(message, EmailMultiAlternatives)
+    assert "127.0.0.1" not in message.body + str(message.alternatives[0][0])
+    assert "You're receiving this email because" not in message.body
 
 
 def test_sign_up_with_an_email_in_use_in_other_case_is_refused(client, alice):

@@ -14,7 +14,7 @@ from apps.accounts.models import Team
 from apps.billing.models import Wallet
 from apps.jobs import lifecycle, submission
 from apps.jobs.models import BatchNotice, Job, JobState
-from apps.jobs.notifications import notify_batch_finished
+from apps.jobs.notifications import batch_words, notify_batch_finished
 from config.local_mail import LocalMailBackend
 from tests.stack import SORA_LINK, VIDEO
 
@@ -84,6 +84,62 @@ def test_the_last_job_seen_twice_still_sends_one_email(
     assert len(mail.outbox) == 1
     assert mail.outbox[0].subject.endswith("Your video could not be processed")
     assert BatchNotice.objects.get().failed == 1
+
+
+def test_a_batch_the_sender_canceled_whole_sends_no_failure_email(
+    alice_membership, run_tasks, django_capture_on_commit_callbacks
+):
+    jobs = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK, OTHER])
+    with django_capture_on_commit_callbacks(execute=True):
+        for job in jobs:
+            assert lifecycle.cancel_job(job)
+    run_tasks()
+
+    assert mail.outbox == []
+    assert BatchNotice.objects.get().failed == 2  # the batch is still told once, to webhooks
+
+
+def test_a_canceled_video_beside_a_ready_one_is_said_canceled_not_failed(
+    alice_membership, run_tasks, django_capture_on_commit_callbacks
+):
+    ok, dropped = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK, OTHER])
+    with django_capture_on_commit_callbacks(execute=True):
+        assert lifecycle.cancel_job(dropped)
+        succeed(ok)
+    run_tasks()
+
+    (message,) = mail.outbox
+    assert message.subject.endswith("1 video ready, 1 not")
+    assert "1 of the 2 videos you sent to" in message.body
+    assert f"Canceled, so nothing was charged for it:\n\n- {dropped.video_id}" in message.body
+    assert "could not be processed" not in message.body
+
+
+@pytest.mark.parametrize(
+    ("total", "done", "failed", "ready", "not_processed"),
+    [
+        (1, 1, 0, "The video you sent to Acme is ready", None),
+        (2, 2, 0, "Both videos you sent to Acme are ready", None),
+        (3, 3, 0, "All 3 videos you sent to Acme are ready", None),
+        (2, 0, 2, None, "Neither video you sent to Acme could be processed"),
+        (3, 0, 3, None, "None of the 3 videos you sent to Acme could be processed"),
+        (
+            3,
+            2,
+            1,
+            "2 of the 3 videos you sent to Acme are ready",
+            "This one could not be processed",
+        ),
+    ],
+)
+def test_the_email_counts_videos_as_people_say_them(total, done, failed, ready, not_processed):
+    words = batch_words(team="Acme", total=total, done=done, failed=failed)
+
+    if ready:
+        assert words["ready"] == ready
+    if not_processed:
+        assert words["not_processed"] == not_processed
+    assert "All 2" not in str(words)
 
 
 def test_a_person_who_turned_it_off_gets_no_email(
