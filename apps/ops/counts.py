@@ -34,6 +34,8 @@ ENDED = (*SUCCEEDED, JobState.FAILED)
 MICROS_PER_CENT = 10_000
 # The failure code of a job whose result could not be given its Content Credentials.
 SIGNING_FAILED = "signing"
+# The ledger entries the page counts: what the videos used, and what refunds took back.
+COUNTED_ENTRIES = (EntryKind.CLAWBACK, EntryKind.CAPTURE)
 # What tells the jobs of one time bucket apart on the page.
 GROUP_KEY = ("provider", "state", "failure_code", "server")
 
@@ -157,7 +159,7 @@ def live_cash(start: datetime, end: datetime, bucket: str) -> dict[datetime, Cas
         found.topups, found.topup_cents = count, cents
     entries = (
         LedgerEntry.objects.filter(
-            kind__in=(EntryKind.CLAWBACK, EntryKind.CAPTURE),
+            kind__in=COUNTED_ENTRIES,
             created_at__gte=start,
             created_at__lt=end,
         )

@@ -21,9 +21,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Max, Min, Sum
 from django.utils import timezone
 
-from apps.billing.models import LedgerEntry, TopUp
+from apps.billing.models import LedgerEntry, TopUp, TopUpStatus
 from apps.jobs.models import Job
 from apps.ops.counts import (
+    COUNTED_ENTRIES,
     Cash,
     Durations,
     Group,
@@ -56,10 +57,11 @@ def refresh(*, rebuild: bool = False) -> list[date]:
     last refresh (all of them with `rebuild`); returns the days rolled up."""
     started = timezone.now()
     today = started.astimezone(UTC).date()
-    first = _first_day()
+    rolled = set(RolledDay.objects.filter(day__lt=today).values_list("day", flat=True))
+    # Nothing is ever dated before the first roll-up, which starts at the first day counted.
+    first = min(rolled) if rolled else _first_day()
     if first is None or first >= today:
         return []
-    rolled = set(RolledDay.objects.filter(day__lt=today).values_list("day", flat=True))
     due = {first + timedelta(days=n) for n in range((today - first).days)}
     if not rebuild:
         due -= rolled
@@ -77,11 +79,11 @@ def refresh(*, rebuild: bool = False) -> list[date]:
 
 
 def _first_day() -> date | None:
-    """The first day anything happened that the page counts."""
+    """The first day anything happened that the page counts (each read from an index)."""
     firsts = [
         Job.objects.aggregate(at=Min("created_at"))["at"],
-        LedgerEntry.objects.aggregate(at=Min("created_at"))["at"],
-        TopUp.objects.aggregate(at=Min("paid_at"))["at"],
+        LedgerEntry.objects.filter(kind__in=COUNTED_ENTRIES).aggregate(at=Min("created_at"))["at"],
+        TopUp.objects.filter(status=TopUpStatus.PAID).aggregate(at=Min("paid_at"))["at"],
     ]
     known = [moment for moment in firsts if moment is not None]
     return min(known).astimezone(UTC).date() if known else None
