@@ -1,46 +1,49 @@
 """The figures of the operations page, built once per request by `build(period)`: the page and
 its CSV export both render what this returns.
 
-Every figure is an aggregate query over indexed columns (jobs by `created_at`, `state` and
-`provider`; the ledger by `kind` and `created_at`; top-ups by `status` and `paid_at`), so the
-page stays fast with hundreds of thousands of jobs. Jobs are counted by when they were created
-(a video belongs to the day it was submitted, whatever happened to it later), money by when
-it moved. All times are UTC.
+The jobs and money of a range come counted by time bucket (`apps.ops.counts`): a range of days
+reads the daily roll-ups for its closed days and counts only today (and any day not rolled up
+yet) live (`apps.ops.rollups`); two days or less, shown by hour, are counted live. The queue,
+the machines, the credits outstanding and the alerts are read as they are now.
 
 Waiting is the time from a video's creation to its (last) send to a provider, processing the
-time from that send to its end; percentiles are PostgreSQL's `percentile_cont`, and the same
-definition (linear interpolation between the two nearest values) computed here on SQLite.
+time from that send to its end; percentiles are PostgreSQL's `percentile_cont` definition
+(linear interpolation between the two nearest values), computed here from the durations the
+counts and the roll-ups carry.
 
-On PostgreSQL the figures are read in one transaction with a larger `work_mem`: grouping
-100,000 rows by day then hashes in memory instead of sorting on disk.
+On PostgreSQL the figures are read in one transaction with a larger `work_mem`: grouping the
+days not rolled up yet (every day, before the first roll-up) then hashes in memory instead of
+sorting on disk.
 """
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
+import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import (
-    BigIntegerField,
-    Count,
-    ExpressionWrapper,
-    F,
-    Max,
-    Min,
-    Q,
-    QuerySet,
-    Sum,
-)
-from django.db.models.functions import Trunc
+from django.db.models import Count, Min, Q, Sum
 from django.utils import timezone
 
-from apps.billing.models import EntryKind, LedgerEntry, TopUp, TopUpStatus, Wallet
+from apps.billing.models import Wallet
 from apps.jobs.models import IN_FLIGHT_STATES, Job, JobState
+from apps.ops import rollups
+from apps.ops.counts import (
+    ENDED,
+    MICROS_PER_CENT,
+    SUCCEEDED,
+    Cash,
+    Durations,
+    Group,
+    live_cash,
+    live_durations,
+    live_groups,
+)
 from apps.removal import balance
 from apps.removal.models import ProviderAlert
 from apps.removal.registry import REGISTRY, get_provider
@@ -50,12 +53,7 @@ HOURLY_UP_TO = timedelta(days=2)
 LONGEST_RANGE = timedelta(days=366)
 # How long the page waits for a provider's balance before saying it is unknown.
 BALANCE_WAIT_SECONDS = 0.5
-SUCCEEDED = (JobState.SUCCEEDED, JobState.EXPIRED)  # an expired job succeeded, then aged
-ENDED = (*SUCCEEDED, JobState.FAILED)
-MICROS_PER_CENT = 10_000
 TOP_FAILURES = 10
-# The failure code of a job whose result could not be given its Content Credentials.
-SIGNING_FAILED = "signing"
 
 
 @dataclass(frozen=True)
@@ -100,13 +98,13 @@ class Period:
 
 
 # --- Percentiles ------------------------------------------------------------------------------
-def percentile_cont(values: Sequence[float], fraction: float) -> float | None:
+def percentile_cont(values: Sequence[float] | np.ndarray, fraction: float) -> float | None:
     """The same as PostgreSQL's `percentile_cont` for sorted `values` (None when empty)."""
-    if not values:
+    if len(values) == 0:
         return None
     position = fraction * (len(values) - 1)
     low, high = math.floor(position), math.ceil(position)
-    return values[low] + (values[high] - values[low]) * (position - low)
+    return float(values[low] + (values[high] - values[low]) * (position - low))
 
 
 @dataclass(frozen=True)
@@ -120,9 +118,11 @@ class Timing:
     work_p95: float | None = None
 
     @classmethod
-    def of(cls, waits: list[float], works: list[float]) -> "Timing":
-        waits.sort()
-        works.sort()
+    def of(cls, durations: Iterable[Durations]) -> "Timing":
+        """Of the videos of `durations`: their values merged, then ranked."""
+        found = list(durations)
+        waits = np.sort(np.concatenate([d.waits for d in found])) if found else np.empty(0)
+        works = np.sort(np.concatenate([d.works for d in found])) if found else np.empty(0)
         return cls(
             len(waits),
             percentile_cont(waits, 0.5),
@@ -130,71 +130,6 @@ class Timing:
             percentile_cont(works, 0.5),
             percentile_cont(works, 0.95),
         )
-
-
-@dataclass
-class Timings:
-    overall: Timing
-    by_provider: dict[str, Timing]
-    by_bucket: dict[datetime, Timing]
-
-
-# On PostgreSQL the three groupings come from one scan (GROUPING SETS); each percentile pair
-# from one sort.
-_TIMINGS_SQL = """
-SELECT GROUPING(provider), GROUPING(bucket), provider, bucket, COUNT(*),
-    PERCENTILE_CONT(ARRAY[0.5, 0.95]) WITHIN GROUP (
-        ORDER BY EXTRACT(EPOCH FROM submitted_at - created_at)),
-    PERCENTILE_CONT(ARRAY[0.5, 0.95]) WITHIN GROUP (
-        ORDER BY EXTRACT(EPOCH FROM finished_at - submitted_at))
-FROM ({jobs}) AS ended (provider, bucket, created_at, submitted_at, finished_at)
-GROUP BY GROUPING SETS ((), (provider), (bucket))
-"""
-
-
-def timings(jobs: QuerySet[Job], *, bucket: Any) -> Timings:
-    """Waiting and processing percentiles of `jobs` (which must have been sent and have
-    ended): overall, per provider and per `bucket` (a `Trunc` of `created_at`)."""
-    rows = (
-        jobs.annotate(bucket=bucket)
-        .order_by()
-        .values_list("provider", "bucket", "created_at", "submitted_at", "finished_at")
-    )
-    result = Timings(Timing(), {}, {})
-    if connection.vendor == "postgresql":
-        # `inner` is Django's own SQL for the queryset; every value in it travels in `params`.
-        inner, params = rows.query.sql_with_params()
-        with connection.cursor() as cursor:
-            cursor.execute(_TIMINGS_SQL.format(jobs=inner), params)
-            for all_providers, all_buckets, provider, moment, count, wait, work in cursor:
-                timing = Timing(count, *(wait or (None, None)), *(work or (None, None)))
-                if all_providers and all_buckets:
-                    result.overall = timing
-                elif all_buckets:
-                    result.by_provider[provider] = timing
-                else:
-                    # The database's UTC wall time, without its zone.
-                    result.by_bucket[moment.replace(tzinfo=UTC)] = timing
-        return result
-    # Elsewhere (SQLite), the durations come back and are ranked here: slower, same answer.
-    waits: dict[tuple[str, object], list[float]] = defaultdict(list)
-    works: dict[tuple[str, object], list[float]] = defaultdict(list)
-    for provider, moment, created, submitted, finished in rows.iterator(chunk_size=5000):
-        # Never None: the caller's filter keeps only jobs that were sent and ended.
-        sent, ended = cast(datetime, submitted), cast(datetime, finished)
-        wait, work = (sent - created).total_seconds(), (ended - sent).total_seconds()
-        for key in (("all", None), ("provider", provider), ("bucket", moment)):
-            waits[key].append(wait)
-            works[key].append(work)
-    for (kind, value), wait_values in waits.items():
-        timing = Timing.of(wait_values, works[kind, value])
-        if kind == "all":
-            result.overall = timing
-        elif kind == "provider":
-            result.by_provider[str(value)] = timing
-        else:
-            result.by_bucket[cast(datetime, value)] = timing
-    return result
 
 
 # --- The figures ------------------------------------------------------------------------------
@@ -454,44 +389,40 @@ def build(period: Period) -> Figures:
 
 
 def _build(period: Period) -> Figures:
-    jobs = Job.objects.filter(created_at__gte=period.start, created_at__lt=period.end)
+    if period.bucket == "hour":
+        # Two days at most: few enough rows to count live.
+        groups = live_groups(period.start, period.end, "hour")
+        durations = live_durations(period.start, period.end, "hour")
+        cash = live_cash(period.start, period.end, "hour")
+    else:
+        groups, durations, cash = rollups.read(period.first, period.last)
     buckets = period.buckets()
-    bucket = Trunc("created_at", period.bucket, tzinfo=UTC)
-
+    position = {moment: i for i, moment in enumerate(buckets)}
     by_state: dict[str, list[float]] = {}
     by_provider: dict[str, list[float]] = {}
-    spend_by_bucket = [0.0] * len(buckets)
+    spend_micros = [0] * len(buckets)
     spend: dict[str, ProviderSpend] = {}
-    position = {moment: i for i, moment in enumerate(buckets)}
-    # One pass over the range gives the counts and what the videos cost (a cost is recorded
-    # when a provider finishes; a video that reached one and ended without it is "unpriced").
-    counts = (
-        jobs.annotate(bucket=bucket)
-        .order_by()
-        .values("bucket", "state", "provider")
-        .annotate(
-            n=Count("id"),
-            micros=Sum("provider_cost_micros"),
-            priced=Count("provider_cost_micros"),
-            unpriced=Count("id", filter=Q(task_id__gt="", provider_cost_micros__isnull=True)),
-            signed=Count("id", filter=Q(credentials__isnull=False)),
-            unsigned=Count("id", filter=Q(failure_code=SIGNING_FAILED)),
-        )
-    )
+    failures: dict[str, Failure] = {}
     signing = Signing(0, 0)
-    for row in counts:
-        signing = Signing(signing.signed + row["signed"], signing.failed + row["unsigned"])
-        i, provider = position[row["bucket"]], row["provider"]
-        by_state.setdefault(row["state"], [0] * len(buckets))[i] += row["n"]
-        by_provider.setdefault(provider, [0] * len(buckets))[i] += row["n"]
-        spend_by_bucket[i] += (row["micros"] or 0) / 1_000_000
+    for group in groups:
+        i, provider = position[group.bucket], group.provider
+        by_state.setdefault(group.state, [0] * len(buckets))[i] += group.jobs
+        by_provider.setdefault(provider, [0] * len(buckets))[i] += group.jobs
+        spend_micros[i] += group.cost_micros
+        signing = Signing(signing.signed + group.signed, signing.failed + group.signing_failed)
         known = spend.get(provider, ProviderSpend(provider, 0, 0, 0))
+        # A cost is recorded when a provider finishes; one that ended without it is unpriced.
         spend[provider] = ProviderSpend(
             provider,
-            known.micros + (row["micros"] or 0),
-            known.priced + row["priced"],
-            known.unpriced + (row["unpriced"] if row["state"] in ENDED else 0),
+            known.micros + group.cost_micros,
+            known.priced + group.priced,
+            known.unpriced + (group.unpriced if group.state in ENDED else 0),
         )
+        if group.state == JobState.FAILED:
+            code = group.failure_code
+            seen = failures.get(code, Failure(code, 0, ""))
+            example = max(seen.example, group.failure_example)
+            failures[code] = Failure(code, seen.count + group.jobs, example)
     states = [Series(state, by_state[state]) for state in JobState.values if state in by_state]
 
     success_rate: list[float | None] = []
@@ -500,17 +431,11 @@ def _build(period: Period) -> Figures:
         bad = by_state.get(JobState.FAILED, [0] * len(buckets))[i]
         success_rate.append(good / (good + bad) if good + bad else None)
 
-    failures = [
-        Failure(row["failure_code"], row["n"], row["example"])
-        for row in jobs.filter(state=JobState.FAILED)
-        .order_by()
-        .values("failure_code")
-        .annotate(n=Count("id"), example=Max("failure_message"))
-        .order_by("-n", "failure_code")[:TOP_FAILURES]
-    ]
-
-    ended = jobs.filter(state__in=ENDED, submitted_at__isnull=False, finished_at__isnull=False)
-    timed = timings(ended, bucket=bucket)
+    by_bucket: dict[datetime, list[Durations]] = defaultdict(list)
+    of_provider: dict[str, list[Durations]] = defaultdict(list)
+    for found in durations:
+        by_bucket[found.bucket].append(found)
+        of_provider[found.provider].append(found)
 
     return Figures(
         period=period,
@@ -518,16 +443,22 @@ def _build(period: Period) -> Figures:
         by_state=states,
         by_provider=[Series(name, values) for name, values in sorted(by_provider.items())],
         success_rate=success_rate,
-        failures=failures,
-        timing=timed.overall,
-        timing_by_provider=dict(sorted(timed.by_provider.items())),
-        timing_by_bucket=[timed.by_bucket.get(moment, Timing()) for moment in buckets],
+        failures=sorted(failures.values(), key=lambda f: (-f.count, f.code))[:TOP_FAILURES],
+        timing=Timing.of(durations),
+        timing_by_provider={name: Timing.of(of_provider[name]) for name in sorted(of_provider)},
+        timing_by_bucket=[Timing.of(by_bucket[moment]) for moment in buckets],
         signing=signing,
         waiting=_waiting(),
-        pool=_pool(jobs, period),
-        money=_money(period, [spend[name] for name in sorted(spend)]),
-        revenue=_revenue(period, position),
-        spend=Series("Provider spend ($)", spend_by_bucket),
+        pool=_pool(groups, period),
+        money=_money(cash.values(), [spend[name] for name in sorted(spend)]),
+        revenue=Series(
+            "Top-ups paid ($)",
+            [
+                cash.get(moment, Cash()).topup_cents * MICROS_PER_CENT / 1_000_000
+                for moment in buckets
+            ],
+        ),
+        spend=Series("Provider spend ($)", [micros / 1_000_000 for micros in spend_micros]),
         outstanding=_outstanding(),
         balances=_balances(),
         alerts=list(ProviderAlert.objects.filter(resolved_at__isnull=True)),
@@ -556,21 +487,17 @@ def _waiting() -> list[Waiting]:
     ]
 
 
-def _pool(jobs: QuerySet[Job], period: Period) -> list[Server]:
+def _pool(groups: list[Group], period: Period) -> list[Server]:
     """Every machine of the providers that run their own, with what each did in the period."""
-    rows = (
-        jobs.filter(state__in=SUCCEEDED)
-        .order_by()
-        .values("provider", "provider_server")
-        .annotate(n=Count("id"))
-        .values_list("provider", "provider_server", "n")
-    )
-    done = {(provider, machine): count for provider, machine, count in rows}
+    done: Counter[tuple[str, str]] = Counter()
+    for group in groups:
+        if group.state in SUCCEEDED:
+            done[group.provider, group.server] += group.jobs
     hours = period.hours_so_far
     servers = []
     for name in REGISTRY:
         for machine in get_provider(name).machines():
-            count = done.get((name, machine.address), 0)
+            count = done[name, machine.address]
             servers.append(
                 Server(
                     name,
@@ -598,44 +525,15 @@ def _balances() -> list[ProviderBalance]:
     ]
 
 
-def _clawback_micros() -> Any:
-    # A clawback takes back credits; its money is their share of the top-up's price.
-    return ExpressionWrapper(
-        -F("amount") * F("topup__amount_cents") * MICROS_PER_CENT / F("topup__credits"),
-        output_field=BigIntegerField(),
-    )
-
-
-def _money(period: Period, spend: list[ProviderSpend]) -> Money:
-    paid = TopUp.objects.filter(
-        status=TopUpStatus.PAID, paid_at__gte=period.start, paid_at__lt=period.end
-    ).aggregate(count=Count("id"), cents=Sum("amount_cents"))
-    entries = LedgerEntry.objects.filter(created_at__gte=period.start, created_at__lt=period.end)
-    clawed = entries.filter(kind=EntryKind.CLAWBACK).aggregate(micros=Sum(_clawback_micros()))
-    used = entries.filter(kind=EntryKind.CAPTURE).aggregate(credits=Sum("amount"))
+def _money(cash: Iterable[Cash], spend: list[ProviderSpend]) -> Money:
+    buckets = list(cash)
     return Money(
-        topups=paid["count"],
-        topups_micros=(paid["cents"] or 0) * MICROS_PER_CENT,
-        clawbacks_micros=clawed["micros"] or 0,
-        used_credits=-(used["credits"] or 0),
+        topups=sum(bucket.topups for bucket in buckets),
+        topups_micros=sum(bucket.topup_cents for bucket in buckets) * MICROS_PER_CENT,
+        clawbacks_micros=sum(bucket.clawback_micros for bucket in buckets),
+        used_credits=sum(bucket.used_credits for bucket in buckets),
         spend=spend,
     )
-
-
-def _revenue(period: Period, position: dict[datetime, int]) -> Series:
-    values = [0.0] * len(position)
-    rows = (
-        TopUp.objects.filter(
-            status=TopUpStatus.PAID, paid_at__gte=period.start, paid_at__lt=period.end
-        )
-        .annotate(bucket=Trunc("paid_at", period.bucket, tzinfo=UTC))
-        .order_by()
-        .values("bucket")
-        .annotate(cents=Sum("amount_cents"))
-    )
-    for row in rows:
-        values[position[row["bucket"]]] += row["cents"] * MICROS_PER_CENT / 1_000_000
-    return Series("Top-ups paid ($)", values)
 
 
 def _outstanding() -> Outstanding:
