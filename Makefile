@@ -53,3 +53,13 @@ shell: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var
+
+# The soak (bench/soak.py): every provider, faults drawn from SOAK_SEED, and the proofs at the
+# end. It migrates the PostgreSQL database of DATABASE_URL and empties the queue on REDIS_URL:
+# give it its own. SOAK_JOBS=2000 SOAK_MINUTES=5 is the CI size; 20000 and 40 the full soak.
+SOAK_JOBS ?= 300
+SOAK_SEED ?= 23
+SOAK_MINUTES ?= 10
+soak: $(STAMP)
+	$(PY) bench/soak.py --jobs $(SOAK_JOBS) --seed $(SOAK_SEED) --minutes $(SOAK_MINUTES)
+.PHONY: soak
