@@ -14,6 +14,7 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import timezone
 
+from apps.jobs.links import share_page
 from apps.removal.base import InputKind
 from apps.removal.registry import get_provider
 
@@ -153,21 +154,28 @@ class JobQuerySet(models.QuerySet["Job"]):
             priced_videos=summary["priced"],
         )
 
-    def already_cleaned(
+    def already_taken(
         self, *, links: Sequence[str] = (), sha256s: Sequence[str] = ()
     ) -> dict[str, "Job"]:
-        """The newest kept result for each of these links or file digests (SHA-256 of the
-        original), keyed by link or digest: what a person would be charged for again."""
+        """The newest job for each of these links (the same share page, whatever its share
+        token) or file digests (SHA-256 of the original) that still keeps its result or is
+        being cleaned now, keyed by link or digest as given: what a person would be charged
+        for again."""
         if not links and not sha256s:
             return {}
-        kept = self.filter(state=JobState.SUCCEEDED).exclude(result_file="")
+        link_of = {share_page(link): link for link in links}
+        same_video = Q(input_kind=InputKind.FILE, original_sha256__in=sha256s)
+        for page in link_of:
+            same_video |= Q(input_kind=InputKind.LINK) & (
+                Q(source_url=page) | Q(source_url__startswith=page + "?")
+            )
+        taken = self.filter(
+            (Q(state=JobState.SUCCEEDED) & ~Q(result_file="")) | Q(state__in=IN_FLIGHT_STATES)
+        )
         found: dict[str, Job] = {}
-        matches = kept.filter(
-            Q(input_kind=InputKind.LINK, source_url__in=links)
-            | Q(input_kind=InputKind.FILE, original_sha256__in=sha256s)
-        ).order_by("-finished_at", "-id")
-        for job in matches:
-            found.setdefault(job.source_url or job.original_sha256, job)
+        for job in taken.filter(same_video).order_by("-created_at", "-id"):
+            key = link_of[share_page(job.source_url)] if job.source_url else job.original_sha256
+            found.setdefault(key, job)
         return found
 
 
@@ -646,6 +654,14 @@ class BatchNotice(models.Model):
         return f"Batch {self.submission_id}: {self.succeeded} done, {self.failed} not"
 
 
+class UploadQuerySet(models.QuerySet["Upload"]):
+    def staged_by(self, *, team_id: int, user_id: int) -> "UploadQuerySet":
+        """What this person uploaded to this team and has not submitted (yet), oldest first:
+        it stays in their form, whatever the form was refused for, until they submit or
+        remove it."""
+        return self.filter(team_id=team_id, created_by_id=user_id).order_by("created_at", "id")
+
+
 class Upload(models.Model):
     """A video file received and checked, waiting to be submitted as a job.
 
@@ -666,6 +682,8 @@ class Upload(models.Model):
     media_info = models.JSONField(default=dict)
     poster = models.FileField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = UploadQuerySet.as_manager()
 
     def __str__(self) -> str:
         return f"Upload {self.public_id} ({self.name})"

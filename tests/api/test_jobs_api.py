@@ -152,6 +152,20 @@ def test_a_link_already_cleaned_is_set_aside_unless_asked_again(acme, alice, acm
     assert ledger.open_wallet(acme).held == 10
 
 
+def test_the_api_sets_a_running_link_aside_too(acme, alice, acme_api):
+    fund(acme, 100)
+    first = acme_api.post("/jobs", {"links": [GOOD_LINK]})
+    [running] = first.json()["jobs"]
+
+    again = acme_api.post("/jobs", {"links": [GOOD_LINK + "/#x"]})
+
+    assert again.status_code == 200
+    assert again.json()["already_cleaned"] == [
+        {"item": "links[0]", "job": running["id"], "upload": None}
+    ]
+    assert ledger.open_wallet(acme).held == 10
+
+
 def test_an_empty_request_is_refused(acme, acme_api):
     response = acme_api.post("/jobs", {})
 
