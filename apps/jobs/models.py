@@ -641,6 +641,45 @@ class JobEvent(models.Model):
         return f"{self.from_state or '∅'} → {self.to_state}"
 
 
+@dataclass(frozen=True)
+class TimelineLine:
+    """One line of a job's timeline as its page shows it."""
+
+    moment: datetime
+    state: str  # the state's name as people read it
+    detail: str
+
+
+def folded_timeline(events: Sequence[JobEvent]) -> list[TimelineLine]:
+    """A job's timeline with each run of the same attempt repeated (sent, back in line, sent,
+    back in line… while a provider keeps refusing) folded into one line saying how often and
+    since when: the page stays short however long the wait."""
+    lines = []
+    index = 0
+    while index < len(events):
+        first, pair = events[index], events[index : index + 2]
+        tries = 1
+        while len(pair) == 2 and _same_steps(events[index + 2 * tries :][:2], pair):
+            tries += 1
+        if tries == 1:
+            lines.append(TimelineLine(first.created_at, first.get_to_state_display(), first.detail))
+            index += 1
+            continue
+        last = events[index + 2 * tries - 1]
+        since = timezone.localtime(first.created_at).strftime("%H:%M")
+        detail = f"{last.detail.rstrip('.')} (tried {tries} times since {since})."
+        lines.append(TimelineLine(last.created_at, last.get_to_state_display(), detail))
+        index += 2 * tries
+    return lines
+
+
+def _same_steps(steps: Sequence[JobEvent], pair: Sequence[JobEvent]) -> bool:
+    return len(steps) == 2 and all(
+        step.to_state == seen.to_state and step.detail == seen.detail
+        for step, seen in zip(steps, pair, strict=True)
+    )
+
+
 class BatchNotice(models.Model):
     """The "your videos are done" email of one submission went (or was not wanted): one row per
     submission, so however many workers see its last job end, people hear of it once."""

@@ -27,7 +27,7 @@ from apps.jobs import lifecycle, submission
 from apps.jobs.files import result_name, serve_stored
 from apps.jobs.forms import JobFilterForm, SubmitForm
 from apps.jobs.links import LineError
-from apps.jobs.models import Job, JobQuerySet, JobsPulse, Upload
+from apps.jobs.models import Job, JobQuerySet, JobsPulse, Upload, folded_timeline
 from apps.jobs.uploads import (
     Refusal,
     direct_to_bucket,
@@ -224,7 +224,9 @@ def _dashboard(request: MemberRequest, form: SubmitForm, outcome: Outcome) -> Ht
         "staged": Upload.objects.staged_by(
             team_id=request.membership.team_id, user_id=request.user.pk
         ),
-        "outages": routing.outages(),
+        # Only people who paste links hear about links: their notice is in the links box.
+        "outages": routing.outages([InputKind.FILE]),
+        "link_outages": routing.outages([InputKind.LINK]),
         **_jobs_table_context(request),
         **_credit_context(request),
     }
@@ -324,7 +326,7 @@ def job_detail(request: MemberRequest, public_id: str) -> HttpResponse:
         template,
         {
             "job": job,
-            "events": job.events.all(),
+            "timeline": folded_timeline(list(job.events.all())),
             "fingerprint": fingerprint,
             # Only about its own kind of input, and only while it has not ended.
             "outages": routing.outages([InputKind(job.input_kind)]) if job.is_in_flight else [],
