@@ -4,6 +4,7 @@ byte surgery, and posting them the way a browser without JavaScript does."""
 import io
 import uuid
 from fractions import Fraction
+from html.parser import HTMLParser
 from pathlib import Path
 
 import av
@@ -75,3 +76,40 @@ def at(user: User, name: str, *args: object) -> str:
     """The URL of a page of `user`'s personal team."""
     team = Membership.objects.get(user=user, team__is_personal=True).team
     return reverse(name, args=[team.public_id, *args])
+
+
+class PageForms(HTMLParser):
+    """The forms of a page as a browser would send them: each one's action and the hidden
+    fields it carries (what the person cannot change), in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[tuple[str, list[tuple[str, str]]]] = []
+        self._open = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        names = dict(attrs)
+        if tag == "form":
+            self.forms.append((names.get("action") or "", []))
+            self._open = True
+        elif tag == "input" and self._open and names.get("type") == "hidden" and names.get("name"):
+            self.forms[-1][1].append((str(names["name"]), names.get("value") or ""))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._open = False
+
+
+def form_carrying(html: str, field: str, *, lacking: str = "") -> tuple[str, dict[str, list[str]]]:
+    """The first form of the page with a hidden `field` (and not `lacking`): its action and
+    its hidden fields."""
+    parser = PageForms()
+    parser.feed(html)
+    for action, fields in parser.forms:
+        names = {name for name, _ in fields}
+        if field in names and lacking not in names:
+            data: dict[str, list[str]] = {}
+            for name, value in fields:
+                data.setdefault(name, []).append(value)
+            return action, data
+    raise AssertionError(f"no form carries {field!r}")

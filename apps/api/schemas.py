@@ -44,8 +44,9 @@ class JobsIn(Schema):
     )
     again: bool = Field(
         False,
-        description="Process videos this team already cleaned (and still keeps) again, and "
-        "pay for them; by default they are set aside and their earlier job is named.",
+        description="Process videos this team already cleaned (and still keeps), or is "
+        "cleaning now, again, and pay for them; by default they are set aside and their "
+        "earlier job is named.",
     )
 
 
@@ -135,7 +136,10 @@ class JobDetailOut(JobOut):
 
 class AlreadyCleanedOut(Schema):
     item: str
-    job: UUID = Field(description="The earlier job whose result this team still keeps.")
+    job: UUID = Field(
+        description="The earlier job whose result this team still keeps, or that is "
+        "cleaning the same video now."
+    )
     upload: UUID | None = Field(
         description="For a file: its upload, kept to send again with `again` if wanted."
     )

@@ -2,17 +2,22 @@
 
 Only public share links (`https://sora.chatgpt.com/p/s_<32 hex>`, optional query) are
 accepted. Kie itself only checks "starts with sora.chatgpt.com", so everything stricter here
-catches typos before any credit is held.
+catches typos before any credit is held. One video is one link however it was copied (with
+or without `https://`, capitals, a `#fragment`, a trailing slash, tracking parameters), so
+that pasting it again is recognised rather than charged again.
 """
 
 import re
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 MAX_LINK_LENGTH = 500
 SORA_HOST = "sora.chatgpt.com"
 _SHARE_PATH = re.compile(r"/p/s_[0-9a-f]{32}")
 _QUERY = re.compile(r"[^#\s]*")
+# The only query parameter a share page reads (its share token); Sora ignores the rest
+# (utm_*, ref, …), so they are dropped and do not make one video look like two.
+SHARE_PARAMETER = "psh"
 
 
 @dataclass(frozen=True)
@@ -44,16 +49,16 @@ def parse_pasted_links(text: str) -> PasteResult:
         link, problem = check_share_link(line)
         if problem:
             result.errors.append(LineError(number, _excerpt(line), problem))
-        elif link in first_seen:
+        elif (page := share_page(link)) in first_seen:
             result.duplicates.append(
                 LineError(
                     number,
                     _excerpt(line),
-                    f"The same video as line {first_seen[link]}: it is sent once.",
+                    f"The same video as line {first_seen[page]}: it is sent once.",
                 )
             )
         else:
-            first_seen[link] = number
+            first_seen[page] = number
             result.links.append(link)
     return result
 
@@ -89,8 +94,9 @@ def check_share_link(text: str) -> tuple[str, str]:
         return "", "Sora share links start with https://."
     if parts.username or parts.password or port not in (None, 443):
         return "", f"This link has an unusual form. Copy the share link from {SORA_HOST} again."
-    # Ids are lowercase hex: a link copied or typed in capitals is the same video.
-    path = parts.path.lower()
+    # Ids are lowercase hex: a link copied or typed in capitals is the same video, and so is
+    # one with a trailing slash.
+    path = parts.path.lower().removesuffix("/")
     if path.startswith("/d/"):
         return "", (
             "This is a draft link, which only you can open. Publish the video in Sora and "
@@ -104,10 +110,16 @@ def check_share_link(text: str) -> tuple[str, str]:
     if not _QUERY.fullmatch(parts.query):
         return "", "The part after “?” in this link is not valid."
     # The fragment (#…) never reaches the server; dropping it keeps duplicates recognisable.
-    link = f"https://{SORA_HOST}{path}" + (f"?{parts.query}" if parts.query else "")
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k == SHARE_PARAMETER])
+    link = f"https://{SORA_HOST}{path}" + (f"?{query}" if query else "")
     if len(link) > MAX_LINK_LENGTH:  # "https://" may have been added above
         return "", f"This link is over {MAX_LINK_LENGTH} characters; a share link is shorter."
     return link, ""
+
+
+def share_page(link: str) -> str:
+    """The share page a normalised link opens, without its share token: the video itself."""
+    return link.split("?", 1)[0]
 
 
 def _excerpt(line: str, limit: int = 120) -> str:

@@ -14,6 +14,7 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import timezone
 
+from apps.jobs.links import share_page
 from apps.removal.base import InputKind
 from apps.removal.registry import get_provider
 
@@ -153,21 +154,28 @@ class JobQuerySet(models.QuerySet["Job"]):
             priced_videos=summary["priced"],
         )
 
-    def already_cleaned(
+    def already_taken(
         self, *, links: Sequence[str] = (), sha256s: Sequence[str] = ()
     ) -> dict[str, "Job"]:
-        """The newest kept result for each of these links or file digests (SHA-256 of the
-        original), keyed by link or digest: what a person would be charged for again."""
+        """The newest job for each of these links (the same share page, whatever its share
+        token) or file digests (SHA-256 of the original) that still keeps its result or is
+        being cleaned now, keyed by link or digest as given: what a person would be charged
+        for again."""
         if not links and not sha256s:
             return {}
-        kept = self.filter(state=JobState.SUCCEEDED).exclude(result_file="")
+        link_of = {share_page(link): link for link in links}
+        same_video = Q(input_kind=InputKind.FILE, original_sha256__in=sha256s)
+        for page in link_of:
+            same_video |= Q(input_kind=InputKind.LINK) & (
+                Q(source_url=page) | Q(source_url__startswith=page + "?")
+            )
+        taken = self.filter(
+            (Q(state=JobState.SUCCEEDED) & ~Q(result_file="")) | Q(state__in=IN_FLIGHT_STATES)
+        )
         found: dict[str, Job] = {}
-        matches = kept.filter(
-            Q(input_kind=InputKind.LINK, source_url__in=links)
-            | Q(input_kind=InputKind.FILE, original_sha256__in=sha256s)
-        ).order_by("-finished_at", "-id")
-        for job in matches:
-            found.setdefault(job.source_url or job.original_sha256, job)
+        for job in taken.filter(same_video).order_by("-created_at", "-id"):
+            key = link_of[share_page(job.source_url)] if job.source_url else job.original_sha256
+            found.setdefault(key, job)
         return found
 
 
@@ -639,6 +647,45 @@ class JobEvent(models.Model):
         return f"{self.from_state or '∅'} → {self.to_state}"
 
 
+@dataclass(frozen=True)
+class TimelineLine:
+    """One line of a job's timeline as its page shows it."""
+
+    moment: datetime
+    state: str  # the state's name as people read it
+    detail: str
+
+
+def folded_timeline(events: Sequence[JobEvent]) -> list[TimelineLine]:
+    """A job's timeline with each run of the same attempt repeated (sent, back in line, sent,
+    back in line… while a provider keeps refusing) folded into one line saying how often and
+    since when: the page stays short however long the wait."""
+    lines = []
+    index = 0
+    while index < len(events):
+        first, pair = events[index], events[index : index + 2]
+        tries = 1
+        while len(pair) == 2 and _same_steps(events[index + 2 * tries :][:2], pair):
+            tries += 1
+        if tries == 1:
+            lines.append(TimelineLine(first.created_at, first.get_to_state_display(), first.detail))
+            index += 1
+            continue
+        last = events[index + 2 * tries - 1]
+        since = timezone.localtime(first.created_at).strftime("%H:%M")
+        detail = f"{last.detail.rstrip('.')} (tried {tries} times since {since})."
+        lines.append(TimelineLine(last.created_at, last.get_to_state_display(), detail))
+        index += 2 * tries
+    return lines
+
+
+def _same_steps(steps: Sequence[JobEvent], pair: Sequence[JobEvent]) -> bool:
+    return len(steps) == 2 and all(
+        step.to_state == seen.to_state and step.detail == seen.detail
+        for step, seen in zip(steps, pair, strict=True)
+    )
+
+
 class BatchNotice(models.Model):
     """The "your videos are done" email of one submission went (or was not wanted): one row per
     submission, so however many workers see its last job end, people hear of it once."""
@@ -650,6 +697,14 @@ class BatchNotice(models.Model):
 
     def __str__(self) -> str:
         return f"Batch {self.submission_id}: {self.succeeded} done, {self.failed} not"
+
+
+class UploadQuerySet(models.QuerySet["Upload"]):
+    def staged_by(self, *, team_id: int, user_id: int) -> "UploadQuerySet":
+        """What this person uploaded to this team and has not submitted (yet), oldest first:
+        it stays in their form, whatever the form was refused for, until they submit or
+        remove it."""
+        return self.filter(team_id=team_id, created_by_id=user_id).order_by("created_at", "id")
 
 
 class Upload(models.Model):
@@ -672,6 +727,8 @@ class Upload(models.Model):
     media_info = models.JSONField(default=dict)
     poster = models.FileField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = UploadQuerySet.as_manager()
 
     def __str__(self) -> str:
         return f"Upload {self.public_id} ({self.name})"

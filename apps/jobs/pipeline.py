@@ -246,9 +246,11 @@ def _wait_for_provider(job: Job, provider: RemovalProvider, exc: ProviderUnavail
         if elsewhere is not None
         else "this one waits and goes out when it is back."
     )
+    # In plain words: the provider's own code and message are for staff (its alert).
+    reason = routing.unavailable_reason(provider.label, exc.kind)
     job.move(
         JobState.QUEUED,
-        detail=f"{provider.label} is not taking videos right now ({exc}); {then}",
+        detail=f"Not sent: {reason}; {then}",
         attempts=job.attempts - 1,
         next_check_at=timezone.now(),
     )

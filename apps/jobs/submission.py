@@ -111,30 +111,37 @@ def drop_repeated_files(uploads: Sequence[Upload]) -> tuple[list[Upload], list[R
 
 @dataclass(frozen=True)
 class AlreadyCleaned:
-    """An input this team already cleaned, and the job whose result it still keeps."""
+    """An input this team already cleaned, or is cleaning now, and that job."""
 
     key: str  # the link, or the file's SHA-256
     label: str  # what the person recognises: the link or the file's name
     job: Job
+    # The staged file set aside (None for a link): what "Process it again" submits.
+    upload: Upload | None = None
+
+    @property
+    def in_flight(self) -> bool:
+        return self.job.is_in_flight
 
 
 def split_already_cleaned(
     *, team: Team, links: Sequence[str], uploads: Sequence[Upload]
 ) -> tuple[list[str], list[Upload], list[AlreadyCleaned]]:
-    """Sets aside the links and files whose result this team already keeps, so they are not
-    charged again unless the person asks for it. Returns (new links, new uploads, set aside)."""
-    kept = Job.objects.filter(team=team).already_cleaned(
+    """Sets aside the links and files whose result this team already keeps, or that one of
+    its jobs is cleaning now, so they are not charged again unless the person asks for it.
+    Returns (new links, new uploads, set aside)."""
+    taken = Job.objects.filter(team=team).already_taken(
         links=links, sha256s=[upload.sha256 for upload in uploads]
     )
-    set_aside = [AlreadyCleaned(link, link, kept[link]) for link in links if link in kept]
+    set_aside = [AlreadyCleaned(link, link, taken[link]) for link in links if link in taken]
     set_aside += [
-        AlreadyCleaned(upload.sha256, upload.name, kept[upload.sha256])
+        AlreadyCleaned(upload.sha256, upload.name, taken[upload.sha256], upload)
         for upload in uploads
-        if upload.sha256 in kept
+        if upload.sha256 in taken
     ]
     return (
-        [link for link in links if link not in kept],
-        [upload for upload in uploads if upload.sha256 not in kept],
+        [link for link in links if link not in taken],
+        [upload for upload in uploads if upload.sha256 not in taken],
         set_aside,
     )
 

@@ -21,6 +21,7 @@ with it to the end (`Job.provider`), and is charged once whoever cleans it.
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -28,6 +29,7 @@ from django.core.cache import cache
 from django.dispatch import Signal
 from django.utils import timezone
 
+from apps.refusals import Refused
 from apps.removal import alerts
 from apps.removal.base import InputKind, ProviderError, ProviderUnavailable, RemovalProvider
 from apps.removal.models import ProviderAlert, ProviderSwitch
@@ -60,9 +62,16 @@ class Standing:
         return self.alert is not None and self.alert.kind not in NO_ROOM_KINDS
 
     @property
+    def paused(self) -> bool:
+        return self.alert is not None and self.alert.kind == "paused"
+
+    @property
     def takes_new_jobs(self) -> bool:
-        """Whether new jobs may be accepted for it (it may still have no room right now)."""
-        return not self.switched_off and not self.down
+        """Whether new jobs may be accepted for it (it may still have no room right now).
+
+        Not while it is paused: a pause has no end in sight (Kie's has lasted since June
+        2026), so a new job would only wait to be refunded. Those already in line wait."""
+        return not self.switched_off and not self.down and not self.paused
 
     @property
     def sendable(self) -> bool:
@@ -79,13 +88,19 @@ class Standing:
             return f"{label} {_be(label)} switched off by our team for now"
         if self.alert is None:
             return ""
-        if self.alert.kind == "maintenance":
-            return f"{label} {_be(label)} under maintenance"
-        if self.alert.kind == "paused":
-            return f"{label} {'have' if _plural(label) else 'has'} paused Sora watermark removal"
-        if self.alert.kind == "down":
-            return f"{label} {_be(label)} not answering"
-        return f"{label} {_be(label)} unavailable"
+        return unavailable_reason(label, self.alert.kind)
+
+
+def unavailable_reason(label: str, kind: str) -> str:
+    """Why a provider takes no work, by the kind of its alert, in plain words to go
+    mid-sentence: never the provider's own codes."""
+    if kind == "maintenance":
+        return f"{label} {_be(label)} under maintenance"
+    if kind == "paused":
+        return f"{label} {'have' if _plural(label) else 'has'} paused Sora watermark removal"
+    if kind == "down":
+        return f"{label} {_be(label)} not answering"
+    return f"{label} {_be(label)} unavailable"
 
 
 def _plural(label: str) -> bool:
@@ -134,11 +149,42 @@ def accepting(kind: InputKind) -> list[RemovalProvider]:
     taking = [stand.provider for stand in stands if stand.takes_new_jobs]
     if taking:
         return taking
+    if paused := _last_checked_pause(stands):
+        raise ProviderPaused(kind, last_checked=paused)
     what = InputKind(kind).label.lower() + "s"
     if not stands:
         raise NoProvider(f"No removal provider takes {what}.")
     logger.warning("input refused", extra={"kind": kind, "reasons": _reasons(stands)})
     raise NoProvider(_out_of_service(what))
+
+
+# How a pause is told for each kind of input: what is refused, who paused, what to do.
+_PAUSE_WORDS = {
+    InputKind.LINK: ("Links", "our link provider", "Upload the video file instead."),
+    InputKind.FILE: ("Uploaded files", "our file provider", "Please try again later."),
+}
+
+
+class ProviderPaused(Refused):
+    """The providers of this kind of input have paused the service: new jobs are refused at
+    submission (nothing held) rather than left to wait for an end nobody announced."""
+
+    code, status, title = "provider-paused", 503, "Paused"
+
+    def __init__(self, kind: InputKind, *, last_checked: datetime) -> None:
+        what, who, instead = _PAUSE_WORDS[InputKind(kind)]
+        at = timezone.localtime(last_checked).strftime("%H:%M")
+        super().__init__(
+            f"{what} cannot be cleaned right now: {who} has paused Sora watermark removal "
+            f"(last checked {at}). {instead}",
+            last_checked=last_checked.isoformat(),
+        )
+
+
+def _last_checked_pause(stands: Iterable[Standing]) -> datetime | None:
+    """When a pause was last confirmed, if one is why nothing takes this kind now."""
+    seen = [stand.alert.last_seen_at for stand in stands if stand.paused and stand.alert]
+    return max(seen, default=None)
 
 
 def provider_at_submission(kind: InputKind) -> RemovalProvider:
@@ -220,10 +266,14 @@ def outages(kinds: Iterable[InputKind] = tuple(InputKind)) -> list[Outage]:
             continue
         what = InputKind(kind).label.lower() + "s"
         if not any(stand.takes_new_jobs for stand in stands):
+            if paused := _last_checked_pause(stands):
+                headline = ProviderPaused(kind, last_checked=paused).message
+            else:
+                headline = _out_of_service(what)
             found.append(
                 Outage(
                     kind,
-                    _out_of_service(what),
+                    headline,
                     f"New {what} are refused until then, and nothing is charged for them. Any "
                     f"already waiting go out when it is back, or are refunded after {minutes} "
                     "minutes.",

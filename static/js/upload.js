@@ -19,7 +19,8 @@
   }
 
   function refreshSubmit(form) {
-    const button = form.querySelector("button[type=submit]");
+    // The form's own button, not a staged file's Remove (also a submit button).
+    const button = form.querySelector(".form-actions button[type=submit]");
     if (!button) return;
     button.disabled = active.size > 0;
     button.textContent = active.size > 0 ? "Waiting for uploads…" : "Remove watermarks";

@@ -14,6 +14,7 @@ from apps.billing.models import EntryKind, LedgerEntry
 from apps.jobs import lifecycle
 from apps.jobs.links import check_share_link
 from apps.jobs.models import Job, JobState
+from apps.removal.models import ProviderAlert
 from tests.api.conftest import GOOD_LINK, OTHER_LINK, ApiClient, key_for, link, membership
 from tests.factories import UserFactory
 
@@ -150,6 +151,39 @@ def test_a_link_already_cleaned_is_set_aside_unless_asked_again(acme, alice, acm
     ]
     assert again.status_code == 201
     assert ledger.open_wallet(acme).held == 10
+
+
+def test_the_api_sets_a_running_link_aside_too(acme, alice, acme_api):
+    fund(acme, 100)
+    first = acme_api.post("/jobs", {"links": [GOOD_LINK]})
+    [running] = first.json()["jobs"]
+
+    again = acme_api.post("/jobs", {"links": [GOOD_LINK + "/#x"]})
+
+    assert again.status_code == 200
+    assert again.json()["already_cleaned"] == [
+        {"item": "links[0]", "job": running["id"], "upload": None}
+    ]
+    assert ledger.open_wallet(acme).held == 10
+
+
+def test_a_link_is_refused_as_a_problem_while_kie_is_paused(acme, acme_api):
+    fund(acme, 100)
+    checked = timezone.now().replace(hour=13, minute=10)
+    ProviderAlert.objects.create(
+        provider="kie", kind="paused", message="500: paused", last_seen_at=checked
+    )
+
+    response = acme_api.post("/jobs", {"links": [GOOD_LINK]})
+
+    assert response.status_code == 503
+    assert response.json()["type"] == "urn:unmark:problem:provider-paused"
+    assert response.json()["detail"] == (
+        "Links cannot be cleaned right now: our link provider has paused Sora watermark "
+        "removal (last checked 13:10). Upload the video file instead."
+    )
+    assert Job.objects.count() == 0
+    assert ledger.open_wallet(acme).held == 0
 
 
 def test_an_empty_request_is_refused(acme, acme_api):

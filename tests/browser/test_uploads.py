@@ -13,6 +13,7 @@ from moto.server import ThreadedMotoServer
 from PIL import ImageStat
 from playwright.sync_api import Page, expect
 
+from apps.billing.models import EntryKind, LedgerEntry
 from apps.jobs.models import Job, JobState, Upload
 from apps.simulators.swc import SwcSimConfig, SwcSimulator
 from tests.browser.steps import JOB_TIMEOUT_MS, balance_chip, sign_up
@@ -291,3 +292,43 @@ def test_files_go_straight_to_the_bucket_and_are_checked_before_they_are_accepte
     assert job.original_file.name == key
     assert default_storage.open(key).read() == clip.read_bytes()
     assert not [text for text in violations if "Content Security Policy" in text]
+
+
+def test_staged_files_survive_a_refused_form_and_process_it_again_sends_the_file(
+    live_stack, open_page, files_provider, tmp_path: Path
+):
+    first = make_clip(tmp_path / "first.mp4", seconds=1)
+    second = make_clip(tmp_path / "second.mp4", seconds=2)
+    page = open_page("kim")
+    page.goto("/accounts/signup/")
+    sign_up(page, "kim@example.com")
+    send = page.get_by_role("button", name="Remove watermarks")
+
+    page.locator(".drop-zone").set_input_files([str(first), str(second)])
+    expect(page.locator(".upload-done")).to_have_count(2)
+    send.click()  # the ownership box is not ticked
+
+    expect(page.get_by_text("Please confirm that you own these videos")).to_be_visible()
+    expect(page.locator(".upload-done")).to_have_count(2)
+    page.reload()
+    expect(page.locator(".upload-done")).to_have_count(2)
+    page.get_by_role("button", name="Remove second.mp4").click()
+    expect(page.locator(".upload-done")).to_have_count(1)
+    assert [upload.name for upload in Upload.objects.all()] == ["first.mp4"]
+    page.get_by_label("I own these videos or have the right to edit them").check()
+    send.click()
+    expect(page.get_by_text("1 video added")).to_be_visible()
+
+    # The same file again is set aside, and pressing "Process it again" sends it.
+    page.locator(".drop-zone").set_input_files(str(first))
+    expect(page.locator(".upload-done")).to_have_count(1)
+    send.click()
+    notice = page.locator(".message-info").filter(has_text=re.compile("Already (being )?cleaned"))
+    expect(notice).to_contain_text("nothing was charged")
+    assert LedgerEntry.objects.filter(kind=EntryKind.HOLD).count() == 1
+    notice.get_by_role("button", name="Process it again").click()
+
+    expect(page.get_by_text("1 video added")).to_be_visible()
+    assert Job.objects.count() == 2
+    assert Upload.objects.count() == 0
+    assert LedgerEntry.objects.filter(kind=EntryKind.HOLD).count() == 2

@@ -92,3 +92,27 @@ def test_a_link_that_grows_past_500_characters_when_completed_is_refused():
     link, message = check_share_link(line)
     assert link == ""
     assert "over 500 characters" in message
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        GOOD + "/",
+        GOOD + "?utm_source=share&ref=x",
+        GOOD + "/#comments",
+        "SORA.ChatGPT.com/p/s_68e83bd7eee88191be79d2ba7158516f/",
+    ],
+)
+def test_slashes_tracking_parameters_and_fragments_are_dropped(line):
+    assert check_share_link(line) == (GOOD, "")
+
+
+def test_the_share_token_is_kept_and_the_rest_of_the_query_dropped():
+    assert check_share_link(GOOD + "?utm_medium=x&psh=HXVzZXItM")[0] == GOOD + "?psh=HXVzZXItM"
+
+
+def test_a_link_with_and_without_its_share_token_is_one_video():
+    result = parse_pasted_links(f"{GOOD}?psh=HXVzZXItM\n{GOOD}/\n")
+
+    assert result.links == [GOOD + "?psh=HXVzZXItM"]
+    assert [line.number for line in result.duplicates] == [2]

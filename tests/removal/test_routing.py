@@ -140,15 +140,29 @@ def test_customers_read_what_they_can_do_and_staff_every_reason_when_a_kind_is_o
     ]
 
 
-def test_links_wait_for_a_paused_kie_rather_than_being_refused(sim_stack, alice_membership):
-    """Kie's pause or maintenance is "no room right now": the job is taken and waits."""
+def test_links_are_refused_while_kie_is_paused(sim_stack, alice_membership):
+    """A pause has no end in sight: a new link would only wait to be refunded."""
     ProviderAlert.objects.create(provider="kie", kind="paused", message="paused")
+
+    with pytest.raises(routing.ProviderPaused):
+        submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+
+    assert Job.objects.count() == 0
+    [outage] = routing.outages()
+    assert outage.headline.startswith("Links cannot be cleaned right now: our link provider")
+
+
+def test_links_wait_for_kie_under_maintenance_rather_than_being_refused(
+    sim_stack, alice_membership
+):
+    """Maintenance is "no room right now": the job is taken and waits."""
+    ProviderAlert.objects.create(provider="kie", kind="maintenance", message="maintenance")
 
     [job] = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
 
     assert job.state == JobState.QUEUED
     [outage] = routing.outages()
-    assert outage.headline == "Kie has paused Sora watermark removal."
+    assert outage.headline == "Kie is under maintenance."
     assert outage.advice.startswith("Your videos wait and go out when it is back.")
 
 

@@ -27,10 +27,11 @@ from apps.jobs import lifecycle, submission
 from apps.jobs.files import result_name, serve_stored
 from apps.jobs.forms import JobFilterForm, SubmitForm
 from apps.jobs.links import LineError
-from apps.jobs.models import Job, JobQuerySet, JobsPulse, Upload
+from apps.jobs.models import Job, JobQuerySet, JobsPulse, Upload, folded_timeline
 from apps.jobs.uploads import (
     Refusal,
     direct_to_bucket,
+    discard,
     display_name,
     request_refusals,
     stage_received_file,
@@ -61,12 +62,18 @@ class Outcome:
     duplicates: list[LineError] = field(default_factory=list)
     refused_files: list[Refusal] = field(default_factory=list)
     already: list[submission.AlreadyCleaned] = field(default_factory=list)
-    # Files received and checked but not submitted (yet): the form carries them on.
-    ready: list[Upload] = field(default_factory=list)
 
     @property
     def needs_attention(self) -> bool:
-        return bool(self.line_errors or self.refused_files or self.already or self.ready)
+        return bool(self.line_errors or self.refused_files or self.already)
+
+    @property
+    def already_groups(self) -> list[tuple[str, list[submission.AlreadyCleaned]]]:
+        """What was set aside, under its headline: being cleaned now, then already cleaned."""
+        running = [item for item in self.already if item.in_flight]
+        done = [item for item in self.already if not item.in_flight]
+        groups = (("Already being cleaned", running), ("Already cleaned", done))
+        return [(headline, items) for headline, items in groups if items]
 
 
 def _submit_form(request: MemberRequest, **kwargs: Any) -> SubmitForm:
@@ -77,13 +84,32 @@ def _submit_form(request: MemberRequest, **kwargs: Any) -> SubmitForm:
 @team_member_required
 @require_POST
 def submit(request: MemberRequest) -> HttpResponse:
+    """Submits the form; or, for a file's *Remove* button, drops that file and shows the form
+    again. Files sent with the form are kept as uploads whatever happens to the rest of it,
+    so a refusal (the ownership box, credits, a monthly limit) never costs an upload."""
     form = _submit_form(request, data=request.POST, files=request.FILES)
     outcome = Outcome(refused_files=[r for r in request_refusals(request) if r.name])
     if whole_batch := [r.message for r in request_refusals(request) if not r.name]:
         form.is_valid()
         form.add_error(None, whole_batch[0])
-    elif form.is_valid():
-        _submit_valid(request, form, outcome)
+        return _dashboard(request, form, outcome)
+    valid = form.is_valid()
+    sent_as = form.cleaned_data.get("submission")
+    if made := submission.jobs_of_submission(team=request.membership.team, submission=sent_as):
+        # Told before any file of a resent form is received again or checked.
+        form.add_error(None, _already_sent_message(len(made)))
+        return _dashboard(request, form, outcome)
+    received = _stage_received_files(request, form, outcome)
+    if "remove" in request.POST:
+        discard(_get_upload(request, request.POST["remove"]))
+        # Nothing was submitted: the form comes back as it was sent, less that file.
+        kept = {
+            "links": request.POST.get("links", ""),
+            "owns_videos": "owns_videos" in request.POST,
+        }
+        return _dashboard(request, _submit_form(request, initial=kept), outcome)
+    if valid:
+        _submit_valid(request, form, outcome, received)
     if outcome.created and not outcome.needs_attention and not request.htmx:
         count = outcome.created
         notes = " ".join(f"Line {line.number}: {line.message}" for line in outcome.duplicates)
@@ -97,27 +123,38 @@ def submit(request: MemberRequest) -> HttpResponse:
     return _dashboard(request, form, outcome)
 
 
-def _submit_valid(request: MemberRequest, form: SubmitForm, outcome: Outcome) -> None:
+def _stage_received_files(
+    request: MemberRequest, form: SubmitForm, outcome: Outcome
+) -> list[Upload]:
+    """Keeps the files sent with the form (without JavaScript) as the person's uploads, each
+    checked on its own; a refused one is told by name."""
+    videos = form.cleaned_data.get("videos") or []
+    if not videos:
+        return []
+    try:
+        submission.require_files_accepted()
+    except Refused as exc:
+        form.add_error(None, exc.message)
+        return []
+    staged = []
+    for received in videos:
+        try:
+            staged.append(stage_received_file(membership=request.membership, uploaded=received))
+        except Refused as exc:
+            outcome.refused_files.append(Refusal(display_name(received.name), exc.message))
+    return staged
+
+
+def _submit_valid(
+    request: MemberRequest, form: SubmitForm, outcome: Outcome, received: list[Upload]
+) -> None:
     membership = request.membership
     if form.cleaned_data.get("owns_videos"):
         request.user.confirm_ownership()
     outcome.line_errors = form.paste.errors
     outcome.duplicates = form.paste.duplicates
-    sent_as = form.cleaned_data["submission"]
-    if made := submission.jobs_of_submission(team=membership.team, submission=sent_as):
-        # Told before any file of a resent form is received again or checked.
-        form.add_error(None, _already_sent_message(len(made)))
-        return
-    uploads: list[Upload] = []
     try:
-        uploads = _staged_uploads(membership, form.cleaned_data["uploads"])
-        if form.cleaned_data["videos"]:
-            submission.require_files_accepted()
-            for received in form.cleaned_data["videos"]:
-                try:
-                    uploads.append(stage_received_file(membership=membership, uploaded=received))
-                except Refused as exc:
-                    outcome.refused_files.append(Refusal(display_name(received.name), exc.message))
+        uploads = _staged_uploads(membership, form.cleaned_data["uploads"]) + received
         uploads, repeats = submission.drop_repeated_files(uploads)
         outcome.refused_files += [Refusal(r.upload.name, r.message) for r in repeats]
         links = form.paste.links
@@ -125,26 +162,30 @@ def _submit_valid(request: MemberRequest, form: SubmitForm, outcome: Outcome) ->
             links, uploads, outcome.already = submission.split_already_cleaned(
                 team=membership.team, links=links, uploads=uploads
             )
-        set_aside = {item.key for item in outcome.already}
-        outcome.ready = [upload for upload in uploads if upload.sha256 in set_aside]
         if links or uploads:
             created = submission.submit_jobs(
-                membership=membership, links=links, uploads=uploads, submission=sent_as
+                membership=membership,
+                links=links,
+                uploads=uploads,
+                submission=form.cleaned_data["submission"],
             )
             outcome.created = len(created)
     except submission.AlreadySubmitted as exc:
         form.add_error(None, _already_sent_message(len(exc.jobs)))
     except Refused as exc:
         form.add_error(None, exc.message)
-    finally:
-        if not outcome.created:
-            # The checked files wait in the form, so nobody has to upload them again.
-            outcome.ready += [upload for upload in uploads if upload not in outcome.ready]
+
+
+def _get_upload(request: MemberRequest, public_id: str) -> Upload:
+    try:
+        return get_team_owned(request, Upload.objects.all(), public_id=uuid.UUID(public_id))
+    except ValueError:
+        raise Http404("No such upload.") from None
 
 
 def _staged_uploads(membership: Membership, ids: list[uuid.UUID]) -> list[Upload]:
     """The uploads the form names, in the order the person chose them (which the jobs keep).
-    Raises `UploadGone` if any was already submitted or removed."""
+    Raises `UploadGone` if any was already submitted or removed, or is another team's."""
     found = Upload.objects.filter(team=membership.team, public_id__in=ids).in_bulk(
         field_name="public_id"
     )
@@ -178,7 +219,14 @@ def _dashboard(request: MemberRequest, form: SubmitForm, outcome: Outcome) -> Ht
         "direct_to_bucket": direct_to_bucket(),
         "credits_per_video": settings.CREDITS_PER_VIDEO,
         "again_submission": uuid.uuid4(),
-        "outages": routing.outages(),
+        # Every file this person uploaded and has not submitted: refused forms and reloads
+        # lose none of them.
+        "staged": Upload.objects.staged_by(
+            team_id=request.membership.team_id, user_id=request.user.pk
+        ),
+        # Only people who paste links hear about links: their notice is in the links box.
+        "outages": routing.outages([InputKind.FILE]),
+        "link_outages": routing.outages([InputKind.LINK]),
         **_jobs_table_context(request),
         **_credit_context(request),
     }
@@ -278,7 +326,7 @@ def job_detail(request: MemberRequest, public_id: str) -> HttpResponse:
         template,
         {
             "job": job,
-            "events": job.events.all(),
+            "timeline": folded_timeline(list(job.events.all())),
             "fingerprint": fingerprint,
             # Only about its own kind of input, and only while it has not ended.
             "outages": routing.outages([InputKind(job.input_kind)]) if job.is_in_flight else [],
