@@ -102,4 +102,35 @@
       })
       .catch(function () { window.location.href = link.href; });
   });
+
+  // Copy buttons (templates/_copy.html): hidden until this script can make them work.
+  function showCopyButtons(root) {
+    var buttons = (root || document).querySelectorAll("button[data-copy]");
+    for (var i = 0; i < buttons.length; i++) buttons[i].hidden = false;
+  }
+  document.addEventListener("DOMContentLoaded", function () { showCopyButtons(document); });
+  document.addEventListener("htmx:load", function (event) { showCopyButtons(event.target); });
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("button[data-copy]");
+    if (!button) return;
+    var source = document.getElementById(button.dataset.copy);
+    var status = button.nextElementSibling;
+    if (!source) return;
+    function say(words) { if (status) status.textContent = words; }
+    // Where the clipboard is out of reach (an http:// address, a refused permission), the
+    // text is selected so one keystroke copies it.
+    function selectInstead() {
+      var range = document.createRange();
+      range.selectNodeContents(source);
+      var selection = window.getSelection();
+      selection.removeAllRanges();
+      selection.addRange(range);
+      say("Selected: press Ctrl+C (⌘C on a Mac) to copy it.");
+    }
+    if (!navigator.clipboard) { selectInstead(); return; }
+    navigator.clipboard.writeText(source.textContent.trim()).then(
+      function () { say("Copied."); },
+      selectInstead
+    );
+  });
 })();
