@@ -133,4 +133,44 @@
       selectInstead
     );
   });
+
+  // The header's menus (<details>, which work alone): one open at a time, Escape or a click
+  // elsewhere closes them, and Escape gives the focus back to what opened it.
+  function openMenus() { return document.querySelectorAll("details.menu[open]"); }
+  document.addEventListener("toggle", function (event) {
+    var opened = event.target;
+    if (!opened.matches || !opened.matches("details.menu") || !opened.open) return;
+    var menus = openMenus();
+    for (var i = 0; i < menus.length; i++) if (menus[i] !== opened) menus[i].open = false;
+  }, true);
+  document.addEventListener("click", function (event) {
+    var menus = openMenus();
+    for (var i = 0; i < menus.length; i++) if (!menus[i].contains(event.target)) menus[i].open = false;
+  });
+
+  // On a phone the header's links and menus fold behind one button (see .has-menu-button).
+  var header = document.querySelector(".site-header");
+  var toggle = header && header.querySelector(".menu-toggle");
+  function setFolded(open) {
+    header.classList.toggle("is-open", open);
+    toggle.setAttribute("aria-expanded", String(open));
+  }
+  if (toggle) {
+    header.classList.add("has-menu-button");
+    toggle.addEventListener("click", function () {
+      setFolded(toggle.getAttribute("aria-expanded") !== "true");
+    });
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    var menus = openMenus();
+    if (menus.length) {
+      for (var i = 0; i < menus.length; i++) menus[i].open = false;
+      menus[menus.length - 1].querySelector("summary").focus();
+    } else if (toggle && toggle.getAttribute("aria-expanded") === "true") {
+      setFolded(false);
+      toggle.focus();
+    }
+  });
 })();
