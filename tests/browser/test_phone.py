@@ -66,6 +66,20 @@ def test_no_page_an_owner_reaches_scrolls_sideways_on_a_phone(
         page.goto(url)
         assert sideways_overflow(page) == 0, url
         assert header_height(page) < ONE_ROW_PX, url
+    # A new key is one long word.
+    page.goto(owners_pages[8])
+    page.get_by_label("Name").fill("Zapier")
+    page.get_by_role("button", name="Make the key").click()
+    expect(page.locator("#new-key")).to_be_visible()
+    assert sideways_overflow(page) == 0, "a new API key"
+
+
+def test_signed_out_pages_fit_a_phone_with_a_one_row_header(open_page):
+    page = open_page("visitor", viewport=PHONE)
+    for url in ["/", reverse("account_login"), reverse("account_signup"), reverse("terms")]:
+        page.goto(url)
+        assert sideways_overflow(page) == 0, url
+        assert header_height(page) < ONE_ROW_PX, url
 
 
 def test_the_operations_page_fits_a_phone_for_staff(open_page, live_server, settings):
