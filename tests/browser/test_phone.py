@@ -166,6 +166,8 @@ def test_the_upload_box_and_the_job_list_speak_to_a_phone(
     expect(row.locator(".video-meta")).to_be_visible()
     expect(row.locator(".video-meta")).to_contain_text("10 credits")
     expect(row.locator(".video-meta time")).to_be_visible()
+    # Wrapped if need be, never cut: the credits are read in full.
+    assert row.locator(".video-meta").evaluate("meta => meta.scrollWidth <= meta.clientWidth")
     shown = name.bounding_box()
     assert shown is not None
     assert shown["width"] > 120  # about 15 characters of the name, then "…"
