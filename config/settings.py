@@ -158,7 +158,7 @@ TEMPLATES = [
                 "apps.billing.context_processors.balance",
                 "config.context_processors.brand",
             ],
-            "builtins": ["django_htmx.templatetags.django_htmx"],
+            "builtins": ["django_htmx.templatetags.django_htmx", "apps.sizes"],
         },
     }
 ]

@@ -94,6 +94,20 @@ def test_the_admin_keeps_to_the_policy_too(client, django_user_model):
         assert "Content-Security-Policy" in response, url
 
 
+def test_a_signed_in_person_who_is_not_staff_gets_404_anywhere_in_the_admin(login, alice):
+    client = login(alice)
+
+    for url in ["/admin/", "/admin/jobs/job/", "/admin/login/", "/admin/logout/"]:
+        assert client.get(url).status_code == 404, url
+
+
+def test_anonymous_people_are_still_sent_to_sign_in_from_the_admin(client):
+    index = client.get("/admin/")
+
+    assert index.status_code == 302
+    assert client.get(index["Location"])["Location"] == "/accounts/login/?next=/admin/"
+
+
 def app_routes() -> list[tuple[str, object]]:
     """Every route of the app (the admin aside) with its view."""
 

@@ -18,6 +18,10 @@ from apps.api.forms import ApiKeyForm
 from apps.api.models import ApiKey
 from apps.api.problems import Problem
 
+# The new key waits in the session for the page the creation redirects to, which takes it
+# out: shown once, never in an address, and a refresh posts nothing again.
+_NEW_KEY = "api_keys:new-key:{}"
+
 
 @csrf_exempt  # like the API itself: no session, so nothing to forge
 def not_found(request: HttpRequest, rest: str) -> HttpResponse:
@@ -40,7 +44,14 @@ def docs(request: HttpRequest) -> HttpResponse:
 @team_member_required
 @require_GET
 def api_keys(request: MemberRequest) -> HttpResponse:
-    return _page(request, ApiKeyForm())
+    team = request.membership.team
+    new_key = request.session.pop(_NEW_KEY.format(team.public_id), "")
+    response = _page(request, ApiKeyForm(), new_key=new_key)
+    if new_key:
+        # It is stored nowhere we could show it from again, and no cache (the back button
+        # included) may keep it.
+        patch_cache_control(response, no_store=True)
+    return response
 
 
 def _page(
@@ -71,10 +82,9 @@ def create_key(request: MemberRequest) -> HttpResponse:
         name=form.cleaned_data["name"],
         read_only=form.cleaned_data["read_only"],
     )
-    # Shown in this answer only: it is stored nowhere we could show it from again.
-    response = _page(request, ApiKeyForm(), new_key=raw_key, status=201)
-    patch_cache_control(response, no_store=True)
-    return response
+    team = request.membership.team
+    request.session[_NEW_KEY.format(team.public_id)] = raw_key
+    return redirect("api_keys:list", team.public_id)
 
 
 @team_member_required

@@ -61,6 +61,7 @@ class JobAdmin(admin.ModelAdmin):
     view_on_site = False  # a job's page is for its team; staff see it here
     list_display = [
         "public_id",
+        "video",
         "state",
         "team",
         "created_by",
@@ -75,7 +76,14 @@ class JobAdmin(admin.ModelAdmin):
     ]
     list_filter = ["state", "provider", "created_at", "team"]
     list_select_related = ["team", "created_by"]
-    search_fields = ["source_url", "task_id", "public_id", "created_by__email", "team__name"]
+    search_fields = [
+        "original_name",
+        "source_url",
+        "task_id",
+        "public_id",
+        "created_by__email",
+        "team__name",
+    ]
     date_hierarchy = "created_at"
     readonly_fields = [*(field.name for field in Job._meta.fields), "machine"]
     inlines = [JobEventInline]
@@ -98,6 +106,11 @@ class JobAdmin(admin.ModelAdmin):
             "costs_url": reverse("admin:jobs_job_costs"),
         }
         return super().changelist_view(request, extra_context)
+
+    @admin.display(description="Video", ordering="original_name")
+    def video(self, job: Job) -> str:
+        """What the team calls it: the uploaded file's name, or the share link's id."""
+        return job.video_id
 
     @admin.display(description="Machine")
     def machine(self, job: Job) -> str:

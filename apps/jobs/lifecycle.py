@@ -18,8 +18,9 @@ from django.utils import timezone
 
 from apps.billing import ledger
 from apps.jobs import events, queue
-from apps.jobs.models import Job, JobState, file_size
+from apps.jobs.models import Job, JobState
 from apps.removal.registry import get_provider
+from apps.sizes import file_size
 
 
 def fail_job(job: Job, *, code: str, message: str) -> bool:

@@ -10,7 +10,6 @@ from typing import Any, ClassVar
 from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Count, Max, Q, Sum
-from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import timezone
 
@@ -100,11 +99,6 @@ def credits_to_micros(credits: int) -> int:
 
 def new_callback_token() -> str:
     return secrets.token_urlsafe(24)
-
-
-def file_size(size: int) -> str:
-    """A size as the pages write it ("284.2 KB"), with an ordinary space: for stored text."""
-    return filesizeformat(size).replace("\xa0", " ")
 
 
 def human_duration(seconds: float) -> str:

@@ -33,6 +33,7 @@ from django.utils import timezone
 from apps.accounts.models import Membership, Team
 from apps.jobs.media import MediaRefused, Probed, probe_video
 from apps.jobs.models import FINAL_STATES, Job, Upload
+from apps.sizes import file_size
 
 CHUNK_BYTES = 1024 * 1024
 NAME_MAX_CHARACTERS = 120
@@ -161,7 +162,7 @@ STOPPED = (
 
 
 def too_large_message() -> str:
-    return f"This file is larger than the {_megabytes(settings.UPLOAD_MAX_BYTES)} we accept."
+    return f"This file is larger than the {file_size(settings.UPLOAD_MAX_BYTES)} we accept."
 
 
 def too_many_files_message() -> str:
@@ -172,16 +173,12 @@ def too_many_files_message() -> str:
 
 
 def _batch_too_large_message() -> str:
-    files, size = settings.UPLOAD_MAX_FILES, _megabytes(settings.UPLOAD_MAX_BYTES)
+    files, size = settings.UPLOAD_MAX_FILES, file_size(settings.UPLOAD_MAX_BYTES)
     return (
         f"These files are larger together than a whole batch may be (up to {files} files of "
         f"{size} each). "
         "Nothing was received: please send them in smaller batches."
     )
-
-
-def _megabytes(size: int) -> str:
-    return f"{size / (1024 * 1024):,.0f} MB" if size >= 1024 * 1024 else f"{size:,} bytes"
 
 
 # --- Staging ----------------------------------------------------------------------------------

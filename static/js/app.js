@@ -102,4 +102,75 @@
       })
       .catch(function () { window.location.href = link.href; });
   });
+
+  // Copy buttons (templates/_copy.html): hidden until this script can make them work.
+  function showCopyButtons(root) {
+    var buttons = (root || document).querySelectorAll("button[data-copy]");
+    for (var i = 0; i < buttons.length; i++) buttons[i].hidden = false;
+  }
+  document.addEventListener("DOMContentLoaded", function () { showCopyButtons(document); });
+  document.addEventListener("htmx:load", function (event) { showCopyButtons(event.target); });
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("button[data-copy]");
+    if (!button) return;
+    var source = document.getElementById(button.dataset.copy);
+    var status = button.nextElementSibling;
+    if (!source) return;
+    function say(words) { if (status) status.textContent = words; }
+    // Where the clipboard is out of reach (an http:// address, a refused permission), the
+    // text is selected so one keystroke copies it.
+    function selectInstead() {
+      var range = document.createRange();
+      range.selectNodeContents(source);
+      var selection = window.getSelection();
+      selection.removeAllRanges();
+      selection.addRange(range);
+      say("Selected: press Ctrl+C (⌘C on a Mac) to copy it.");
+    }
+    if (!navigator.clipboard) { selectInstead(); return; }
+    navigator.clipboard.writeText(source.textContent.trim()).then(
+      function () { say("Copied."); },
+      selectInstead
+    );
+  });
+
+  // The header's menus (<details>, which work alone): one open at a time, Escape or a click
+  // elsewhere closes them, and Escape gives the focus back to what opened it.
+  function openMenus() { return document.querySelectorAll("details.menu[open]"); }
+  document.addEventListener("toggle", function (event) {
+    var opened = event.target;
+    if (!opened.matches || !opened.matches("details.menu") || !opened.open) return;
+    var menus = openMenus();
+    for (var i = 0; i < menus.length; i++) if (menus[i] !== opened) menus[i].open = false;
+  }, true);
+  document.addEventListener("click", function (event) {
+    var menus = openMenus();
+    for (var i = 0; i < menus.length; i++) if (!menus[i].contains(event.target)) menus[i].open = false;
+  });
+
+  // On a phone the header's links and menus fold behind one button (see .has-menu-button).
+  var header = document.querySelector(".site-header");
+  var toggle = header && header.querySelector(".menu-toggle");
+  function setFolded(open) {
+    header.classList.toggle("is-open", open);
+    toggle.setAttribute("aria-expanded", String(open));
+  }
+  if (toggle) {
+    header.classList.add("has-menu-button");
+    toggle.addEventListener("click", function () {
+      setFolded(toggle.getAttribute("aria-expanded") !== "true");
+    });
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    var menus = openMenus();
+    if (menus.length) {
+      for (var i = 0; i < menus.length; i++) menus[i].open = false;
+      menus[menus.length - 1].querySelector("summary").focus();
+    } else if (toggle && toggle.getAttribute("aria-expanded") === "true") {
+      setFolded(false);
+      toggle.focus();
+    }
+  });
 })();

@@ -7,8 +7,18 @@
   const csrfToken = () => document.querySelector("[name=csrfmiddlewaretoken]").value;
   const active = new Set();
 
+  // As the pages write sizes (apps/sizes.py): "331 KB", "1.4 MB", "500 MB".
   function formatSize(bytes) {
-    return bytes >= 1048576 ? `${(bytes / 1048576).toFixed(1)} MB` : `${Math.ceil(bytes / 1024)} KB`;
+    if (bytes < 1024) return `${bytes.toLocaleString("en")} byte${bytes === 1 ? "" : "s"}`;
+    const units = ["KB", "MB", "GB", "TB"];
+    const rounded = (amount) => (amount < 9.95 ? Number(amount.toFixed(1)) : Math.round(amount));
+    let amount = bytes;
+    let unit = units[0];
+    for (unit of units) {
+      amount /= 1024;
+      if (rounded(amount) < 1024 || unit === units[units.length - 1]) break;
+    }
+    return `${rounded(amount).toLocaleString("en", { maximumFractionDigits: 1 })} ${unit}`;
   }
 
   function element(tag, className, text) {

@@ -148,18 +148,32 @@ def test_an_owner_makes_a_key_and_sees_it_once(acme, alice, login):
     client = login(alice)
 
     made = client.post(f"/t/{acme.public_id}/api-keys/new/", {"name": "Zapier"})
-    later = client.get(f"/t/{acme.public_id}/api-keys/")
+    shown = client.get(made["Location"])
+    later = client.get(made["Location"])
 
-    assert made.status_code == 201
-    assert made["Cache-Control"] == "no-store"
-    raw_key = made.context["new_key"]
+    assert made.status_code == 302
+    assert made["Location"] == f"/t/{acme.public_id}/api-keys/"
+    assert shown["Cache-Control"] == "no-store"
+    raw_key = shown.context["new_key"]
     assert raw_key.startswith("um_test_")
-    assert raw_key in made.content.decode()
+    assert raw_key in shown.content.decode()
     assert ApiClient(raw_key).get("/balance").status_code == 200
     page = later.content.decode()
     assert "Zapier" in page
     assert raw_key not in page
     assert f"{ApiKey.objects.get().prefix}…" in page
+    assert ApiKey.objects.count() == 1
+
+
+def test_a_new_key_is_shown_only_on_its_own_teams_page(acme, alice, login):
+    client = login(alice)
+    own = alice.memberships.get(team__is_personal=True).team
+
+    client.post(f"/t/{acme.public_id}/api-keys/new/", {"name": "Zapier"})
+    elsewhere = client.get(f"/t/{own.public_id}/api-keys/")
+
+    assert elsewhere.context["new_key"] == ""
+    assert client.get(f"/t/{acme.public_id}/api-keys/").context["new_key"].startswith("um_")
 
 
 def test_an_admin_makes_a_read_only_key(acme, bob, login):

@@ -33,6 +33,7 @@ def test_an_owner_makes_a_key_copies_it_once_and_revokes_it(open_page, live_serv
     from tests.browser.test_pages_ux import serious_violations, signed_in
 
     page = signed_in(open_page("alice"), live_server, alice)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     page.goto(f"/t/{acme.public_id}/members/")
     page.get_by_role("navigation", name="Acme").get_by_role("link", name="API keys").click()
 
@@ -44,8 +45,14 @@ def test_an_owner_makes_a_key_copies_it_once_and_revokes_it(open_page, live_serv
     assert serious_violations(page) == []
     key = ApiKey.objects.get()
     assert shown.inner_text().startswith(key.prefix)
-    page.goto(f"/t/{acme.public_id}/api-keys/")
+    # Shown after a redirect: the address does not carry it, and a refresh makes no key.
+    assert page.url == f"{live_server.url}/t/{acme.public_id}/api-keys/"
+    page.get_by_role("button", name="Copy the key").click()
+    expect(page.locator(".copy-status")).to_have_text("Copied.")
+    assert page.evaluate("navigator.clipboard.readText()") == shown.inner_text()
+    page.reload()
     expect(page.locator("#new-key")).to_have_count(0)
+    assert ApiKey.objects.count() == 1
 
     page.get_by_role("link", name="Revoke the key Zapier").click()
     page.get_by_role("button", name="Revoke the key").click()

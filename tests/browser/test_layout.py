@@ -48,6 +48,7 @@ def test_the_dashboard_job_credits_and_team_pages_fit_a_phone(live_stack, open_p
     expect(page.get_by_test_id("available")).to_be_visible()
     assert sideways_overflow(page) == 0, "credits page"
 
+    page.get_by_role("button", name="Menu").click()
     page.get_by_role("link", name="Team", exact=True).click()
     expect(page.get_by_role("heading", name="Members")).to_be_visible()
     assert sideways_overflow(page) == 0, "team page"

@@ -55,6 +55,14 @@ def test_an_owner_adds_an_endpoint_and_receives_signed_events(
     expect(page.get_by_text("Copy it into your receiver now")).to_be_visible()
     secret = page.locator("#new-secret").inner_text()
     assert re.fullmatch(r"whsec_[A-Za-z0-9+/=]{44}", secret)
+    # Where there is no clipboard (an http:// address), the copy button selects the secret and
+    # says how to copy it.
+    page.evaluate("Object.defineProperty(navigator, 'clipboard', {value: undefined})")
+    page.get_by_role("button", name="Copy the secret").click()
+    expect(page.locator(".copy-status")).to_have_text(
+        "Selected: press Ctrl+C (⌘C on a Mac) to copy it."
+    )
+    assert page.evaluate("String(window.getSelection())") == secret
 
     page.get_by_role("button", name="Send a test event").click()
     wait_for(receiver, 1)

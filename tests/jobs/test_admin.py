@@ -7,7 +7,7 @@ from django.urls import reverse
 from apps.accounts.models import User
 from apps.billing import ledger
 from apps.jobs import submission
-from apps.jobs.models import Job, JobState
+from apps.jobs.models import InputKind, Job, JobState
 
 pytestmark = pytest.mark.django_db
 
@@ -57,3 +57,16 @@ def test_staff_who_may_change_jobs_fail_and_release_them(login, queued_job):
     queued_job.refresh_from_db()
     assert queued_job.state == JobState.FAILED
     assert ledger.available_credits(queued_job.team) == 30
+
+
+def test_the_job_list_shows_each_videos_file_name(login, queued_job):
+    Job.objects.filter(pk=queued_job.pk).update(
+        input_kind=InputKind.FILE, original_name="forest-portrait.mp4"
+    )
+    clerk = login(staff_with("view_job"))
+
+    listed = clerk.get(reverse("admin:jobs_job_changelist")).content.decode()
+    found = clerk.get(reverse("admin:jobs_job_changelist"), {"q": "forest-portrait"})
+
+    assert '<td class="field-video">forest-portrait.mp4</td>' in listed
+    assert list(found.context["cl"].result_list) == [queued_job]

@@ -244,7 +244,7 @@ def test_a_file_over_the_size_cap_stops_the_upload_while_it_arrives(settings, tm
     assert stream.consumed < settings.UPLOAD_MAX_BYTES + 3 * CappedUploadHandler.chunk_size
     assert list(tmp_path.iterdir()) == []
     [refusal] = request.upload_refusals  # type: ignore[attr-defined]
-    assert refusal.message.startswith("big.mp4: This file is larger than the 100,000 bytes")
+    assert refusal.message.startswith("big.mp4: This file is larger than the 98 KB")
 
 
 def test_a_request_larger_than_a_whole_batch_is_refused_before_its_files_are_read(
@@ -301,7 +301,7 @@ def test_a_file_over_the_size_cap_refuses_the_batch_and_holds_nothing(
         login(alice), alice, [("small.mp4", small), ("huge.mp4", b"\1" * 60_000)]
     )
 
-    assert "huge.mp4: This file is larger than the 20,000 bytes we accept." in response.text
+    assert "huge.mp4: This file is larger than the 20 KB we accept." in response.text
     assert "nothing was submitted" in response.text
     assert_nothing_kept(alice, uploads_stack, before)
 
