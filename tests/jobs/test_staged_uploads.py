@@ -195,7 +195,9 @@ def test_a_member_over_the_monthly_limit_keeps_the_files(login, carol, acme, sta
         {"uploads": ids, "owns_videos": "on", "submission": uuid.uuid4()},
     )
 
-    assert "You can use 10 more credits this month" in refused.text
+    assert "Your 2 videos need 20 credits; you can use 10 more credits (1 video) this month." in (
+        refused.text
+    )
     assert listed(refused.text) == ids
     assert listed(client.get(reverse("jobs:dashboard", args=[acme.public_id])).text) == ids
 
