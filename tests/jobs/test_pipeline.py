@@ -287,7 +287,7 @@ def test_a_poller_out_of_time_with_work_due_starts_its_successor(
 
     dispatcher.poll_due_jobs(run_seconds=0.01)
 
-    assert run_tasks.broker.queue_size() == 1  # the successor poller, and nothing else
+    assert run_tasks.queue_size() == 1  # the successor poller, and nothing else
     assert run_tasks() == 1
 
 
