@@ -230,6 +230,10 @@ Q_CLUSTER: dict[str, object] = {
     "bulk": 10,
     "label": "Task queue",
 }
+# The job pipeline's sends and checks have a queue and worker processes of their own per worker
+# (`apps.taskqueue.SENDS`), so they never wait behind emails and webhooks: one of them is often
+# the poller (up to 55 s at a time), the others make short calls to providers.
+Q_SEND_WORKERS = env_int("Q_SEND_WORKERS", 3, minimum=2)
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:

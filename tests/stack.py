@@ -19,6 +19,7 @@ from django.utils.module_loading import import_string
 from django_q.brokers import get_broker
 from django_q.signing import SignedPackage
 
+from apps import taskqueue
 from apps.accounts.models import Membership, User
 from apps.billing import ledger
 from apps.jobs import dispatcher, lifecycle, submission
@@ -166,24 +167,32 @@ def callbacks() -> Iterator[CallbackCatcher]:
 
 
 class Worker:
-    """Runs what waits on the real broker (ORM or Redis) in this process, as a worker would."""
+    """Runs what waits on the real broker (ORM or Redis) in this process, as a worker would:
+    the sends queue first, then the default one."""
 
     def __init__(self) -> None:
-        self.broker = get_broker()
-        self.broker.purge_queue()
+        default, sends = (get_broker(name) for name in taskqueue.queue_names())
+        self.brokers = [sends, default]
+        self.purge()
 
     def __call__(self, limit: int = 1000) -> int:
         ran = 0
-        while self.broker.queue_size() and ran < limit:
-            for task_id, payload in self.broker.dequeue() or []:
+        while self.queue_size() and ran < limit:
+            broker = next(broker for broker in self.brokers if broker.queue_size())
+            for task_id, payload in broker.dequeue() or []:
                 task = SignedPackage.loads(payload)
                 import_string(task["func"])(*task["args"], **task["kwargs"])
-                self.broker.acknowledge(task_id)
+                broker.acknowledge(task_id)
                 ran += 1
         return ran
 
+    def queue_size(self) -> int:
+        """Tasks waiting in every queue."""
+        return sum(broker.queue_size() for broker in self.brokers)
+
     def purge(self) -> None:
-        self.broker.purge_queue()
+        for broker in self.brokers:
+            broker.purge_queue()
 
 
 @pytest.fixture

@@ -6,6 +6,8 @@ team's memberships first and re-checks the actor's permission under the lock, so
 concurrent changes (two owners demoting each other, say) cannot both pass.
 """
 
+from collections.abc import Sequence
+
 from allauth.mfa.utils import is_mfa_enabled
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
@@ -14,7 +16,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from apps import plural
-from apps.accounts import emails
+from apps.accounts import emails, usage
 from apps.accounts.models import (
     ASSIGNABLE_ROLES,
     Membership,
@@ -220,9 +222,25 @@ def leave_team(*, membership: Membership) -> None:
         )
 
 
+# One rule for deleting a team and for deleting an account (which deletes teams): refused
+# while any of their videos is still being cleaned, whose result and settled credits would
+# arrive for a team nobody can open any more. Waiting costs minutes; nothing is lost.
+VIDEOS_IN_FLIGHT = (
+    "Some videos are still being cleaned. Try again once they are done (or have failed); it "
+    "takes a few minutes at most. Nothing was deleted."
+)
+
+
+def refuse_while_videos_in_flight(teams: Sequence[Team]) -> None:
+    """Raises `ActionRefused` if any of `teams` (about to be deleted) has a video in flight."""
+    if usage.videos_in_flight(team_ids=[team.pk for team in teams]):
+        raise ActionRefused(VIDEOS_IN_FLIGHT)
+
+
 def archive_team(*, team: Team, actor: Membership) -> None:
     """Deletes a team for its members: it disappears from their lists and nobody can act in
-    it any more. Rows that reference it (jobs, ledger, this log) stay, for staff.
+    it any more. Rows that reference it (jobs, ledger, this log) stay, for staff. Refused
+    while its videos are being cleaned (`refuse_while_videos_in_flight`).
     """
     if team.is_personal:
         raise ActionRefused("A personal team can't be deleted.")
@@ -231,6 +249,7 @@ def archive_team(*, team: Team, actor: Membership) -> None:
         actor = _as_it_is_now(locked, actor)
         if not actor.is_owner:
             raise PermissionDenied
+        refuse_while_videos_in_flight([team])
         now = timezone.now()
         team.archived_at = now
         team.save(update_fields=["archived_at"])
@@ -270,8 +289,9 @@ def delete_user(*, user: User) -> None:
             raise ActionRefused(
                 f"{user.email} is the only owner of {names}: make another member an owner first."
             )
+        alone_in = list(teams.annotate(members=Count("memberships")).filter(members=1))
+        refuse_while_videos_in_flight(alone_in)
         now = timezone.now()
-        alone_in = teams.annotate(members=Count("memberships")).filter(members=1)
         for team in alone_in:
             team.archived_at = now
             team.save(update_fields=["archived_at"])

@@ -1,8 +1,9 @@
 """What each member spent this month, for the member pages, and what a member with a monthly
-limit may still spend (the dashboard and the credits page show it).
+limit may still spend (the dashboard and the credits page show it); whether teams still have
+videos being cleaned (deleting a team or an account waits for them).
 
 Accounts is the ground floor and knows nothing of jobs or money. The layer that does
-(`apps.jobs.limits`) tells it how to count when the app starts (`JobsConfig.ready`).
+(`apps.jobs`) tells it how to count when the app starts (`JobsConfig.ready`).
 A month is the calendar month in UTC.
 """
 
@@ -43,6 +44,27 @@ _monthly_usage: MonthlyUsage = _not_counted
 def count_monthly_usage_with(source: MonthlyUsage) -> None:
     global _monthly_usage
     _monthly_usage = source
+
+
+class VideosInFlight(Protocol):
+    def __call__(self, *, team_ids: list[int]) -> bool: ...
+
+
+def _not_known(*, team_ids: list[int]) -> bool:
+    raise RuntimeError("No source for videos in flight: apps.jobs must be installed.")
+
+
+_videos_in_flight: VideosInFlight = _not_known
+
+
+def count_videos_in_flight_with(source: VideosInFlight) -> None:
+    global _videos_in_flight
+    _videos_in_flight = source
+
+
+def videos_in_flight(*, team_ids: list[int]) -> bool:
+    """Whether any of these teams has a video still being cleaned."""
+    return bool(team_ids) and _videos_in_flight(team_ids=team_ids)
 
 
 def credits_used_this_month_by_member(*, team: Team) -> dict[int, int]:

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from apps.api.models import IdempotentRequest
 from apps.api.problems import Problem
-from apps.jobs.uploads import HashedUploadedFile
+from apps.jobs.uploads import HashedUploadedFile, atomic_with_files
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
@@ -70,7 +70,8 @@ def respond_once(
         # The work and its stored answer commit together: a process dying in between rolls
         # back the jobs and holds with the answer, so the key, once abandoned, runs once more
         # and not twice. (The claim above is committed on its own: it is what lets one in.)
-        with transaction.atomic():
+        # Files it stored go with a rolled-back transaction too (`atomic_with_files`).
+        with atomic_with_files():
             response = run()
             kept = response.status_code < 500 and response.status_code != 429
             if kept:

@@ -7,8 +7,14 @@ released on failure or cancellation, exactly once: the ledger's settle key), its
 forgets the task, its team's webhooks are written (an outbox), and the follow-ups that must
 not hold up the move (the batch email, the low-balance check) are enqueued to run once it
 commits.
+
+A job that ends without a credit hold (a bug: every job is created with one) still ends: the
+ledger's `NoHold` is an ops alert (an ERROR log line, which Sentry turns into an event), never
+a reason to roll the move back, which left the job in flight for the sweep to retry for ever.
 """
 
+import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -21,6 +27,8 @@ from apps.jobs import events, queue
 from apps.jobs.models import Job, JobState
 from apps.removal.registry import get_provider
 from apps.sizes import file_size
+
+logger = logging.getLogger("unmark.jobs")
 
 
 def fail_job(job: Job, *, code: str, message: str) -> bool:
@@ -35,7 +43,7 @@ def fail_job(job: Job, *, code: str, message: str) -> bool:
             next_check_at=None,
         ):
             return False
-        ledger.release(job=job, memo=f"Failed: {code}")
+        _settle(job, lambda: ledger.release(job=job, memo=f"Failed: {code}"))
         _ended(job)
     return True
 
@@ -66,7 +74,7 @@ def succeed_job(
             expires_at=now + timedelta(days=settings.RESULT_RETENTION_DAYS),
         ):
             return False
-        ledger.capture(job=job)
+        _settle(job, lambda: ledger.capture(job=job))
         _ended(job)
     return True
 
@@ -85,7 +93,7 @@ def cancel_job(job: Job) -> bool:
             next_check_at=None,
         ):
             return False
-        ledger.release(job=job, memo="Canceled")
+        _settle(job, lambda: ledger.release(job=job, memo="Canceled"))
         _ended(job)
         if sent:
             queue.stop_task(job.pk)
@@ -103,6 +111,19 @@ def expire_job(job: Job) -> bool:
         result_poster="",
         original_poster="",
     )
+
+
+def _settle(job: Job, settle: Callable[[], bool]) -> None:
+    """Captures or releases the job's hold. Without one there is nothing to settle: an alert
+    for staff (why did a job run without a hold?), and the job ends all the same. Not a
+    ProviderAlert: those say a provider is in trouble and steer routing; this is our own."""
+    try:
+        settle()
+    except ledger.NoHold:
+        logger.error(
+            "job ended without a credit hold",
+            extra={"job": job.public_id, "team": job.team_id, "state": job.state},
+        )
 
 
 def _ended(job: Job) -> None:

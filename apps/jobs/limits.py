@@ -42,6 +42,11 @@ def credits_used_this_month_by_member(*, team: Team) -> dict[int, int]:
     return dict(rows)
 
 
+def videos_in_flight(*, team_ids: list[int]) -> bool:
+    """Whether any of these teams has a video still being cleaned (for accounts' deletions)."""
+    return Job.objects.filter(team_id__in=team_ids).in_flight().exists()
+
+
 def credits_used_this_month(*, membership: Membership) -> int:
     used = (
         _charged_jobs_this_month(membership.team_id)

@@ -614,6 +614,24 @@ class Job(models.Model):
             .update(callback_at=now)
         )
 
+    def check_within(self, seconds: float) -> bool:
+        """Brings the next check of a job its provider is working on to at most `seconds` from
+        now (a later one, such as the fallback poll of a job waiting for its callback, moves
+        up; a sooner one stays). A callback does this as it enqueues the status query: if the
+        worker holding that query dies, the poller still checks the job within seconds. Jobs
+        without a task id are left alone: their next check recovers a start that got no
+        answer, which a callback must not hurry. True if it moved."""
+        soon = timezone.now() + timedelta(seconds=seconds)
+        return bool(
+            Job.objects.filter(
+                Q(next_check_at__gt=soon) | Q(next_check_at__isnull=True),
+                pk=self.pk,
+                state__in=(JobState.SUBMITTED, JobState.PROCESSING),
+            )
+            .exclude(task_id="")
+            .update(next_check_at=soon)
+        )
+
     def touch(self, **fields: Any) -> bool:
         """Updates fields without a state change, only while the job is still in its state."""
         now = timezone.now()

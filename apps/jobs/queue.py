@@ -2,6 +2,9 @@
 
 The dispatcher (`pipeline.poll_due_jobs`) hands out sends, checks and saves here; a callback
 enqueues the status query it triggers. Only one poller runs at a time: it holds `POLLER_LOCK`.
+Sends, checks and the poller go to the queue of their own (`taskqueue.SENDS`): a provider's
+create limit is used to the full only if a send never waits behind emails and webhooks.
+Saving a result (a long transfer) and everything else use the default queue.
 """
 
 from collections.abc import Iterable
@@ -17,21 +20,21 @@ POLLER_LOCK = "jobs:poller"
 POLLER_LOCK_SECONDS = 4
 
 
-def _enqueue(step: str, *args: object) -> None:
-    taskqueue.enqueue(f"{TASKS}.{step}", *args)
+def _enqueue(step: str, *args: object, queue: str | None = None) -> None:
+    taskqueue.enqueue(f"{TASKS}.{step}", *args, queue=queue)
 
 
 def send_to_provider(job_ids: Iterable[int], *, claimed_at: float) -> None:
     for job_id in job_ids:
-        _enqueue("send_job", job_id, claimed_at)
+        _enqueue("send_job", job_id, claimed_at, queue=taskqueue.SENDS)
 
 
 def check(job_id: int) -> None:
-    _enqueue("check_job", job_id)
+    _enqueue("check_job", job_id, queue=taskqueue.SENDS)
 
 
 def check_after_callback(job_id: int, *, task_id: str) -> None:
-    _enqueue("check_after_callback", job_id, task_id)
+    _enqueue("check_after_callback", job_id, task_id, queue=taskqueue.SENDS)
 
 
 def stop_task(job_id: int) -> None:
@@ -45,7 +48,7 @@ def download(job_id: int) -> None:
 def start_poller() -> None:
     """Starts the poller now rather than at the next minute, unless one is running."""
     if cache.get(POLLER_LOCK) is None:
-        _enqueue("poll_due_jobs")
+        _enqueue("poll_due_jobs", queue=taskqueue.SENDS)
 
 
 def job_finished(job_id: int) -> None:

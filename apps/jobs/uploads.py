@@ -14,6 +14,9 @@ import tempfile
 import time
 import unicodedata
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -26,6 +29,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import TemporaryUploadedFile, UploadedFile
 from django.core.files.uploadhandler import StopUpload, TemporaryFileUploadHandler
+from django.db import transaction
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
@@ -189,7 +193,7 @@ def stage_received_file(*, membership: Membership, uploaded: HashedUploadedFile)
     """
     path = Path(uploaded.temporary_file_path())
     probed = probe_video(path)
-    stored = default_storage.save(new_storage_name(membership.team), uploaded)
+    stored = _noted(default_storage.save(new_storage_name(membership.team), uploaded))
     return _record(
         membership=membership,
         stored=stored,
@@ -327,8 +331,10 @@ def _record(
     media_info: dict[str, object],
     poster: bytes,
 ) -> Upload:
-    poster_name = default_storage.save(
-        f"posters/{membership.team.public_id}/{uuid.uuid4().hex}.jpg", ContentFile(poster)
+    poster_name = _noted(
+        default_storage.save(
+            f"posters/{membership.team.public_id}/{uuid.uuid4().hex}.jpg", ContentFile(poster)
+        )
     )
     return Upload.objects.create(
         team=membership.team,
@@ -340,6 +346,40 @@ def _record(
         media_info=media_info,
         poster=poster_name,
     )
+
+
+# Files stored inside `atomic_with_files`, to delete should its transaction roll back.
+_STORED_IN_BLOCK: ContextVar[list[str] | None] = ContextVar("stored_in_block", default=None)
+
+
+@contextmanager
+def atomic_with_files() -> Iterator[None]:
+    """A transaction whose stored uploads (files and posters) go if it rolls back (an error,
+    or `set_rollback`): a kept file always has the row that refers to it."""
+    stored: list[str] = []
+    token = _STORED_IN_BLOCK.set(stored)
+    try:
+        with transaction.atomic():
+            yield
+            rolled_back = transaction.get_rollback()
+    except BaseException:
+        _delete_all(stored)
+        raise
+    finally:
+        _STORED_IN_BLOCK.reset(token)
+    if rolled_back:
+        _delete_all(stored)
+
+
+def _noted(name: str) -> str:
+    if (stored := _STORED_IN_BLOCK.get()) is not None:
+        stored.append(name)
+    return name
+
+
+def _delete_all(names: list[str]) -> None:
+    for name in names:
+        default_storage.delete(name)
 
 
 def discard(upload: Upload) -> None:

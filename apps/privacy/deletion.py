@@ -30,7 +30,11 @@ from apps.accounts.models import (
     TeamEventKind,
     User,
 )
-from apps.accounts.services import ActionRefused, record_team_event
+from apps.accounts.services import (
+    ActionRefused,
+    record_team_event,
+    refuse_while_videos_in_flight,
+)
 from apps.jobs.models import Job
 
 logger = logging.getLogger(__name__)
@@ -90,12 +94,7 @@ def delete_account(*, user: User) -> int:
         if blocking:
             names = ", ".join(b.team.name for b in blocking)
             raise ActionRefused(f"Hand over or delete these teams first: {names}.")
-        if Job.objects.filter(team__in=archive).in_flight().exists():
-            # Their results would arrive for a team that no longer exists.
-            raise ActionRefused(
-                "Some of your videos are still being processed. Delete your account once they"
-                " are done (or have failed); it takes a few minutes at most."
-            )
+        refuse_while_videos_in_flight(archive)
         now = timezone.now()
         addresses = EmailAddress.objects.filter(user=user).values_list("email", flat=True)
         emails = {user.email.lower(), *(address.lower() for address in addresses)}

@@ -8,7 +8,7 @@ class WebhooksConfig(AppConfig):
     def ready(self) -> None:
         from apps import taskqueue
 
-        # Retries as they fall due, and any delivery whose first task was lost.
+        # Any delivery due whose task was lost (retries have tasks due at their time).
         taskqueue.schedule(
             "apps.webhooks.tasks.send_due_webhooks", name="Send due webhooks", minutes=1
         )

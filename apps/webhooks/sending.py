@@ -7,9 +7,10 @@ being asked, and the whole exchange — connecting, TLS, sending, the answer —
 within WEBHOOK_TIMEOUT_SECONDS of wall-clock time (a receiver dripping one byte at a time
 cannot hold a worker longer), reading at most RESPONSE_READ_BYTES of the answer.
 
-Only a 2xx answer counts. Anything else is retried on `RETRY_SCHEDULE`, with jitter so the
-messages of one outage do not all come back at once; 410 Gone turns the endpoint off at once,
-and so do WEBHOOK_DISABLE_AFTER_DAYS of failing — then its team's owners and admins are told.
+Only a 2xx answer counts. Anything else is retried on `RETRY_SCHEDULE` (each retry a task due
+at its time), with jitter so the messages of one outage do not all come back at once; 410 Gone
+turns the endpoint off at once, and so do WEBHOOK_DISABLE_AFTER_DAYS of failing — then its
+team's owners and admins are told.
 """
 
 import functools
@@ -43,7 +44,7 @@ from apps.webhooks.models import (
     DeliveryState,
     Endpoint,
 )
-from apps.webhooks.services import UrlRefused, vet_url
+from apps.webhooks.services import UrlRefused, deliver_at, vet_url
 
 logger = logging.getLogger("unmark.webhooks")
 
@@ -328,6 +329,8 @@ def _failed(delivery: Delivery, token: str, answer: Answer) -> str | None:
     if not _record(delivery, token, state=state, answer=answer, next_attempt_at=next_at):
         _lease_lost(delivery, answer)
         return None
+    if next_at is not None:
+        deliver_at(delivery.pk, next_at)
     logger.warning("webhook attempt failed", extra=_log(delivery, answer))
     webhook_delivered("retrying" if state == DeliveryState.PENDING else "gave_up")
     Endpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=True).update(failing_since=now)

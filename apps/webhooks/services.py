@@ -3,12 +3,13 @@
 Where this sits: below jobs and billing, on accounts (import-linter's layers). Jobs and billing
 are where events happen, so they call down into `emit` — inside the transaction that makes the
 change, so the delivery rows (an outbox) commit with it or not at all. Each new delivery goes
-to a worker of its own once that commits (`tasks.deliver_webhook`); a sweep every minute sends
-retries as they fall due, and any delivery whose first task was lost (`tasks.send_due_webhooks`).
+to a worker of its own once that commits (`tasks.deliver_webhook`); each retry is a task of its
+own too, due when the retry is (`deliver_at`); a sweep every minute hands out whatever is due
+and was not sent (a task lost with its worker), as a safety net (`tasks.send_due_webhooks`).
 """
 
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -33,6 +34,11 @@ def deliver_soon(delivery_ids: Iterable[int]) -> None:
     holds up no other."""
     for delivery_id in delivery_ids:
         taskqueue.enqueue("apps.webhooks.tasks.deliver_webhook", delivery_id)
+
+
+def deliver_at(delivery_id: int, at: datetime) -> None:
+    """The delivery's next attempt, by a worker at `at` (to the second, not at the next sweep)."""
+    taskqueue.enqueue_at("apps.webhooks.tasks.deliver_webhook", delivery_id, at=at)
 
 
 def emit(*, team_id: int, event_type: str, payload: dict[str, Any]) -> list[int]:

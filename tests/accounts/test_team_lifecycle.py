@@ -5,11 +5,12 @@ from django.urls import reverse
 
 from apps.accounts.access import SESSION_KEY
 from apps.accounts.models import Membership, Role, Team, TeamEvent, TeamEventKind, User
+from apps.accounts.services import VIDEOS_IN_FLIGHT
 from apps.billing import ledger
 from apps.billing.models import LedgerEntry
-from apps.jobs.models import Job
+from apps.jobs.models import Job, JobState
 from tests.accounts.helpers import membership, team_state
-from tests.factories import make_invitation
+from tests.factories import make_invitation, make_job
 
 pytestmark = pytest.mark.django_db
 
@@ -157,12 +158,29 @@ def test_a_deleted_teams_jobs_and_history_stay(acme, alice, carol, login):
         source_url="https://sora.chatgpt.com/p/s_1",
         provider="kie",
         credits=10,
+        state=JobState.SUCCEEDED,
     )
 
     delete(login(alice), acme, "Acme")
 
     assert Job.objects.filter(pk=job.pk, team=acme).exists()
     assert TeamEvent.objects.filter(team=acme).count() == 2  # created, deleted
+
+
+def test_a_team_with_videos_in_flight_is_not_deleted_as_an_account_is_not(acme, alice, login):
+    job = make_job(acme, state=JobState.PROCESSING)
+    before = team_state(acme)
+    client = login(alice)
+
+    response = delete(client, acme, "Acme")
+
+    assert response["Location"] == settings_url(acme)
+    assert team_state(acme) == before
+    assert not Team.objects.get(pk=acme.pk).is_archived
+    assert VIDEOS_IN_FLIGHT in client.get(settings_url(acme)).text  # the account's words too
+    Job.objects.filter(pk=job.pk).update(state=JobState.SUCCEEDED)
+    assert delete(client, acme, "Acme")["Location"] == reverse("accounts:teams")
+    assert Team.objects.get(pk=acme.pk).is_archived
 
 
 def test_a_deleted_team_is_gone_for_its_members(login, acme, alice, bob):

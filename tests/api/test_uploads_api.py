@@ -242,3 +242,32 @@ def test_files_sent_twice_with_one_idempotency_key_make_their_jobs_once(
     job = Job.objects.get()
     kept = [str(job.original_file.name), str(job.original_poster.name)]
     assert stored_files(uploads_stack) == sorted(kept)
+
+
+def test_files_stored_by_a_request_that_rolled_back_are_deleted(
+    acme, acme_api, uploads_stack, tmp_path, monkeypatch
+):
+    from django.http import HttpResponse
+
+    from apps.api import guard
+
+    fund(acme, 100)
+    respond_once = guard.idempotency.respond_once
+
+    def work_then_fail(request, *, team_id, run):
+        def failing():
+            run()  # the files are stored and their jobs made…
+            return HttpResponse(status=502)  # …then the request fails and rolls back
+
+        return respond_once(request, team_id=team_id, run=failing)
+
+    monkeypatch.setattr(guard.idempotency, "respond_once", work_then_fail)
+    response = acme_api.post_files(
+        "/jobs/files",
+        {"files": [video_file("one.mp4", clip_bytes(tmp_path))]},
+        headers={"Idempotency-Key": "flaky"},
+    )
+
+    assert response.status_code == 502
+    assert Job.objects.count() == Upload.objects.count() == 0
+    assert stored_files(uploads_stack) == []

@@ -19,6 +19,7 @@ from apps.billing import ledger
 from apps.billing.models import LedgerEntry, Wallet
 from apps.jobs import dispatcher, pipeline, queue, submission
 from apps.jobs.models import Job, JobEvent, JobState
+from apps.jobs.views import callbacks
 from apps.removal.models import ProviderAlert
 from apps.simulators.kie import SAMPLE_MP4
 from tests.stack import SORA_LINK
@@ -112,6 +113,38 @@ def test_duplicate_callbacks_lead_to_one_download_and_one_capture(
     assert job.state == JobState.SUCCEEDED
     assert settle_kinds(job) == ["capture", "hold"]
     assert sim_stack.simulator.seen()["tasks"][0]["resultFetches"] == 1
+
+
+def test_a_callback_brings_the_next_check_within_seconds_so_its_lost_status_query_costs_seconds(
+    sim_stack, alice_membership, run_tasks, client, monkeypatch
+):
+    monkeypatch.setattr(callbacks, "CALLBACK_CHECK_SECONDS", 1)
+    [job] = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    run_tasks()  # sends it to Kie
+    job.refresh_from_db()
+    fallback_poll = timezone.now() + timedelta(seconds=40)  # as when a callback is expected
+    Job.objects.filter(pk=job.pk).update(next_check_at=fallback_poll)
+    sim_stack.wait_until_done(job.task_id)
+
+    called_back_at = timezone.now()
+    response = client.post(
+        reverse("jobs:callback", args=["kie", job.callback_token]),
+        sim_stack.callback_body(job.task_id),
+        content_type="application/json",
+    )
+    run_tasks.purge()  # the worker holding the status query (and the poller) was killed
+
+    assert response.status_code == 200
+    job.refresh_from_db()
+    assert job.next_check_at is not None
+    assert called_back_at < job.next_check_at <= called_back_at + timedelta(seconds=1.5)
+    time.sleep(max(0.0, (job.next_check_at - timezone.now()).total_seconds()) + 0.05)
+    dispatcher.poll_due_jobs(run_seconds=0)  # the next poller's round
+    run_tasks()
+    job.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED
+    assert job.finished_at is not None
+    assert job.finished_at - called_back_at < timedelta(seconds=5)
 
 
 def test_a_callback_with_an_unknown_token_is_404_and_changes_nothing(
@@ -293,7 +326,7 @@ def test_a_poller_out_of_time_with_work_due_starts_its_successor(
 
     dispatcher.poll_due_jobs(run_seconds=0.01)
 
-    assert run_tasks.broker.queue_size() == 1  # the successor poller, and nothing else
+    assert run_tasks.queue_size() == 1  # the successor poller, and nothing else
     assert run_tasks() == 1
 
 

@@ -73,10 +73,14 @@ def personal_team(person: User) -> Team:
 
 
 def delete(login, alice: User, team: Team) -> None:
+    # A team is deleted only once none of its videos is in flight (accounts' one rule).
+    for job in Job.objects.filter(team=team).in_flight():
+        lifecycle.cancel_job(job)
     response = login(alice).post(
         reverse("accounts:delete_team", args=[team.public_id]), {"confirm_name": team.name}
     )
     assert response.status_code == 302
+    assert Team.objects.get(pk=team.pk).is_archived
 
 
 # --- Members and outsiders -------------------------------------------------------------------

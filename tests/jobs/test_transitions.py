@@ -1,11 +1,14 @@
 """`Job.move` is the one way a job changes state, and `MOVES` the one table of what is allowed."""
 
+import logging
+
 import pytest
 from django.db import transaction
 
 from apps.billing.models import LedgerEntry
 from apps.jobs import lifecycle, submission
 from apps.jobs.models import FINAL_STATES, MOVES, ForbiddenMove, Job, JobEvent, JobState
+from tests.factories import make_job
 from tests.stack import SORA_LINK
 
 pytestmark = pytest.mark.django_db
@@ -62,3 +65,37 @@ def test_ending_a_job_settles_it_once_whoever_ends_it(alice_membership):
     kinds = sorted(LedgerEntry.objects.filter(job=job).values_list("kind", flat=True))
     assert kinds == ["hold", "release"]
     assert Job.objects.get(pk=job.pk).state == JobState.CANCELED
+
+
+def test_a_job_without_a_hold_ends_with_an_alert_instead_of_being_retried_for_ever(
+    alice_membership, caplog
+):
+    job = make_job(alice_membership.team, state=JobState.SUBMITTED)  # no credits held for it
+
+    with caplog.at_level(logging.ERROR, logger="unmark.jobs"):
+        assert lifecycle.fail_job(job, code="timeout", message="Too late.") is True
+
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED
+    assert not Job.objects.filter(pk=job.pk).in_flight().exists()  # nothing left to sweep
+    assert not LedgerEntry.objects.filter(job=job).exists()
+    [alert] = [r for r in caplog.records if r.getMessage() == "job ended without a credit hold"]
+    assert alert.job == job.public_id
+
+
+def test_in_production_a_forbidden_ending_raises_and_leaves_no_trace_of_it(
+    alice_membership, settings
+):
+    settings.TESTING = settings.DEBUG = False
+    [job] = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    assert lifecycle.cancel_job(job) is True
+    entries = LedgerEntry.objects.count()
+    events = JobEvent.objects.filter(job=job).count()
+
+    with pytest.raises(ForbiddenMove), transaction.atomic():
+        lifecycle.fail_job(job, code="staff", message="Stopped.")  # canceled → failed
+
+    job.refresh_from_db()
+    assert job.state == JobState.CANCELED
+    assert LedgerEntry.objects.count() == entries
+    assert JobEvent.objects.filter(job=job).count() == events

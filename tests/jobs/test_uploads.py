@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.http.multipartparser import MultiPartParser
-from django.test import RequestFactory
+from django.test import Client, RequestFactory
 from django.utils import timezone
+from django.utils.crypto import get_random_string
 
 from apps.accounts.models import Membership
 from apps.billing import ledger
@@ -617,3 +619,35 @@ def test_the_job_page_shows_before_and_after_and_outsiders_get_404(
     assert outsider.get(at(charlie, "jobs:original", job.public_id)).status_code == 404
     poster_url = at(alice, "jobs:poster", job.public_id, "original")
     assert outsider.get(poster_url).status_code == 404
+
+
+def test_an_outsider_is_refused_before_a_byte_of_the_upload_is_read(
+    alice, charlie, uploads_stack, settings
+):
+    client = Client(enforce_csrf_checks=True)  # as browsers meet it: the check reads the body
+    client.force_login(charlie)
+    token = get_random_string(32)
+    client.cookies[settings.CSRF_COOKIE_NAME] = token
+    large = SimpleUploadedFile("large.mp4", b"\0" * 5_000_000, content_type="video/mp4")
+
+    response = client.post(
+        at(alice, "jobs:upload"), {"file": large}, headers={"X-CSRFToken": token}
+    )
+
+    assert response.status_code == 404
+    assert response.wsgi_request.META["wsgi.input"].read_started is False
+    assert list(Path(settings.FILE_UPLOAD_TEMP_DIR).iterdir()) == []
+    assert stored_files(uploads_stack) == []
+    assert Upload.objects.count() == 0
+
+
+def test_a_member_still_needs_the_csrf_token_to_upload(alice, uploads_stack, tmp_path):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+
+    response = client.post(
+        at(alice, "jobs:upload"), {"file": video_file("a.mp4", clip_bytes(tmp_path))}
+    )
+
+    assert response.status_code == 403
+    assert Upload.objects.count() == 0

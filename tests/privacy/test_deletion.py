@@ -8,7 +8,7 @@ from django.test import Client
 from django.urls import reverse
 
 from apps.accounts.models import Membership, Role, Team, TeamEvent, TeamEventKind, User
-from apps.accounts.services import create_team, record_team_event
+from apps.accounts.services import VIDEOS_IN_FLIGHT, create_team, record_team_event
 from apps.billing import ledger
 from apps.billing.models import LedgerEntry, Wallet
 from apps.jobs.models import Job, JobState
@@ -195,4 +195,4 @@ def test_videos_still_in_progress_in_the_personal_team_hold_the_deletion(login, 
     assert response["Location"] == DELETE_URL
     assert User.objects.filter(email="carol@example.com").exists()
     assert not personal_team(carol).is_archived
-    assert "still being processed" in client.get(DELETE_URL).text
+    assert VIDEOS_IN_FLIGHT in client.get(DELETE_URL).text  # the words of a team's deletion

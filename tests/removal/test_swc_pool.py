@@ -293,7 +293,7 @@ def test_the_dispatcher_hands_out_no_more_files_than_places_however_slow_the_wor
     handed = [dispatcher.poll_due_jobs(run_seconds=0) for _ in range(3)]
 
     assert handed == [4, 0, 0]
-    assert run_tasks.broker.queue_size() == 4  # one send per place, nothing sent twice
+    assert run_tasks.queue_size() == 4  # one send per place, nothing sent twice
     assert swc_pool.free_slots() == 4  # nothing booked yet: the places are held by the sends
     assert dispatcher._in_hand(timezone.now()) == {"swc": 4}
     assert get_provider("swc").claim_starts(4, in_hand=4)[0] == 0

@@ -12,6 +12,7 @@ from django.utils import timezone
 from prometheus_client import REGISTRY
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from apps import taskqueue
 from apps.accounts.models import TeamEvent, TeamEventKind
 from apps.webhooks import sending, services
 from apps.webhooks.models import RETRY_SCHEDULE, Delivery, DeliveryState, Endpoint, EventType
@@ -124,6 +125,34 @@ def test_failures_are_retried_on_the_schedule_until_a_2xx_arrives(acme, receiver
     assert (delivery.state, delivery.attempts, delivery.last_status) == ("succeeded", 3, 200)
     assert len({r.headers["webhook-id"] for r in receiver.received}) == 1  # one message
     assert Endpoint.objects.get(pk=endpoint.pk).failing_since is None
+
+
+def test_a_retry_is_a_task_due_at_its_time_not_at_the_next_sweep(
+    acme, receiver, run_tasks, django_capture_on_commit_callbacks
+):
+    receiver.answer(Answer(status=503, body=b"down"))
+    endpoint = make_endpoint(acme, receiver.url())
+    delivery = emit_one(endpoint)
+    run_tasks.purge()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sending.deliver(delivery_id=delivery.pk) == DeliveryState.PENDING
+    delivery.refresh_from_db()
+    due = delivery.next_attempt_at
+    assert due is not None
+
+    # The workers' timer, a moment before the retry is due: nothing yet, and it wakes then.
+    with time_machine.travel(due - timedelta(seconds=0.5), tick=False):
+        assert 0.4 <= taskqueue._start_due_tasks() <= 0.5
+    assert run_tasks() == 0
+    with time_machine.travel(due, tick=False):
+        taskqueue._start_due_tasks()
+    with time_machine.travel(due):  # a worker takes it at once
+        assert run_tasks() == 1
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.attempts) == (DeliveryState.SUCCEEDED, 2)
+    assert len(receiver.received) == 2
+    assert taskqueue._start_due_tasks() == taskqueue.HEARTBEAT_SECONDS  # nothing else is due
 
 
 def test_only_2xx_counts_a_redirect_is_a_failure_and_is_not_followed(acme, receiver):

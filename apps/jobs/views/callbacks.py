@@ -4,7 +4,9 @@ provider that fetches its input.
 
 A callback's body is never trusted: it only makes us ask the provider for the task's status
 (once for a burst of callbacks where the provider repeats them), or, for a job whose start got
-no answer, whether the task it names is the one that start created.
+no answer, whether the task it names is the one that start created. The job's next check moves
+to within `CALLBACK_CHECK_SECONDS` as well: if the worker holding that status query is killed,
+the poller asks instead, seconds later rather than at the 30-45 s fallback poll.
 """
 
 import logging
@@ -21,6 +23,10 @@ from apps.removal.base import CallbackRejected, CallbackReplayed, ProviderError
 from apps.removal.registry import REGISTRY, get_provider
 
 logger = logging.getLogger("unmark.jobs")
+
+# Longer than a status query usually takes to be picked up and answered (so the poller rarely
+# asks twice), short enough that a lost one costs seconds.
+CALLBACK_CHECK_SECONDS = 3
 
 
 @csrf_exempt  # a provider sends no CSRF token; the per-job secret in the URL stands in for it.
@@ -53,6 +59,9 @@ def provider_callback(request: HttpRequest, provider: str, token: str) -> HttpRe
         or job.note_callback(window_seconds=removal.callback_window_seconds)
     ):
         queue.check_after_callback(job.pk, task_id=task_id)
+        if job.check_within(CALLBACK_CHECK_SECONDS):
+            # The poller stops while nothing is due soon, as it is for jobs awaiting callbacks.
+            queue.start_poller()
     return JsonResponse(removal.callback_received)
 
 

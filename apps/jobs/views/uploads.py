@@ -3,8 +3,12 @@ file is checked and kept as an upload, with its own progress and a way to drop i
 batch is submitted. With S3 storage the browser puts the file in the bucket itself and we
 check it there."""
 
-from django.http import Http404, HttpResponse, JsonResponse
+import functools
+from collections.abc import Callable
+
+from django.http import Http404, HttpResponse, HttpResponseBase, JsonResponse
 from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
 from apps.accounts.access import MemberRequest, get_team_owned, team_member_required
@@ -22,7 +26,26 @@ from apps.jobs.uploads import (
 from apps.refusals import Refused
 
 
+def _outsiders_unread[**P](view: Callable[P, HttpResponseBase]) -> Callable[P, HttpResponseBase]:
+    """An outsider's upload gets its 404 here rather than from the site's 404 page, whose CSRF
+    token handling would receive the whole body first."""
+
+    @functools.wraps(view)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> HttpResponseBase:
+        try:
+            return view(*args, **kwargs)
+        except Http404:
+            return _refusal("Not found.", 404)
+
+    return wrapper
+
+
+# The CSRF check reads the body (the token may be a form field): it runs once the URL's team
+# is known to be the person's, so an outsider's upload is refused before a byte is received.
+@csrf_exempt
+@_outsiders_unread
 @team_member_required
+@csrf_protect
 @require_POST
 def upload(request: MemberRequest) -> JsonResponse:
     """Receives one file through our server (local storage), checks it and keeps it ready."""
