@@ -7,12 +7,18 @@ UV_VERSION := 0.13.8
 STAMP := $(VENV)/.synced
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-browser lint format migrate shell bench clean
+# One pytest-xdist worker per core, never fewer than two (override: make test TEST_WORKERS=4).
+# On Redis every worker would share one queue and one cache (each purges and clears them), so
+# with REDIS_URL the suite runs in a single process (-n 0).
+TEST_WORKERS ?= $(if $(REDIS_URL),0,$(shell n=$$(nproc 2>/dev/null || echo 2); [ "$$n" -gt 2 ] && echo "$$n" || echo 2))
+
+.PHONY: help run test test-browser test-drills lint format migrate shell bench clean
 
 help:
 	@echo "make run     start web, worker and Kie simulator on http://127.0.0.1:$${PORT:-8000}/"
-	@echo "make test    run the whole test suite"
+	@echo "make test    run the whole test suite in parallel, browser journeys included (drills aside)"
 	@echo "make test-browser  run only the browser journeys (needs /usr/bin/chromium)"
+	@echo "make test-drills   run the drills (worker clusters; need PostgreSQL and Redis)"
 	@echo "make lint    ruff (lint + format check), mypy and the import layers (import-linter)"
 	@echo "make format  apply ruff's fixes and formatting"
 
@@ -28,12 +34,18 @@ $(STAMP): $(PY) pyproject.toml uv.lock
 run: $(STAMP)
 	exec $(PY) manage.py run_local
 
+# The drills (real worker clusters, tens of seconds each) are left to `make test-drills`, which
+# CI runs on PostgreSQL and Redis. -rs shows why any test was skipped (no Chromium, say); a
+# `-m` in PYTEST_ARGS replaces the "not drill" below.
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) -rs -m "not drill" $(PYTEST_ARGS)
 
-# Playwright drives Debian's Chromium (apt-get install chromium); -rs shows why any were skipped.
+# Playwright drives Debian's Chromium (apt-get install chromium).
 test-browser: $(STAMP)
-	$(PY) -m pytest tests/browser -rs $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) -rs tests/browser $(PYTEST_ARGS)
+
+test-drills: $(STAMP)
+	$(PY) -m pytest -n $(TEST_WORKERS) -rs -m drill $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -1,12 +1,17 @@
-"""Settings are checked in fresh processes: they are read once, at start-up."""
+"""Settings are read once, at start-up: each test runs the settings module afresh, in this
+process with the environment it is given, or in a fresh process where Django must start on them
+(the deploy check, a request, a provider)."""
 
 import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from django.core.exceptions import ImproperlyConfigured
 
 from tests.provenance.helpers import IssuingCA
 
@@ -65,6 +70,22 @@ def show_setting(name: str) -> tuple[str, ...]:
     )
 
 
+@pytest.fixture
+def start_up(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+    """`start_up(env)` runs config/settings.py as start-up runs it, in the environment
+    `run_manage` gives a fresh process, and returns its settings; a refusal raises
+    ImproperlyConfigured, which stops a real start-up."""
+
+    def settings_for(env: dict[str, str]) -> dict[str, Any]:
+        for name in [*SANE_PRODUCTION_ENV, "REDIS_URL"]:
+            monkeypatch.delenv(name, raising=False)
+        for name, value in {"VAR_DIR": str(tmp_path), **env}.items():
+            monkeypatch.setenv(name, value)
+        return runpy.run_path(str(ROOT / "config" / "settings.py"))
+
+    return settings_for
+
+
 @pytest.mark.parametrize(
     "name",
     [
@@ -76,37 +97,31 @@ def show_setting(name: str) -> tuple[str, ...]:
         "API_KEY_HASH_KEY",
     ],
 )
-def test_production_refuses_to_start_without_what_it_needs(tmp_path, name):
+def test_production_refuses_to_start_without_what_it_needs(start_up, name):
     env = {k: v for k, v in SANE_PRODUCTION_ENV.items() if k != name}
 
-    result = run_manage("check", env=env, tmp_path=tmp_path)
-
-    assert result.returncode != 0
-    assert f"Set {name}" in result.stderr
+    with pytest.raises(ImproperlyConfigured, match=f"Set {name}"):
+        start_up(env)
 
 
-def test_production_accepts_the_secret_key_from_a_file(tmp_path):
+def test_production_accepts_the_secret_key_from_a_file(start_up, tmp_path):
     secret = tmp_path / "secret"
     secret.write_text(SANE_PRODUCTION_ENV["SECRET_KEY"] + "\n")
     env = {k: v for k, v in SANE_PRODUCTION_ENV.items() if k != "SECRET_KEY"}
 
-    result = run_manage("check", env={**env, "SECRET_KEY_FILE": str(secret)}, tmp_path=tmp_path)
+    settings = start_up({**env, "SECRET_KEY_FILE": str(secret)})
 
-    assert result.returncode == 0, result.stderr
-
-
-def test_production_refuses_debug(tmp_path):
-    result = run_manage("check", env={**SANE_PRODUCTION_ENV, "DEBUG": "1"}, tmp_path=tmp_path)
-
-    assert result.returncode != 0
-    assert "DEBUG must stay off in production" in result.stderr
+    assert settings["SECRET_KEY"] == SANE_PRODUCTION_ENV["SECRET_KEY"]
 
 
-def test_a_malformed_boolean_stops_start_up_with_its_name(tmp_path):
-    result = run_manage("check", env={"DEBUG": "maybe"}, tmp_path=tmp_path)
+def test_production_refuses_debug(start_up):
+    with pytest.raises(ImproperlyConfigured, match="DEBUG must stay off in production"):
+        start_up({**SANE_PRODUCTION_ENV, "DEBUG": "1"})
 
-    assert result.returncode != 0
-    assert "DEBUG='maybe' is not a boolean" in result.stderr
+
+def test_a_malformed_boolean_stops_start_up_with_its_name(start_up):
+    with pytest.raises(ImproperlyConfigured, match="DEBUG='maybe' is not a boolean"):
+        start_up({"DEBUG": "maybe"})
 
 
 def test_the_deploy_check_is_clean_with_a_sane_production_env(tmp_path):
@@ -118,38 +133,22 @@ def test_the_deploy_check_is_clean_with_a_sane_production_env(tmp_path):
     assert "no issues" in result.stdout
 
 
-def test_production_makes_email_verification_mandatory(tmp_path):
-    result = run_manage(
-        *show_setting("ACCOUNT_EMAIL_VERIFICATION"),
-        env=SANE_PRODUCTION_ENV,
-        tmp_path=tmp_path,
-    )
-
-    assert result.stdout.strip() == "mandatory", result.stderr
+def test_production_makes_email_verification_mandatory(start_up):
+    assert start_up(SANE_PRODUCTION_ENV)["ACCOUNT_EMAIL_VERIFICATION"] == "mandatory"
 
 
-def test_production_asks_staff_for_two_factor_and_binds_keys_to_its_domain(tmp_path):
-    result = run_manage(
-        "shell",
-        "--no-imports",
-        "-c",
-        "from django.conf import settings as s; print(s.STAFF_REQUIRE_MFA, s.WEBAUTHN_RP_ID)",
-        env=SANE_PRODUCTION_ENV,
-        tmp_path=tmp_path,
-    )
+def test_production_asks_staff_for_two_factor_and_binds_keys_to_its_domain(start_up):
+    settings = start_up(SANE_PRODUCTION_ENV)
 
-    assert result.stdout.split() == ["True", "unmark.example"], result.stderr
+    assert (settings["STAFF_REQUIRE_MFA"], settings["WEBAUTHN_RP_ID"]) == (True, "unmark.example")
 
 
-def test_local_mode_makes_and_keeps_its_own_secret_key(tmp_path):
-    show = show_setting("SECRET_KEY")
+def test_local_mode_makes_and_keeps_its_own_secret_key(start_up, tmp_path):
+    first = start_up({"DJANGO_ENV": "local"})["SECRET_KEY"]
+    second = start_up({"DJANGO_ENV": "local"})["SECRET_KEY"]
 
-    first = run_manage(*show, env={"DJANGO_ENV": "local"}, tmp_path=tmp_path)
-    second = run_manage(*show, env={"DJANGO_ENV": "local"}, tmp_path=tmp_path)
-
-    assert first.returncode == 0, first.stderr
-    assert len(first.stdout.strip()) >= 50
-    assert first.stdout == second.stdout
+    assert len(first) >= 50
+    assert first == second
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
 
 
@@ -214,9 +213,8 @@ def test_production_takes_the_replicate_token_from_a_file(tmp_path):
         ("REPLICATE_MODEL", "sora2-watermark-remover", "must be owner/name"),
     ],
 )
-def test_a_bad_replicate_setting_stops_start_up_with_its_name(tmp_path, name, value, message):
-    result = run_manage("check", env={name: value}, tmp_path=tmp_path)
+def test_a_bad_replicate_setting_stops_start_up_with_its_name(start_up, name, value, message):
+    with pytest.raises(ImproperlyConfigured, match=message) as refusal:
+        start_up({name: value})
 
-    assert result.returncode != 0
-    assert name in result.stderr
-    assert message in result.stderr
+    assert name in str(refusal.value)

@@ -97,20 +97,24 @@ def artifacts_dir(request: pytest.FixtureRequest) -> Path:
     return folder
 
 
-@pytest.fixture
-def browser(transactional_db: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Browser]:
-    """Chromium for one test. Asks for the database first, so it closes before the flush."""
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One Chromium for a module's journeys (each opens contexts of its own: their own cookies
+    and storage), instead of one launch per test. Not one per session: the browser's loop must
+    stop before a test of another module runs in this process (see below)."""
     # Playwright's sync API keeps an asyncio loop running in this thread while the browser is
     # open, and Django refuses ORM calls from a thread with a running loop
-    # (SynchronousOnlyOperation), so a journey could not read a row. Test code is ordinary
-    # blocking code that never runs inside that loop, so lifting the guard is safe.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        yield chromium
-        chromium.close()
+    # (SynchronousOnlyOperation), so a journey could not read a row, nor pytest-django flush
+    # the database after it. Test code is ordinary blocking code that never runs inside that
+    # loop, so lifting the guard is safe while the module's journeys run.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        with sync_playwright() as playwright:
+            chromium = playwright.chromium.launch(
+                executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+            )
+            yield chromium
+            chromium.close()
 
 
 @pytest.fixture
