@@ -134,9 +134,13 @@ def test_only_the_signed_provider_hooks_and_the_api_skip_csrf():
 
     # The API authenticates by its Authorization header only, never by the session cookie
     # (tests/api/test_keys.py: a signed-in browser gets 401), so a forged form cannot use it.
+    # The upload route runs the same check itself, once the team is known to be the person's
+    # (an outsider's body is never read): tests/jobs/test_uploads.py
+    # test_a_member_still_needs_the_csrf_token_to_upload.
     assert [route for route in exempt if not route.startswith("api/v1/")] == [
         "hooks/<str:provider>/<str:token>/",
         "hooks/stripe/",
+        "t/<uuid:team_id>/uploads/",
     ]
 
 

@@ -37,6 +37,7 @@ from playwright.sync_api import (
     expect,
     sync_playwright,
 )
+from pytest_django.fixtures import Settings
 from pytest_django.live_server_helper import LiveServer
 
 from apps.simulators.kie import KieSimulator, SimulatorConfig
@@ -128,12 +129,15 @@ def open_page(
     browser: Browser,
     live_server: LiveServer,
     request: pytest.FixtureRequest,
+    settings: Settings,
     csp_violations: list[str],
 ) -> Iterator[Callable[..., Page]]:
     """`open_page("alice")`: a page in a fresh browser context (its own cookies), for one person.
 
-    Relative URLs (`page.goto("/dashboard/")`) go to the live server.
+    Relative URLs (`page.goto("/dashboard/")`) go to the live server, and so do the links in
+    the emails it sends (they start with SITE_URL, never the request's host).
     """
+    settings.SITE_URL = live_server.url
     pages: dict[str, Page] = {}
 
     def watch_console(message: ConsoleMessage) -> None:

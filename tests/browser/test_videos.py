@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from apps.provenance.credentials import read_credentials
 from apps.simulators.kie import SAMPLE_MP4
 from tests.browser.steps import (
     JOB_TIMEOUT_MS,
@@ -70,13 +71,15 @@ def test_a_new_person_signs_up_and_gets_clean_copies_of_their_good_links(live_st
     html = email.get_body(preferencelist=("html",)).get_content()
     assert f'href="{job_links[0]}"' in html
 
-    sample = SAMPLE_MP4.read_bytes()
     first_id = good[0].rsplit("/", 1)[1]
     rows[0].get_by_role("link", name=first_id).click()
     expect(page.get_by_role("heading", name=f"Video {first_id}")).to_be_visible()
-    # The digest is among the details, folded away until asked for.
+    # The digest is among the details, folded away until asked for: the digest of the copy
+    # people download, which is Kie's result with our Content Credentials added.
     page.get_by_text("Details", exact=True).click()
-    expect(page.get_by_text(hashlib.sha256(sample).hexdigest())).to_be_visible()
+    digest = page.locator("code.digest").last
+    expect(digest).to_be_visible()
+    shown_digest = digest.inner_text()
     # The preview plays: Chromium fetched the video, read its metadata and decoded frames.
     page.locator("video.preview").evaluate("video => { video.muted = true; return video.play(); }")
     page.wait_for_function("() => document.querySelector('video.preview').currentTime > 0")
@@ -85,12 +88,17 @@ def test_a_new_person_signs_up_and_gets_clean_copies_of_their_good_links(live_st
     with page.expect_download() as from_job_page:
         page.get_by_role("link", name="Download MP4").click()
     assert from_job_page.value.suggested_filename == f"sora-{first_id}-unmarked.mp4"
-    assert Path(from_job_page.value.path()).read_bytes() == sample
+    downloaded = Path(from_job_page.value.path())
+    assert hashlib.sha256(downloaded.read_bytes()).hexdigest() == shown_digest
+    assert SAMPLE_MP4.read_bytes() != downloaded.read_bytes()
+    credentials = read_credentials(downloaded)
+    assert credentials is not None
+    assert credentials.ai_generated is True
 
     page.get_by_role("link", name="All videos").click()
     with page.expect_download() as from_dashboard:
         rows[1].get_by_role("link", name="Download").click()
-    assert Path(from_dashboard.value.path()).read_bytes() == sample
+    assert read_credentials(Path(from_dashboard.value.path())) is not None
 
     # Two videos done: 20 of the 30 welcome credits spent, nothing held any more.
     expect(balance_chip(page)).to_have_text("10 available · low")
@@ -128,7 +136,7 @@ def test_a_video_kie_cannot_clean_fails_live_and_its_credits_come_back(live_stac
     expect(row).to_contain_text("Kie could not remove the watermark")
     expect(row).to_contain_text("Nothing was charged.")
     expect(balance_chip(page)).to_have_text("30 available")
-    expect(row.locator("td.num")).to_have_text("0 refunded")
+    expect(row.locator("td.num")).to_have_text("10 refunded")
     # A screen reader hears it: the polite region outside the refreshed table says so.
     expect(page.locator("#announcer")).to_contain_text("failed; its credits were refunded")
     assert page.evaluate("window.notReloaded") is True
@@ -161,7 +169,7 @@ def test_a_link_the_team_already_cleaned_points_to_its_result_and_is_charged_onl
 
     expect(page.get_by_text("1 video added")).to_be_visible()
     expect(page.locator("#jobs-table tbody tr")).to_have_count(2)
-    expect(balance_chip(page)).to_have_text(re.compile(r"^10 available( · 10 reserved)?$"))
+    expect(balance_chip(page)).to_have_text(re.compile(r"^10 available · low( · 10 reserved)?$"))
     again = page.locator("#jobs-table tbody tr").first
     expect(again.locator(".badge")).to_have_text("Done", timeout=JOB_TIMEOUT_MS)
     expect(balance_chip(page)).to_have_text("10 available · low")
