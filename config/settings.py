@@ -323,14 +323,16 @@ SWC_POLL_SECONDS = 0.5
 # What an hour of one server's GPU costs us, in dollars: a video's cost is its processing time
 # at this price (kept as whole millionths of a dollar).
 SWC_PRICE_PER_GPU_HOUR_MICROS = env_micros("SWC_PRICE_PER_GPU_HOUR", "0.80")
-# Once a new file would wait longer than this for a server of the pool, it overflows to the next
-# file provider of the routing policy (when one is enabled and healthy).
+# Once a new file would wait longer than this for a server of the pool (or a process of our
+# remover), it overflows to the next file provider of the routing policy (when one is enabled
+# and healthy).
 SWC_OVERFLOW_WAIT_SECONDS = env_int("SWC_OVERFLOW_WAIT_SECONDS", 60, minimum=0)
 
 # --- Unmark's own remover: files cleaned on the CPU of the worker machines ------------------------
 # Removal processes one worker machine runs at once: each takes up to ~400 MB and a core.
 REMOVER_PROCESSES = env_int("REMOVER_PROCESSES", 1, minimum=0)
-# How long one video takes in one process, for admission control (a 10 s clip: about 7 s).
+# How long one video takes in one process, for admission control and the overflow wait (a 10 s
+# clip: about 7 s).
 REMOVER_SECONDS_PER_VIDEO = env_int("REMOVER_SECONDS_PER_VIDEO", 30, minimum=1)
 # What an hour of one core costs us, in dollars: a video's cost is its CPU time at this price.
 REMOVER_PRICE_PER_CPU_HOUR_MICROS = env_micros("REMOVER_PRICE_PER_CPU_HOUR", "0.04")

@@ -200,7 +200,11 @@ def send_job(job: Job, *, claimed_at: float | None = None) -> None:
         )
         return
     alerts.resolve(provider.name)
-    job.touch(task_id=task_id, next_check_at=timezone.now() + _poll_delay(job, provider))
+    if not job.touch(task_id=task_id, next_check_at=timezone.now() + _poll_delay(job, provider)):
+        # Answered after the job moved on (its lease ran out mid-upload and it was sent again,
+        # or it ended): nothing will follow this task, so it must not hold a machine's place.
+        provider.forget(task_id)
+        return
     if job.callback_url is None or provider.poll_seconds is not None:
         queue.start_poller()  # no callback will come: polling starts now, not next minute
 

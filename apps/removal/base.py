@@ -205,6 +205,18 @@ class Machine:
     down_reason: str = ""
 
 
+def room_within_overflow_wait(*, machines: int, busy: int, seconds_per_video: int) -> int:
+    """How many more files may wait in line for `machines` that each clean one video at a time
+    (`seconds_per_video` each; `busy` videos on them or just handed out) and still start within
+    `SWC_OVERFLOW_WAIT_SECONDS`: the first `machines` start at once, each later one when a run
+    ends. The routing policy sends the rest on to the next provider rather than have them wait
+    for ours until their deadline."""
+    if machines <= 0:
+        return 0
+    within = settings.SWC_OVERFLOW_WAIT_SECONDS * machines // seconds_per_video
+    return max(0, within + machines - busy)
+
+
 # The calls that reach the provider: timed, and their errors counted.
 MEASURED = ("start", "status", "cancel", "probe", "remaining_credits")
 

@@ -12,11 +12,11 @@ from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.billing import ledger
-from apps.jobs import submission
+from apps.jobs import dispatcher, submission
 from apps.jobs.models import Job, JobState, Upload
 from apps.removal import routing
 from apps.removal.base import InputKind
-from apps.removal.models import PoolTask, ProviderAlert, ProviderSwitch
+from apps.removal.models import LocalTask, PoolTask, ProviderAlert, ProviderSwitch
 from apps.removal.registry import NoProvider, check_policy
 from apps.removal.swc import pool as swc_pool
 from config.env import env_micros
@@ -84,6 +84,38 @@ def test_the_pool_keeps_only_the_files_it_would_start_within_the_overflow_wait(
     )
     [share] = routing.split(InputKind.FILE, 9, in_hand={})
     assert (share.send, share.keep) == (1, 0)
+
+
+def test_files_our_remover_would_not_start_within_the_overflow_wait_go_on_to_replicate(
+    settings, alice_membership, clip
+):
+    """The deployment's policy with the pool full and the remover's one process busy, 30 s a
+    video: two files would start within 60 s there and wait for it; the rest go to Replicate
+    now. (The remover used to keep every file that overflowed from the pool, however long its
+    line: in the soak, 295 files waited for it until they timed out, Replicate idle.)"""
+    settings.SWC_SERVERS = TEN_SERVERS[:1]
+    settings.FILE_PROVIDERS = ["swc", "local", "replicate"]
+    settings.REPLICATE_API_TOKEN = "r8_token"
+    settings.REMOVER_PROCESSES = 1
+    settings.REMOVER_SECONDS_PER_VIDEO = 30
+    settings.SWC_OVERFLOW_WAIT_SECONDS = 60
+    ledger.grant(team=alice_membership.team, credits=1000, key="g", memo="test")
+    for n in range(settings.SWC_MAX_IN_FLIGHT):
+        assert swc_pool.book_server(f"another team's video {n}") is not None
+    LocalTask.objects.create(reference="another", input_name="x.mp4", state=LocalTask.State.RUNNING)
+    jobs = file_jobs(alice_membership, clip, count=6)
+
+    assert dispatcher.poll_due_jobs(run_seconds=0) == 4
+
+    rows = Job.objects.filter(pk__in=[job.pk for job in jobs]).order_by("pk")
+    # The oldest two wait in line (for whichever of ours frees first), the rest went out.
+    assert [(job.state, job.provider) for job in rows] == [
+        (JobState.QUEUED, "swc"),
+        (JobState.QUEUED, "swc"),
+    ] + [(JobState.QUEUED, "replicate")] * 4
+    # Those that went out are claimed (not due again until their send's lease runs out).
+    due = set(Job.objects.due(timezone.now()).values_list("pk", flat=True))
+    assert [job.pk in due for job in rows] == [True] * 2 + [False] * 4
 
 
 # --- Submission ---------------------------------------------------------------------------------

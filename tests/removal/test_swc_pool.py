@@ -6,6 +6,7 @@ import hashlib
 import time
 from collections import Counter
 from datetime import timedelta
+from typing import IO, Any
 
 import boto3
 import pytest
@@ -15,13 +16,14 @@ from moto import mock_aws
 from storages.backends.s3 import S3File
 
 from apps.billing import ledger
-from apps.jobs import dispatcher
+from apps.jobs import dispatcher, pipeline
 from apps.jobs.models import Job, JobState
 from apps.removal import routing
 from apps.removal.base import InputKind
 from apps.removal.models import PoolTask, ProviderAlert, SwcServer
 from apps.removal.registry import NoProvider, configured_for, get_provider
 from apps.removal.swc import pool as swc_pool
+from apps.removal.swc.client import SwcClient
 from tests.clips import make_clip
 from tests.live import WorkerProcess, free_port
 from tests.swc import (
@@ -116,6 +118,38 @@ def test_a_restart_that_forgets_its_tasks_sends_them_again(
     assert job.attempts == 2
     assert "The cleaning server restarted and lost this video; sending it again." in details(job)
     assert pool.server(0).healthy  # it answers; it just forgot
+    settled_once(job)
+
+
+def test_an_upload_answered_after_its_job_was_sent_again_holds_no_place(
+    pool, clip, alice_membership, drive, settings, monkeypatch
+):
+    """The upload outlives the job's lease (a loaded machine): the dispatcher takes the send
+    for unconfirmed and puts the job back in line, then the server answers. Nobody will ever
+    follow that task, so its place on the server frees at once. (In the soak two such late
+    answers held half of a server's places to the end.)"""
+    pool.start({})
+    [job] = file_jobs(alice_membership, clip)
+    submit = SwcClient.submit
+
+    def answered_late(self: SwcClient, video: IO[bytes], **kwargs: Any) -> str:
+        pipeline.recover_unconfirmed(Job.objects.get(pk=job.pk))
+        return submit(self, video, **kwargs)
+
+    monkeypatch.setattr(SwcClient, "submit", answered_late)
+    pipeline.send_job(Job.objects.get(pk=job.pk))
+
+    job.refresh_from_db()
+    assert (job.state, job.task_id) == (JobState.QUEUED, "")
+    [late] = PoolTask.objects.filter(reference=str(job.public_id))
+    assert late.task_id != ""
+    assert late.outcome == PoolTask.Outcome.FORGOTTEN
+    assert swc_pool.free_slots() == settings.SWC_MAX_IN_FLIGHT
+
+    monkeypatch.undo()
+    drive([job])
+    job.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED, details(job)
     settled_once(job)
 
 

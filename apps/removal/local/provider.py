@@ -26,6 +26,7 @@ from apps.removal.base import (
     TaskInput,
     TaskState,
     TaskStatus,
+    room_within_overflow_wait,
 )
 from apps.removal.models import LocalTask
 
@@ -164,6 +165,15 @@ class LocalRemover(RemovalProvider):
 
     def seconds_until_start(self, *, in_hand: int = 0) -> float:
         return 0.0 if capacity() > busy().count() + in_hand else 1.0
+
+    def may_wait(self, *, sent_now: int) -> int:
+        # A few processes on CPU: a file that overflowed from the pool waits for them only
+        # while it would start soon, else it goes on to the next provider (Replicate).
+        return room_within_overflow_wait(
+            machines=capacity(),
+            busy=busy().count() + sent_now,
+            seconds_per_video=settings.REMOVER_SECONDS_PER_VIDEO,
+        )
 
     def starts_per_second(self) -> float:
         return max(capacity(), 1) / settings.REMOVER_SECONDS_PER_VIDEO

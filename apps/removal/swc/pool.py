@@ -47,6 +47,7 @@ from apps.removal.base import (
     TaskInput,
     TaskState,
     TaskStatus,
+    room_within_overflow_wait,
 )
 from apps.removal.models import PoolTask, SwcServer
 from apps.removal.swc.client import NotSwc, ServerDown, SwcClient, SwcStatus, TaskVanished
@@ -163,12 +164,11 @@ def room_to_wait(*, sent_now: int = 0) -> int:
     start within `SWC_OVERFLOW_WAIT_SECONDS`: the routing policy sends the rest elsewhere.
     The closed form of `expected_wait(ahead=n) <= SWC_OVERFLOW_WAIT_SECONDS`."""
     healthy = _healthy_urls()
-    if not healthy:
-        return 0
-    count = len(healthy)
-    in_flight = sum(_load(healthy).values()) + sent_now
-    within = settings.SWC_OVERFLOW_WAIT_SECONDS * count // settings.SWC_SECONDS_PER_VIDEO
-    return max(0, within + count - in_flight)
+    return room_within_overflow_wait(
+        machines=len(healthy),
+        busy=sum(_load(healthy).values()) + sent_now,
+        seconds_per_video=settings.SWC_SECONDS_PER_VIDEO,
+    )
 
 
 def book_server(reference: str) -> PoolTask | None:
