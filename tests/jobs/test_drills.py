@@ -157,7 +157,8 @@ def test_after_a_restart_due_jobs_move_within_five_seconds(drill):
 def test_a_worker_killed_during_create_task_leaves_one_kie_task_per_job(drill):
     # Kie makes each task, then its answer takes 3 s: the worker dies waiting for it.
     drill.simulator.configure(create_answer_delay_seconds=3.0)
-    first = drill.start_worker(Q_WORKERS="4")
+    # Sends have their own cluster, one of whose workers runs the poller: three more send at once.
+    first = drill.start_worker(Q_WORKERS="4", Q_SEND_WORKERS="4")
     jobs = drill.submit(3)
     wait_for(
         lambda: len(drill.simulator.seen()["tasks"]) == 3,
@@ -187,6 +188,14 @@ def test_a_maintenance_window_sends_nothing_uses_no_attempt_and_ends_on_its_own(
         lambda: ProviderAlert.objects.filter(resolved_at=None, kind="maintenance").exists(),
         seconds=30,
         what="the maintenance alert",
+        worker=worker,
+    )
+    # Sends started in parallel before the alert existed end first (each back in line); what
+    # counts is that nothing goes out after them.
+    wait_for(
+        lambda: states(jobs) == {JobState.QUEUED: 5},
+        seconds=30,
+        what="every job back in line",
         worker=worker,
     )
     sent = drill.requests("/createTask")
