@@ -1,6 +1,7 @@
 import json
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import F, QuerySet
@@ -140,14 +141,9 @@ class WalletAdmin(ReadOnlyAdmin):
                     messages.SUCCESS,
                 )
                 return redirect("admin:billing_wallet_change", wallet.pk)
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Grant or adjust credits of {wallet.team}",
-            "opts": self.opts,
-            "wallet": wallet,
-            "form": form,
-        }
-        return TemplateResponse(request, "admin/billing/wallet/credit.html", context)
+        return self._wallet_form(
+            request, wallet, form, "credit", f"Grant or adjust credits of {wallet.team}"
+        )
 
     def payment_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         """A payment received outside Stripe: a paid top-up, once per reference."""
@@ -179,14 +175,22 @@ class WalletAdmin(ReadOnlyAdmin):
                     messages.SUCCESS,
                 )
                 return redirect("admin:billing_wallet_change", wallet.pk)
+        return self._wallet_form(
+            request, wallet, form, "payment", f"Record a payment received from {wallet.team}"
+        )
+
+    def _wallet_form(
+        self, request: HttpRequest, wallet: Wallet, form: forms.Form, page: str, title: str
+    ) -> TemplateResponse:
+        """One of the wallet's own admin pages (`page`: credit or payment) showing `form`."""
         context = {
             **self.admin_site.each_context(request),
-            "title": f"Record a payment received from {wallet.team}",
+            "title": title,
             "opts": self.opts,
             "wallet": wallet,
             "form": form,
         }
-        return TemplateResponse(request, "admin/billing/wallet/payment.html", context)
+        return TemplateResponse(request, f"admin/billing/wallet/{page}.html", context)
 
 
 @admin.register(TopUp)
