@@ -121,11 +121,6 @@ def send_job(job: Job, *, claimed_at: float | None = None) -> None:
     Only the dispatcher calls this, with a start it claimed at `claimed_at`."""
     if job.state != JobState.QUEUED:
         return
-    if not routing.can_send(job.provider):
-        # Handed out just before the provider was switched off or found unavailable: back in
-        # line, where the dispatcher chooses again.
-        job.touch(next_check_at=timezone.now())
-        return
     provider = get_provider(job.provider)
     if past_deadline(job):
         # The provider would start (and bill) a task whose result we would no longer wait for.
@@ -154,6 +149,12 @@ def send_job(job: Job, *, claimed_at: float | None = None) -> None:
         cleaned_by=provider.credit_line(),
         next_check_at=now + timedelta(seconds=settings.JOB_LEASE_SECONDS),
     ):
+        return
+    if not routing.can_send(job.provider):
+        # Handed out just before the provider was switched off or found unavailable: back in
+        # line, where the dispatcher chooses again. Asked once the job is SUBMITTED, so a send
+        # either shows as in flight or sees every alert opened before it.
+        _back_in_line(job, detail=f"Not sent: {provider.label} takes no work right now.")
         return
     if claimed_at is not None:
         provider.starting(claimed_at)

@@ -202,6 +202,21 @@ def test_a_paused_kie_holds_jobs_without_charge_and_raises_an_alert(
     assert "temporarily paused" not in job_page  # Kie's own words are for staff
 
 
+def test_a_job_handed_out_as_an_alert_opens_is_not_sent_and_uses_no_attempt(
+    sim_stack, alice_membership
+):
+    [job] = submission.submit_jobs(membership=alice_membership, links=[SORA_LINK])
+    # The dispatcher gave it to a send task; Kie went into maintenance before the task ran.
+    ProviderAlert.objects.create(provider="kie", kind="maintenance", message="455")
+
+    pipeline.send_job(job)
+
+    job.refresh_from_db()
+    assert (job.state, job.attempts) == (JobState.QUEUED, 0)
+    assert sim_stack.simulator.seen()["tasks"] == []
+    assert job.events.last().detail == "Not sent: Kie takes no work right now."
+
+
 def test_waiting_jobs_go_out_and_the_alert_clears_once_kie_takes_work_again(
     sim_stack, alice_membership, run_tasks, drive, settings
 ):
