@@ -408,9 +408,9 @@ def _apply_status(job: Job, provider: RemovalProvider, status: TaskStatus) -> No
             checks=job.checks + 1,
             next_check_at=timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS),
         ):
-            # Saving right here spares a trip through the queue; the state is recorded
-            # first, so if this worker dies the poller sends the job to another one.
-            download_job(job)
+            # Saved by the default queue's workers: a long transfer here would hold a worker
+            # that sends and checks (the poller hands the job out again if this is lost).
+            queue.download(job.pk)
     elif status.state == TaskState.RUNNING and job.state == JobState.SUBMITTED:
         job.move(
             JobState.PROCESSING,
