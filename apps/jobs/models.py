@@ -319,6 +319,8 @@ class Job(models.Model):
             models.Index(
                 fields=["state", "provider", "created_at"], name="job_state_provider_created"
             ),
+            # The ops roll-ups look every minute for the days whose jobs changed since.
+            models.Index(fields=["updated_at", "created_at"], name="job_changed_since"),
         ]
         constraints: ClassVar[list[models.BaseConstraint]] = [
             models.UniqueConstraint(
