@@ -209,7 +209,7 @@ def test_the_minute_refresh_finds_the_changed_days_from_an_index_on_postgresql(w
         rollups.refresh()
     statements: list[str] = []
 
-    def record(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+    def record(execute, sql, params, many, context):
         statements.append(connection.cursor().mogrify(sql, params))
         return execute(sql, params, many, context)
 
