@@ -634,6 +634,21 @@ class Job(models.Model):
             .update(next_check_at=soon)
         )
 
+    def record_task(self, task_id: str, **fields: Any) -> bool:
+        """Records the task a send started, only while the job still waits for this very send's
+        answer: same state, same attempt, no task yet. A late answer to an earlier send (the
+        job was sent again meanwhile) or a second adoption never replaces the task followed."""
+        now = timezone.now()
+        updated = Job.objects.filter(
+            pk=self.pk, state=self.state, attempts=self.attempts, task_id=""
+        ).update(updated_at=now, task_id=task_id, **fields)
+        if updated:
+            self.updated_at = now
+            self.task_id = task_id
+            for name, value in fields.items():
+                setattr(self, name, value)
+        return bool(updated)
+
     def touch(self, **fields: Any) -> bool:
         """Updates fields without a state change, only while the job is still in its state."""
         now = timezone.now()

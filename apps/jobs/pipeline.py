@@ -201,7 +201,8 @@ def send_job(job: Job, *, claimed_at: float | None = None) -> None:
         )
         return
     alerts.resolve(provider.name)
-    if not job.touch(task_id=task_id, next_check_at=timezone.now() + _poll_delay(job, provider)):
+    next_check_at = timezone.now() + _poll_delay(job, provider)
+    if not job.record_task(task_id, next_check_at=next_check_at):
         # Answered after the job moved on (its lease ran out mid-upload and it was sent again,
         # or it ended): nothing will follow this task, so it must not hold a machine's place.
         provider.forget(task_id)
@@ -332,7 +333,7 @@ def adopt_task(job: Job, task_id: str) -> None:
     if not job.callback_url or status.callback_url != job.callback_url:
         logger.warning("callback names a task of another job", extra={"job": job.public_id})
         return
-    if job.touch(task_id=task_id):
+    if job.record_task(task_id):
         logger.info("adopted task", extra={"job": job.public_id, "task_id": task_id})
         _apply_status(job, provider, status)
 
