@@ -13,11 +13,13 @@ import math
 import os
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from .arrays import F32, U8
@@ -38,6 +40,10 @@ REGION_MARGIN = 8.0
 # Frames restored at once (the machine this was sized for has two cores; x264 and the decoder
 # run their own threads beside them).
 RESTORE_THREADS = 2
+# OpenCV's own thread pool: none. Frames are already restored in parallel; OpenCV splitting
+# each small call over the same two cores only adds overhead (12.7 -> 11.8 CPU-seconds for the
+# restore pass of bench/remover_speed.py's 10 s clip).
+OPENCV_THREADS = 1
 # Undetected frames at either end of a segment still count as marked up to this long.
 MAX_EXTEND_SECONDS = 1.0
 
@@ -259,6 +265,16 @@ def _restore_and_write(
         workers.shutdown(wait=True, cancel_futures=True)
 
 
+@contextmanager
+def _opencv_threads(count: int) -> Iterator[None]:
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(count)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(previous)
+
+
 def remove_watermark(
     src: Path,
     dst: Path,
@@ -278,16 +294,17 @@ def remove_watermark(
     info = probe(src)
     stop: Stop = should_stop or (lambda: False)
     progress: Progress = on_progress or (lambda done, total: None)
-    analysis = _analyse(src, info, profile, stop, progress)
-    if not analysis.segments:
-        raise NoMarkFound(f"no {profile.name} mark in {src.name}")
-    layers, mattes = _mattes(analysis, profile, 1 if info.pix_fmt == "yuv420p" else 0)
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.partial")
-    try:
-        _restore_and_write(src, tmp, info, analysis, layers, stop, progress)
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with _opencv_threads(OPENCV_THREADS):
+        analysis = _analyse(src, info, profile, stop, progress)
+        if not analysis.segments:
+            raise NoMarkFound(f"no {profile.name} mark in {src.name}")
+        layers, mattes = _mattes(analysis, profile, 1 if info.pix_fmt == "yuv420p" else 0)
+        tmp = dst.with_name(f".{dst.name}.{os.getpid()}.partial")
+        try:
+            _restore_and_write(src, tmp, info, analysis, layers, stop, progress)
+            os.replace(tmp, dst)
+        finally:
+            tmp.unlink(missing_ok=True)
     return _report(profile, info, analysis, mattes, time.monotonic() - started)
 
 
