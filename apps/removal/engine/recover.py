@@ -246,8 +246,8 @@ class Recoverer:
         self._linked = max(self._linked, upto)
 
     def restore(self, index: int, planes: Planes, target: Layer, target_id: int) -> Planes:
-        """Frame `index` (`planes`) with the mark of `target` removed, from the prepared
-        estimates of its neighbours, fused over the target's support only.
+        """Frame `index` (`planes`, changed in place) with the mark of `target` removed, from the
+        prepared estimates of its neighbours, fused over the target's support only.
 
         Flow is computed once between consecutive frames (cached across calls) and chained to
         reach the RADIUS nearest neighbours on each side (two flow computations per frame);
@@ -272,8 +272,9 @@ class Recoverer:
         centre = ests[index]
         # Flat indices into the context's planes (a 1-D take is several times faster).
         lflat, cflat = ly * centre.yw.shape[1] + lx, cy * centre.uvw.shape[1] + cx
-        yws = [_gather(centre.yw, lflat)]
-        uvws = [_gather(centre.uvw, cflat)]
+        samples = _Samples(sup)
+        samples.y[0], samples.uv[0] = _gather(centre.yw, lflat), _gather(centre.uvw, cflat)
+        samples.count = 1
         for direction in (-1, 1):
             # Where each of the support's pixels is in the frames along the chain.
             total: F32 | None = None
@@ -294,14 +295,15 @@ class Recoverer:
                         borderMode=cv2.BORDER_REPLICATE,
                     )
                     total = f32(total + onward)
-                self._warp(ests[b], total, grids, sup, yws, uvws)
-        near = len(yws)
+                self._warp(ests[b], total, grids, sup, samples)
+        near = samples.count
         for distance in FAR:
             for k in (index - distance, index + distance):
                 if k in ests:
                     flow = self._flow(centre.y8, ests[k].y8)
-                    self._warp(ests[k], _gather(flow, lflat), grids, sup, yws, uvws)
-        return self._fuse(planes, target, np.stack(yws), np.stack(uvws), near)
+                    self._warp(ests[k], _gather(flow, lflat), grids, sup, samples)
+        n = samples.count
+        return self._fuse(planes, target, samples.y[:n], samples.uv[:n], near)
 
     def _warp(
         self,
@@ -309,29 +311,18 @@ class Recoverer:
         f: F32,
         grids: tuple[F32, ...],
         sup: Support,
-        yws: list[F32],
-        uvws: list[F32],
+        samples: "_Samples",
     ) -> None:
-        """Append `est` warped onto the centre frame's support along `f`, the flow at the
-        support's luma pixels (luma and chroma)."""
+        """Add `est` warped onto the centre frame's support along `f`, the flow at the
+        support's luma pixels (luma and chroma), to `samples`."""
         lgx, lgy, cgx, cgy = grids
-        border = cv2.BORDER_CONSTANT
-        yws.append(
-            f32(
-                cv2.remap(
-                    est.yw, lgx + f[..., 0], lgy + f[..., 1], cv2.INTER_LINEAR, borderMode=border
-                )
-            )
-        )
+        n = samples.count
+        linear, border = cv2.INTER_LINEAR, cv2.BORDER_CONSTANT
+        cv2.remap(est.yw, lgx + f[..., 0], lgy + f[..., 1], linear, samples.y[n], border)
         # Chroma moves by half its 2x2 block's mean luma flow.
         fc = f if sup.quad is None else _block_mean(f.reshape(-1, 2), sup.quad, 0) * 0.5
-        uvws.append(
-            f32(
-                cv2.remap(
-                    est.uvw, cgx + fc[..., 0], cgy + fc[..., 1], cv2.INTER_LINEAR, borderMode=border
-                )
-            )
-        )
+        cv2.remap(est.uvw, cgx + fc[..., 0], cgy + fc[..., 1], linear, samples.uv[n], border)
+        samples.count = n + 1
 
     def _fuse(self, planes: Planes, target: Layer, yws: F32, uvws: F32, near: int) -> Planes:
         """Weighted mean of the aligned samples (n, rows, SUPPORT_ROW, channels) over the
@@ -371,9 +362,9 @@ class Recoverer:
         mean_v = _denoise(fused_v, target.alpha_c, observed_v)
         holes = np.zeros((rh, rw), bool)
         holes[sup.ys, sup.xs] = total < 1e-3
-        out_y = planes.y.copy()
-        out_u = planes.u.copy()
-        out_v = planes.v.copy()
+        # In place: once a frame is submitted for restoring nothing else reads its planes (its
+        # neighbours use the estimates made by `prepare`), so no copy of the frame is made.
+        out_y, out_u, out_v = planes.y, planes.u, planes.v
         mark = target.alpha > 0.0
         region = out_y[y0 : y0 + rh, x0 : x0 + rw]
         region[mark] = np.clip(mean_y[mark] + 0.5, 0, 255).astype(np.uint8)
@@ -383,12 +374,24 @@ class Recoverer:
             reg[mark_c] = np.clip(fused[mark_c] + 0.5, 0, 255).astype(np.uint8)
         if holes.any():
             _inpaint(out_y, out_u, out_v, holes & mark, x0, y0, s)
-        return Planes(out_y, out_u, out_v, planes.pts, planes.rotation)
+        return planes
 
 
 def _gather(image: F32, flat: Idx) -> F32:
     """`image`'s (h, w, channels) pixels at the flat indices `flat`: (*flat.shape, channels)."""
     return f32(np.take(image.reshape(-1, image.shape[2]), flat, axis=0))
+
+
+class _Samples:
+    """The aligned samples of one restore, written in place by cv2.remap (no list to stack):
+    (samples, rows, SUPPORT_ROW, channels), luma (value, weight) and chroma (U, V, weight)."""
+
+    LIMIT = 1 + 2 * RADIUS + 2 * len(FAR)
+
+    def __init__(self, sup: Support) -> None:
+        self.y = np.empty((self.LIMIT, *sup.ys.shape, 2), np.float32)
+        self.uv = np.empty((self.LIMIT, *sup.cys.shape, 3), np.float32)
+        self.count = 0
 
 
 def _block_mean(values: F32, quad: tuple[Idx, Idx, Idx, Idx], axis: int) -> F32:
