@@ -40,6 +40,8 @@ REGION_MARGIN = 8.0
 # Frames restored at once (the machine this was sized for has two cores; x264 and the decoder
 # run their own threads beside them).
 RESTORE_THREADS = 2
+# Frames searched for the mark at once (detection is pure; the decoder runs its own threads).
+DETECT_THREADS = 2
 # OpenCV's own thread pool: none. Frames are already restored in parallel; OpenCV splitting
 # each small call over the same two cores only adds overhead (12.7 -> 11.8 CPU-seconds for the
 # restore pass of bench/remover_speed.py's 10 s clip).
@@ -127,27 +129,40 @@ def _analyse(
     size = (info.width, info.height)
     pad = math.ceil(POSITION_TOLERANCE) + 1
     white = profile.white
-    for index, planes in enumerate(read_frames(src, info)):
-        if stop():
-            raise Cancelled
-        if detector is None or prior is None:
-            rotation = planes.rotation
-            turns = round(rotation / 90) % 4
-            size = (info.height, info.width) if turns % 2 else (info.width, info.height)
-            prior = load_prior(profile, *size)
-            detector = Detector(prior, size[0], size[1], profile.detect_threshold)
-            # The overlay's white in the luma plane, for limited ("TV") or full range.
-            white = profile.white if info.full_range else 16.0 + 219.0 * profile.white / 255.0
-        luma = _orient(planes, turns).y
-        found, place_scores = detector.detect(luma)
-        detections.append(found)
-        scores.append(place_scores)
-        if found is not None:
-            x0, y0, x1, y1 = _region(prior, found.x, found.y, size)
-            x0, y0 = max(0, x0 - pad), max(0, y0 - pad)
-            x1, y1 = min(size[0], x1 + pad), min(size[1], y1 + pad)
-            reservoirs.setdefault(found.place, _Reservoir()).add(x0, y0, luma[y0:y1, x0:x1].copy())
-        progress(index + 1, 2 * max(info.frames_estimate, index + 1))
+    # Frames being searched by the workers (cv2 releases the GIL), in frame order.
+    searching: deque[tuple[U8, Future[tuple[Detection | None, list[float]]]]] = deque()
+
+    def record(keep: int) -> None:
+        while len(searching) > keep:
+            luma, future = searching.popleft()
+            found, place_scores = future.result()
+            detections.append(found)
+            scores.append(place_scores)
+            if found is not None and prior is not None:
+                x0, y0, x1, y1 = _region(prior, found.x, found.y, size)
+                x0, y0 = max(0, x0 - pad), max(0, y0 - pad)
+                x1, y1 = min(size[0], x1 + pad), min(size[1], y1 + pad)
+                crop = luma[y0:y1, x0:x1].copy()
+                reservoirs.setdefault(found.place, _Reservoir()).add(x0, y0, crop)
+            done = len(detections)
+            progress(done, 2 * max(info.frames_estimate, done))
+
+    with ThreadPoolExecutor(max_workers=DETECT_THREADS, thread_name_prefix="detect") as workers:
+        for planes in read_frames(src, info):
+            if stop():
+                raise Cancelled
+            if detector is None or prior is None:
+                rotation = planes.rotation
+                turns = round(rotation / 90) % 4
+                size = (info.height, info.width) if turns % 2 else (info.width, info.height)
+                prior = load_prior(profile, *size)
+                detector = Detector(prior, size[0], size[1], profile.detect_threshold)
+                # The overlay's white in the luma plane, for limited ("TV") or full range.
+                white = profile.white if info.full_range else 16.0 + 219.0 * profile.white / 255.0
+            luma = _orient(planes, turns).y
+            searching.append((luma, workers.submit(detector.detect, luma)))
+            record(DETECT_THREADS)
+        record(0)
     n = len(detections)
     min_frames = max(3, round(profile.min_segment_seconds * info.fps))
     extend = round(MAX_EXTEND_SECONDS * info.fps)
