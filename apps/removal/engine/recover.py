@@ -109,6 +109,10 @@ def _rows(mask: Bool) -> tuple[Idx, Idx]:
     """`mask`'s pixel coordinates as (rows, SUPPORT_ROW) arrays, padded with the last pixel
     (written twice with the same value, so the padding is harmless)."""
     ys, xs = np.nonzero(mask)
+    if not len(ys):
+        # A matte with no opacity left (a degenerate estimate) writes nothing, but the lists
+        # need a pixel to pad with.
+        ys, xs = np.zeros(1, np.intp), np.zeros(1, np.intp)
     pad = -len(ys) % SUPPORT_ROW
     ys, xs = np.pad(ys, (0, pad), mode="edge"), np.pad(xs, (0, pad), mode="edge")
     return ys.reshape(-1, SUPPORT_ROW), xs.reshape(-1, SUPPORT_ROW)
