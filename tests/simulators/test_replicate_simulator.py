@@ -8,6 +8,7 @@ The client itself is not a dependency: `ClientModel`, `ClientVersion`, `ClientPr
 `model.py`, `version.py`, `prediction.py`, `pagination.py`), and the requests are the ones its
 namespaces send, over real sockets."""
 
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, Literal
@@ -196,3 +197,28 @@ def test_listing_needs_the_token_like_everything_else(replicate_simulator):
     response = httpx.get(f"{replicate_simulator.url}/v1/predictions")
 
     assert response.status_code == 401
+
+
+# --- instances --------------------------------------------------------------------------------
+def status_of(api: httpx.Client, prediction_id: str) -> ClientPrediction:
+    return ClientPrediction.model_validate(api.get(f"/v1/predictions/{prediction_id}").json())
+
+
+def test_predictions_beyond_the_models_instances_wait_in_starting(api, replicate_simulator):
+    replicate_simulator.configure(instances=1, processing_seconds=1.0)
+    first, second = (create(api).json()["id"] for _ in range(2))
+
+    deadline = time.monotonic() + 10
+    while status_of(api, first).status == "starting" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert status_of(api, first).status == "processing"
+    assert status_of(api, second).status == "starting"  # its instance is busy
+
+    while status_of(api, second).status in {"starting", "processing"}:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    ran, waited = status_of(api, first), status_of(api, second)
+    assert (ran.status, waited.status) == ("failed", "failed")  # its input is unreachable
+    assert waited.started_at is not None
+    assert ran.completed_at is not None
+    assert waited.started_at >= ran.completed_at

@@ -15,7 +15,9 @@ Replicate it:
   itself at `…/versions/{id}` and the list at `…/versions`; and `GET /v1/predictions`, newest
   first, a page at a time (`next` and `previous` are whole URLs with an opaque `cursor`,
   `results` the predictions), with `created_after` / `created_before`;
-- runs each prediction `starting` (a cold start: `cold_start_seconds`) → `processing` (it
+- runs each prediction `starting` (a cold start: `cold_start_seconds`; then it waits there for
+  one of the model's `instances`, as Replicate queues predictions beyond the hardware it has
+  up) → `processing` (it
   fetches the input URL, paints the mark out with `mark_painter` keeping the sound, prints a
   tqdm-like bar in `logs`) → `succeeded` with `output` a URL it serves itself, or `failed`
   with an `error`;
@@ -137,6 +139,8 @@ class ReplicateSimulator:
         self._dir = Path(tempfile.mkdtemp(prefix="replicate-sim-"))
         self._webhooks = WebhookSender(name="replicate-sim")
         self._runners: list[threading.Thread] = []
+        self._busy_instances = 0
+        self._instance_freed = threading.Condition()
         self._stopping = threading.Event()
         self._server = serve(self, host, port, name="Replicate simulator")
         self._serving: threading.Thread | None = None
@@ -462,9 +466,31 @@ class ReplicateSimulator:
 
     # --- a prediction's run ----------------------------------------------------------------
     def _run(self, prediction: SimPrediction) -> None:
-        config = self.config
-        if prediction.canceled.wait(config.cold_start_seconds):
+        if prediction.canceled.wait(self.config.cold_start_seconds):
             return
+        if not self._take_instance(prediction):
+            return
+        try:
+            self._process(prediction)
+        finally:
+            with self._instance_freed:
+                self._busy_instances -= 1
+                self._instance_freed.notify()
+
+    def _take_instance(self, prediction: SimPrediction) -> bool:
+        """Waits in `starting` for a free instance of the model; False if canceled meanwhile.
+        (Each instance holds a decoder and an encoder: a thousand predictions at once would
+        otherwise take gigabytes of memory.)"""
+        with self._instance_freed:
+            while self._busy_instances >= self.config.instances:
+                if prediction.canceled.is_set() or self._stopping.is_set():
+                    return False
+                self._instance_freed.wait(timeout=0.1)
+            self._busy_instances += 1
+        return True
+
+    def _process(self, prediction: SimPrediction) -> None:
+        config = self.config
         began = time.monotonic()
         with self._lock:
             if prediction.status != "starting":

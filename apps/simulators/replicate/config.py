@@ -22,6 +22,8 @@ class ReplicateSimConfig:
     version: str = VERSION
     # Seconds in `starting` before the model runs: a cold start boots the model first.
     cold_start_seconds: float = 0.0
+    # Predictions processed at once (the model's instances); more wait in `starting`.
+    instances: int = 8
     # Least time in `processing` (painting the mark out takes what it takes on top).
     processing_seconds: float = 0.5
     failure_rate: float = 0.0  # share of predictions that end `failed`
@@ -38,6 +40,7 @@ class ReplicateSimConfig:
             (not self.api_token, "api_token must not be empty"),
             (self.cold_start_seconds < 0, "cold_start_seconds must not be negative"),
             (self.processing_seconds < 0, "processing_seconds must not be negative"),
+            (self.instances < 1, "instances must be at least 1"),
             (not 0 <= self.failure_rate <= 1, "failure_rate must be between 0 and 1"),
             (self.rate_limit < 1, "rate_limit must be at least 1"),
             (self.webhook_repeats < 1, "webhook_repeats must be at least 1"),

@@ -39,6 +39,12 @@ class Command(SimulatorCommand):
             default=defaults.processing_seconds,
             help="least seconds each prediction spends `processing`",
         )
+        parser.add_argument(
+            "--instances",
+            type=int,
+            default=defaults.instances,
+            help="predictions processed at once; more wait in starting",
+        )
         parser.add_argument("--failure-rate", type=float, default=defaults.failure_rate)
         parser.add_argument(
             "--rate-limit", type=int, default=defaults.rate_limit, help="creates per minute"
@@ -50,6 +56,7 @@ class Command(SimulatorCommand):
             webhook_secret=str(options["webhook_secret"]),
             cold_start_seconds=float(options["cold_start"]),
             processing_seconds=float(options["processing"]),
+            instances=int(options["instances"]),
             failure_rate=float(options["failure_rate"]),
             rate_limit=int(options["rate_limit"]),
         )
