@@ -82,12 +82,13 @@ class Wallet(models.Model):
 
     @property
     def is_low(self) -> bool:
-        """Whether the balance is shown as running low (amber, in words): at or below the
-        team's low-balance alert, or, for a team that set none, under `LOW_VIDEOS` videos."""
+        """Whether the balance is shown as running low (amber, in words): below the team's
+        low-balance alert, the moment its email goes (`low_balance.check`), or, for a team
+        that set none, under `LOW_VIDEOS` videos."""
         threshold = self.team.low_balance_threshold
         if threshold is None:
             return self.videos_available < LOW_VIDEOS
-        return self.available <= threshold
+        return self.available < threshold
 
     @property
     def is_frozen(self) -> bool:

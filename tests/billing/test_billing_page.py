@@ -150,8 +150,9 @@ def test_the_header_balance_looks_low_below_three_videos(login, alice):
     assert re.search(r'class="balance-chip is-low"[^>]*><strong[^>]*>20</strong> available', page)
 
 
-@pytest.mark.parametrize(("credits", "low"), [(60, True), (90, True), (100, False)])
-def test_the_balance_looks_low_in_words_at_or_below_the_teams_alert(
+# As the email: "when fewer videos than this are left".
+@pytest.mark.parametrize(("credits", "low"), [(60, True), (80, True), (90, False), (100, False)])
+def test_the_balance_looks_low_in_words_below_the_teams_alert(
     login, alice, acme, credits, low
 ):
     ledger.grant(team=acme, credits=credits, key="promo:acme", memo="Launch promo")
@@ -164,7 +165,7 @@ def test_the_balance_looks_low_in_words_at_or_below_the_teams_alert(
     assert chip
     assert ("is-low" in chip.group(0)) is low
     assert ("· low" in chip.group(0)) is low
-    warning = "Running low: at or below the alert your team set (9 videos)."
+    warning = "Running low: below the alert your team set (9 videos)."
     assert (warning in " ".join(re.sub(r"<[^>]+>", " ", page).split())) is low
 
 
