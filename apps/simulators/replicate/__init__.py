@@ -34,6 +34,8 @@ lists what it has seen. Production code never imports this package (a test check
 
 import base64
 import binascii
+import ctypes
+import ctypes.util
 import dataclasses
 import hmac
 import json
@@ -45,6 +47,7 @@ import tempfile
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -476,6 +479,7 @@ class ReplicateSimulator:
             with self._instance_freed:
                 self._busy_instances -= 1
                 self._instance_freed.notify()
+            _give_memory_back()
 
     def _take_instance(self, prediction: SimPrediction) -> bool:
         """Waits in `starting` for a free instance of the model; False if canceled meanwhile.
@@ -659,6 +663,23 @@ def _input_problem(request: dict[str, Any]) -> str:
     ):
         return f"- webhook_events_filter: each item must be one of {', '.join(EVENTS)}"
     return ""
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's `malloc_trim`; None with another C library (musl, macOS)."""
+    name = ctypes.util.find_library("c")
+    return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+
+
+_MALLOC_TRIM = _malloc_trim()
+
+
+def _give_memory_back() -> None:
+    """Returns the memory of a finished prediction's frames to the system. glibc keeps freed
+    heap for reuse, and with predictions painted on many threads at once it kept nearly all of
+    it: 1 GB after 160 predictions of a 1 s clip, 280 MB with this."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 def _fetch(url: str, target: Path) -> None:
