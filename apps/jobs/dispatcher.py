@@ -18,6 +18,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.cache import cache
 from django.core.files.storage import default_storage
+from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
@@ -247,11 +248,15 @@ def _claim(
     and if the step handed out is lost, the job comes due again after the lease. A queued
     job is given to its provider in the same UPDATE (`fields`)."""
     lease = timezone.now() + timedelta(seconds=lease_seconds)
-    return bool(
-        Job.objects.filter(pk=pk, state=state, next_check_at=next_check_at).update(
-            next_check_at=lease, **fields
+    with transaction.atomic():
+        # A row another transaction holds is skipped this round, not waited for: one stuck
+        # transaction must never stop the poller (the soak once saw it wait 4 min 40 s).
+        free = Job.objects.filter(
+            pk=pk, state=state, next_check_at=next_check_at
+        ).select_for_update(skip_locked=True)
+        return bool(
+            Job.objects.filter(pk__in=free.values("pk")).update(next_check_at=lease, **fields)
         )
-    )
 
 
 # --- The sweep -------------------------------------------------------------------------------

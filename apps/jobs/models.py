@@ -319,6 +319,8 @@ class Job(models.Model):
             models.Index(
                 fields=["state", "provider", "created_at"], name="job_state_provider_created"
             ),
+            # The ops roll-ups look every minute for the days whose jobs changed since.
+            models.Index(fields=["updated_at", "created_at"], name="job_changed_since"),
         ]
         constraints: ClassVar[list[models.BaseConstraint]] = [
             models.UniqueConstraint(
@@ -631,6 +633,21 @@ class Job(models.Model):
             .exclude(task_id="")
             .update(next_check_at=soon)
         )
+
+    def record_task(self, task_id: str, **fields: Any) -> bool:
+        """Records the task a send started, only while the job still waits for this very send's
+        answer: same state, same attempt, no task yet. A late answer to an earlier send (the
+        job was sent again meanwhile) or a second adoption never replaces the task followed."""
+        now = timezone.now()
+        updated = Job.objects.filter(
+            pk=self.pk, state=self.state, attempts=self.attempts, task_id=""
+        ).update(updated_at=now, task_id=task_id, **fields)
+        if updated:
+            self.updated_at = now
+            self.task_id = task_id
+            for name, value in fields.items():
+                setattr(self, name, value)
+        return bool(updated)
 
     def touch(self, **fields: Any) -> bool:
         """Updates fields without a state change, only while the job is still in its state."""

@@ -201,7 +201,8 @@ def send_job(job: Job, *, claimed_at: float | None = None) -> None:
         )
         return
     alerts.resolve(provider.name)
-    if not job.touch(task_id=task_id, next_check_at=timezone.now() + _poll_delay(job, provider)):
+    next_check_at = timezone.now() + _poll_delay(job, provider)
+    if not job.record_task(task_id, next_check_at=next_check_at):
         # Answered after the job moved on (its lease ran out mid-upload and it was sent again,
         # or it ended): nothing will follow this task, so it must not hold a machine's place.
         provider.forget(task_id)
@@ -332,7 +333,7 @@ def adopt_task(job: Job, task_id: str) -> None:
     if not job.callback_url or status.callback_url != job.callback_url:
         logger.warning("callback names a task of another job", extra={"job": job.public_id})
         return
-    if job.touch(task_id=task_id):
+    if job.record_task(task_id):
         logger.info("adopted task", extra={"job": job.public_id, "task_id": task_id})
         _apply_status(job, provider, status)
 
@@ -408,9 +409,9 @@ def _apply_status(job: Job, provider: RemovalProvider, status: TaskStatus) -> No
             checks=job.checks + 1,
             next_check_at=timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS),
         ):
-            # Saving right here spares a trip through the queue; the state is recorded
-            # first, so if this worker dies the poller sends the job to another one.
-            download_job(job)
+            # Saved by the default queue's workers: a long transfer here would hold a worker
+            # that sends and checks (the poller hands the job out again if this is lost).
+            queue.download(job.pk)
     elif status.state == TaskState.RUNNING and job.state == JobState.SUBMITTED:
         job.move(
             JobState.PROCESSING,

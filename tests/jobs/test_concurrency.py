@@ -4,16 +4,18 @@ submission path: they share one balance and nobody's limit is passed.
 PostgreSQL only: that is where writers truly run at once (SQLite serialises them).
 """
 
+import threading
 import uuid
 
 import pytest
 from django.conf import settings
 from django.core.management import call_command
+from django.db import connections, transaction
 
 from apps.accounts.models import Membership, Team, User
 from apps.billing import ledger
 from apps.billing.models import EntryKind, LedgerEntry, Wallet
-from apps.jobs import submission
+from apps.jobs import dispatcher, submission
 from apps.jobs.limits import MonthlyLimitReached
 from apps.jobs.models import Job
 from apps.removal.alerts import record as record_provider_alert
@@ -132,3 +134,34 @@ def test_one_form_sent_ten_times_at_once_makes_its_jobs_once(acme, bob):
     assert LedgerEntry.objects.filter(team=acme, kind=EntryKind.HOLD).count() == 2
     assert ledger.available_credits(acme) == 980
     call_command("reconcile")  # raises CommandError on any drift
+
+
+def test_the_poller_skips_a_job_whose_row_another_transaction_holds(alice_membership):
+    held, free = submission.submit_jobs(membership=alice_membership, links=[link(1), link(2)])
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_row() -> None:
+        try:
+            with transaction.atomic():
+                Job.objects.select_for_update().get(pk=held.pk)
+                locked.set()
+                release.wait(timeout=10)  # a poller that waits for it gets it after this
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold_the_row)
+    holder.start()
+    try:
+        assert locked.wait(timeout=10)
+        handed = dispatcher.poll_due_jobs(run_seconds=0)
+        still_held = holder.is_alive()
+    finally:
+        release.set()
+        holder.join()
+
+    assert still_held  # the round ended while the row was held: nothing waited for it
+    assert handed == 1
+    # Only the free one was claimed: its next check moved on, the held one's did not.
+    due = dict(Job.objects.filter(pk__in=[held.pk, free.pk]).values_list("pk", "next_check_at"))
+    assert due[held.pk] == held.next_check_at
+    assert due[free.pk] != free.next_check_at

@@ -214,7 +214,9 @@ def test_a_job_handed_out_as_an_alert_opens_is_not_sent_and_uses_no_attempt(
     job.refresh_from_db()
     assert (job.state, job.attempts) == (JobState.QUEUED, 0)
     assert sim_stack.simulator.seen()["tasks"] == []
-    assert job.events.last().detail == "Not sent: Kie takes no work right now."
+    last = job.events.last()
+    assert last is not None
+    assert last.detail == "Not sent: Kie takes no work right now."
 
 
 def test_waiting_jobs_go_out_and_the_alert_clears_once_kie_takes_work_again(

@@ -99,3 +99,20 @@ def test_in_production_a_forbidden_ending_raises_and_leaves_no_trace_of_it(
     assert job.state == JobState.CANCELED
     assert LedgerEntry.objects.count() == entries
     assert JobEvent.objects.filter(job=job).count() == events
+
+
+def test_a_late_answer_to_an_earlier_send_never_replaces_the_task_followed(alice_membership):
+    job = make_job(alice_membership.team, state=JobState.SUBMITTED)
+    Job.objects.filter(pk=job.pk).update(attempts=1, task_id="")
+    first_send = Job.objects.get(pk=job.pk)  # as the worker of the first send holds it
+    # Its answer was slow: the lease ran out and the job was sent again, unanswered yet.
+    Job.objects.filter(pk=job.pk).update(attempts=2)
+    second_send = Job.objects.get(pk=job.pk)
+
+    assert not first_send.record_task("task-of-the-first-send")
+    assert second_send.record_task("task-of-the-second-send")
+    # A callback adopting a task once one is recorded changes nothing either.
+    assert not Job.objects.get(pk=job.pk).record_task("task-named-by-a-callback")
+
+    job.refresh_from_db()
+    assert (job.task_id, job.attempts) == ("task-of-the-second-send", 2)

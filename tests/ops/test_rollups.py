@@ -192,7 +192,35 @@ def test_job_counts_add_the_rollups_to_today_s_jobs(week):
 
 def test_the_ops_indexes_are_built_without_locking_writes_on_postgresql():
     loader = MigrationLoader(connection)
-    for app, name in (("jobs", "0012_ops_indexes"), ("billing", "0005_ops_indexes")):
+    built = (
+        ("jobs", "0012_ops_indexes"),
+        ("billing", "0005_ops_indexes"),
+        ("jobs", "0016_job_changed_since"),
+    )
+    for app, name in built:
         migration = loader.get_migration(app, name)
         assert migration.atomic is False
         assert all(isinstance(op, AddIndexConcurrently) for op in migration.operations)
+
+
+@pytest.mark.postgres
+def test_the_minute_refresh_finds_the_changed_days_from_an_index_on_postgresql(week):
+    with time_machine.travel(NOW + timedelta(hours=1), tick=False):
+        rollups.refresh()
+    statements: list[str] = []
+
+    def record(execute, sql, params, many, context):
+        statements.append(connection.cursor().mogrify(sql, params))
+        return execute(sql, params, many, context)
+
+    with (
+        time_machine.travel(NOW + timedelta(hours=2), tick=False),
+        connection.execute_wrapper(record),
+    ):
+        rollups.refresh()
+    [changed] = [sql for sql in statements if '"updated_at" >' in sql]
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # the test table is tiny
+        cursor.execute(f"EXPLAIN {changed}")
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "job_changed_since" in plan

@@ -6,6 +6,7 @@ import numpy.typing as npt
 F32 = npt.NDArray[np.float32]
 U8 = npt.NDArray[np.uint8]
 Bool = npt.NDArray[np.bool_]
+Idx = npt.NDArray[np.intp]
 
 
 def f32(a: npt.ArrayLike) -> F32:

@@ -13,11 +13,13 @@ import math
 import os
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from .arrays import F32, U8
@@ -38,6 +40,12 @@ REGION_MARGIN = 8.0
 # Frames restored at once (the machine this was sized for has two cores; x264 and the decoder
 # run their own threads beside them).
 RESTORE_THREADS = 2
+# Frames searched for the mark at once (detection is pure; the decoder runs its own threads).
+DETECT_THREADS = 2
+# OpenCV's own thread pool: none. Frames are already restored in parallel; OpenCV splitting
+# each small call over the same two cores only adds overhead (12.7 -> 11.8 CPU-seconds for the
+# restore pass of bench/remover_speed.py's 10 s clip).
+OPENCV_THREADS = 1
 # Undetected frames at either end of a segment still count as marked up to this long.
 MAX_EXTEND_SECONDS = 1.0
 
@@ -121,27 +129,40 @@ def _analyse(
     size = (info.width, info.height)
     pad = math.ceil(POSITION_TOLERANCE) + 1
     white = profile.white
-    for index, planes in enumerate(read_frames(src, info)):
-        if stop():
-            raise Cancelled
-        if detector is None or prior is None:
-            rotation = planes.rotation
-            turns = round(rotation / 90) % 4
-            size = (info.height, info.width) if turns % 2 else (info.width, info.height)
-            prior = load_prior(profile, *size)
-            detector = Detector(prior, size[0], size[1], profile.detect_threshold)
-            # The overlay's white in the luma plane, for limited ("TV") or full range.
-            white = profile.white if info.full_range else 16.0 + 219.0 * profile.white / 255.0
-        luma = _orient(planes, turns).y
-        found, place_scores = detector.detect(luma)
-        detections.append(found)
-        scores.append(place_scores)
-        if found is not None:
-            x0, y0, x1, y1 = _region(prior, found.x, found.y, size)
-            x0, y0 = max(0, x0 - pad), max(0, y0 - pad)
-            x1, y1 = min(size[0], x1 + pad), min(size[1], y1 + pad)
-            reservoirs.setdefault(found.place, _Reservoir()).add(x0, y0, luma[y0:y1, x0:x1].copy())
-        progress(index + 1, 2 * max(info.frames_estimate, index + 1))
+    # Frames being searched by the workers (cv2 releases the GIL), in frame order.
+    searching: deque[tuple[U8, Future[tuple[Detection | None, list[float]]]]] = deque()
+
+    def record(keep: int) -> None:
+        while len(searching) > keep:
+            luma, future = searching.popleft()
+            found, place_scores = future.result()
+            detections.append(found)
+            scores.append(place_scores)
+            if found is not None and prior is not None:
+                x0, y0, x1, y1 = _region(prior, found.x, found.y, size)
+                x0, y0 = max(0, x0 - pad), max(0, y0 - pad)
+                x1, y1 = min(size[0], x1 + pad), min(size[1], y1 + pad)
+                crop = luma[y0:y1, x0:x1].copy()
+                reservoirs.setdefault(found.place, _Reservoir()).add(x0, y0, crop)
+            done = len(detections)
+            progress(done, 2 * max(info.frames_estimate, done))
+
+    with ThreadPoolExecutor(max_workers=DETECT_THREADS, thread_name_prefix="detect") as workers:
+        for planes in read_frames(src, info):
+            if stop():
+                raise Cancelled
+            if detector is None or prior is None:
+                rotation = planes.rotation
+                turns = round(rotation / 90) % 4
+                size = (info.height, info.width) if turns % 2 else (info.width, info.height)
+                prior = load_prior(profile, *size)
+                detector = Detector(prior, size[0], size[1], profile.detect_threshold)
+                # The overlay's white in the luma plane, for limited ("TV") or full range.
+                white = profile.white if info.full_range else 16.0 + 219.0 * profile.white / 255.0
+            luma = _orient(planes, turns).y
+            searching.append((luma, workers.submit(detector.detect, luma)))
+            record(DETECT_THREADS)
+        record(0)
     n = len(detections)
     min_frames = max(3, round(profile.min_segment_seconds * info.fps))
     extend = round(MAX_EXTEND_SECONDS * info.fps)
@@ -156,7 +177,9 @@ def _mattes(
     body = float(np.median(prior.alpha[prior.alpha > 0.5]))
     layers: list[Layer] = []
     mattes: list[Matte] = []
-    cache: dict[tuple[int, ...], Matte] = {}
+    # Segments at the same place and region share one matte and one layer: a long video's
+    # many segments at a handful of spots then hold a handful of layers (60 s clip: 24 -> 5).
+    cache: dict[tuple[int, ...], tuple[Matte, Layer]] = {}
     for seg in analysis.segments:
         rect = _region(prior, seg.x, seg.y, analysis.size)
         key = (seg.place, *rect)
@@ -168,22 +191,16 @@ def _mattes(
             ux, uy, uw, uh = prior.username_box
             bx0, by0 = max(0, round(seg.x + ux - x0)), max(0, round(seg.y + uy - y0))
             band[by0 : round(seg.y + uy + uh - y0), bx0 : round(seg.x + ux + uw - x0)] = True
-            cache[key] = estimate_matte(
+            matte = estimate_matte(
                 samples, placed, band, analysis.white, profile.alpha_range, body, prior.scale
             )
-        matte = cache[key]
-        mattes.append(matte)
-        layers.append(
-            make_layer(
-                rect[0],
-                rect[1],
-                matte.alpha,
-                matte.white,
-                shift,
-                profile.recover_max_alpha,
-                analysis.size,
+            layer = make_layer(
+                x0, y0, matte.alpha, matte.white, shift, profile.recover_max_alpha, analysis.size
             )
-        )
+            cache[key] = (matte, layer)
+        matte, layer = cache[key]
+        mattes.append(matte)
+        layers.append(layer)
     return layers, mattes
 
 
@@ -259,6 +276,16 @@ def _restore_and_write(
         workers.shutdown(wait=True, cancel_futures=True)
 
 
+@contextmanager
+def _opencv_threads(count: int) -> Iterator[None]:
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(count)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(previous)
+
+
 def remove_watermark(
     src: Path,
     dst: Path,
@@ -278,16 +305,17 @@ def remove_watermark(
     info = probe(src)
     stop: Stop = should_stop or (lambda: False)
     progress: Progress = on_progress or (lambda done, total: None)
-    analysis = _analyse(src, info, profile, stop, progress)
-    if not analysis.segments:
-        raise NoMarkFound(f"no {profile.name} mark in {src.name}")
-    layers, mattes = _mattes(analysis, profile, 1 if info.pix_fmt == "yuv420p" else 0)
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.partial")
-    try:
-        _restore_and_write(src, tmp, info, analysis, layers, stop, progress)
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with _opencv_threads(OPENCV_THREADS):
+        analysis = _analyse(src, info, profile, stop, progress)
+        if not analysis.segments:
+            raise NoMarkFound(f"no {profile.name} mark in {src.name}")
+        layers, mattes = _mattes(analysis, profile, 1 if info.pix_fmt == "yuv420p" else 0)
+        tmp = dst.with_name(f".{dst.name}.{os.getpid()}.partial")
+        try:
+            _restore_and_write(src, tmp, info, analysis, layers, stop, progress)
+            os.replace(tmp, dst)
+        finally:
+            tmp.unlink(missing_ok=True)
     return _report(profile, info, analysis, mattes, time.monotonic() - started)
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from .arrays import F32, U8, Bool, f32
+from .arrays import F32, U8, Bool, Idx, f32
 from .media import Planes
 
 # Frames on each side fused with the current one (flow chained frame to frame), and farther
@@ -30,9 +30,29 @@ FLOW_MARGIN = 48
 # Noise (luma levels) of an unmarked sample; residuals are judged against it.
 SIGMA = 10.0
 CHROMA_WHITE = 128.0
-# Bilateral range (x the excess noise) and spatial sigma (px) of the final smoothing.
+# Bilateral range (x the excess noise), spatial sigma (px) and diameter of the final smoothing.
 DENOISE_RANGE = 14.0
 DENOISE_SPACE = 7.0
+DENOISE_DIAMETER = 9
+# Row length of the support's pixel lists: cv2.remap takes maps under 32767 px a side, so the
+# lists are laid out as (rows, SUPPORT_ROW) images, padded by repeating their last pixel.
+SUPPORT_ROW = 512
+
+
+@dataclass(frozen=True)
+class Support:
+    """The pixels of a layer's region whose fused value the result reads: the mark's pixels and
+    what the final smoothing (and chroma's 2x2 blocks) reads around them. Fusing only these
+    (about a third of the region's box) gives the same result for the mark's pixels.
+    `ys, xs` (luma) and `cys, cxs` (chroma) are (rows, SUPPORT_ROW) region coordinates; `quad`
+    holds, for each chroma pixel of the support (laid out as `cys`), the four indices of its 2x2
+    luma block in the flattened luma list."""
+
+    ys: Idx
+    xs: Idx
+    cys: Idx
+    cxs: Idx
+    quad: tuple[Idx, Idx, Idx, Idx] | None
 
 
 @dataclass
@@ -46,6 +66,7 @@ class Layer:
     white: float
     shift: int
     max_alpha: float
+    support: Support
     context: tuple[int, int, int, int] = field(default=(0, 0, 0, 0))
 
     @property
@@ -80,7 +101,40 @@ def make_layer(
     if shift:
         cx0, cy0 = cx0 & ~1, cy0 & ~1
         cx1, cy1 = cx1 - (cx1 & 1), cy1 - (cy1 & 1)
-    return Layer(x0, y0, alpha, alpha_c, white, shift, max_alpha, (cx0, cy0, cx1, cy1))
+    support = _support(alpha, alpha_c, shift)
+    return Layer(x0, y0, alpha, alpha_c, white, shift, max_alpha, support, (cx0, cy0, cx1, cy1))
+
+
+def _rows(mask: Bool) -> tuple[Idx, Idx]:
+    """`mask`'s pixel coordinates as (rows, SUPPORT_ROW) arrays, padded with the last pixel
+    (written twice with the same value, so the padding is harmless)."""
+    ys, xs = np.nonzero(mask)
+    if not len(ys):
+        # A matte with no opacity left (a degenerate estimate) writes nothing, but the lists
+        # need a pixel to pad with.
+        ys, xs = np.zeros(1, np.intp), np.zeros(1, np.intp)
+    pad = -len(ys) % SUPPORT_ROW
+    ys, xs = np.pad(ys, (0, pad), mode="edge"), np.pad(xs, (0, pad), mode="edge")
+    return ys.reshape(-1, SUPPORT_ROW), xs.reshape(-1, SUPPORT_ROW)
+
+
+def _support(alpha: F32, alpha_c: F32, shift: int) -> Support:
+    kernel = np.ones((DENOISE_DIAMETER, DENOISE_DIAMETER), np.uint8)
+    luma = cv2.dilate((alpha > 0.0).astype(np.uint8), kernel) > 0
+    if not shift:
+        ys, xs = _rows(luma)
+        return Support(ys, xs, ys, xs, None)
+    chroma = cv2.dilate((alpha_c > 0.0).astype(np.uint8), kernel) > 0
+    # Every chroma pixel's 2x2 luma block is fused too: chroma's flow and agreement are their
+    # block's means.
+    luma |= np.repeat(np.repeat(chroma, 2, axis=0), 2, axis=1)
+    ys, xs = _rows(luma)
+    cys, cxs = _rows(chroma)
+    index = np.full(luma.shape, -1, np.intp)
+    index[np.nonzero(luma)] = np.arange(int(luma.sum()))
+    by, bx = 2 * cys, 2 * cxs
+    quad = (index[by, bx], index[by, bx + 1], index[by + 1, bx], index[by + 1, bx + 1])
+    return Support(ys, xs, cys, cxs, quad)
 
 
 @dataclass
@@ -196,8 +250,8 @@ class Recoverer:
         self._linked = max(self._linked, upto)
 
     def restore(self, index: int, planes: Planes, target: Layer, target_id: int) -> Planes:
-        """Frame `index` (`planes`) with the mark of `target` removed, from the prepared
-        estimates of its neighbours.
+        """Frame `index` (`planes`, changed in place) with the mark of `target` removed, from the
+        prepared estimates of its neighbours, fused over the target's support only.
 
         Flow is computed once between consecutive frames (cached across calls) and chained to
         reach the RADIUS nearest neighbours on each side (two flow computations per frame);
@@ -213,20 +267,20 @@ class Recoverer:
         }
         cx0, cy0, _, _ = target.context
         rx0, ry0 = target.x0 - cx0, target.y0 - cy0
-        rh, rw = target.alpha.shape
+        sup = target.support
         s = self.shift
-        crh, crw = target.alpha_c.shape
-        crx0, cry0 = rx0 >> s, ry0 >> s
+        # The support's pixels in context coordinates: as indices, and as remap grids.
+        ly, lx = ry0 + sup.ys, rx0 + sup.xs
+        cy, cx = (ry0 >> s) + sup.cys, (rx0 >> s) + sup.cxs
+        grids = (f32(lx), f32(ly), f32(cx), f32(cy))
         centre = ests[index]
-        rgy, rgx = np.mgrid[ry0 : ry0 + rh, rx0 : rx0 + rw].astype(np.float32)
-        cgy, cgx = np.mgrid[cry0 : cry0 + crh, crx0 : crx0 + crw].astype(np.float32)
-        yws = [centre.yw[ry0 : ry0 + rh, rx0 : rx0 + rw]]
-        uvws = [centre.uvw[cry0 : cry0 + crh, crx0 : crx0 + crw]]
-        grids = (rgx, rgy, cgx, cgy)
-        box = (crw, crh)
-        region = (slice(ry0, ry0 + rh), slice(rx0, rx0 + rw))
+        # Flat indices into the context's planes (a 1-D take is several times faster).
+        lflat, cflat = ly * centre.yw.shape[1] + lx, cy * centre.uvw.shape[1] + cx
+        samples = _Samples(sup)
+        samples.y[0], samples.uv[0] = _gather(centre.yw, lflat), _gather(centre.uvw, cflat)
+        samples.count = 1
         for direction in (-1, 1):
-            # Where each of the region's pixels is in the frames along the chain.
+            # Where each of the support's pixels is in the frames along the chain.
             total: F32 | None = None
             for step in range(1, RADIUS + 1):
                 a, b = index + direction * (step - 1), index + direction * step
@@ -234,61 +288,50 @@ class Recoverer:
                 if b not in ests or flow is None:
                     break
                 if total is None:
-                    total = flow[region]
+                    total = _gather(flow, lflat)
                 else:
                     # Chain: where the accumulated flow lands in frame a, add a's flow onward.
                     onward = cv2.remap(
                         flow,
-                        rgx + total[..., 0],
-                        rgy + total[..., 1],
+                        grids[0] + total[..., 0],
+                        grids[1] + total[..., 1],
                         cv2.INTER_LINEAR,
                         borderMode=cv2.BORDER_REPLICATE,
                     )
                     total = f32(total + onward)
-                self._warp(ests[b], total, grids, box, yws, uvws)
-        near = len(yws)
+                self._warp(ests[b], total, grids, sup, samples)
+        near = samples.count
         for distance in FAR:
             for k in (index - distance, index + distance):
                 if k in ests:
                     flow = self._flow(centre.y8, ests[k].y8)
-                    self._warp(ests[k], flow[region], grids, box, yws, uvws)
-        return self._fuse(planes, target, np.stack(yws), np.stack(uvws), near)
+                    self._warp(ests[k], _gather(flow, lflat), grids, sup, samples)
+        n = samples.count
+        return self._fuse(planes, target, samples.y[:n], samples.uv[:n], near)
 
     def _warp(
         self,
         est: _Estimate,
         f: F32,
         grids: tuple[F32, ...],
-        box: tuple[int, ...],
-        yws: list[F32],
-        uvws: list[F32],
+        sup: Support,
+        samples: "_Samples",
     ) -> None:
-        """Append `est` warped onto the centre frame's region along `f`, the flow at the region's
-        pixels (luma and chroma)."""
-        rgx, rgy, cgx, cgy = grids
-        crw, crh = box
-        border = cv2.BORDER_CONSTANT
-        yws.append(
-            f32(
-                cv2.remap(
-                    est.yw, rgx + f[..., 0], rgy + f[..., 1], cv2.INTER_LINEAR, borderMode=border
-                )
-            )
-        )
-        fc = f32(cv2.resize(f, (crw, crh), interpolation=cv2.INTER_AREA)) * 0.5 if self.shift else f
-        uvws.append(
-            f32(
-                cv2.remap(
-                    est.uvw, cgx + fc[..., 0], cgy + fc[..., 1], cv2.INTER_LINEAR, borderMode=border
-                )
-            )
-        )
+        """Add `est` warped onto the centre frame's support along `f`, the flow at the
+        support's luma pixels (luma and chroma), to `samples`."""
+        lgx, lgy, cgx, cgy = grids
+        n = samples.count
+        linear, border = cv2.INTER_LINEAR, cv2.BORDER_CONSTANT
+        cv2.remap(est.yw, lgx + f[..., 0], lgy + f[..., 1], linear, samples.y[n], border)
+        # Chroma moves by half its 2x2 block's mean luma flow.
+        fc = f if sup.quad is None else _block_mean(f.reshape(-1, 2), sup.quad, 0) * 0.5
+        cv2.remap(est.uvw, cgx + fc[..., 0], cgy + fc[..., 1], linear, samples.uv[n], border)
+        samples.count = n + 1
 
     def _fuse(self, planes: Planes, target: Layer, yws: F32, uvws: F32, near: int) -> Planes:
-        """Weighted mean of the aligned samples (n, h, w, channels) over the mark's region; the
-        first `near` samples are the centre and its chained neighbours."""
-        rh, rw = target.alpha.shape
-        crh, crw = target.alpha_c.shape
+        """Weighted mean of the aligned samples (n, rows, SUPPORT_ROW, channels) over the
+        support; the first `near` samples are the centre and its chained neighbours."""
+        sup = target.support
         # Planar copies: the arithmetic below runs several times faster on contiguous arrays.
         sy, wy = np.ascontiguousarray(yws[..., 0]), np.ascontiguousarray(yws[..., 1])
         # The first consensus comes from the frames reached by chained short flows only: far
@@ -302,44 +345,72 @@ class Recoverer:
             weights = wy * agree
             mean = _weighted_mean(sy, weights)
         total = weights.sum(axis=0)
-        s = self.shift
-        if s:
-            agree_c = cv2.resize(
-                np.ascontiguousarray(agree.transpose(1, 2, 0)),
-                (crw, crh),
-                interpolation=cv2.INTER_AREA,
-            ).reshape(crh, crw, -1)
-            agree_c = agree_c.transpose(2, 0, 1)
-        else:
+        if sup.quad is None:
             agree_c = agree
+        else:
+            agree_c = _block_mean(agree.reshape(agree.shape[0], -1), sup.quad, 1)
         wc = np.ascontiguousarray(uvws[..., 2]) * agree_c
+        rh, rw = target.alpha.shape
+        crh, crw = target.alpha_c.shape
+        s = self.shift
         y0, x0 = target.y0, target.x0
         cy0, cx0 = y0 >> s, x0 >> s
-        mean = _denoise(mean, target.alpha, planes.y[y0 : y0 + rh, x0 : x0 + rw])
-        mean_u = _denoise(
-            _weighted_mean(np.ascontiguousarray(uvws[..., 0]), wc),
-            target.alpha_c,
-            planes.u[cy0 : cy0 + crh, cx0 : cx0 + crw],
-        )
-        mean_v = _denoise(
-            _weighted_mean(np.ascontiguousarray(uvws[..., 1]), wc),
-            target.alpha_c,
-            planes.v[cy0 : cy0 + crh, cx0 : cx0 + crw],
-        )
-        holes = total < 1e-3
-        out_y = planes.y.copy()
-        out_u = planes.u.copy()
-        out_v = planes.v.copy()
+        observed_y = planes.y[y0 : y0 + rh, x0 : x0 + rw]
+        observed_u = planes.u[cy0 : cy0 + crh, cx0 : cx0 + crw]
+        observed_v = planes.v[cy0 : cy0 + crh, cx0 : cx0 + crw]
+        fused_y = _scatter(mean, observed_y, sup.ys, sup.xs)
+        fused_u = _scatter(_weighted_mean(uvws[..., 0], wc), observed_u, sup.cys, sup.cxs)
+        fused_v = _scatter(_weighted_mean(uvws[..., 1], wc), observed_v, sup.cys, sup.cxs)
+        mean_y = _denoise(fused_y, target.alpha, observed_y)
+        mean_u = _denoise(fused_u, target.alpha_c, observed_u)
+        mean_v = _denoise(fused_v, target.alpha_c, observed_v)
+        holes = np.zeros((rh, rw), bool)
+        holes[sup.ys, sup.xs] = total < 1e-3
+        # In place: once a frame is submitted for restoring nothing else reads its planes (its
+        # neighbours use the estimates made by `prepare`), so no copy of the frame is made.
+        out_y, out_u, out_v = planes.y, planes.u, planes.v
         mark = target.alpha > 0.0
         region = out_y[y0 : y0 + rh, x0 : x0 + rw]
-        region[mark] = np.clip(mean[mark] + 0.5, 0, 255).astype(np.uint8)
+        region[mark] = np.clip(mean_y[mark] + 0.5, 0, 255).astype(np.uint8)
         mark_c = target.alpha_c > 0.0
         for plane, fused in ((out_u, mean_u), (out_v, mean_v)):
             reg = plane[cy0 : cy0 + crh, cx0 : cx0 + crw]
             reg[mark_c] = np.clip(fused[mark_c] + 0.5, 0, 255).astype(np.uint8)
         if holes.any():
             _inpaint(out_y, out_u, out_v, holes & mark, x0, y0, s)
-        return Planes(out_y, out_u, out_v, planes.pts, planes.rotation)
+        return planes
+
+
+def _gather(image: F32, flat: Idx) -> F32:
+    """`image`'s (h, w, channels) pixels at the flat indices `flat`: (*flat.shape, channels)."""
+    return f32(np.take(image.reshape(-1, image.shape[2]), flat, axis=0))
+
+
+class _Samples:
+    """The aligned samples of one restore, written in place by cv2.remap (no list to stack):
+    (samples, rows, SUPPORT_ROW, channels), luma (value, weight) and chroma (U, V, weight)."""
+
+    LIMIT = 1 + 2 * RADIUS + 2 * len(FAR)
+
+    def __init__(self, sup: Support) -> None:
+        self.y = np.empty((self.LIMIT, *sup.ys.shape, 2), np.float32)
+        self.uv = np.empty((self.LIMIT, *sup.cys.shape, 3), np.float32)
+        self.count = 0
+
+
+def _block_mean(values: F32, quad: tuple[Idx, Idx, Idx, Idx], axis: int) -> F32:
+    """Per chroma pixel, the mean over its 2x2 luma block of `values`, whose `axis` runs over
+    the flattened luma support (as INTER_AREA halves a whole plane)."""
+    q0, q1, q2, q3 = (np.take(values, q, axis=axis) for q in quad)
+    return f32((q0 + q1 + q2 + q3) * 0.25)
+
+
+def _scatter(values: F32, base: U8, ys: Idx, xs: Idx) -> F32:
+    """`base` as float with the support's fused `values` laid at (ys, xs). Outside the support
+    nothing the result reads: the smoothing's window around the mark lies inside it."""
+    out = base.astype(np.float32)
+    out[ys, xs] = values
+    return out
 
 
 def _noise(values: F32, where: Bool) -> float:
@@ -367,7 +438,9 @@ def _denoise(fused: F32, alpha: F32, observed: U8) -> F32:
     excess = float(np.sqrt(max(inner * inner - outer * outer, 0.0)))
     if excess < 0.25:
         return fused
-    smooth = f32(cv2.bilateralFilter(fused, 9, DENOISE_RANGE * excess, DENOISE_SPACE))
+    smooth = f32(
+        cv2.bilateralFilter(fused, DENOISE_DIAMETER, DENOISE_RANGE * excess, DENOISE_SPACE)
+    )
     amplified = np.clip((1.0 / np.maximum(1.0 - alpha, 0.05) - 1.0) / 0.5, 0.0, 1.0)
     return f32(fused + (smooth - fused) * amplified)
 

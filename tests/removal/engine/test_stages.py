@@ -6,9 +6,10 @@ import numpy as np
 from apps.removal.engine import SORA2
 from apps.removal.engine import pipeline as P
 from apps.removal.engine.detect import Detection, Detector
-from apps.removal.engine.media import probe
+from apps.removal.engine.media import Planes, probe
 from apps.removal.engine.poisson import integrate
 from apps.removal.engine.prior import load_prior
+from apps.removal.engine.recover import DENOISE_DIAMETER, Recoverer, make_layer
 from apps.removal.engine.segments import find_segments
 
 from .synthetic import full_alpha, mark_at
@@ -72,3 +73,47 @@ def test_matte_from_the_video_is_close_to_the_truth(clips):
         user_rows = truth[int(50 * spec.scale) + 8 :, :]
         est_rows = layer.alpha[int(50 * spec.scale) + 8 :, :]
         assert (est_rows[user_rows > 0.5] > 0.3).mean() > 0.7
+
+
+def test_support_holds_every_pixel_the_smoothing_reads_and_chroma_blocks():
+    alpha = np.zeros((40, 60), np.float32)
+    alpha[18:22, 3:9] = 0.7  # near the region's left edge
+    alpha[30:33, 40:47] = 0.3
+    r = DENOISE_DIAMETER // 2
+    for shift in (0, 1):  # 4:4:4 and 4:2:0
+        layer = make_layer(10, 10, alpha, 235.0, shift, 0.93, (200, 200))
+        sup = layer.support
+        luma = np.zeros(layer.alpha.shape, bool)
+        luma[sup.ys, sup.xs] = True
+        for y, x in zip(*np.nonzero(layer.alpha > 0), strict=True):
+            assert luma[max(0, y - r) : y + r + 1, max(0, x - r) : x + r + 1].all()
+        # Far from the mark nothing is fused: the support is a fraction of the box.
+        assert luma.mean() < 0.5
+    assert sup.quad is not None
+    flat_y, flat_x = sup.ys.ravel(), sup.xs.ravel()
+    for q, (dy, dx) in zip(sup.quad, ((0, 0), (0, 1), (1, 0), (1, 1)), strict=True):
+        assert (flat_y[q] == 2 * sup.cys + dy).all()
+        assert (flat_x[q] == 2 * sup.cxs + dx).all()
+
+
+def test_a_matte_without_opacity_restores_nothing():
+    rng = np.random.default_rng(0)
+    layer = make_layer(20, 16, np.zeros((24, 40), np.float32), 235.0, 1, 0.93, (96, 64))
+    frames = [
+        Planes(
+            rng.integers(0, 256, (64, 96), dtype=np.uint8),
+            rng.integers(0, 256, (32, 48), dtype=np.uint8),
+            rng.integers(0, 256, (32, 48), dtype=np.uint8),
+            i,
+            0,
+        )
+        for i in range(3)
+    ]
+    recoverer = Recoverer(1)
+    for i, planes in enumerate(frames):
+        recoverer.prepare(i, planes, layer, {0: layer})
+    recoverer.link(2)
+    before = [p.copy() for p in (frames[1].y, frames[1].u, frames[1].v)]
+    out = recoverer.restore(1, frames[1], layer, 0)
+    for plane, was in zip((out.y, out.u, out.v), before, strict=True):
+        assert np.array_equal(plane, was)
