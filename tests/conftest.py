@@ -1,10 +1,13 @@
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.test import Client
+from whitenoise.middleware import WhiteNoiseMiddleware
+from whitenoise.responders import StaticFile
 
 from apps.accounts.models import Role, Team, User
 from tests.factories import UserFactory, add_member, make_team
@@ -30,6 +33,39 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for item in items:
             if "drill" in item.keywords:
                 item.add_marker(skip)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _static_files_indexed_once() -> Iterator[None]:
+    """Every test `Client` builds the middleware chain afresh, and WhiteNoise's constructor
+    stats and describes every static file the finders list (about a quarter of the CPU of a
+    test that makes a request or two). The files do not change during a run, so each process
+    builds that index once per static-file configuration and later middlewares reuse it (the
+    entries are read-only: WhiteNoise shares them between requests too)."""
+    index_of_finders = WhiteNoiseMiddleware.add_files_from_finders
+    indexes: dict[tuple[object, ...], dict[str, StaticFile]] = {}
+
+    def add_files_once(middleware: WhiteNoiseMiddleware) -> None:
+        key = (
+            middleware.static_prefix,
+            middleware.max_age,
+            middleware.allow_all_origins,
+            middleware.charset,
+            repr(settings.STATICFILES_DIRS),
+            repr(settings.STATICFILES_FINDERS),
+            repr(settings.STORAGES["staticfiles"]),
+            tuple(settings.INSTALLED_APPS),
+        )
+        if key not in indexes:
+            before = dict(middleware.files)
+            index_of_finders(middleware)
+            added = middleware.files.items()
+            indexes[key] = {url: found for url, found in added if before.get(url) is not found}
+        middleware.files.update(indexes[key])
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(WhiteNoiseMiddleware, "add_files_from_finders", add_files_once)
+        yield
 
 
 @pytest.fixture(autouse=True)

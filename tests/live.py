@@ -107,7 +107,8 @@ class WorkerProcess:
 
     def kill(self) -> None:
         """Like a machine losing power: every process of the cluster, no cleanup."""
-        os.killpg(self.process.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # the whole cluster is gone already
+            os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=10)
 
     def stop(self) -> None:

@@ -256,7 +256,9 @@ def live_stack(
     try:
         yield LiveStack(simulator=simulator, worker=worker, mailbox=mailbox)
     finally:
-        worker.stop()
+        # Killed, not stopped: the journey is over, and a graceful stop waits for the task in
+        # hand (up to WorkerProcess.stop's 20 s when it is a send to a stalled server).
+        worker.kill()
         simulator.stop()
         mailbox.controller.stop()
         if _failed(request):

@@ -45,7 +45,7 @@ def worker(settings, tmp_path: Path, alice_membership) -> Iterator[WorkerProcess
         extra_env={"FILE_PROVIDERS": "local", "REMOVER_PROCESSES": "1"},
     )
     yield process
-    process.stop()
+    process.kill()  # the test is over: no need to wait for the task in hand
 
 
 def wait_until_final(job: Job, worker: WorkerProcess, seconds: float = 180) -> None:

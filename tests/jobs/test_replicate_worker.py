@@ -79,7 +79,7 @@ def stack(
 
     yield Stack(simulator, live_server.url, start_worker)
     for worker in workers:
-        worker.stop()
+        worker.kill()  # the test is over: no need to wait for the task in hand
 
 
 def wait_until_final(jobs: list[Job], worker: WorkerProcess, seconds: float = 120) -> None:

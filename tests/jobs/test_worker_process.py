@@ -56,7 +56,7 @@ def stack(
 
     yield simulator, start_worker
     for worker in workers:
-        worker.stop()
+        worker.kill()  # the test is over: no need to wait for the task in hand
 
 
 def wait_for(
