@@ -247,6 +247,9 @@ def _headers_for(secret: str, body: bytes) -> dict[str, str]:
 def test_completed_right_after_start_is_not_lost_to_coalescing(
     stack, alice_membership, clip, client, run_tasks
 ):
+    # Long enough that the check the first webhook starts finds it still running, however
+    # slow the machine.
+    stack.simulator.configure(processing_seconds=2.0)
     job, prediction_id = sent_job(stack, alice_membership, clip, run_tasks)
     secret = stack.simulator.webhook_secret
     started = post_webhook(
