@@ -152,9 +152,7 @@ def test_the_header_balance_looks_low_below_three_videos(login, alice):
 
 # As the email: "when fewer videos than this are left".
 @pytest.mark.parametrize(("credits", "low"), [(60, True), (80, True), (90, False), (100, False)])
-def test_the_balance_looks_low_in_words_below_the_teams_alert(
-    login, alice, acme, credits, low
-):
+def test_the_balance_looks_low_in_words_below_the_teams_alert(login, alice, acme, credits, low):
     ledger.grant(team=acme, credits=credits, key="promo:acme", memo="Launch promo")
     Team.objects.filter(pk=acme.pk).update(low_balance_threshold=90)  # 9 videos
     client = in_acme(login, alice, acme)
