@@ -9,7 +9,7 @@ from apps.removal.engine.detect import Detection, Detector
 from apps.removal.engine.media import Planes, probe
 from apps.removal.engine.poisson import integrate
 from apps.removal.engine.prior import load_prior
-from apps.removal.engine.recover import DENOISE_DIAMETER, Recoverer, make_layer
+from apps.removal.engine.recover import DENOISE_DIAMETER, RING, Recoverer, make_layer
 from apps.removal.engine.segments import find_segments
 
 from .synthetic import full_alpha, mark_at
@@ -89,6 +89,12 @@ def test_support_holds_every_pixel_the_smoothing_reads_and_chroma_blocks():
             assert luma[max(0, y - r) : y + r + 1, max(0, x - r) : x + r + 1].all()
         # Far from the mark nothing is fused: the support is a fraction of the box.
         assert luma.mean() < 0.5
+        # What is written is the mark and its ring, all of it fused.
+        ring = np.zeros(layer.alpha.shape, bool)
+        for y, x in zip(*np.nonzero(layer.alpha > 0), strict=True):
+            ring[max(0, y - RING) : y + RING + 1, max(0, x - RING) : x + RING + 1] = True
+        assert np.array_equal(layer.written, ring)
+        assert luma[layer.written].all()
     assert sup.quad is not None
     flat_y, flat_x = sup.ys.ravel(), sup.xs.ravel()
     for q, (dy, dx) in zip(sup.quad, ((0, 0), (0, 1), (1, 0), (1, 1)), strict=True):
@@ -117,3 +123,37 @@ def test_a_matte_without_opacity_restores_nothing():
     out = recoverer.restore(1, frames[1], layer, 0)
     for plane, was in zip((out.y, out.u, out.v), before, strict=True):
         assert np.array_equal(plane, was)
+
+
+def test_the_ring_around_the_mark_is_averaged_over_frames_and_nothing_beyond_it_changes():
+    """A still grey picture whose codec noise differs in every frame: around the mark the
+    result is the mean over the neighbours (closer to the picture), farther out untouched."""
+    rng = np.random.default_rng(1)
+    alpha = np.zeros((32, 48), np.float32)
+    alpha[12:20, 14:34] = 0.7
+    layer = make_layer(24, 16, alpha, 235.0, 1, 0.93, (96, 64))
+    a = np.zeros((64, 96), np.float32)
+    a[16:48, 24:72] = alpha
+
+    def frame(i: int) -> Planes:
+        picture = 100.0 + rng.normal(0.0, 4.0, (64, 96))
+        y = a * 235.0 + (1.0 - a) * picture
+        chroma = np.full((32, 48), 128, np.uint8)
+        return Planes(np.clip(y + 0.5, 0, 255).astype(np.uint8), chroma, chroma.copy(), i, 0)
+
+    frames = [frame(i) for i in range(11)]
+    recoverer = Recoverer(1)
+    for i, planes in enumerate(frames):
+        recoverer.prepare(i, planes, layer, {0: layer})
+    recoverer.link(10)
+    before = frames[5].y.copy()
+    out = recoverer.restore(5, frames[5], layer, 0).y
+    ring = np.zeros((64, 96), bool)
+    ring[16:48, 24:72] = layer.written & (layer.alpha == 0.0)
+    assert ring.sum() > 100
+    err_before = np.sqrt(np.mean((before[ring] - 100.0) ** 2))
+    err_after = np.sqrt(np.mean((out[ring] - 100.0) ** 2))
+    assert err_after < 0.6 * err_before
+    beyond = np.ones((64, 96), bool)
+    beyond[16:48, 24:72] = ~layer.written
+    assert np.array_equal(out[beyond], before[beyond])
