@@ -638,21 +638,18 @@ class Job(models.Model):
         """Records the task a send started, only while the job still waits for this very send's
         answer: same state, same attempt, no task yet. A late answer to an earlier send (the
         job was sent again meanwhile) or a second adoption never replaces the task followed."""
-        now = timezone.now()
-        updated = Job.objects.filter(
-            pk=self.pk, state=self.state, attempts=self.attempts, task_id=""
-        ).update(updated_at=now, task_id=task_id, **fields)
-        if updated:
-            self.updated_at = now
-            self.task_id = task_id
-            for name, value in fields.items():
-                setattr(self, name, value)
-        return bool(updated)
+        return self._update_while(Q(attempts=self.attempts, task_id=""), task_id=task_id, **fields)
 
     def touch(self, **fields: Any) -> bool:
         """Updates fields without a state change, only while the job is still in its state."""
+        return self._update_while(Q(), **fields)
+
+    def _update_while(self, condition: Q, **fields: Any) -> bool:
+        """Updates fields while the job is still in its state and `condition` holds."""
         now = timezone.now()
-        updated = Job.objects.filter(pk=self.pk, state=self.state).update(updated_at=now, **fields)
+        updated = Job.objects.filter(condition, pk=self.pk, state=self.state).update(
+            updated_at=now, **fields
+        )
         if updated:
             self.updated_at = now
             for name, value in fields.items():
