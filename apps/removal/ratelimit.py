@@ -31,7 +31,8 @@ from django.core.cache import cache
 
 CREATE_LIMIT = 20
 WINDOW_SECONDS = 10.0
-# Between a claim and its request reaching the provider: the queue hand-over to a worker.
+# A start counts this much longer than the window: the network between our request and Kie's
+# clock (the hand-over to a worker is the lead's business, below).
 MARGIN_SECONDS = 0.25
 LOCK_SECONDS = 2
 LOCK_WAIT_SECONDS = 1.0
